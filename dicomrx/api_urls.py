@@ -1,0 +1,3 @@
+"""API endpoints of the dicomrx app (mounted under /api/v1/)."""
+
+urlpatterns: list = []

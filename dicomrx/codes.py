@@ -1,0 +1,369 @@
+"""Concept codes of the dose templates (TID 10001-10015, 10021-10024, 10030) as (scheme, value) keys.
+
+Matching is always by (coding scheme, code value), never by code meaning.  SNOMED RT codes (schemes ``SRT``,
+``SNM3``, ``99SDM``) are mapped to SNOMED CT (``SCT``) with the PS3.16 equivalents (PS3.16 Annex O / the SNOMED
+mapping table; see shared/reference/rdsr-codes.md §2.10), so a file sending either form matches the same constant.
+A small alias table maps known vendor mistakes (rdsr-codes.md §1.2) to the intended code.
+"""
+
+from __future__ import annotations
+
+Key = tuple[str, str]
+
+SNOMED_RT_SCHEMES = frozenset({"SRT", "SNM3", "99SDM"})
+
+# SNOMED RT -> SNOMED CT (PS3.16 SNOMED mapping; rdsr-codes.md §2.10).  Entries marked "by meaning" are not in the
+# standard's mapping table and are mapped by meaning (unconfirmed, see rdsr-codes.md §5).
+SRT_TO_SCT: dict[str, str] = {
+    # concept names
+    "G-C0E8": "363703001",  # Has Intent
+    "G-C171": "272741003",  # Laterality
+    "G-C036": "370129005",  # Measurement Method
+    "G-C32C": "408730004",  # Procedure Context
+    "T-D0005": "91723000",  # Anatomical Structure
+    "G-C0E3": "363698007",  # Finding Site
+    "G-C2D0": "363589002",  # Associated Procedure
+    "F-61FDB": "349358000",  # Radiopharmaceutical agent
+    "C-10072": "89457008",  # Radionuclide
+    "R-42806": "304283002",  # Radionuclide Half Life
+    "G-C340": "410675002",  # Route of administration
+    "G-C581": "272737002",  # Site of
+    # values
+    "R-0038D": "373066001",  # Yes
+    "R-00339": "373067005",  # No
+    "R-0038A": "373068000",  # Undetermined
+    "P5-06000": "44491008",  # Fluoroscopy
+    "P5-08000": "77477000",  # Computed tomography
+    "P5-40010": "71651007",  # Mammography
+    "P5-08001": "116152004",  # Spiral Acquisition
+    "R-FB8F1": "702569007",  # Cone Beam Acquisition
+    "A-2C090": "15869005",  # Dosimeter
+    "R-10260": "414135002",  # Estimated
+    "R-41D41": "258104002",  # Measured
+    "R-41D2D": "258090004",  # Calculated
+    "R-408C3": "261004008",  # Diagnostic Intent
+    "R-41531": "262202000",  # Therapeutic Intent
+    "R-002E9": "371931008",  # Combined diagnostic and therapeutic
+    "G-A100": "24028007",  # Right
+    "G-A101": "7771000",  # Left
+    "G-A102": "51440002",  # Bilateral ("Right and left")
+    "G-A103": "66459002",  # Unilateral
+    "T-04020": "73056007",  # Right breast (CID 6022) -- NOT left
+    "T-04030": "80248007",  # Left breast (CID 6022) -- NOT right
+    "T-04080": "63762007",  # Both breasts
+    "T-04000": "76752008",  # Breast
+    "F-10450": "102538003",  # recumbent
+    "F-10340": "40199007",  # supine
+    "F-10310": "1240000",  # prone
+    "F-10470": "102540008",  # headfirst
+    "F-10480": "102541007",  # feet-first
+    "R-10242": "399162004",  # cranio-caudal
+    "R-10226": "399368009",  # medio-lateral oblique
+    "R-10206": "399348003",  # antero-posterior
+    "T-D3000": "51185008",  # Chest
+    "T-D4000": "113345001",  # Abdomen
+    "T-D1100": "69536005",  # Head
+    "T-D0010": "38266002",  # Entire body
+    "T-32000": "80891009",  # Heart
+    "R-FAB56": "416775004",  # Chest, abdomen and pelvis
+    "T-12710": "71341001",  # Femur
+    "T-15710": "24136001",  # Hip joint
+    "P5-0808E": "399331006",  # CT without contrast
+    "P5-00100": "27483000",  # radiography with contrast
+    "G-D101": "47625008",  # Intravenous route
+    "G-D052": "103386002",  # Via vein
+    "C-111A1": "77004003",  # 18F
+    "C-B1031": "35321007",  # FDG
+    "C-12000": "12503006",  # Aluminum
+    "C-120F9": "12503006",  # legacy "Aluminum or Aluminum compound" (filter material: accepted as Aluminum)
+    "C-12700": "66925006",  # Copper
+    "C-127F9": "66925006",  # legacy Copper compound (by meaning)
+    "C-13700": "41967008",  # Silver
+    "C-137F9": "41967008",  # (by meaning)
+    "C-16400": "26194003",  # Tungsten
+    "C-164F9": "26194003",  # (by meaning)
+    "C-16700": "59801003",  # Rhodium
+    "C-167F9": "59801003",  # (by meaning)
+    "C-15000": "71128006",  # Molybdenum
+    "T-62000": "10200004",  # Liver
+    "T-62002": "10200004",  # Liver, Siemens RRDSR spelling (by meaning)
+}
+
+# Vendor mistakes: (scheme, value) as sent -> intended (scheme, value).  Sources: rdsr-codes.md §1.2.
+ALIASES: dict[Key, Key] = {
+    ("DCM", "111650"): ("DCM", "113650"),  # Hologic: "Strip filter" sent as 111650 (CID 10007 has 113650)
+    ("SCT", "T-D400"): ("SCT", "113345001"),  # Philips Allura: SRT T-D400 "Abdomen" typo for T-D4000
+    ("SRT", "T-D400"): ("SCT", "113345001"),
+    ("SCT", "1279505009"): ("SCT", "371931008"),  # combined diagnostic and therapeutic intent: accept both codes
+}
+
+
+def normalise(scheme: str, value: str) -> Key:
+    """(scheme, value) with SNOMED RT mapped to SNOMED CT, UCM read as UCUM, and vendor aliases applied."""
+    scheme = (scheme or "").strip()
+    value = (value or "").strip()
+    up = scheme.upper()
+    if up in SNOMED_RT_SCHEMES:
+        mapped = SRT_TO_SCT.get(value)
+        key = ("SCT", mapped) if mapped else ("SCT", value)  # unmapped SRT code: keep value under SCT
+        return ALIASES.get(key, ALIASES.get((up, value), key))
+    if up == "UCM":
+        scheme = "UCUM"
+    elif up in ("SCT", "SNOMED", "SNOMED-CT", "SNOMEDCT"):
+        scheme = "SCT"
+    key = (scheme, value)
+    return ALIASES.get(key, key)
+
+
+def dcm(value: str) -> Key:
+    return ("DCM", value)
+
+
+def sct(value: str) -> Key:
+    return ("SCT", value)
+
+
+# --- root concepts --------------------------------------------------------------------------------------------------
+XRAY_DOSE_REPORT = dcm("113701")  # TID 10001 / 10011 root
+RADIOPHARM_DOSE_REPORT = dcm("113500")  # TID 10021 root
+SIEMENS_RADSUM = ("99SMS_RADSUM", "C-10")  # Siemens private Radiation Summary Report
+
+# --- TID 10001 / 10011 root items ---------------------------------------------------------------------------------
+PROCEDURE_REPORTED = dcm("121058")
+HAS_INTENT = sct("363703001")
+SCOPE_OF_ACCUMULATION = dcm("113705")
+STUDY_INSTANCE_UID = dcm("110180")
+PPS_SOP_INSTANCE_UID = dcm("121126")
+SERIES_INSTANCE_UID = dcm("112002")
+START_OF_XRAY_IRRADIATION = dcm("113809")
+END_OF_XRAY_IRRADIATION = dcm("113810")
+SOURCE_OF_DOSE_INFORMATION = dcm("113854")
+OBSERVER_TYPE = dcm("121005")
+DEVICE_OBSERVER_UID = dcm("121012")
+DEVICE_OBSERVER_NAME = dcm("121013")
+DEVICE_OBSERVER_MANUFACTURER = dcm("121014")
+DEVICE_OBSERVER_MODEL = dcm("121015")
+DEVICE_OBSERVER_SERIAL = dcm("121016")
+DEVICE_OBSERVER_LOCATION = dcm("121017")
+PERSON_NAME = dcm("113870")
+PERSON_ROLE_IN_PROCEDURE = dcm("113875")
+COMMENT = dcm("121106")
+
+# procedure reported values
+PROC_CT = sct("77477000")
+PROC_PROJECTION = dcm("113704")
+PROC_MAMMOGRAPHY = sct("71651007")
+
+# scope values
+SCOPE_STUDY = dcm("113014")
+SCOPE_SERIES = dcm("113015")
+SCOPE_PPS = dcm("113016")
+SCOPE_IRRADIATION_EVENT = dcm("113017")
+SCOPE_NAMES = {SCOPE_STUDY: "study", SCOPE_SERIES: "series", SCOPE_PPS: "performed_procedure_step",
+               SCOPE_IRRADIATION_EVENT: "irradiation_event"}
+
+YES = sct("373066001")
+NO = sct("373067005")
+
+# --- TID 10002 accumulated projection -----------------------------------------------------------------------------
+ACCUMULATED_XRAY_DOSE = dcm("113702")
+ACQUISITION_PLANE = dcm("113764")
+PLANE_CODES = {dcm("113620"): "A", dcm("113621"): "B", dcm("113622"): "single", dcm("113890"): "all"}
+ACCUMULATED_AGD = dcm("111637")
+LATERALITY = sct("272741003")
+RIGHT_BREAST = sct("73056007")
+LEFT_BREAST = sct("80248007")
+BOTH_BREASTS = sct("63762007")
+BREAST_SIDE = {RIGHT_BREAST: "right", LEFT_BREAST: "left", BOTH_BREASTS: "both"}
+LATERALITY_SIDE = {sct("24028007"): "right", sct("7771000"): "left", sct("51440002"): "both",
+                   sct("66459002"): "unilateral", **BREAST_SIDE}
+
+# accumulated quantity concepts -> canonical name
+ACCUMULATED_PROJECTION_QUANTITIES: dict[Key, str] = {
+    dcm("113722"): "kap_total_gycm2",
+    dcm("113726"): "fluoro_kap_total_gycm2",
+    dcm("113727"): "acquisition_kap_total_gycm2",
+    dcm("113725"): "ka_r_total_mgy",
+    dcm("113728"): "fluoro_ka_r_total_mgy",
+    dcm("113729"): "acquisition_ka_r_total_mgy",
+    dcm("113730"): "fluoro_time_total_s",
+    dcm("113855"): "acquisition_time_total_s",
+    dcm("113731"): "total_number_of_radiographic_frames",
+}
+
+# --- TID 10003 irradiation event -----------------------------------------------------------------------------------
+IRRADIATION_EVENT_XRAY_DATA = dcm("113706")
+IRRADIATION_EVENT_UID = dcm("113769")
+IRRADIATION_EVENT_LABEL = dcm("113605")
+DATETIME_STARTED = dcm("111526")
+IRRADIATION_EVENT_TYPE = dcm("113721")
+ACQUISITION_PROTOCOL = dcm("125203")
+TARGET_REGION = dcm("123014")
+ANATOMICAL_STRUCTURE = sct("91723000")
+IMAGE_VIEW = dcm("111031")
+REFERENCE_POINT_DEFINITION = dcm("113780")
+FLUORO_MODE = dcm("113732")
+ANODE_TARGET_MATERIAL = dcm("111632")
+XRAY_GRID = dcm("111635")
+XRAY_FILTERS = dcm("113771")
+XRAY_FILTER_TYPE = dcm("113772")
+XRAY_FILTER_MATERIAL = dcm("113757")
+XRAY_FILTER_THICKNESS_MIN = dcm("113758")
+XRAY_FILTER_THICKNESS_MAX = dcm("113773")
+PATIENT_TABLE_RELATIONSHIP = dcm("113745")
+PATIENT_ORIENTATION = dcm("113743")
+PATIENT_ORIENTATION_MODIFIER = dcm("113744")
+AVERAGE_XRAY_TUBE_CURRENT = dcm("113767")
+
+EVENT_PROJECTION_QUANTITIES: dict[Key, str] = {
+    dcm("122130"): "kap_gycm2",
+    dcm("113738"): "ka_r_mgy",
+    dcm("111631"): "agd_mgy",
+    dcm("111636"): "esak_mgy",
+    dcm("111633"): "compression_thickness_mm",
+    dcm("111634"): "hvl_mmal",
+    dcm("112011"): "positioner_primary_angle_deg",
+    dcm("112012"): "positioner_secondary_angle_deg",
+    dcm("113751"): "table_longitudinal_position_mm",
+    dcm("113752"): "table_lateral_position_mm",
+    dcm("113753"): "table_height_position_mm",
+    dcm("113748"): "distance_source_to_isocenter_mm",
+    dcm("113750"): "distance_source_to_detector_mm",
+    dcm("113737"): "distance_source_to_rp_mm",
+    dcm("113790"): "collimated_field_area_m2",
+    dcm("113788"): "collimated_field_height_mm",
+    dcm("113789"): "collimated_field_width_mm",
+    dcm("113791"): "pulse_rate_per_s",
+    dcm("113793"): "pulse_width_ms",
+    dcm("113768"): "number_of_pulses",
+    dcm("113742"): "irradiation_duration_s",
+    dcm("113736"): "exposure_mas",
+    dcm("113733"): "kvp",
+    dcm("113734"): "tube_current_ma",
+    dcm("113824"): "exposure_time_s",
+    dcm("113735"): "exposure_time_s",  # Siemens "Exposure Time" (rdsr-codes.md §0 rule 4)
+}
+
+# --- TID 10011-10015 CT ---------------------------------------------------------------------------------------------
+CT_ACCUMULATED_DOSE_DATA = dcm("113811")
+CT_TOTAL_EVENTS = dcm("113812")
+CT_DLP_TOTAL = dcm("113813")
+CT_DLP_SUBTOTAL = dcm("130745")
+CT_EFFECTIVE_DOSE_TOTAL = dcm("113814")
+CT_ACQUISITION = dcm("113819")
+CT_ACQUISITION_TYPE = dcm("113820")
+CT_ACQUISITION_PARAMETERS = dcm("113822")
+CT_XRAY_SOURCE_PARAMETERS = dcm("113831")
+CT_SOURCE_ID = dcm("113832")
+CT_DOSE = dcm("113829")
+CTDIW_PHANTOM_TYPE = dcm("113835")
+PROCEDURE_CONTEXT = sct("408730004")
+XRAY_MODULATION_TYPE = dcm("113842")
+SSDE = dcm("113930")
+WATER_EQUIVALENT_DIAMETER = dcm("113980")
+EFFECTIVE_DOSE = dcm("113839")
+DOSE_CHECK_ALERT = dcm("113900")
+DOSE_CHECK_NOTIFICATION = dcm("113908")
+REASON_FOR_PROCEEDING = dcm("113907")
+
+PHANTOM_HEAD = dcm("113690")
+PHANTOM_BODY = dcm("113691")
+PHANTOMS = {PHANTOM_HEAD: "head", PHANTOM_BODY: "body", dcm("130541"): "10cm"}
+
+CT_PARAMETER_QUANTITIES: dict[Key, str] = {
+    dcm("113824"): "exposure_time_s",
+    dcm("113825"): "scanning_length_mm",
+    dcm("113826"): "nominal_single_collimation_mm",
+    dcm("113827"): "nominal_total_collimation_mm",
+    dcm("113828"): "pitch_factor",
+    dcm("113823"): "number_of_xray_sources",
+}
+CT_SOURCE_QUANTITIES: dict[Key, str] = {
+    dcm("113733"): "kvp",
+    dcm("113833"): "max_tube_current_ma",
+    dcm("113734"): "tube_current_ma",
+    dcm("113834"): "exposure_time_per_rotation_s",
+}
+CT_DOSE_QUANTITIES: dict[Key, str] = {
+    dcm("113830"): "ctdivol_mgy",
+    dcm("113838"): "dlp_mgycm",
+    dcm("113839"): "effective_dose_msv",
+    dcm("113930"): "ssde_mgy",
+    dcm("113980"): "water_equivalent_diameter_mm",
+}
+# TID 10015: (configured flag, value, forward estimate) concept codes for DLP and CTDIvol
+DOSE_CHECK_ALERT_CODES = {
+    "dlp_configured": dcm("113901"), "ctdivol_configured": dcm("113902"),
+    "dlp_value": dcm("113903"), "ctdivol_value": dcm("113904"),
+    "dlp_forward": dcm("113905"), "ctdivol_forward": dcm("113906"),
+}
+DOSE_CHECK_NOTIFICATION_CODES = {
+    "dlp_configured": dcm("113909"), "ctdivol_configured": dcm("113910"),
+    "dlp_value": dcm("113911"), "ctdivol_value": dcm("113912"),
+    "dlp_forward": dcm("113913"), "ctdivol_forward": dcm("113914"),
+}
+
+# --- event types: CID 10002 (projection) and CID 10013 (CT acquisition type) ---------------------------------------
+EVENT_TYPES: dict[Key, str] = {
+    dcm("113611"): "stationary_acquisition",
+    dcm("113612"): "stepping_acquisition",
+    dcm("113613"): "rotational_acquisition",
+    sct("44491008"): "fluoroscopy",
+}
+CT_ACQUISITION_TYPES: dict[Key, str] = {
+    sct("116152004"): "spiral_acquisition",
+    dcm("113804"): "sequenced_acquisition",
+    dcm("113805"): "constant_angle_acquisition",
+    dcm("113806"): "stationary_acquisition",
+    dcm("113807"): "free_acquisition",
+    sct("702569007"): "cone_beam_acquisition",  # CID 10013 (was SRT R-FB8F1)
+}
+FLUOROSCOPY = sct("44491008")
+CONSTANT_ANGLE = dcm("113805")
+
+# --- TID 10021-10024 radiopharmaceutical ---------------------------------------------------------------------------
+ASSOCIATED_PROCEDURE = sct("363589002")
+RADIOPHARM_ADMINISTRATION = dcm("113502")
+RADIOPHARM_AGENT = sct("349358000")
+RADIONUCLIDE = sct("89457008")
+RADIONUCLIDE_HALF_LIFE = sct("304283002")
+RADIOPHARM_EVENT_UID = dcm("113503")
+RADIOPHARM_START = dcm("123003")
+RADIOPHARM_STOP = dcm("123004")
+ADMINISTERED_ACTIVITY = dcm("113507")
+PRE_ADMIN_ACTIVITY = dcm("113508")
+POST_ADMIN_ACTIVITY = dcm("113509")
+ROUTE_OF_ADMINISTRATION = sct("410675002")
+SITE_OF = sct("272737002")
+ORGAN_DOSE_INFORMATION = dcm("113517")
+ORGAN_DOSE = dcm("113518")
+FINDING_SITE = sct("363698007")
+REFERENCE_AUTHORITY = dcm("121406")
+PATIENT_CHARACTERISTICS = dcm("121118")
+SUBJECT_AGE = dcm("121033")
+SUBJECT_SEX = dcm("121032")
+PATIENT_HEIGHT = ("LN", "8302-2")
+PATIENT_WEIGHT = ("LN", "29463-7")
+AGE_UNITS_YEARS = {"a": 1.0, "mo": 1 / 12, "wk": 7 / 365.25, "d": 1 / 365.25, "h": 1 / 8766, "min": 1 / 525960}
+
+# --- Siemens private summary (99SMS_RADSUM, rdsr-codes.md §1.2) ------------------------------------------------------
+RADSUM_QUANTITIES: dict[Key, str] = {
+    ("99SMS_RADSUM", "C-202"): "fluoro_time_total_s",
+    ("99SMS_RADSUM", "C-204"): "kap_total_gycm2",
+    ("99SMS_RADSUM", "C-210"): "ka_r_total_mgy",
+}
+RADSUM_EXPOSURES = ("99SMS_RADSUM", "C-200")
+RADSUM_START = ("99SMS_RADSUM", "C-206")
+RADSUM_END = ("99SMS_RADSUM", "C-208")
+
+# --- SOP classes (PS3.6 / pydicom UID dictionary; rdsr-codes.md §4.1) ---------------------------------------------
+SOP_XRAY_RDSR = "1.2.840.10008.5.1.4.1.1.88.67"
+SOP_RRDSR = "1.2.840.10008.5.1.4.1.1.88.68"
+SOP_PRDSR = "1.2.840.10008.5.1.4.1.1.88.73"
+SOP_ENHANCED_RDSR = "1.2.840.10008.5.1.4.1.1.88.76"
+SOP_ENHANCED_SR = "1.2.840.10008.5.1.4.1.1.88.22"
+SOP_COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
+SOP_PET = "1.2.840.10008.5.1.4.1.1.128"  # classic PET Image Storage: Radionuclide Total Dose in Bq
+SOP_NM = ("1.2.840.10008.5.1.4.1.1.20", "1.2.840.10008.5.1.4.1.1.5")  # NM (current, retired): MBq
+SOP_ENHANCED_PET = ("1.2.840.10008.5.1.4.1.1.130", "1.2.840.10008.5.1.4.1.1.128.1")  # MBq

@@ -1,0 +1,312 @@
+"""A minimal reader of encoded DICOM bytes for the SR content tree (TID 10001 / 10011 / 10021 trees can be large).
+
+pydicom converts nested sequence items lazily and slowly (seconds for a 15 000-item RDSR), so the ContentSequence is
+walked here directly: Explicit and Implicit VR Little Endian, defined and undefined lengths (PS3.5 §7.1, §7.5).
+Only what the dose parser needs is produced: each item is a ``dict`` tag -> bytes, or tag -> list of items for a
+sequence.  Big endian and deflated transfer syntaxes are re-encoded by the caller before they get here.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pydicom.datadict import DicomDictionary
+
+_HDR = struct.Struct("<HHL")  # group, element, 32-bit length (implicit VR, and item tags)
+_TL = struct.Struct("<LL").unpack_from  # "swapped" tag (element << 16 | group) and 32-bit length, in one call
+_EXP = struct.Struct("<HH2sH")  # group, element, VR, 16-bit length (explicit VR, short form)
+_TVL = struct.Struct("<L2sH").unpack_from  # swapped tag, VR, 16-bit length
+_U32 = struct.Struct("<L")
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+_UNDEFINED = 0xFFFFFFFF
+
+
+def sw(tag: int) -> int:
+    """The key used in parsed items: the tag with group and element swapped (how the bytes read as one uint32)."""
+    return (tag & 0xFFFF) << 16 | tag >> 16
+
+
+_ITEM = sw(0xFFFEE000)
+_ITEM_END = sw(0xFFFEE00D)
+_SEQ_END = sw(0xFFFEE0DD)
+PIXEL_DATA = 0x7FE00010
+CONTENT_SEQUENCE = 0x0040A730
+_PIXEL_SW = sw(PIXEL_DATA)
+_DELIM_GROUP = 0xFFFE
+
+_SQ_TAGS = frozenset(sw(tag) for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
+_SLOW_IMPLICIT = _SQ_TAGS | {_ITEM_END, _ITEM, _SEQ_END}
+# Code sequences (concept name, concept code, units, qualifier) are kept as raw bytes and decoded through a cache:
+# an RDSR repeats the same few hundred codes thousands of times.
+CODE_SEQUENCES = frozenset(sw(t) for t in (0x0040A043, 0x0040A168, 0x004008EA, 0x0040A301))
+_SEQ_DELIM_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_CODE_SEQ_SET = CODE_SEQUENCES
+
+
+def decode_code_sequence(raw: bytes, implicit: bool) -> list[dict]:
+    """Parse the raw bytes of a code sequence kept by the item parsers (with or without its delimiter)."""
+    if raw.endswith(_SEQ_DELIM_BYTES):
+        return parse_items(raw, 0, -1, implicit)[0]
+    return parse_items(raw, 0, len(raw), implicit)[0]
+
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+DEFLATED = "1.2.840.10008.1.2.1.99"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+
+
+class RawError(ValueError):
+    """The bytes do not form a valid encoding (truncated, wrong lengths, delimiters missing)."""
+
+
+def parse_items(buf: bytes, pos: int, end: int, implicit: bool, depth: int = 0) -> tuple[list[dict], int]:
+    """Parse the items of a sequence value from ``pos`` up to ``end`` (or its sequence delimiter) -> (items, pos)."""
+    if depth > 64:
+        raise RawError("sequences nested too deep")
+    items: list[dict] = []
+    size = len(buf)
+    undefined = end < 0
+    limit = size if undefined else end
+    parse = _parse_implicit if implicit else _parse_explicit
+    while pos < limit:
+        if pos + 8 > limit:
+            raise RawError("truncated sequence")
+        tag, length = _TL(buf, pos)
+        pos += 8
+        if tag == _ITEM:
+            if length == _UNDEFINED:
+                item, pos = parse(buf, pos, -1, depth + 1)
+            else:
+                item_end = pos + length
+                if item_end > limit:
+                    raise RawError("truncated sequence item")
+                item, pos = parse(buf, pos, item_end, depth + 1)
+            items.append(item)
+        elif tag == _SEQ_END:
+            if undefined:
+                return items, pos
+        else:
+            raise RawError(f"expected an item tag at offset {pos - 8}")
+    if undefined:
+        raise RawError("truncated sequence (no sequence delimiter)")
+    if pos != end:
+        raise RawError("sequence length does not match its items")
+    return items, pos
+
+
+def _parse_implicit(buf: bytes, pos: int, end: int, depth: int) -> tuple[dict, int]:
+    # Hot loop (a 15 000-item RDSR has ~160 000 elements): value bounds are checked once, at the end (a slice past
+    # the end of the buffer leaves ``pos`` beyond ``limit``); struct.error on a short header is mapped by the caller.
+    out: dict = {}
+    undefined = end < 0
+    limit = len(buf) if undefined else end
+    slow = _SLOW_IMPLICIT
+    tl = _TL
+    while pos < limit:
+        tag, length = tl(buf, pos)
+        pos += 8
+        if tag in slow or length == _UNDEFINED:
+            if tag == _ITEM_END:
+                if undefined:
+                    return out, pos
+                continue
+            if tag in _CODE_SEQ_SET:
+                if length == _UNDEFINED:
+                    nxt = buf.find(_SEQ_DELIM_BYTES, pos)
+                    if nxt < 0:
+                        raise RawError("truncated code sequence")
+                    nxt += 8
+                else:
+                    nxt = pos + length
+                    if nxt > limit:
+                        raise RawError("truncated code sequence")
+                out[tag] = buf[pos:nxt]
+                pos = nxt
+                continue
+            if length == _UNDEFINED:
+                out[tag], pos = parse_items(buf, pos, -1, True, depth)
+            else:
+                nxt = pos + length
+                if nxt > limit:
+                    raise RawError("truncated sequence")
+                out[tag], pos = parse_items(buf, pos, nxt, True, depth)
+            continue
+        nxt = pos + length
+        out[tag] = buf[pos:nxt]
+        pos = nxt
+    if undefined:
+        raise RawError("truncated item (no item delimiter)")
+    if pos != limit:
+        raise RawError(f"truncated value (element runs past its item or the data) at offset {pos}")
+    return out, pos
+
+
+def _parse_explicit(buf: bytes, pos: int, end: int, depth: int) -> tuple[dict, int]:
+    out: dict = {}
+    undefined = end < 0
+    limit = len(buf) if undefined else end
+    long_vrs = _LONG_VRS
+    tvl = _TVL
+    while pos < limit:
+        if pos + 8 > limit:
+            raise RawError(f"truncated element header at offset {pos}")
+        tag, vr, length = tvl(buf, pos)
+        if tag & 0xFFFF == _DELIM_GROUP:
+            pos += 8
+            if tag == _ITEM_END:
+                if undefined:
+                    return out, pos
+                continue
+            raise RawError(f"unexpected delimiter at offset {pos - 8}")
+        if vr in long_vrs:
+            if pos + 12 > limit:
+                raise RawError("truncated element header")
+            length = _U32.unpack_from(buf, pos + 8)[0]
+            pos += 12
+            if vr == b"SQ":
+                if tag in _CODE_SEQ_SET:
+                    if length == _UNDEFINED:
+                        nxt = buf.find(_SEQ_DELIM_BYTES, pos)
+                        if nxt < 0:
+                            raise RawError("truncated code sequence")
+                        nxt += 8
+                    else:
+                        nxt = pos + length
+                        if nxt > limit:
+                            raise RawError("truncated code sequence")
+                    out[tag] = buf[pos:nxt]
+                    pos = nxt
+                    continue
+                if length == _UNDEFINED:
+                    out[tag], pos = parse_items(buf, pos, -1, False, depth)
+                else:
+                    nxt = pos + length
+                    if nxt > limit:
+                        raise RawError("truncated sequence")
+                    out[tag], pos = parse_items(buf, pos, nxt, False, depth)
+                continue
+            if length == _UNDEFINED:
+                if vr != b"UN":
+                    raise RawError("undefined length on a non-sequence element")
+                # a UN sequence of undefined length is encoded implicit VR (PS3.5 §6.2.2)
+                out[tag], pos = parse_items(buf, pos, -1, True, depth)
+                continue
+        else:
+            pos += 8
+        nxt = pos + length
+        if nxt > limit:
+            raise RawError(f"truncated value at offset {pos}")
+        out[tag] = buf[pos:nxt]
+        pos = nxt
+    if undefined:
+        raise RawError("truncated item (no item delimiter)")
+    return out, pos
+
+
+class TopLevel:
+    """Where things are in an encoded file: transfer syntax, dataset start, ContentSequence span, pixel data."""
+
+    __slots__ = ("transfer_syntax", "dataset_start", "content_span", "content_value", "pixel_ok", "content_items")
+
+    def __init__(self) -> None:
+        self.transfer_syntax = ""
+        self.dataset_start = 0
+        self.content_span: tuple[int, int] | None = None
+        self.content_value: tuple[int, int] | None = None  # (value start, value end or -1 for undefined)
+        self.pixel_ok = True
+        self.content_items: list[dict] | None = None
+
+
+def scan_top_level(buf: bytes) -> TopLevel:
+    """Walk the file meta and the top-level elements (skipping over values) up to the pixel data."""
+    top = TopLevel()
+    pos = 0
+    size = len(buf)
+    if size >= 132 and buf[128:132] == b"DICM":
+        pos = 132
+    # file meta information: always explicit VR little endian
+    while pos + 8 <= size:
+        group, elem, vr, length = _EXP.unpack_from(buf, pos)
+        if group != 0x0002:
+            break
+        if vr in _LONG_VRS:
+            length = _U32.unpack_from(buf, pos + 8)[0]
+            pos += 12
+        else:
+            pos += 8
+        if pos + length > size:
+            raise RawError("truncated file meta information")
+        if elem == 0x0010:
+            top.transfer_syntax = bytes(buf[pos:pos + length]).rstrip(b"\x00 ").decode("ascii", "replace")
+        pos += length
+    top.dataset_start = pos
+    ts = top.transfer_syntax
+    if ts in (DEFLATED, EXPLICIT_BE):
+        raise RawError(f"transfer syntax {ts} is re-encoded by the caller")
+    implicit = ts == IMPLICIT_LE
+    if not ts:
+        implicit = _looks_implicit(buf, pos)
+        top.transfer_syntax = IMPLICIT_LE if implicit else EXPLICIT_LE
+    while pos + 8 <= size:
+        start = pos
+        if implicit:
+            group, elem, length = _HDR.unpack_from(buf, pos)
+            pos += 8
+            tag = group << 16 | elem
+            is_sq = sw(tag) in _SQ_TAGS or (length == _UNDEFINED and tag != PIXEL_DATA)
+            sub_implicit = True
+        else:
+            group, elem, vr, length = _EXP.unpack_from(buf, pos)
+            tag = group << 16 | elem
+            if vr in _LONG_VRS:
+                if pos + 12 > size:
+                    raise RawError("truncated element header")
+                length = _U32.unpack_from(buf, pos + 8)[0]
+                pos += 12
+            else:
+                pos += 8
+            is_sq = vr == b"SQ" or (vr == b"UN" and length == _UNDEFINED)
+            sub_implicit = vr == b"UN"
+        if tag >= PIXEL_DATA:
+            if tag == PIXEL_DATA and length != _UNDEFINED and pos + length > size:
+                top.pixel_ok = False
+            elif tag == PIXEL_DATA and length == _UNDEFINED and b"\xfe\xff\xdd\xe0" not in buf[-64:]:
+                top.pixel_ok = False
+            break
+        if length == _UNDEFINED:
+            if not is_sq:
+                raise RawError(f"undefined length on {tag:08X}")
+            value_start = pos
+            items, pos = parse_items(buf, pos, -1, sub_implicit)
+            value_end = -1
+            if tag == CONTENT_SEQUENCE:
+                top.content_items = items
+        else:
+            value_start = pos
+            pos += length
+            value_end = pos
+            if pos > size:
+                raise RawError(f"truncated value of top-level element {tag:08X}")
+        if tag == CONTENT_SEQUENCE:
+            top.content_span = (start, pos)
+            top.content_value = (value_start, value_end)
+    if pos < size and pos + 8 > size and top.content_span is not None:
+        raise RawError("trailing partial element")
+    return top
+
+
+def _looks_implicit(buf: bytes, pos: int) -> bool:
+    """Guess the VR encoding of a dataset without file meta (the first element's VR bytes are letters or not)."""
+    if pos + 6 > len(buf):
+        return True
+    vr = buf[pos + 4:pos + 6]
+    return not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90)
+
+
+def parse_content_sequence(buf: bytes, top: TopLevel) -> list[dict]:
+    if top.content_items is not None:
+        return top.content_items
+    if top.content_value is None:
+        return []
+    start, end = top.content_value
+    return parse_items(buf, start, end, top.transfer_syntax == IMPLICIT_LE)[0]

@@ -1,0 +1,179 @@
+"""SR content items (PS3.3 C.17.3 SR Document Content) as light nodes, built from the raw ContentSequence.
+
+Used for every SR template the parser reads (TID 10001-10015, 10021-10024, the Siemens 99SMS_RADSUM summary).
+Concept codes are normalised on the way in (``dicomrx.codes.normalise``: SRT/SNM3 -> SCT, UCM -> UCUM).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.charset import decode_bytes
+
+from dicomrx.codes import normalise
+from dicomrx.parse._raw import decode_code_sequence, sw
+
+T_VALUE_TYPE = sw(0x0040A040)
+T_RELATIONSHIP = sw(0x0040A010)
+T_CONCEPT_NAME = sw(0x0040A043)
+T_CONCEPT_CODE = sw(0x0040A168)
+T_MEASURED_VALUE = sw(0x0040A300)
+T_UNITS = sw(0x004008EA)
+T_NUMERIC_VALUE = sw(0x0040A30A)
+T_FLOAT_VALUE = sw(0x0040A161)
+T_QUALIFIER = sw(0x0040A301)
+T_TEXT = sw(0x0040A160)
+T_DATETIME = sw(0x0040A120)
+T_DATE = sw(0x0040A121)
+T_TIME = sw(0x0040A122)
+T_PNAME = sw(0x0040A123)
+T_UID = sw(0x0040A124)
+T_CONTENT = sw(0x0040A730)
+T_CODE_VALUE = sw(0x00080100)
+T_SCHEME = sw(0x00080102)
+T_MEANING = sw(0x00080104)
+T_LONG_CODE = sw(0x00080119)
+T_URN_CODE = sw(0x00080120)
+
+_STRING_VALUE_TAGS = {"TEXT": T_TEXT, "DATETIME": T_DATETIME, "DATE": T_DATE, "TIME": T_TIME, "UIDREF": T_UID,
+                      "PNAME": T_PNAME, "PERSON NAME": T_PNAME}
+
+
+class Decoder:
+    """Decodes strings with the object's Specific Character Set; caches decoded code sequences."""
+
+    def __init__(self, encodings: list[str], implicit: bool) -> None:
+        self.encodings = encodings
+        self.implicit = implicit
+        self.codes: dict[bytes, tuple | None] = {}
+
+    def text(self, raw: bytes | None, *, person: bool = False) -> str:
+        if not raw:
+            return ""
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            delims = {0x5E, 0x3D} if person else set()
+            text = decode_bytes(raw, self.encodings, delims)
+        return text.rstrip("\x00 ").lstrip(" ") if not person else text.rstrip("\x00 ")
+
+    def code(self, raw: Any) -> tuple | None:
+        """(scheme, value, meaning, raw_scheme, raw_value) of the first item of a code sequence, or None."""
+        if raw is None:
+            return None
+        if isinstance(raw, list):  # parsed already (nested in an unusual place)
+            return self._code_item(raw[0]) if raw else None
+        hit = self.codes.get(raw, False)
+        if hit is not False:
+            return hit
+        items = decode_code_sequence(raw, self.implicit)
+        result = self._code_item(items[0]) if items else None
+        self.codes[raw] = result
+        return result
+
+    def _code_item(self, item: dict) -> tuple | None:
+        value = self.text(item.get(T_CODE_VALUE) or item.get(T_LONG_CODE) or item.get(T_URN_CODE))
+        raw_scheme = self.text(item.get(T_SCHEME))
+        meaning = self.text(item.get(T_MEANING))
+        if not value and not raw_scheme:
+            return None
+        scheme, norm = normalise(raw_scheme, value)
+        return (scheme, norm, meaning, raw_scheme, value)
+
+
+class Node:
+    """One content item."""
+
+    __slots__ = ("rel", "vt", "key", "meaning", "value", "unit", "unit_scheme", "qualifier", "children")
+
+    def __init__(self) -> None:
+        self.rel = ""
+        self.vt = ""
+        self.key: tuple[str, str] = ("", "")
+        self.meaning = ""
+        self.value: Any = None  # NUM: numeric string or None; CODE: code tuple; others: str
+        self.unit: str | None = None
+        self.unit_scheme = ""
+        self.qualifier: tuple | None = None
+        self.children: list[Node] = []
+
+    # navigation ------------------------------------------------------------------------------------------------------
+    def first(self, key: tuple[str, str]) -> Node | None:
+        for child in self.children:
+            if child.key == key:
+                return child
+        return None
+
+    def all(self, key: tuple[str, str]) -> list[Node]:
+        return [child for child in self.children if child.key == key]
+
+    def code_key(self) -> tuple[str, str] | None:
+        return (self.value[0], self.value[1]) if self.vt == "CODE" and self.value else None
+
+    def to_json(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"concept": [self.key[0], self.key[1], self.meaning], "type": self.vt}
+        if self.vt == "CODE":
+            item["value"] = list(self.value[:3]) if self.value else None
+        else:
+            item["value"] = self.value
+        if self.vt == "NUM":
+            item["unit"] = self.unit
+            if self.qualifier:
+                item["qualifier"] = list(self.qualifier[:3])
+        if self.rel:
+            item["rel"] = self.rel
+        if self.children:
+            item["children"] = [child.to_json() for child in self.children]
+        return item
+
+
+def build_nodes(items: list[dict], dec: Decoder, depth: int = 0) -> list[Node]:
+    if depth > 60:
+        raise ValueError("content tree nested too deep")
+    nodes = []
+    for item in items:
+        node = Node()
+        node.vt = dec.text(item.get(T_VALUE_TYPE)).upper()
+        node.rel = dec.text(item.get(T_RELATIONSHIP))
+        concept = dec.code(item.get(T_CONCEPT_NAME))
+        if concept:
+            node.key = (concept[0], concept[1])
+            node.meaning = concept[2]
+        vt = node.vt
+        if vt == "NUM":
+            _read_num(node, item, dec)
+        elif vt == "CODE":
+            node.value = dec.code(item.get(T_CONCEPT_CODE))
+        elif vt in _STRING_VALUE_TAGS:
+            tag = _STRING_VALUE_TAGS[vt]
+            node.value = dec.text(item.get(tag), person=tag == T_PNAME) or None
+            if vt == "PERSON NAME":
+                node.vt = "PNAME"
+        children = item.get(T_CONTENT)
+        if children:
+            node.children = build_nodes(children, dec, depth + 1)
+        nodes.append(node)
+    return nodes
+
+
+def _read_num(node: Node, item: dict, dec: Decoder) -> None:
+    node.qualifier = dec.code(item.get(T_QUALIFIER))
+    measured = item.get(T_MEASURED_VALUE)
+    if not measured:  # empty MeasuredValueSequence (with or without qualifier): the value is missing, not 0
+        return
+    mv = measured[0]
+    raw_num = mv.get(T_NUMERIC_VALUE)
+    text = dec.text(raw_num) if raw_num else ""
+    if not text and mv.get(T_FLOAT_VALUE):
+        import struct
+
+        fv = mv[T_FLOAT_VALUE]
+        if len(fv) >= 8:
+            text = repr(struct.unpack_from("<d", fv)[0])
+    node.value = text or None
+    unit = dec.code(mv.get(T_UNITS))
+    if unit:
+        node.unit = unit[4]  # the code value exactly as sent
+        node.unit_scheme = unit[0]
+    if node.qualifier is None:
+        node.qualifier = dec.code(mv.get(T_QUALIFIER))

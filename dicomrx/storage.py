@@ -1,0 +1,94 @@
+"""Durable keeping of received objects: the original bytes in the inbox, then a ReceivedObject row.
+
+The listener answers Success only after :func:`store_received_object` returns: the file is written to a temporary
+name, fsync'ed, renamed into place and the directory fsync'ed, and the row is committed.  A crash at any point
+before that leaves no row (the sender retries); after it, the object is never lost and can be (re)processed.
+Identical bytes again (same SOP Instance UID and SHA-256) find the existing row: re-sending is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from dosereg.registry.models import ReceivedObject
+
+
+class StorageError(Exception):
+    """The object could not be written or recorded (disk full, database down): the sender should retry."""
+
+
+@dataclass(frozen=True)
+class TopLevel:
+    """What is decoded of an object before it is stored: never the content tree."""
+
+    sop_instance_uid: str
+    sop_class_uid: str = ""
+    study_instance_uid: str = ""
+    modality: str = ""
+
+
+def inbox_path(sha256: str) -> Path:
+    now = timezone.now()
+    return settings.INBOX_DIR / f"{now:%Y}" / f"{now:%m}" / f"{now:%d}" / f"{sha256}.dcm"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(data: bytes, target: Path) -> None:
+    """Write, fsync, rename, fsync the directory: after this returns the bytes survive a crash or power cut."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise StorageError(f"cannot write {target.name}: {exc.strerror or exc}") from exc
+
+
+def store_received_object(data: bytes, top: TopLevel, *, source: str, calling_ae: str = "",
+                          peer_address: str = "") -> tuple[ReceivedObject, bool]:
+    """Keep the bytes and record them.  Returns (row, created); created is False for identical bytes again."""
+    sha = hashlib.sha256(data).hexdigest()
+    existing = ReceivedObject.objects.filter(sop_instance_uid=top.sop_instance_uid, sha256=sha).first()
+    if existing is not None and existing.file_path and Path(existing.file_path).exists():
+        return existing, False
+    target = inbox_path(sha)
+    write_durably(data, target)
+    try:
+        with transaction.atomic():
+            if existing is not None:  # the row survived but its file did not: restore the file
+                existing.file_path = str(target)
+                existing.save(update_fields=["file_path"])
+                return existing, False
+            row = ReceivedObject.objects.create(
+                sop_instance_uid=top.sop_instance_uid[:128], sop_class_uid=top.sop_class_uid[:64], sha256=sha,
+                study_instance_uid=top.study_instance_uid[:128], modality=top.modality[:16], source=source,
+                calling_ae=calling_ae[:16], peer_address=peer_address[:64], file_path=str(target), size=len(data))
+            return row, True
+    except IntegrityError:
+        row = ReceivedObject.objects.get(sop_instance_uid=top.sop_instance_uid, sha256=sha)
+        return row, False
+    except Exception as exc:  # database down, disk full in the WAL...: the sender must retry
+        raise StorageError(f"cannot record the object: {type(exc).__name__}") from exc

@@ -1,0 +1,4 @@
+"""Pages of the dicomrx app."""
+
+app_name = "dicomrx"
+urlpatterns: list = []

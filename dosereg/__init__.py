@@ -1,0 +1,5 @@
+"""DoseReg: a hospital radiation dose registry."""
+
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class RegistryConfig(AppConfig):
+    name = "dosereg.registry"
+    label = "registry"
+    verbose_name = "Dose registry"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the DICOM configuration checks)

@@ -1,0 +1,93 @@
+"""Conventions every DoseReg management command follows (README, "Command conventions").
+
+stdout carries results only (or ``--output PATH``); logs, warnings and progress go to stderr; JSON output is one
+list; dates are YYYY-MM-DD; exit 0 on success, 1 when any input failed validation, 2 on a usage error; expected
+failures print one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from contextlib import contextmanager
+
+from django.core.management.base import BaseCommand, CommandError
+
+MODALITY_TYPES = ("CT", "fluoroscopy", "radiography", "mammography", "nuclear_medicine")
+
+
+class UsageError(CommandError):
+    """A usage error: exit status 2."""
+
+    def __init__(self, message: str):
+        super().__init__(message, returncode=2)
+
+
+class InputFailed(CommandError):
+    """Some input failed validation: exit status 1."""
+
+    def __init__(self, message: str):
+        super().__init__(message, returncode=1)
+
+
+def parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (use YYYY-MM-DD)") from None
+
+
+def modality_type(value: str) -> str:
+    if value not in MODALITY_TYPES:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"{value!r} is not a modality type (one of {', '.join(MODALITY_TYPES)})")
+    return value
+
+
+class DoseRegCommand(BaseCommand):
+    """Base class: usage errors exit 2 with one line; ``open_output`` honours --output."""
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+
+        def _error(message):  # argparse's own error exits 2 with usage; keep it to one clear line
+            parser.print_usage(sys.stderr)
+            sys.stderr.write(f"{prog_name} {subcommand}: error: {message}\n")
+            sys.exit(2)
+
+        parser.error = _error
+        return parser
+
+    def add_output_argument(self, parser) -> None:
+        parser.add_argument("--output", metavar="PATH", help="write to this file instead of stdout")
+
+    @contextmanager
+    def open_output(self, path: str | None, binary: bool = False):
+        if not path:
+            yield sys.stdout.buffer if binary else sys.stdout
+            return
+        try:
+            fh = open(path, "wb" if binary else "w", **({} if binary else {"newline": "", "encoding": "utf-8"}))
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror}") from exc
+        with fh:
+            yield fh
+
+    def progress(self, iterable, total: int | None = None, label: str = ""):
+        """A progress bar on stderr when it is a terminal; silent otherwise."""
+        if not sys.stderr.isatty():
+            yield from iterable
+            return
+        width = 30
+        for i, item in enumerate(iterable, 1):
+            if total:
+                done = int(width * i / total)
+                sys.stderr.write(f"\r{label} [{'#' * done}{'.' * (width - done)}] {i}/{total}")
+            else:
+                sys.stderr.write(f"\r{label} {i}")
+            sys.stderr.flush()
+            yield item
+        sys.stderr.write("\n")

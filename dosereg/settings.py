@@ -1,0 +1,252 @@
+"""DoseReg settings: one module, driven by environment variables (see README, "Configuration").
+
+Nothing configured gives the embedded mode: SQLite in the data directory and tasks run in-process.  DATABASE_URL and
+CELERY_BROKER_URL switch to PostgreSQL and a Celery worker on Redis; the code is the same.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+from dosereg.env import (
+    ae_title,
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    fail,
+    local_time_zone,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- data directory: database, DICOM inbox, logs, secret key -------------------------------------------------------
+if "pytest" in sys.modules and not os.environ.get("DOSEREG_DATA_DIR"):
+    # a test run never touches the developer's ./var
+    os.environ["DOSEREG_DATA_DIR"] = tempfile.mkdtemp(prefix="dosereg-test-")
+DATA_DIR = env_path("DOSEREG_DATA_DIR", str(BASE_DIR / "var"))
+INBOX_DIR = DATA_DIR / "inbox"
+LOG_DIR = DATA_DIR / "logs"
+try:
+    for _d in (DATA_DIR, INBOX_DIR, LOG_DIR, DATA_DIR / "static"):
+        _d.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    fail(f"DOSEREG_DATA_DIR={DATA_DIR} cannot be created ({exc.strerror})")
+
+
+def _secret_key() -> str:
+    configured = env_str("DOSEREG_SECRET_KEY")
+    if configured:
+        return configured
+    key_file = DATA_DIR / "secret_key"
+    try:
+        if key_file.exists():
+            return key_file.read_text().strip()
+        key = secrets.token_urlsafe(50)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+    except FileExistsError:
+        return key_file.read_text().strip()
+    except OSError as exc:
+        fail(f"cannot keep the secret key in {key_file} ({exc.strerror}); set DOSEREG_SECRET_KEY")
+    return ""
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DOSEREG_DEBUG", False)
+ALLOWED_HOSTS = env_list("DOSEREG_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+if "pytest" in sys.modules:
+    ALLOWED_HOSTS = ["*"]
+CSRF_TRUSTED_ORIGINS = env_list("DOSEREG_CSRF_TRUSTED_ORIGINS", "")
+
+# --- HTTP and DICOM ------------------------------------------------------------------------------------------------
+HTTP_PORT = env_int("DOSEREG_HTTP_PORT", 8000, minimum=1, maximum=65535)
+DICOM_PORT = env_int("DOSEREG_DICOM_PORT", 11112, minimum=1, maximum=65535)
+DICOM_BIND = env_str("DOSEREG_DICOM_BIND", "0.0.0.0")
+DICOM_AE_TITLE = ae_title("DOSEREG_AE_TITLE", "DOSEREG")
+# Unset or '*': accept any calling AE (a system-check warning and a log line say so).  Else 'AET' or 'AET@host'.
+ALLOWED_CALLING_AETS = env_list("DOSEREG_ALLOWED_CALLING_AETS", "*")
+DICOM_ACCEPT_IMAGES = env_bool("DOSEREG_DICOM_ACCEPT_IMAGES", True)
+DICOM_MAX_ASSOCIATIONS = env_int("DOSEREG_DICOM_MAX_ASSOCIATIONS", 10, minimum=1, maximum=200)
+DICOM_TLS_CERT = env_str("DOSEREG_DICOM_TLS_CERT")
+DICOM_TLS_KEY = env_str("DOSEREG_DICOM_TLS_KEY")
+DICOM_TLS_CA = env_str("DOSEREG_DICOM_TLS_CA")
+PACS_HOST = env_str("DOSEREG_PACS_HOST")
+PACS_PORT = env_int("DOSEREG_PACS_PORT", 104, minimum=1, maximum=65535)
+PACS_AE_TITLE = ae_title("DOSEREG_PACS_AE_TITLE", "PACS")
+PACS_RETRIEVE = env_str("DOSEREG_PACS_RETRIEVE", "move").lower()
+if PACS_RETRIEVE not in {"move", "get"}:
+    fail(f"DOSEREG_PACS_RETRIEVE={PACS_RETRIEVE!r} must be 'move' or 'get'")
+
+# --- privacy -------------------------------------------------------------------------------------------------------
+# With a key, patient IDs are stored as keyed HMAC-SHA-256 pseudonyms and names and birth dates are not stored.
+PSEUDONYM_KEY = env_str("DOSEREG_PSEUDONYM_KEY")
+
+# --- first administrator (make run) --------------------------------------------------------------------------------
+ADMIN_USERNAME = env_str("DOSEREG_ADMIN_USERNAME", "admin")
+ADMIN_PASSWORD = env_str("DOSEREG_ADMIN_PASSWORD")
+
+# --- applications --------------------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "dosereg.registry",
+    "dicomrx",
+    "triggers",
+    "drl",
+    "dosereg.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dosereg.web.middleware.LoginRequiredMiddleware",
+]
+
+ROOT_URLCONF = "dosereg.urls"
+WSGI_APPLICATION = "dosereg.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "dosereg.web.context.navigation",
+            ],
+        },
+    },
+]
+
+# --- database ------------------------------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+DATABASES = {"default": database_from_url(DATABASE_URL, DATA_DIR)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Celery --------------------------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (CELERY_BROKER_URL or None)
+# Embedded mode: no broker, tasks run in the caller (the listener's ingest thread is separate; see dicomrx).
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- auth ----------------------------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = 8 * 3600  # a working shift
+SESSION_COOKIE_SECURE = env_bool("DOSEREG_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DoseReg API",
+    "DESCRIPTION": "Radiation dose registry: studies, patient dose history, alerts, DRL comparisons, incidents.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+}
+
+# --- i18n and time -------------------------------------------------------------------------------------------------
+LANGUAGE_CODE = env_str("DOSEREG_LANGUAGE", "en")
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("fr", "Français"), ("nl", "Nederlands")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# DICOM dates and times without an offset are read in this zone and stored in UTC.
+TIME_ZONE = env_str("DOSEREG_TIME_ZONE") or local_time_zone()
+try:
+    import zoneinfo
+
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except Exception:  # noqa: BLE001 - any failure means the name is unusable
+    fail(f"DOSEREG_TIME_ZONE={TIME_ZONE!r} is not a known time zone")
+USE_I18N = True
+USE_TZ = True
+
+# --- static files --------------------------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- e-mail (alert notifications) ----------------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("DOSEREG_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("DOSEREG_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DOSEREG_EMAIL_PORT", 25, minimum=1, maximum=65535)
+DEFAULT_FROM_EMAIL = env_str("DOSEREG_EMAIL_FROM", "dosereg@localhost")
+
+# --- logging: UIDs, calling AE titles and reasons; never patient names, IDs or birth dates --------------------------
+LOG_LEVEL = env_str("DOSEREG_LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "plain"},
+        "file": {
+            "class": "logging.handlers.WatchedFileHandler",
+            "filename": str(LOG_DIR / "dosereg.log"),
+            "formatter": "plain",
+        },
+    },
+    "root": {"handlers": ["stderr", "file"], "level": LOG_LEVEL},
+    "loggers": {
+        "pynetdicom": {"level": "WARNING"},
+        "django.db.backends": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,25 @@
+"""URL map.  Each app owns its pages (``<app>.urls``) and its API endpoints (``<app>.api_urls``, under /api/v1/)."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/v1/", include("dosereg.web.api_urls")),
+    path("api/v1/", include("triggers.api_urls")),
+    path("api/v1/", include("drl.api_urls")),
+    path("dicom/", include("dicomrx.urls")),
+    path("", include("triggers.urls")),  # alerts/, rules/, incidents/
+    path("", include("drl.urls")),  # drl/, mapping/
+    path("staff/", include("dosereg.web.staff_urls")),
+    path("", include("dosereg.web.urls")),
+]

@@ -1,0 +1,3 @@
+"""Registry API endpoints (mounted under /api/v1/)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Staff dose pages (owner, physicists, administrators)."""
+
+urlpatterns: list = []

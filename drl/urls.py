@@ -1,0 +1,4 @@
+"""Pages of the drl app."""
+
+app_name = "drl"
+urlpatterns: list = []

@@ -1,0 +1,96 @@
+"""Configuration from the environment: bad values stop start-up with one line; migrate gives a working instance."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run_manage(*args, env=None, timeout=120):
+    full_env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "needle"),
+    [
+        ("DOSEREG_DICOM_PORT", "abc", "DOSEREG_DICOM_PORT='abc' is not a whole number"),
+        ("DOSEREG_DICOM_PORT", "70000", "out of range"),
+        ("DOSEREG_AE_TITLE", "A" * 20, "is not a valid AE title"),
+        ("DOSEREG_DEBUG", "maybe", "is not a boolean"),
+        ("DOSEREG_TIME_ZONE", "Mars/Olympus", "is not a known time zone"),
+        ("DATABASE_URL", "mysql://x@y/z", "is not supported"),
+    ],
+)
+def test_bad_configuration_stops_with_one_line(tmp_path, variable, value, needle):
+    result = run_manage("check", env={"DOSEREG_DATA_DIR": str(tmp_path), variable: value})
+    assert result.returncode != 0
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_migrate_on_empty_data_dir_gives_working_instance(tmp_path):
+    result = run_manage("migrate", "--noinput", env={"DOSEREG_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "dosereg.sqlite3").exists()
+    assert (tmp_path / "inbox").is_dir()
+    script = (
+        "from django.contrib.auth.models import Group;"
+        "print(sorted(Group.objects.values_list('name', flat=True)))"
+    )
+    shell = run_manage("shell", "-c", script, env={"DOSEREG_DATA_DIR": str(tmp_path)})
+    assert shell.returncode == 0, shell.stderr
+    for role in ("admin", "api_client", "physicist", "practitioner", "qa_committee", "radiographer"):
+        assert role in shell.stdout
+    # the SQLite file runs in WAL mode with the documented pragmas
+    wal = run_manage("shell", "-c", "from django.db import connection; c=connection.cursor();"
+                     "c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])",
+                     env={"DOSEREG_DATA_DIR": str(tmp_path)})
+    assert wal.stdout.strip().splitlines()[-1] == "wal"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_with_login_page_and_stops_on_sigterm(tmp_path):
+    """What `make run` starts: the web application (and the listener) on the configured port, embedded mode."""
+    http_port, dicom_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env.update(DOSEREG_DATA_DIR=str(tmp_path), DOSEREG_HTTP_PORT=str(http_port), DOSEREG_DICOM_PORT=str(dicom_port),
+               DOSEREG_DICOM_BIND="127.0.0.1", DOSEREG_ADMIN_PASSWORD="a-long-test-password")
+    assert run_manage("migrate", "--noinput", env=env).returncode == 0
+    created = run_manage("ensure_admin", env=env)
+    assert "Created administrator 'admin'" in created.stdout
+    proc = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        body = ""
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=2) as resp:
+                    body = resp.read().decode()
+                    final_url = resp.geturl()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert "Log in to DoseReg" in body
+        assert "/accounts/login/" in final_url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0

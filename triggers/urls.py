@@ -1,0 +1,4 @@
+"""Pages of the triggers app."""
+
+app_name = "triggers"
+urlpatterns: list = []
