@@ -1,0 +1,369 @@
+"""Pure parser of dose objects: X-Ray RDSR (TID 10001 projection / TID 10011 CT, also inside Enhanced and
+Comprehensive SR), Radiopharmaceutical RDSR (TID 10021), the Siemens private summary (99SMS_RADSUM C-10), Patient
+Radiation Dose SR (TID 10030, recognised only) and image headers carrying dose attributes.
+
+``parse_dose_object(data)`` -> :class:`~dicomrx.dose_report.DoseReport`; raises ``NotADoseObject`` for readable
+DICOM without dose and ``DoseParseError`` for anything unreadable.  No ORM, no file writes, no logging.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import re
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from dicomrx import codes as C
+from dicomrx.dose_report import (
+    SOURCE_PRDSR,
+    SOURCE_PRIVATE_SUMMARY,
+    SOURCE_RDSR,
+    SOURCE_RRDSR,
+    AccumulatedDoseData,
+    DoseCheckData,
+    DoseParseError,
+    DoseReport,
+    IrradiationEventData,
+    NotADoseObject,
+)
+from dicomrx.parse import _raw, _sr
+from dicomrx.parse._header import (
+    equipment_info,
+    header_report,
+    patient_info,
+    study_info,
+    uid_warnings,
+)
+from dicomrx.parse._tree import Decoder, Node, build_nodes
+
+__all__ = ["parse_dose_object", "DoseParseError", "NotADoseObject"]
+
+
+def parse_dose_object(data: bytes | bytearray | memoryview | Dataset, *, filename: str = "") -> DoseReport:
+    """Parse one dose object.  ``filename`` is used in error messages only."""
+    where = f" ({filename})" if filename else ""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the content tree allocates tens of thousands of small objects; the cyclic GC only slows it down
+    try:
+        return _parse(data)
+    except (DoseParseError, NotADoseObject) as exc:
+        raise type(exc)(f"{exc}{where}") from exc
+    except RecursionError as exc:
+        raise DoseParseError(f"content nested too deep{where}") from exc
+    except Exception as exc:  # noqa: BLE001 - anything else is an unreadable object
+        raise DoseParseError(f"unreadable object{where}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _encode(ds: Dataset) -> bytes:
+    """Serialise a pydicom dataset (or a big-endian / deflated one) as Explicit VR Little Endian bytes."""
+    out = io.BytesIO()
+    ds = ds.copy() if hasattr(ds, "copy") else ds
+    meta = getattr(ds, "file_meta", None) or pydicom.dataset.FileMetaDataset()
+    meta = pydicom.dataset.FileMetaDataset(meta)
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    if "SOPClassUID" in ds and "MediaStorageSOPClassUID" not in meta:
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    if "SOPInstanceUID" in ds and "MediaStorageSOPInstanceUID" not in meta:
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta = meta
+    ds.preamble = b"\x00" * 128
+    pydicom.dcmwrite(out, ds, implicit_vr=False, little_endian=True, enforce_file_format=False)
+    return out.getvalue()
+
+
+def _read_header(buf: bytes, top: _raw.TopLevel | None) -> Dataset:
+    header_bytes = buf
+    if top is not None and top.content_span is not None:
+        start, end = top.content_span
+        header_bytes = buf[:start] + buf[end:]
+    try:
+        ds = pydicom.dcmread(io.BytesIO(header_bytes), stop_before_pixels=True, force=True)
+    except Exception as exc:  # noqa: BLE001
+        raise DoseParseError(f"not readable as DICOM: {type(exc).__name__}: {exc}") from exc
+    return ds
+
+
+def _parse(data: Any) -> DoseReport:
+    if isinstance(data, Dataset):
+        buf = _encode(data)
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        buf = bytes(data)
+    else:
+        raise DoseParseError(f"expected bytes or a pydicom Dataset, got {type(data).__name__}")
+    if len(buf) < 16:
+        raise DoseParseError("too short to be a DICOM object")
+    top = None
+    raw_error = None
+    try:
+        top = _raw.scan_top_level(buf)
+    except _raw.RawError as exc:
+        if "re-encoded" in str(exc):
+            buf = _encode(pydicom.dcmread(io.BytesIO(buf), force=True))
+            top = _raw.scan_top_level(buf)
+        else:
+            raw_error = exc
+    except Exception as exc:  # noqa: BLE001 - struct.error on a short header: truncated
+        raw_error = exc
+
+    ds = _read_header(buf, top)
+    sop_class = str(ds.get("SOPClassUID", "") or "").strip()
+    if not sop_class:
+        if raw_error is not None:
+            raise DoseParseError(f"malformed or truncated DICOM: {raw_error}")
+        raise DoseParseError("no SOP Class UID: not a DICOM object or the header is damaged")
+    if top is not None and not top.pixel_ok:
+        raise DoseParseError("truncated: the pixel data runs past the end of the object")
+    if sop_class.startswith(C.SR_PREFIX):
+        if raw_error is not None:
+            raise DoseParseError(f"malformed or truncated SR content: {raw_error}")
+        return _parse_sr(buf, top, ds, sop_class)
+    if raw_error is not None and not _pydicom_reads_fully(buf):
+        raise DoseParseError(f"malformed or truncated DICOM: {raw_error}")
+    return header_report(ds, sop_class)
+
+
+def _pydicom_reads_fully(buf: bytes) -> bool:
+    """Whether pydicom reads every element (the raw scanner refused something pydicom tolerates)."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(buf), stop_before_pixels=True, force=True)
+        for elem in ds.iterall():
+            _ = elem.value
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+_TEMPLATE_ID = re.compile(r"^\s*(\d+)\s*$")
+
+
+def _template_id(ds: Dataset) -> str:
+    try:
+        seq = ds.get("ContentTemplateSequence")
+        if seq:
+            tid = str(seq[0].get("TemplateIdentifier", "") or "")
+            return tid.strip()
+    except Exception:  # noqa: BLE001
+        return ""
+    return ""
+
+
+def _root_concept(ds: Dataset) -> tuple[str, str, str] | None:
+    seq = ds.get("ConceptNameCodeSequence")
+    if not seq:
+        return None
+    item = seq[0]
+    scheme, value = C.normalise(str(item.get("CodingSchemeDesignator", "") or ""), str(item.get("CodeValue", "") or ""))
+    return scheme, value, str(item.get("CodeMeaning", "") or "")
+
+
+def _parse_sr(buf: bytes, top: _raw.TopLevel | None, ds: Dataset, sop_class: str) -> DoseReport:
+    warnings = uid_warnings(ds)
+    root = _root_concept(ds)
+    root_key = (root[0], root[1]) if root else None
+    common = dict(
+        sop_class_uid=sop_class,
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        study=study_info(ds),
+        patient=patient_info(ds),
+        equipment=equipment_info(ds),
+        content_datetime=_sr.parse_dicom_datetime(
+            (str(ds.get("ContentDate", "") or "") + str(ds.get("ContentTime", "") or "")) or None),
+    )
+    if sop_class == C.SOP_PRDSR:
+        return DoseReport(source_kind=SOURCE_PRDSR, template="TID 10030", flags=("not_supported_yet",),
+                          warnings=tuple(warnings), **common)
+    if root_key not in (C.XRAY_DOSE_REPORT, C.RADIOPHARM_DOSE_REPORT, C.SIEMENS_RADSUM):
+        what = f"{root[0]} {root[1]} {root[2]!r}" if root else "none"
+        raise NotADoseObject(f"SR without a dose report root concept (root: {what})")
+
+    encodings = _encodings(ds)
+    implicit = top is not None and top.transfer_syntax == _raw.IMPLICIT_LE
+    dec = Decoder(encodings, implicit)
+    items = _raw.parse_content_sequence(buf, top) if top is not None else []
+    nodes = build_nodes(items, dec)
+    ctx = _sr.Context()
+    ctx.warnings.extend(warnings)
+
+    if root_key == C.SIEMENS_RADSUM:
+        acc = _sr.radsum_accumulated(nodes, ctx)
+        flags = ["private_template"]
+        return DoseReport(
+            source_kind=SOURCE_PRIVATE_SUMMARY, template="99SMS_RADSUM C-10",
+            modality_types=("fluoroscopy",) if _positive(acc, "fluoro_time_total_s") else (),
+            accumulated=(acc,), warnings=tuple(ctx.warnings), flags=tuple(flags),
+            content=[n.to_json() for n in nodes if n.key not in C.RADSUM_QUANTITIES], **common)
+    if root_key == C.RADIOPHARM_DOSE_REPORT:
+        return _rrdsr(nodes, ctx, common, ds)
+    return _xray(nodes, ctx, common, ds, sop_class)
+
+
+def _encodings(ds: Dataset) -> list[str]:
+    try:
+        from pydicom.charset import convert_encodings
+
+        value = ds.get("SpecificCharacterSet", "ISO_IR 6") or "ISO_IR 6"
+        return convert_encodings(value if isinstance(value, (list, pydicom.multival.MultiValue)) else [value])
+    except Exception:  # noqa: BLE001
+        return ["iso8859"]
+
+
+def _positive(acc: AccumulatedDoseData, name: str) -> bool:
+    q = acc.quantities.get(name)
+    return q is not None and q.value > 0
+
+
+def _observer(nodes: list[Node]) -> dict[str, str]:
+    out = {}
+    mapping = {
+        C.DEVICE_OBSERVER_UID: "device_observer_uid", C.DEVICE_OBSERVER_NAME: "device_observer_name",
+        C.DEVICE_OBSERVER_MANUFACTURER: "manufacturer", C.DEVICE_OBSERVER_MODEL: "model",
+        C.DEVICE_OBSERVER_SERIAL: "serial_number", C.DEVICE_OBSERVER_LOCATION: "physical_location",
+    }
+    for node in nodes:
+        name = mapping.get(node.key)
+        if name and node.value and name not in out:
+            out[name] = str(node.value)
+    return out
+
+
+def _with_observer(common: dict, nodes: list[Node]) -> None:
+    from dataclasses import replace
+
+    obs = _observer(nodes)
+    eq = common["equipment"]
+    updates = {}
+    for field_name in ("manufacturer", "model", "serial_number"):
+        if not getattr(eq, field_name) and obs.get(field_name):
+            updates[field_name] = obs[field_name]
+    for field_name in ("device_observer_uid", "device_observer_name", "physical_location"):
+        if obs.get(field_name):
+            updates[field_name] = obs[field_name]
+    if updates:
+        common["equipment"] = replace(eq, **updates)
+
+
+_ROOT_HANDLED = {
+    C.PROCEDURE_REPORTED, C.SCOPE_OF_ACCUMULATION, C.ACCUMULATED_XRAY_DOSE, C.IRRADIATION_EVENT_XRAY_DATA,
+    C.CT_ACCUMULATED_DOSE_DATA, C.CT_ACQUISITION,
+}
+
+
+def _scope(nodes: list[Node]) -> tuple[str, str]:
+    scope = ""
+    uid = ""
+    for node in nodes:
+        if node.key == C.SCOPE_OF_ACCUMULATION:
+            ck = node.code_key()
+            scope = C.SCOPE_NAMES.get(ck, "") if ck else ""
+            for child in node.children:
+                if child.vt in ("UIDREF", "TEXT") and child.value:
+                    uid = str(child.value)
+        elif node.key == C.STUDY_INSTANCE_UID and not uid and node.value:  # Canon: sibling (rdsr-codes.md §1.3)
+            uid = str(node.value)
+    return scope, uid
+
+
+def _xray(nodes: list[Node], ctx: _sr.Context, common: dict, ds: Dataset, sop_class: str) -> DoseReport:
+    _with_observer(common, nodes)
+    procedure = None
+    for node in nodes:
+        if node.key == C.PROCEDURE_REPORTED and node.value:
+            procedure = _sr.code_of(node.value)
+            break
+    keys = {node.key for node in nodes}
+    template_id = _template_id(ds)
+    proc_key = (procedure.scheme, procedure.value) if procedure else None
+    is_ct = (proc_key == C.PROC_CT or C.CT_ACCUMULATED_DOSE_DATA in keys or C.CT_ACQUISITION in keys
+             or (template_id == "10011" and C.ACCUMULATED_XRAY_DOSE not in keys))
+    scope, scope_uid = _scope(nodes)
+    events: list[IrradiationEventData] = []
+    accumulated: list[AccumulatedDoseData] = []
+    checks: list[DoseCheckData] = []
+    content = []
+    for node in nodes:
+        key = node.key
+        if is_ct and key == C.CT_ACQUISITION:
+            events.append(_sr.ct_event(node, ctx, checks))
+        elif is_ct and key == C.CT_ACCUMULATED_DOSE_DATA:
+            accumulated.append(_sr.ct_accumulated(node, ctx))
+        elif not is_ct and key == C.IRRADIATION_EVENT_XRAY_DATA:
+            events.append(_sr.projection_event(node, ctx))
+        elif not is_ct and key == C.ACCUMULATED_XRAY_DOSE:
+            accumulated.append(_sr.projection_accumulated(node, ctx))
+        elif key not in _ROOT_HANDLED:
+            content.append(node.to_json())
+    if is_ct:
+        modality_types: tuple[str, ...] = ("CT",)
+        template = "TID 10011"
+    else:
+        template = "TID 10001"
+        modality_types = _projection_types(proc_key, events, accumulated)
+    if sop_class not in (C.SOP_XRAY_RDSR,):
+        ctx.warn(f"dose report in SOP class {sop_class} (not X-Ray Radiation Dose SR)")
+    return DoseReport(
+        source_kind=SOURCE_RDSR, template=template, procedure_reported=procedure, modality_types=modality_types,
+        scope_of_accumulation=scope, scope_uid=scope_uid, accumulated=tuple(accumulated), events=tuple(events),
+        dose_checks=tuple(checks), warnings=tuple(ctx.warnings), content=content, **common,
+    )
+
+
+def _projection_types(proc_key, events, accumulated) -> tuple[str, ...]:
+    fluoro = any(e.event_type == "fluoroscopy" for e in events) or any(
+        _positive(a, "fluoro_time_total_s") or _positive(a, "fluoro_kap_total_gycm2") for a in accumulated)
+    mammo = proc_key == C.PROC_MAMMOGRAPHY or any("agd_mgy" in e.quantities for e in events) or any(
+        name in a.quantities for a in accumulated for name in ("agd_left_mgy", "agd_right_mgy", "agd_both_mgy"))
+    acquisitions = [e for e in events if e.event_type != "fluoroscopy"]
+    radiography = not mammo and bool(acquisitions) and all(
+        e.event_type in ("stationary_acquisition", "unknown") for e in acquisitions) and not fluoro
+    out = []
+    if fluoro:
+        out.append("fluoroscopy")
+    if mammo:
+        out.append("mammography")
+    if radiography:
+        out.append("radiography")
+    return tuple(out)
+
+
+def _rrdsr(nodes: list[Node], ctx: _sr.Context, common: dict, ds: Dataset) -> DoseReport:
+    from dataclasses import replace
+
+    events = []
+    content = []
+    procedure = None
+    for node in nodes:
+        if node.key == C.RADIOPHARM_ADMINISTRATION:
+            events.append(_sr.radiopharm_event(node, ctx))
+        elif node.key == C.PATIENT_CHARACTERISTICS:
+            found = _sr.patient_characteristics(node)
+            patient = common["patient"]
+            updates = {k: v for k, v in found.items() if v not in (None, "") and not getattr(patient, k)}
+            if updates:
+                common["patient"] = replace(patient, **updates)
+            content.append(node.to_json())
+        elif node.key == C.ASSOCIATED_PROCEDURE:
+            procedure = _sr.code_of(node.value)
+            content.append(node.to_json())
+        else:
+            content.append(node.to_json())
+    acc_q = {}
+    for name in ("activity_mbq", "effective_dose_msv"):
+        values = [e.quantities[name] for e in events if name in e.quantities]
+        if len(values) == 1:
+            acc_q[name] = values[0]
+        elif values:
+            from dicomrx.dose_report import Quantity
+
+            acc_q[name] = Quantity(value=sum(v.value for v in values), raw_value=";".join(v.raw_value for v in values),
+                                   raw_unit=values[0].raw_unit)
+    return DoseReport(
+        source_kind=SOURCE_RRDSR, template="TID 10021", procedure_reported=procedure,
+        modality_types=("nuclear_medicine",), accumulated=(AccumulatedDoseData(quantities=acc_q),),
+        events=tuple(events), warnings=tuple(ctx.warnings), content=content, **common,
+    )
