@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import io
 import re
+import warnings
 from typing import Any
 
 import pydicom
@@ -48,7 +49,9 @@ def parse_dose_object(data: bytes | bytearray | memoryview | Dataset, *, filenam
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the content tree allocates tens of thousands of small objects; the cyclic GC only slows it down
     try:
-        return _parse(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's value-validation warnings: findings go in report.warnings
+            return _parse(data)
     except (DoseParseError, NotADoseObject) as exc:
         raise type(exc)(f"{exc}{where}") from exc
     except RecursionError as exc:

@@ -270,7 +270,7 @@ def scan_top_level(buf: bytes) -> TopLevel:
         if tag >= PIXEL_DATA:
             if tag == PIXEL_DATA and length != _UNDEFINED and pos + length > size:
                 top.pixel_ok = False
-            elif tag == PIXEL_DATA and length == _UNDEFINED and b"\xfe\xff\xdd\xe0" not in buf[-64:]:
+            elif tag == PIXEL_DATA and length == _UNDEFINED and buf.find(_SEQ_DELIM_BYTES, pos) < 0:
                 top.pixel_ok = False
             break
         if length == _UNDEFINED:

@@ -46,16 +46,26 @@ class Decoder:
         self.encodings = encodings
         self.implicit = implicit
         self.codes: dict[bytes, tuple | None] = {}
+        self.strings: dict[bytes, str] = {}
 
     def text(self, raw: bytes | None, *, person: bool = False) -> str:
         if not raw:
             return ""
+        if not person:
+            hit = self.strings.get(raw)
+            if hit is not None:
+                return hit
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError:
             delims = {0x5E, 0x3D} if person else set()
             text = decode_bytes(raw, self.encodings, delims)
-        return text.rstrip("\x00 ").lstrip(" ") if not person else text.rstrip("\x00 ")
+        if person:
+            return text.rstrip("\x00 ")
+        text = text.rstrip("\x00 ").lstrip(" ")
+        if len(raw) <= 64:
+            self.strings[raw] = text
+        return text
 
     def code(self, raw: Any) -> tuple | None:
         """(scheme, value, meaning, raw_scheme, raw_value) of the first item of a code sequence, or None."""
@@ -131,15 +141,23 @@ def build_nodes(items: list[dict], dec: Decoder, depth: int = 0) -> list[Node]:
     if depth > 60:
         raise ValueError("content tree nested too deep")
     nodes = []
+    text = dec.text
+    new = Node.__new__
     for item in items:
-        node = Node()
-        node.vt = dec.text(item.get(T_VALUE_TYPE)).upper()
-        node.rel = dec.text(item.get(T_RELATIONSHIP))
+        node = new(Node)
+        node.vt = vt = text(item.get(T_VALUE_TYPE)).upper()
+        node.rel = text(item.get(T_RELATIONSHIP))
         concept = dec.code(item.get(T_CONCEPT_NAME))
         if concept:
             node.key = (concept[0], concept[1])
             node.meaning = concept[2]
-        vt = node.vt
+        else:
+            node.key = ("", "")
+            node.meaning = ""
+        node.value = None
+        node.unit = None
+        node.unit_scheme = ""
+        node.qualifier = None
         if vt == "NUM":
             _read_num(node, item, dec)
         elif vt == "CODE":
@@ -150,8 +168,7 @@ def build_nodes(items: list[dict], dec: Decoder, depth: int = 0) -> list[Node]:
             if vt == "PERSON NAME":
                 node.vt = "PNAME"
         children = item.get(T_CONTENT)
-        if children:
-            node.children = build_nodes(children, dec, depth + 1)
+        node.children = build_nodes(children, dec, depth + 1) if children else []
         nodes.append(node)
     return nodes
 
