@@ -185,6 +185,8 @@ def _parse_sr(buf: bytes, top: _raw.TopLevel | None, ds: Dataset, sop_class: str
         what = f"{root[0]} {root[1]} {root[2]!r}" if root else "none"
         raise NotADoseObject(f"SR without a dose report root concept (root: {what})")
 
+    if top is None or top.content_span is None:
+        raise DoseParseError("dose report root without a content tree (truncated?)")
     encodings = _encodings(ds)
     implicit = top is not None and top.transfer_syntax == _raw.IMPLICIT_LE
     dec = Decoder(encodings, implicit)

@@ -290,8 +290,8 @@ def scan_top_level(buf: bytes) -> TopLevel:
         if tag == CONTENT_SEQUENCE:
             top.content_span = (start, pos)
             top.content_value = (value_start, value_end)
-    if pos < size and pos + 8 > size and top.content_span is not None:
-        raise RawError("trailing partial element")
+    if pos < size and pos + 8 > size:
+        raise RawError("truncated: a partial element header at the end of the data")
     return top
 
 

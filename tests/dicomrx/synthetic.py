@@ -175,7 +175,7 @@ def build_ct_rdsr(study_uid: str | None = None, events: list[dict] | None = None
                   children=[code_item(_sn("has_intent", snomed), _sn("diagnostic", snomed), rel="HAS CONCEPT MOD")]),
         *_observer(study_uid),
     ]
-    total = dlp_total if dlp_total is not None else sum(e.get("dlp", 0) or 0 for e in events)
+    total = dlp_total if dlp_total is not None else sum(float(e.get("dlp") or 0) for e in events)
     children.append(item("CONTAINER", dcm("113811", "CT Accumulated Dose Data"), children=[
         num(dcm("113812", "Total Number of Irradiation Events"), len(events), "{events}"),
         num(dcm("113813", "CT Dose Length Product Total"), f"{total:.2f}", dlp_unit),
@@ -256,8 +256,8 @@ def build_projection_rdsr(study_uid: str | None = None, events: list[dict] | Non
     study_uid = study_uid or generate_uid()
     events = events if events is not None else [{"event_type": "fluoroscopy", "kap_gym2": 1e-4, "ka_r_gy": 0.002}]
     totals = totals if totals is not None else {
-        "kap_gym2": sum(e.get("kap_gym2") or 0 for e in events),
-        "ka_r_gy": sum(e.get("ka_r_gy") or 0 for e in events),
+        "kap_gym2": sum(float(e.get("kap_gym2") or 0) for e in events),
+        "ka_r_gy": sum(float(e.get("ka_r_gy") or 0) for e in events),
         "fluoro_time_s": 10.0 if any(e.get("event_type") == "fluoroscopy" for e in events) else 0.0,
     }
     plane_code = {"single": dcm("113622", "Single Plane"), "A": dcm("113620", "Plane A"),

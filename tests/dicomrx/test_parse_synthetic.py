@@ -1,0 +1,197 @@
+"""Synthetic RDSRs built with pydicom (tests/dicomrx/synthetic.py): the parser stays covered without ../shared."""
+
+from __future__ import annotations
+
+import pytest
+
+from dicomrx.dose_report import DoseParseError, NotADoseObject
+from dicomrx.parse import parse_dose_object
+from dicomrx.units import to_canonical
+
+try:
+    from tests.dicomrx import synthetic
+except ImportError:  # pragma: no cover - run from inside tests/dicomrx
+    import synthetic  # type: ignore[no-redef]
+
+pytestmark = []
+
+
+@pytest.mark.parametrize("snomed", ["SRT", "SCT"])
+@pytest.mark.parametrize("implicit", [False, True])
+def test_ct_rdsr(snomed: str, implicit: bool) -> None:
+    data = synthetic.build_ct_rdsr(
+        study_uid="1.2.3.4", snomed=snomed, implicit=implicit,
+        events=[{"uid": "1.2.3.4.1", "acquisition_type": "constant_angle", "ctdivol": None, "dlp": None},
+                {"uid": "1.2.3.4.2", "ctdivol": 5.3, "dlp": 251.2, "phantom": "body",
+                 "dose_check": {"dlp_alert": 100, "ctdivol_alert": 10, "dlp_forward": 251.2, "reason": "needed",
+                                "person": "Doe^Jane"}}],
+    )
+    report = parse_dose_object(data)
+    assert report.source_kind == "rdsr" and report.template == "TID 10011"
+    assert report.modality_types == ("CT",)
+    assert report.study.study_instance_uid == "1.2.3.4"
+    assert report.scope_of_accumulation == "study" and report.scope_uid == "1.2.3.4"
+    assert [e.irradiation_event_uid for e in report.events] == ["1.2.3.4.1", "1.2.3.4.2"]
+    loc, spiral = report.events
+    assert loc.is_localizer and loc.event_type == "constant_angle_acquisition"
+    assert "ctdivol_mgy" not in loc.quantities
+    assert spiral.event_type == "spiral_acquisition" and not spiral.is_localizer
+    assert spiral.event_type_code.scheme == "SCT" and spiral.event_type_code.value == "116152004"
+    assert spiral.quantities["ctdivol_mgy"].value == pytest.approx(5.3)
+    assert spiral.quantities["dlp_mgycm"].value == pytest.approx(251.2)
+    assert spiral.quantities["kvp"].value == 120
+    assert spiral.attributes["ctdi_phantom"] == "body"
+    assert spiral.target_region.value == "113345001"
+    assert report.accumulated[0].quantities["dlp_total_mgycm"].value == pytest.approx(251.2)
+    check = report.dose_checks[0]
+    assert check.kind == "alert" and check.dlp_configured and check.ctdivol_configured
+    assert check.dlp_value_mgycm == 100 and check.ctdivol_value_mgy == 10
+    assert check.dlp_forward_estimate_mgycm == pytest.approx(251.2) and check.ctdivol_forward_estimate_mgy is None
+    assert check.reason_for_proceeding == "needed" and check.person_name == "Doe^Jane"
+    assert report.patient.sex == "F" and report.patient.birth_date.year == 1960
+
+
+def test_ct_rdsr_from_dataset() -> None:
+    ds = synthetic.build_ct_rdsr(events=[{"ctdivol": 1.5, "dlp": 30}], as_dataset=True)
+    report = parse_dose_object(ds)
+    assert report.events[0].quantities["dlp_mgycm"].value == 30
+
+
+def test_unknown_unit_on_dlp_refuses() -> None:
+    data = synthetic.build_ct_rdsr(events=[{"ctdivol": 5, "dlp": 100, "dlp_unit": "xyz"}])
+    with pytest.raises(DoseParseError, match="unknown unit 'xyz' for dlp"):
+        parse_dose_object(data)
+
+
+def test_vendor_units() -> None:
+    data = synthetic.build_ct_rdsr(events=[{"ctdivol": 5, "dlp": 100}], dlp_unit="mGycm")
+    assert parse_dose_object(data).events[0].quantities["dlp_mgycm"].raw_unit == "mGycm"
+    proj = synthetic.build_projection_rdsr(events=[{"event_type": "fluoroscopy", "kap_gym2": "4.334e-005",
+                                                    "ka_r_gy": "2.10763e-003"}], kap_unit="Gym2")
+    ev = parse_dose_object(proj).events[0]
+    assert ev.quantities["kap_gycm2"].value == pytest.approx(0.4334)
+    assert ev.quantities["kap_gycm2"].raw_value == "4.334e-005"
+    assert ev.quantities["ka_r_mgy"].value == pytest.approx(2.10763)
+
+
+@pytest.mark.parametrize("snomed", ["SRT", "SCT"])
+def test_projection_rdsr(snomed: str) -> None:
+    data = synthetic.build_projection_rdsr(
+        study_uid="1.2.3.5", snomed=snomed, implicit=snomed == "SCT",
+        events=[
+            {"uid": "1.2.3.5.1", "event_type": "fluoroscopy", "kap_gym2": 1e-4, "ka_r_gy": 0.002, "kvp": 70,
+             "filters": [("aluminum", 1.0, 1.0), ("copper", 0.4, 0.4)], "exposure_uas": 2500},
+            {"uid": "1.2.3.5.2", "event_type": "stationary", "kap_gym2": 2e-4, "ka_r_gy": None},
+        ],
+        totals={"kap_gym2": 5e-4, "ka_r_gy": 0.01, "fluoro_time_s": 12.5},
+    )
+    report = parse_dose_object(data)
+    assert report.template == "TID 10001"
+    assert report.modality_types == ("fluoroscopy",)
+    acc = report.accumulated[0]
+    assert acc.plane == "single"
+    assert acc.quantities["kap_total_gycm2"].value == pytest.approx(5.0)  # as written, not the sum of the events
+    assert acc.quantities["ka_r_total_mgy"].value == pytest.approx(10)
+    assert acc.quantities["fluoro_time_total_s"].value == 12.5
+    fl, st = report.events
+    assert fl.event_type == "fluoroscopy" and st.event_type == "stationary_acquisition"
+    assert fl.event_type_code.scheme == "SCT" and fl.event_type_code.value == "44491008"
+    assert fl.quantities["kap_gycm2"].value == pytest.approx(1.0)
+    assert fl.quantities["exposure_mas"].value == pytest.approx(2.5)
+    assert fl.plane == "single"
+    filters = {f["material_code"][1]: f for f in fl.attributes["filters"]}
+    assert filters["12503006"]["thickness_max_mm"] == 1.0 and filters["66925006"]["thickness_min_mm"] == 0.4
+    assert "ka_r_mgy" not in st.quantities  # empty measured value: missing, not 0
+
+
+def test_radiography_only() -> None:
+    data = synthetic.build_projection_rdsr(events=[{"event_type": "stationary", "kap_gym2": 1e-5, "ka_r_gy": 1e-4}])
+    assert parse_dose_object(data).modality_types == ("radiography",)
+
+
+@pytest.mark.parametrize("snomed", ["SRT", "SCT"])
+def test_mammography_laterality(snomed: str) -> None:
+    data = synthetic.build_projection_rdsr(
+        snomed=snomed, mammography=True,
+        events=[{"event_type": "stationary", "agd_mgy": 1.3, "laterality": "left"},
+                {"event_type": "stationary", "agd_mgy": 1.28, "laterality": "right"}],
+        totals={}, agd_totals={"left": 1.30, "right": 1.28},
+    )
+    report = parse_dose_object(data)
+    acc = report.accumulated[0].quantities
+    assert acc["agd_left_mgy"].value == pytest.approx(1.30)
+    assert acc["agd_right_mgy"].value == pytest.approx(1.28)
+    assert [e.attributes["laterality"] for e in report.events] == ["left", "right"]
+    assert "mammography" in report.modality_types
+
+
+def test_rrdsr() -> None:
+    report = parse_dose_object(synthetic.build_rrdsr(activity_mbq=394, effective_dose_msv=7.486))
+    assert report.source_kind == "rrdsr" and report.modality_types == ("nuclear_medicine",)
+    assert report.accumulated[0].quantities["activity_mbq"].value == 394
+    assert report.accumulated[0].quantities["effective_dose_msv"].value == pytest.approx(7.486)
+    assert report.patient.height_m == pytest.approx(1.78) and report.patient.weight_kg == 110
+
+
+def test_non_dose_sr_and_image_refused() -> None:
+    ds = synthetic.build_ct_rdsr(as_dataset=True)
+    ds.ConceptNameCodeSequence[0].CodeValue = "18748-4"
+    ds.ConceptNameCodeSequence[0].CodingSchemeDesignator = "LN"
+    with pytest.raises(NotADoseObject):
+        parse_dose_object(synthetic.to_bytes(ds))
+    img = synthetic.build_ct_rdsr(as_dataset=True)
+    del img.ContentSequence
+    del img.ConceptNameCodeSequence
+    img.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    img.file_meta.MediaStorageSOPClassUID = img.SOPClassUID
+    img.Modality = "CT"
+    with pytest.raises(NotADoseObject):
+        parse_dose_object(synthetic.to_bytes(img))
+    img.CTDIvol = 12.5
+    img.PatientAge = "058Y"
+    report = parse_dose_object(synthetic.to_bytes(img))
+    assert report.source_kind == "image_header" and report.events[0].quantities["ctdivol_mgy"].value == 12.5
+    assert report.patient.age_years == 58
+
+
+def test_prdsr_not_supported_yet() -> None:
+    ds = synthetic.build_ct_rdsr(as_dataset=True)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.73"
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    report = parse_dose_object(synthetic.to_bytes(ds))
+    assert report.source_kind == "prdsr" and report.flags == ("not_supported_yet",) and not report.events
+
+
+def test_garbage() -> None:
+    for data in (b"", b"hello", b"\x00" * 200, b"DICM" * 100):
+        with pytest.raises(DoseParseError):
+            parse_dose_object(data)
+    with pytest.raises(DoseParseError):
+        parse_dose_object("not bytes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("unit", "value", "name", "expected"), [
+    ("Gym2", "1", "kap_gycm2", 1e4), ("Gy.m2", "1", "kap_gycm2", 1e4), ("dGy.cm2", "1", "kap_gycm2", 0.1),
+    ("Gy.cm2", "1", "kap_gycm2", 1), ("Gy.cm^2", "0.2359", "kap_gycm2", 0.2359), ("mGy.cm2", "1", "kap_gycm2", 1e-3),
+    ("cGy.cm2", "1", "kap_gycm2", 1e-2), ("uGy.m2", "1", "kap_gycm2", 1e-2), ("mGycm", "7", "dlp_mgycm", 7),
+    ("mGy.cm", "7", "dlp_mgycm", 7), ("Gy", "0.00210763", "ka_r_mgy", 2.10763), ("dGy", "0.01373", "agd_mgy", 1.373),
+    ("uGy", "1", "ka_r_mgy", 1e-3), ("ms", "5", "exposure_time_s", 0.005), ("min", "1", "fluoro_time_total_s", 60),
+    ("uAs", "2500", "exposure_mas", 2.5), ("uA.s", "2500", "exposure_mas", 2.5), ("mAs", "2", "exposure_mas", 2),
+    ("Bq", "394000000", "activity_mbq", 394), ("mCi", "1", "activity_mbq", 37), ("GBq", "1", "activity_mbq", 1000),
+    ("Sv", "0.001", "effective_dose_msv", 1), ("cm", "1", "scanning_length_mm", 10), ("m", "1", "distance_source_to_detector_mm", 1000),
+    ("{pulse}/s", "15", "pulse_rate_per_s", 15), ("pulse/s", "15", "pulse_rate_per_s", 15), ("/s", "15", "pulse_rate_per_s", 15),
+    ("{X-ray sources}", "2", "number_of_xray_sources", 2), ("{ratio}", "0.8", "pitch_factor", 0.8), ("1", "3", "number_of_pulses", 3),
+    ("Gy", "8.664e-005", "ka_r_mgy", 0.08664), ("mGy", "1.5\\2.5", "ctdivol_mgy", 1.5),
+])
+def test_units(unit: str, value: str, name: str, expected: float) -> None:
+    assert to_canonical(name, value, unit).value == pytest.approx(expected)
+
+
+def test_units_refuse() -> None:
+    with pytest.raises(DoseParseError, match="unknown unit 'xyz' for dlp_mgycm"):
+        to_canonical("dlp_mgycm", "1", "xyz")
+    with pytest.raises(DoseParseError):
+        to_canonical("ctdivol_mgy", "abc", "mGy")
+    with pytest.raises(DoseParseError):
+        to_canonical("kap_gycm2", "1", None)
+    assert to_canonical("kap_gycm2", "1", "Gy.m2", scheme="UCM").value == 1e4
