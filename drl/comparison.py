@@ -1,0 +1,211 @@
+"""The DRL comparison rules (ICRP Publication 135, 2017), as pure functions: no ORM, no I/O.
+
+- The DRL quantity of a unit (room, facility) is the **median** of its patient distribution; the 75th percentile and
+  the mean are shown beside it (ICRP 135 glossary, "DRL quantity"; national DRLs are the 75th percentile of
+  facility medians).
+- Patients: **adults** (age 18 or over, or age unknown); when the site turns on the standard-size option, only
+  patients whose weight is **known and inside the band** (default 50-90 kg, ICRP 135 glossary "Standard-size adult":
+  about 70 +/- 10 kg, e.g. by keeping patients of 50-90 kg).
+- Per examination, a study's value is its study total (``Study.dlp_total_mgycm`` ...); per acquisition, each
+  current, **non-localizer** irradiation event's value (CTDIvol is per sequence in the UK NDRLs).
+- A **minimum number of patients** (studies contributing a value) below which no status is given. Its basis: the
+  site setting ``SiteSettings.drl_min_patients``, default 20. ICRP 135 itself was not read on this point; "at least
+  20 patients per room" is the figure commonly quoted, not a confirmed ICRP requirement (reference-data.md 3.1).
+- Percentiles are interpolated linearly between order statistics, as PostgreSQL ``percentile_cont`` does (and
+  ``statistics.quantiles(..., method="inclusive")``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+ADULT_AGE_YEARS = 18
+QUANTITY_CHOICES = [
+    ("dlp_mgycm", "DLP"),
+    ("ctdivol_mgy", "CTDIvol"),
+    ("kap_gycm2", "KAP (air kerma-area product)"),
+    ("ka_r_mgy", "Ka,r (reference air kerma)"),
+    ("agd_mgy", "AGD (average glandular dose)"),
+    ("activity_mbq", "Administered activity"),
+]
+PER_CHOICES = [("examination", "per examination"), ("acquisition", "per acquisition")]
+
+# quantity -> canonical unit (the registry stores values in these units)
+QUANTITY_UNITS = {
+    "dlp_mgycm": "mGy·cm",
+    "ctdivol_mgy": "mGy",
+    "kap_gycm2": "Gy·cm²",
+    "ka_r_mgy": "mGy",
+    "agd_mgy": "mGy",
+    "activity_mbq": "MBq",
+}
+# spellings accepted in DRL files and forms -> canonical unit
+UNIT_ALIASES = {
+    "mgy·cm": "mGy·cm", "mgy.cm": "mGy·cm", "mgycm": "mGy·cm", "mgy*cm": "mGy·cm", "mgy cm": "mGy·cm",
+    "mgy": "mGy",
+    "gy·cm²": "Gy·cm²", "gy·cm2": "Gy·cm²", "gy.cm2": "Gy·cm²", "gycm2": "Gy·cm²", "gy*cm2": "Gy·cm²",
+    "gy cm2": "Gy·cm²", "gy.cm^2": "Gy·cm²", "gy·cm^2": "Gy·cm²",
+    "mbq": "MBq",
+}
+# (quantity, per) -> the column holding the value: study column per examination, event column per acquisition
+STUDY_COLUMNS = {
+    "dlp_mgycm": "dlp_total_mgycm",
+    "kap_gycm2": "kap_total_gycm2",
+    "ka_r_mgy": "ka_r_total_mgy",
+    "activity_mbq": "activity_mbq",
+}
+EVENT_COLUMNS = {
+    "dlp_mgycm": "dlp_mgycm",
+    "ctdivol_mgy": "ctdivol_mgy",
+    "kap_gycm2": "kap_gycm2",
+    "ka_r_mgy": "ka_r_mgy",
+    "agd_mgy": "agd_mgy",
+    "activity_mbq": "activity_mbq",
+}
+# quantities compared for every mapped examination of a modality, DRL or not (status no_drl without one)
+DEFAULT_QUANTITIES = {
+    "CT": [("dlp_mgycm", "examination"), ("ctdivol_mgy", "acquisition")],
+    "fluoroscopy": [("kap_gycm2", "examination")],
+    "radiography": [("kap_gycm2", "examination")],
+    "mammography": [("agd_mgy", "acquisition")],
+    "nuclear_medicine": [("activity_mbq", "examination")],
+}
+
+STATUS_ABOVE, STATUS_BELOW = "above", "below"
+STATUS_INSUFFICIENT, STATUS_NO_DRL = "insufficient_data", "no_drl"
+
+
+class DrlValidationError(ValueError):
+    """A DRL entry, band or file that cannot be accepted (the message says why)."""
+
+
+def canonical_unit(unit: str) -> str | None:
+    return UNIT_ALIASES.get((unit or "").strip().lower().replace(" ", " "))
+
+
+def value_column(quantity: str, per: str) -> str | None:
+    return (STUDY_COLUMNS if per == "examination" else EVENT_COLUMNS).get(quantity)
+
+
+def entry_check(*, quantity: str, unit: str, per: str, value: float | None) -> str:
+    """Validate one DRL entry; returns the canonical unit or raises DrlValidationError with a clear message."""
+    if quantity not in QUANTITY_UNITS:
+        raise DrlValidationError(f"unknown quantity {quantity!r} (one of {', '.join(QUANTITY_UNITS)})")
+    if per not in ("examination", "acquisition"):
+        raise DrlValidationError(f"per must be 'examination' or 'acquisition', not {per!r}")
+    canonical = canonical_unit(unit)
+    if canonical != QUANTITY_UNITS[quantity]:
+        raise DrlValidationError(f"unit {unit!r} does not fit {quantity} (expected {QUANTITY_UNITS[quantity]})")
+    if value_column(quantity, per) is None:
+        raise DrlValidationError(f"{quantity} cannot be compared per {per} (the registry keeps it per acquisition)")
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise DrlValidationError(f"value {value!r} must be a positive number")
+    return canonical
+
+
+@dataclass(frozen=True)
+class Band:
+    """A patient group: ``adult`` or a band with lower-inclusive / upper-exclusive age and weight limits."""
+
+    label: str
+    age_min: float | None = None
+    age_max: float | None = None
+    weight_min: float | None = None
+    weight_max: float | None = None
+
+    @property
+    def is_adult(self) -> bool:
+        return self.label == "adult"
+
+
+def bands_check(bands: Sequence[Band]) -> None:
+    """Refuse overlapping bands for one examination and quantity (a patient must fall in one group at most)."""
+    for i, a in enumerate(bands):
+        if a.is_adult:
+            if any(x is not None for x in (a.age_min, a.age_max, a.weight_min, a.weight_max)):
+                raise DrlValidationError("the 'adult' group takes no age or weight limits (it is age >= 18 or unknown)")
+            continue
+        if all(x is None for x in (a.age_min, a.age_max, a.weight_min, a.weight_max)):
+            raise DrlValidationError(f"band {a.label!r} has no age or weight limits")
+        for lo, hi, what in ((a.age_min, a.age_max, "age"), (a.weight_min, a.weight_max, "weight")):
+            if lo is not None and hi is not None and lo >= hi:
+                raise DrlValidationError(f"band {a.label!r}: {what} lower limit {lo} is not below upper limit {hi}")
+        if a.age_min is not None and a.age_min >= ADULT_AGE_YEARS:
+            raise DrlValidationError(f"band {a.label!r} lies inside the adult group; use patient group 'adult'")
+        for b in bands[i + 1:]:
+            if b.is_adult:
+                continue
+            if _overlap(a.age_min, a.age_max, b.age_min, b.age_max) and _overlap(
+                    a.weight_min, a.weight_max, b.weight_min, b.weight_max):
+                raise DrlValidationError(f"bands {a.label!r} and {b.label!r} overlap")
+
+
+def _overlap(lo1, hi1, lo2, hi2) -> bool:
+    lo1 = -math.inf if lo1 is None else lo1
+    lo2 = -math.inf if lo2 is None else lo2
+    hi1 = math.inf if hi1 is None else hi1
+    hi2 = math.inf if hi2 is None else hi2
+    return lo1 < hi2 and lo2 < hi1
+
+
+def is_adult(age_years: float | None) -> bool:
+    """ICRP 135 compares adults; a study whose age is unknown is counted as adult (most dose objects of adults
+    omit nothing, but some send no age at all; leaving them out would empty whole units)."""
+    return age_years is None or age_years >= ADULT_AGE_YEARS
+
+
+def in_standard_size(weight_kg: float | None, weight_min_kg: float, weight_max_kg: float) -> bool:
+    """Standard-size rule: weight known and inside [min, max] (both inclusive)."""
+    return weight_kg is not None and weight_min_kg <= weight_kg <= weight_max_kg
+
+
+def in_band(band: Band, age_years: float | None, weight_kg: float | None) -> bool:
+    if band.is_adult:
+        return is_adult(age_years)
+    if band.age_min is not None or band.age_max is not None:
+        if age_years is None:
+            return False
+        if band.age_min is not None and age_years < band.age_min:
+            return False
+        if band.age_max is not None and age_years >= band.age_max:
+            return False
+    if band.weight_min is not None or band.weight_max is not None:
+        if weight_kg is None:
+            return False
+        if band.weight_min is not None and weight_kg < band.weight_min:
+            return False
+        if band.weight_max is not None and weight_kg >= band.weight_max:
+            return False
+    return True
+
+
+def percentile_positions(n: int, p: float) -> tuple[int, int, float]:
+    """0-based order-statistic positions (lo, hi) and the fraction between them for ``percentile_cont(p)``."""
+    h = (n - 1) * p
+    lo = math.floor(h)
+    return lo, min(lo + 1, n - 1), h - lo
+
+
+def percentile_cont(sorted_values: Sequence[float], p: float) -> float | None:
+    if not sorted_values:
+        return None
+    lo, hi, frac = percentile_positions(len(sorted_values), p)
+    return sorted_values[lo] + frac * (sorted_values[hi] - sorted_values[lo])
+
+
+def comparison_status(*, median: float | None, drl: float | None, n_patients: int, min_patients: int) -> str:
+    """``no_drl`` without a DRL; ``insufficient_data`` below the minimum number of patients; else ``above`` when
+    the median exceeds the DRL (ICRP 135: a median above the DRL calls for a review), ``below`` otherwise."""
+    if drl is None:
+        return STATUS_NO_DRL
+    if median is None or n_patients < max(min_patients, 1):
+        return STATUS_INSUFFICIENT
+    return STATUS_ABOVE if median > drl else STATUS_BELOW
+
+
+def ratio(median: float | None, reference: float | None) -> float | None:
+    if median is None or not reference:
+        return None
+    return median / reference

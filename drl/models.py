@@ -1,0 +1,251 @@
+"""Diagnostic reference levels: DRL sets and their entries, the mapping rules that put studies onto standard
+examinations, comparison snapshots (ICRP Publication 135 method) and the comparisons made due by a change.
+
+Standard examinations themselves live in the registry (``registry.StandardExam``, ``Study.standard_exam``); ``drl``
+owns the rules and sets ``Study.standard_exam`` through ``dosereg.registry.services.studies``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from drl.comparison import PER_CHOICES, QUANTITY_CHOICES
+
+MODALITY_TYPE_CHOICES = [
+    ("CT", "CT"),
+    ("fluoroscopy", "Fluoroscopy / interventional"),
+    ("mammography", "Mammography"),
+    ("radiography", "Radiography"),
+    ("nuclear_medicine", "Nuclear medicine"),
+]
+
+
+class DrlSet(models.Model):
+    """A published (national, European) or local set of DRLs, with its citation.
+
+    ``verify`` is shown wherever its values appear: the values were not checked against the primary publication
+    (see ../shared/reference, reference-data.md section 3)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    issuing_body = models.CharField(max_length=200)
+    country = models.CharField(max_length=60, blank=True, help_text="ISO code or 'EU'; blank for local")
+    year = models.PositiveSmallIntegerField()
+    source = models.TextField(help_text="citation of the publication the values come from")
+    verify = models.BooleanField(default=False, help_text="verify the values against the primary publication")
+    notes = models.TextField(blank=True)
+    local = models.BooleanField(default=False, help_text="set by this site (local DRLs)")
+    active = models.BooleanField(default=True, help_text="used in comparisons")
+    priority = models.PositiveSmallIntegerField(
+        default=50, help_text="when several active sets give a DRL for the same examination and quantity, the lowest "
+                              "priority number wins (local sets default to 10)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+        verbose_name = "DRL set"
+        permissions = [("manage_drl_sets", "Can add, import and edit DRL sets")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DrlEntry(models.Model):
+    """One DRL: a standard examination (or clinical indication) and patient group, a quantity, its value and unit,
+    per examination or per acquisition.  Patient group ``adult`` = age 18 or over, or unknown; a band (age and/or
+    weight limits, lower inclusive, upper exclusive) carries its own label, e.g. ``child 5-10 y``."""
+
+    drl_set = models.ForeignKey(DrlSet, on_delete=models.CASCADE, related_name="entries")
+    standard_exam = models.ForeignKey("registry.StandardExam", on_delete=models.PROTECT, related_name="drl_entries")
+    indication = models.CharField(max_length=200, blank=True, help_text="the examination/indication as published")
+    patient_group = models.CharField(max_length=60, default="adult")
+    age_min_years = models.FloatField(null=True, blank=True)
+    age_max_years = models.FloatField(null=True, blank=True)
+    weight_min_kg = models.FloatField(null=True, blank=True)
+    weight_max_kg = models.FloatField(null=True, blank=True)
+    quantity = models.CharField(max_length=20, choices=QUANTITY_CHOICES)
+    value = models.FloatField()
+    unit = models.CharField(max_length=20)
+    per = models.CharField(max_length=12, choices=PER_CHOICES)
+    verify = models.BooleanField(default=False)
+    note = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["drl_set", "standard_exam", "quantity", "patient_group"]
+        verbose_name = "DRL entry"
+        verbose_name_plural = "DRL entries"
+        constraints = [
+            models.UniqueConstraint(fields=["drl_set", "standard_exam", "patient_group", "quantity", "per"],
+                                    name="drl_entry_identity"),
+            models.CheckConstraint(condition=models.Q(value__gt=0), name="drl_entry_value_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.standard_exam_id} {self.quantity} {self.value} {self.unit}"
+
+    @property
+    def is_band(self) -> bool:
+        return self.patient_group != "adult"
+
+
+class MappingRule(models.Model):
+    """Maps what the modality sends onto a standard examination.  Rules are tried in ascending ``priority`` (then
+    id); the first whose pattern is found in its field wins.  ``match`` = ``regex`` (Python regular expression,
+    searched case-insensitively), ``contains`` or ``exact`` (both case-insensitive)."""
+
+    FIELD_CHOICES = [
+        ("study_description", "Study description"),
+        ("requested_procedure_description", "Requested procedure description"),
+        ("requested_procedure_code", "Requested procedure code"),
+        ("protocol", "Acquisition protocol (any irradiation event)"),
+    ]
+    MATCH_CHOICES = [("exact", "exact (case-insensitive)"), ("contains", "contains"), ("regex", "regular expression")]
+
+    priority = models.PositiveIntegerField(default=100)
+    field = models.CharField(max_length=40, choices=FIELD_CHOICES, default="study_description")
+    match = models.CharField(max_length=10, choices=MATCH_CHOICES, default="regex")
+    pattern = models.CharField(max_length=255)
+    modality_type = models.CharField(max_length=20, choices=MODALITY_TYPE_CHOICES, blank=True)
+    equipment = models.ForeignKey("registry.Equipment", null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="mapping_rules", help_text="only for this unit (blank: every unit)")
+    standard_exam = models.ForeignKey("registry.StandardExam", on_delete=models.CASCADE, related_name="mapping_rules")
+    active = models.BooleanField(default=True)
+    shipped = models.BooleanField(default=False, help_text="part of the default mapping")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["priority", "id"]
+        permissions = [("manage_mapping", "Can edit mapping rules and map names to standard examinations")]
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.match} {self.pattern!r} -> {self.standard_exam_id}"
+
+
+class UnmappedName(models.Model):
+    """A name no rule maps, as first seen (the mapping page lists current counts; this row remembers that the
+    physicists were told)."""
+
+    modality_type = models.CharField(max_length=20, blank=True)
+    name = models.CharField(max_length=255)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    notified = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["modality_type", "name"], name="unmapped_name_identity")]
+
+
+class ProtocolSeen(models.Model):
+    """Acquisition protocols a unit has used, with a kVp baseline: a new protocol name on a known unit, or a shift
+    of a protocol's kVp from its baseline, is a protocol change that makes the unit's comparisons due."""
+
+    equipment = models.ForeignKey("registry.Equipment", on_delete=models.CASCADE, related_name="protocols_seen")
+    protocol = models.CharField(max_length=255)
+    first_seen_date = models.DateField(null=True, blank=True)
+    studies = models.PositiveIntegerField(default=0)
+    kvp_baseline = models.FloatField(null=True, blank=True, help_text="mean kVp of the first studies")
+    kvp_baseline_n = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["equipment", "protocol"], name="protocol_seen_identity")]
+
+
+class DrlComparison(models.Model):
+    """One comparison run: an immutable snapshot.  The report issued for a year stays as issued; a re-run is a new
+    snapshot.  The settings in force (standard-size band, minimum n) are copied in."""
+
+    TRIGGER_CHOICES = [("yearly", "Yearly (scheduled)"), ("on_demand", "On demand"), ("due", "After a change")]
+
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="inclusive")
+    trigger = models.CharField(max_length=12, choices=TRIGGER_CHOICES, default="on_demand")
+    equipment = models.ForeignKey("registry.Equipment", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="drl_comparisons", help_text="only this unit (a due re-comparison)")
+    include_demo = models.BooleanField(default=False)
+    standard_size = models.BooleanField(default=False)
+    weight_min_kg = models.FloatField(null=True, blank=True)
+    weight_max_kg = models.FloatField(null=True, blank=True)
+    min_patients = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    duration_s = models.FloatField(null=True, blank=True)
+    note = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "DRL comparison"
+        permissions = [("run_drl_comparison", "Can run a DRL comparison")]
+
+    def __str__(self) -> str:
+        return f"DRL comparison {self.pk} ({self.period_start} to {self.period_end})"
+
+    def save(self, *args, **kwargs):
+        if self.pk and not kwargs.pop("allow_update", False):
+            raise ValueError("a DRL comparison is an immutable snapshot; run a new one")
+        super().save(*args, **kwargs)
+
+
+class DrlComparisonRow(models.Model):
+    """One line of a snapshot: a unit, a standard examination, a patient group and a DRL quantity.
+
+    ``n`` counts the values in the median (studies per examination, non-localizer acquisitions per acquisition);
+    ``n_studies`` the studies contributing them.  Names are copied so the snapshot reads the same later."""
+
+    comparison = models.ForeignKey(DrlComparison, on_delete=models.CASCADE, related_name="rows")
+    equipment = models.ForeignKey("registry.Equipment", null=True, on_delete=models.SET_NULL, related_name="+")
+    equipment_name = models.CharField(max_length=300)
+    room_name = models.CharField(max_length=100, blank=True)
+    standard_exam = models.ForeignKey("registry.StandardExam", null=True, on_delete=models.SET_NULL,
+                                      related_name="+")
+    exam_code = models.CharField(max_length=64)
+    exam_name = models.CharField(max_length=200)
+    patient_group = models.CharField(max_length=60)
+    quantity = models.CharField(max_length=20, choices=QUANTITY_CHOICES)
+    unit = models.CharField(max_length=20)
+    per = models.CharField(max_length=12, choices=PER_CHOICES)
+    n = models.PositiveIntegerField()
+    n_studies = models.PositiveIntegerField()
+    median = models.FloatField(null=True)
+    p25 = models.FloatField(null=True)
+    p75 = models.FloatField(null=True)
+    mean = models.FloatField(null=True)
+    minimum = models.FloatField(null=True)
+    maximum = models.FloatField(null=True)
+    drl = models.FloatField(null=True)
+    drl_entry = models.ForeignKey(DrlEntry, null=True, on_delete=models.SET_NULL, related_name="+")
+    drl_set_name = models.CharField(max_length=200, blank=True)
+    drl_source = models.TextField(blank=True)
+    ratio = models.FloatField(null=True)
+    status = models.CharField(max_length=20)
+    size_filter = models.BooleanField(default=False)
+    verify = models.BooleanField(default=False)
+    previous_median = models.FloatField(null=True)
+    trend = models.FloatField(null=True, help_text="median / previous period's median")
+
+    class Meta:
+        ordering = ["comparison", "exam_code", "equipment_name", "patient_group", "quantity"]
+        indexes = [models.Index(fields=["comparison", "exam_code"], name="drl_row_exam_idx")]
+
+
+class DueComparison(models.Model):
+    """A unit whose comparisons are due because of an equipment or protocol change; resolved by a comparison run
+    for the period since the change."""
+
+    KIND_CHOICES = [("equipment_change", "Equipment change"), ("new_protocol", "New protocol"),
+                    ("kvp_shift", "Protocol technique (kVp) shift")]
+
+    equipment = models.ForeignKey("registry.Equipment", on_delete=models.CASCADE, related_name="due_comparisons")
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
+    reason = models.CharField(max_length=300)
+    since = models.DateField(help_text="the period of the re-comparison starts here")
+    equipment_change = models.ForeignKey("registry.EquipmentChange", null=True, blank=True,
+                                         on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_by = models.ForeignKey(DrlComparison, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="resolved_dues")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["equipment_change"], condition=models.Q(
+            equipment_change__isnull=False), name="due_per_equipment_change")]
