@@ -7,4 +7,14 @@ from dosereg.web import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("demo-data/", views.load_demo_data, name="load_demo_data"),
+    path("patients/", views.patient_search, name="patient_search"),
+    path("patients/<int:pk>/", views.patient_history, name="patient_history"),
+    path("patients/<int:pk>/sheet/", views.patient_sheet, name="patient_sheet"),
+    path("studies/", views.study_list, name="study_list"),
+    path("studies/<int:pk>/", views.study_detail, name="study_detail"),
+    path("objects/<int:pk>/download/", views.download_object, name="download_object"),
+    path("units/", views.unit_list, name="unit_list"),
+    path("units/<int:pk>/", views.unit_detail, name="unit_detail"),
+    path("audit/", views.audit_trail, name="audit_trail"),
 ]

@@ -1,22 +1,220 @@
-"""Registry pages: thin views that validate input, call one selector or service, render."""
+"""Registry pages: thin views that validate input, call one selector or service, render.
+
+Every view of a patient's record (history, study, sheet) and every export or change writes an audit row."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.db import connection
-from django.http import JsonResponse
-from django.shortcuts import render
+import datetime as dt
+from pathlib import Path
 
-from dosereg.registry.models import Study
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.management import CommandError, call_command
+from django.core.paginator import Paginator
+from django.db import connection, transaction
+from django.http import FileResponse, Http404, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from dosereg.registry.models import AuditLog, Equipment, Patient, ReceivedObject, Room, SiteSettings, Study
+from dosereg.registry.services.audit import audit_record
+from dosereg.web import charts, exports, selectors
+from dosereg.web.dose_text import study_dose_text
+from dosereg.web.forms import PatientSearchForm, StudyFilterForm, UnitRoomForm
+from dosereg.web.quantities import STUDY_TOTALS
+
+PAGE_SIZE = 50
 
 
 @login_required
 def home(request):
-    empty = not Study.objects.exists()
-    return render(request, "web/home.html", {"empty_registry": empty})
+    if selectors.is_empty_registry():
+        return render(request, "web/home.html", {"empty_registry": True, "info": selectors.first_run_info(request),
+                                                 "can_load_demo": request.user.has_perm(
+                                                     "registry.manage_site_settings")})
+    data = selectors.dashboard()
+    if not request.user.has_perm("registry.view_receivedobject"):
+        data["refused"] = []
+    data["chart"] = charts.weekly_bars_svg(data["per_week"])
+    return render(request, "web/home.html", {"empty_registry": False, **data})
+
+
+@require_POST
+@permission_required("registry.manage_site_settings", raise_exception=True)
+def load_demo_data(request):
+    try:
+        call_command("generate_demo_data", studies=200)
+    except CommandError as exc:
+        messages.error(request, _("Demo data could not be loaded: %(reason)s") % {"reason": exc})
+    else:
+        audit_record(action="load_demo_data", object_type="registry", detail={"studies": 200}, request=request)
+        messages.success(request, _("Demo data loaded: 200 studies, marked as demo."))
+    return redirect("home")
 
 
 def healthz(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+# --- patients ------------------------------------------------------------------------------------------------------
+@permission_required("registry.view_patient_history", raise_exception=True)
+def patient_search(request):
+    form = PatientSearchForm(request.GET or None)
+    results, searched = [], False
+    if form.is_bound and form.is_valid() and (form.cleaned_data["q"] or form.cleaned_data["date"]):
+        searched = True
+        results = selectors.patient_search(query=form.cleaned_data["q"], date=form.cleaned_data["date"])
+        audit_record(action="search_patients", object_type="patient", detail={"results": len(results)},
+                     request=request)
+    return render(request, "web/patient_search.html", {"form": form, "results": results, "searched": searched})
+
+
+@permission_required("registry.view_patient_history", raise_exception=True)
+def patient_history(request, pk: int):
+    patient = get_object_or_404(Patient, pk=pk)
+    data = selectors.patient_history(patient)
+    points = {f: [(s.study_date, getattr(s, f)) for s in data["studies"] if s.study_date and getattr(s, f)]
+              for f in STUDY_TOTALS if f not in ("effective_dose_msv",)}
+    data["chart"] = charts.timeline_svg(points)
+    audit_record(action="view_patient_history", object_type="patient", object_id=patient.pk, request=request)
+    data["total_fields"] = [f for f in STUDY_TOTALS if data["totals"].get(f) is not None]
+    return render(request, "web/patient_history.html", data)
+
+
+@permission_required("registry.view_patient_sheet", raise_exception=True)
+def patient_sheet(request, pk: int):
+    patient = get_object_or_404(Patient, pk=pk)
+    studies = Study.objects.filter(patient=patient).select_related("equipment")
+    study_id = request.GET.get("study")
+    if study_id:
+        if not study_id.isdigit():
+            return HttpResponseBadRequest("study must be a number")
+        studies = studies.filter(pk=int(study_id))
+    rows = selectors.patient_sheet_rows(list(studies.order_by("study_date", "id")))
+    audit_record(action="print_patient_sheet", object_type="patient", object_id=patient.pk,
+                 detail={"study": int(study_id)} if study_id else {}, request=request)
+    return render(request, "web/patient_sheet.html", {"patient": patient, "rows": rows,
+                                                      "glossary": selectors.sheet_glossary(rows),
+                                                      "printed": dt.date.today()})
+
+
+# --- studies -------------------------------------------------------------------------------------------------------
+@permission_required("registry.view_study", raise_exception=True)
+def study_list(request):
+    form = StudyFilterForm(request.GET or None).with_choices()
+    if form.is_bound and not form.is_valid():
+        return render(request, "web/study_list.html", {"form": form, "page": None}, status=400)
+    filters = form.cleaned_data if form.is_bound else {}
+    qs = selectors.study_queryset(filters)
+    fmt_ = request.GET.get("format")
+    if fmt_ in ("csv", "xlsx"):
+        if not request.user.has_perm("registry.export_studies"):
+            _forbidden(request)
+        audit_record(action="export_studies", object_type="study", detail={
+            "format": fmt_, "filters": {k: str(v) for k, v in filters.items() if v not in (None, "", [])}},
+            request=request)
+        name = f"dosereg-studies-{dt.date.today().isoformat()}"
+        return exports.csv_response(qs, name) if fmt_ == "csv" else exports.xlsx_response(qs, name)
+    count, capped = selectors.capped_count(qs)
+    paginator = Paginator(selectors.study_rows(qs), PAGE_SIZE)
+    paginator.count = count  # the capped count: pages past 10,000 rows are reached by narrowing the filters
+    try:
+        page = paginator.page(request.GET.get("page") or 1)
+    except Exception:  # noqa: BLE001 - PageNotAnInteger / EmptyPage: show the first page
+        page = paginator.page(1)
+    query = request.GET.copy()
+    query.pop("page", None)
+    sort_query = request.GET.copy()
+    sort_query.pop("sort", None)
+    sort_query.pop("page", None)
+    return render(request, "web/study_list.html", {
+        "form": form, "page": page, "count": count, "capped": capped, "query": query.urlencode(),
+        "sort_query": sort_query.urlencode(), "sort": filters.get("sort") or "-study_date",
+        "can_export": request.user.has_perm("registry.export_studies")})
+
+
+def _forbidden(request):
+    from django.core.exceptions import PermissionDenied
+
+    raise PermissionDenied
+
+
+@permission_required("registry.view_study_detail", raise_exception=True)
+def study_detail(request, pk: int):
+    study = get_object_or_404(Study.objects.select_related("patient", "equipment__room", "standard_exam"), pk=pk)
+    data = selectors.study_detail(study)
+    data["dose_text"] = study_dose_text(study)
+    data["site"] = SiteSettings.load()
+    data["can_download"] = request.user.has_perm("registry.download_dicom")
+    data["can_sheet"] = request.user.has_perm("registry.view_patient_sheet")
+    data["can_history"] = request.user.has_perm("registry.view_patient_history")
+    audit_record(action="view_study", object_type="study", object_id=study.pk, request=request)
+    return render(request, "web/study_detail.html", data)
+
+
+@permission_required("registry.download_dicom", raise_exception=True)
+def download_object(request, pk: int):
+    obj = get_object_or_404(ReceivedObject, pk=pk)
+    if not obj.file_path:
+        raise Http404("the original object is not kept")
+    path = Path(obj.file_path)
+    if not path.is_absolute():
+        path = settings.INBOX_DIR / path
+    if not path.is_file():
+        raise Http404("the original object is missing from the inbox")
+    audit_record(action="download_dicom", object_type="received_object", object_id=obj.pk,
+                 detail={"sop_instance_uid": obj.sop_instance_uid}, request=request)
+    return FileResponse(path.open("rb"), as_attachment=True, filename=f"{obj.sop_instance_uid}.dcm",
+                        content_type="application/dicom")
+
+
+# --- units and rooms -----------------------------------------------------------------------------------------------
+@permission_required("registry.view_equipment", raise_exception=True)
+def unit_list(request):
+    units = selectors.units_overview()
+    rooms = Room.objects.order_by("name")
+    return render(request, "web/unit_list.html", {"units": units, "rooms": rooms,
+                                                  "unmapped": [u for u in units if u.room_id is None]})
+
+
+@permission_required("registry.view_equipment", raise_exception=True)
+def unit_detail(request, pk: int):
+    unit = get_object_or_404(Equipment.objects.select_related("room"), pk=pk)
+    can_map = request.user.has_perm("registry.manage_equipment")
+    form = UnitRoomForm(initial={"room": unit.room_id})
+    if request.method == "POST":
+        if not can_map:
+            _forbidden(request)
+        form = UnitRoomForm(request.POST)
+        if form.is_valid():
+            with transaction.atomic():
+                room = form.cleaned_data["room"]
+                if form.cleaned_data["new_room"]:
+                    room, _created = Room.objects.get_or_create(name=form.cleaned_data["new_room"].strip())
+                old = unit.room.name if unit.room else ""
+                unit.room = room
+                unit.save(update_fields=["room"])
+                audit_record(action="map_unit_room", object_type="equipment", object_id=unit.pk,
+                             detail={"old_room": old, "new_room": room.name if room else ""}, request=request)
+            messages.success(request, _("Room saved."))
+            return redirect("unit_detail", pk=unit.pk)
+    data = selectors.unit_detail(unit)
+    return render(request, "web/unit_detail.html", {**data, "form": form, "can_map": can_map})
+
+
+# --- audit trail ---------------------------------------------------------------------------------------------------
+@permission_required("registry.view_audit_trail", raise_exception=True)
+def audit_trail(request):
+    qs = AuditLog.objects.order_by("-at", "-id")
+    action = request.GET.get("action", "")
+    if action:
+        qs = qs.filter(action=action)
+    user = request.GET.get("user", "")
+    if user:
+        qs = qs.filter(username=user)
+    page = Paginator(qs, 100).get_page(request.GET.get("page"))
+    return render(request, "web/audit.html", {"page": page, "action": action, "username": user})

@@ -1,0 +1,116 @@
+"""Charts rendered on the server as inline SVG: no JavaScript, no CDN (hospital networks are often offline)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from html import escape
+
+from dosereg.web.quantities import QUANTITIES, fmt
+
+MODALITY_COLOURS = {"CT": "#0b6bcb", "fluoroscopy": "#c2410c", "radiography": "#15803d", "mammography": "#9333ea",
+                    "nuclear_medicine": "#ca8a04"}
+SERIES_COLOURS = ["#0b6bcb", "#c2410c", "#9333ea", "#15803d", "#ca8a04", "#0e7490", "#be123c"]
+
+
+def _nice_max(v: float) -> float:
+    if v <= 0:
+        return 1.0
+    import math
+
+    exp = 10 ** math.floor(math.log10(v))
+    for m in (1, 2, 2.5, 5, 10):
+        if v <= m * exp:
+            return m * exp
+    return 10 * exp
+
+
+def timeline_svg(points: dict[str, list[tuple[dt.date, float]]], *, width: int = 900) -> str:
+    """One small panel per quantity (own scale, shared time axis): different quantities never share an axis.
+
+    ``points`` maps a quantity field (``dlp_total_mgycm`` ...) to (date, value) pairs."""
+    series = [(f, pts) for f, pts in points.items() if pts]
+    if not series:
+        return ""
+    dates = [d for _, pts in series for d, _ in pts]
+    d0, d1 = min(dates), max(dates)
+    if d0 == d1:
+        d0, d1 = d0 - dt.timedelta(days=15), d1 + dt.timedelta(days=15)
+    span = (d1 - d0).days or 1
+    left, right, panel_h, gap, top = 150, 20, 70, 18, 10
+    plot_w = width - left - right
+    height = top + len(series) * (panel_h + gap) + 24
+    out = [f'<svg class="chart timeline" role="img" aria-label="Dose timeline" viewBox="0 0 {width} {height}" '
+           f'xmlns="http://www.w3.org/2000/svg" width="100%">']
+
+    def x(d: dt.date) -> float:
+        return left + plot_w * (d - d0).days / span
+
+    for i, (field, pts) in enumerate(series):
+        q = QUANTITIES.get(field)
+        label = f"{q.label} ({q.unit})" if q else field
+        y0 = top + i * (panel_h + gap)
+        vmax = _nice_max(max(v for _, v in pts))
+        colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
+        out.append(f'<g class="panel" data-quantity="{escape(field)}">')
+        out.append(f'<rect x="{left}" y="{y0}" width="{plot_w}" height="{panel_h}" fill="#f8fafc" stroke="#dde3ea"/>')
+        out.append(f'<text x="{left - 8}" y="{y0 + panel_h / 2 + 4}" text-anchor="end" font-size="12" '
+                   f'fill="#1d2733">{escape(str(label))}</text>')
+        out.append(f'<text x="{left - 8}" y="{y0 + 10}" text-anchor="end" font-size="10" fill="#5b6b7c">'
+                   f'{fmt(vmax)}</text>')
+        out.append(f'<text x="{left - 8}" y="{y0 + panel_h}" text-anchor="end" font-size="10" fill="#5b6b7c">0</text>')
+        for d, v in sorted(pts):
+            cx = x(d)
+            h = panel_h * v / vmax
+            out.append(f'<line x1="{cx:.1f}" y1="{y0 + panel_h}" x2="{cx:.1f}" y2="{y0 + panel_h - h:.1f}" '
+                       f'stroke="{colour}" stroke-width="3" stroke-linecap="round"/>')
+            out.append(f'<circle cx="{cx:.1f}" cy="{y0 + panel_h - h:.1f}" r="4" fill="{colour}">'
+                       f'<title>{d.isoformat()}: {escape(fmt(v))} {escape(q.unit if q else "")}</title></circle>')
+        out.append("</g>")
+    axis_y = top + len(series) * (panel_h + gap) - gap + 16
+    for frac in (0, 0.25, 0.5, 0.75, 1):
+        d = d0 + dt.timedelta(days=round(span * frac))
+        anchor = "start" if frac == 0 else "end" if frac == 1 else "middle"
+        out.append(f'<text x="{x(d):.1f}" y="{axis_y}" text-anchor="{anchor}" font-size="11" fill="#5b6b7c">'
+                   f'{d.isoformat()}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def weekly_bars_svg(rows: list[dict], *, width: int = 900, height: int = 240) -> str:
+    """Stacked bars: studies per modality type and week.  ``rows``: {week, modality_type, n}."""
+    if not rows:
+        return ""
+    weeks = sorted({r["week"] for r in rows})
+    mods = [m for m in MODALITY_COLOURS if any(r["modality_type"] == m for r in rows)]
+    mods += sorted({r["modality_type"] or "unknown" for r in rows} - set(mods))
+    counts = {(r["week"], r["modality_type"] or "unknown"): r["n"] for r in rows}
+    totals = {w: sum(counts.get((w, m), 0) for m in mods) for w in weeks}
+    vmax = _nice_max(max(totals.values()))
+    left, right, top, bottom = 50, 10, 10, 46
+    plot_w, plot_h = width - left - right, height - top - bottom
+    bw = plot_w / len(weeks)
+    out = [f'<svg class="chart weekly" role="img" aria-label="Studies per week" viewBox="0 0 {width} {height}" '
+           f'xmlns="http://www.w3.org/2000/svg" width="100%">',
+           f'<text x="{left - 6}" y="{top + 10}" text-anchor="end" font-size="10" fill="#5b6b7c">{fmt(vmax)}</text>',
+           f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#b8c4d0"/>']
+    for i, w in enumerate(weeks):
+        y = top + plot_h
+        for m in mods:
+            n = counts.get((w, m), 0)
+            if not n:
+                continue
+            h = plot_h * n / vmax
+            y -= h
+            out.append(f'<rect x="{left + i * bw + 2:.1f}" y="{y:.1f}" width="{max(bw - 4, 1):.1f}" height="{h:.1f}" '
+                       f'fill="{MODALITY_COLOURS.get(m, "#64748b")}"><title>{escape(str(w))} {escape(m)}: {n}'
+                       f'</title></rect>')
+        if len(weeks) <= 16 or i % 2 == 0:
+            out.append(f'<text x="{left + (i + 0.5) * bw:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
+                       f'font-size="10" fill="#5b6b7c">{w.strftime("%d %b") if hasattr(w, "strftime") else w}</text>')
+    lx = left
+    for m in mods:
+        out.append(f'<rect x="{lx}" y="{height - 16}" width="10" height="10" fill="{MODALITY_COLOURS.get(m, "#64748b")}"/>'
+                   f'<text x="{lx + 14}" y="{height - 7}" font-size="11" fill="#1d2733">{escape(m)}</text>')
+        lx += 30 + 7 * len(m)
+    out.append("</svg>")
+    return "".join(out)

@@ -1,0 +1,76 @@
+"""Input validation for the pages and the API (one form per use; the API answers 400 with the form's errors)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from dosereg.registry.models import MODALITY_TYPE_CHOICES, Equipment, Room, StandardExam
+from dosereg.web.selectors import DOSE_FILTERS
+
+SORT_FIELDS = [
+    ("study_date", _("Date")), ("modality_type", _("Modality")), ("dlp_total_mgycm", "DLP"),
+    ("max_ctdivol_mgy", "CTDIvol"), ("kap_total_gycm2", "KAP"), ("ka_r_total_mgy", "Ka,r"),
+    ("fluoro_time_total_s", _("Fluoroscopy time")), ("agd_left_mgy", _("AGD left")),
+    ("agd_right_mgy", _("AGD right")), ("activity_mbq", _("Activity")), ("effective_dose_msv", _("Effective dose")),
+    ("accession_number", _("Accession number")), ("study_description", _("Description")),
+]
+SORT_CHOICES = [(k, v) for k, v in SORT_FIELDS] + [(f"-{k}", f"{v} ↓") for k, v in SORT_FIELDS]
+
+DOSE_LABELS = {"dlp": "DLP (mGy·cm)", "ctdivol": "CTDIvol (mGy)", "kap": "KAP (Gy·cm²)", "ka_r": "Ka,r (mGy)",
+               "fluoro_time": _("Fluoro time (s)"), "activity": _("Activity (MBq)"),
+               "effective_dose": _("Effective dose (mSv)"), "agd": "AGD (mGy)"}
+
+
+class StudyFilterForm(forms.Form):
+    date_from = forms.DateField(required=False, label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    modality = forms.MultipleChoiceField(required=False, choices=MODALITY_TYPE_CHOICES, label=_("Modality"))
+    room = forms.IntegerField(required=False, min_value=1, label=_("Room"))
+    unit = forms.IntegerField(required=False, min_value=1, label=_("Unit"))
+    exam = forms.CharField(required=False, max_length=64, label=_("Standard examination"))
+    protocol = forms.CharField(required=False, max_length=100, label=_("Protocol / description"))
+    accession_number = forms.CharField(required=False, max_length=64, label=_("Accession number"))
+    demo = forms.ChoiceField(required=False, choices=[("", _("Include demo")), ("exclude", _("Exclude demo")),
+                                                      ("only", _("Demo only"))], label=_("Demo data"))
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, label=_("Sort"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for prefix in [*DOSE_FILTERS, "agd"]:
+            for end in ("min", "max"):
+                self.fields[f"{prefix}_{end}"] = forms.FloatField(
+                    required=False, min_value=0, label=f"{DOSE_LABELS[prefix]} {end}",
+                    widget=forms.NumberInput(attrs={"step": "any", "class": "dose"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise forms.ValidationError(_("'From' is after 'To'."))
+        for prefix in [*DOSE_FILTERS, "agd"]:
+            lo, hi = data.get(f"{prefix}_min"), data.get(f"{prefix}_max")
+            if lo is not None and hi is not None and lo > hi:
+                self.add_error(f"{prefix}_max", _("The maximum is below the minimum."))
+        return data
+
+    def with_choices(self) -> StudyFilterForm:
+        """For the page: room, unit and exam as drop-downs (the API takes ids and codes)."""
+        rooms = [("", _("All rooms"))] + [(r.pk, r.name) for r in Room.objects.order_by("name")]
+        units = [("", _("All units"))] + [(u.pk, u.display_name) for u in Equipment.objects.order_by(
+            "manufacturer", "model", "station_name")]
+        exams = [("", _("All examinations"))] + [(e.code, e.name) for e in StandardExam.objects.order_by("name")]
+        self.fields["room"].widget = forms.Select(choices=rooms)
+        self.fields["unit"].widget = forms.Select(choices=units)
+        self.fields["exam"].widget = forms.Select(choices=exams)
+        self.fields["modality"].widget = forms.SelectMultiple(choices=MODALITY_TYPE_CHOICES, attrs={"size": 3})
+        return self
+
+
+class PatientSearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=128, label=_("Patient ID, name or accession number"))
+    date = forms.DateField(required=False, label=_("Study date"), widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class UnitRoomForm(forms.Form):
+    room = forms.ModelChoiceField(queryset=Room.objects.order_by("name"), required=False, label=_("Room"))
+    new_room = forms.CharField(required=False, max_length=100, label=_("or a new room"))

@@ -1,0 +1,377 @@
+"""Read-side queries for the pages and the API.  Aggregation happens in the database; every function issues a
+small, fixed number of queries however many rows it lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import F as models_F
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+
+from dosereg.registry.models import (
+    AccumulatedDose,
+    DoseReport,
+    Equipment,
+    EquipmentChange,
+    IrradiationEvent,
+    Patient,
+    ReceivedObject,
+    Study,
+)
+from dosereg.registry.services.pseudonyms import patient_pseudonym, pseudonym_enabled
+from dosereg.web.quantities import MODALITY_TOTALS, STUDY_TOTALS
+
+LIST_CAP = 10_000  # lists count at most this many rows (then show "10,000+"): a count never scans millions
+
+MODALITY_ORDER = ["CT", "fluoroscopy", "radiography", "mammography", "nuclear_medicine"]
+
+
+# --- patients ------------------------------------------------------------------------------------------------------
+def patient_search(*, query: str = "", date: dt.date | None = None, limit: int = 50) -> list[dict]:
+    """Patients matching an ID, a name, an accession number, or having a study on a date."""
+    query = (query or "").strip()
+    if not query and date is None:
+        return []
+    cond = Q()
+    if query:
+        ids = {query}
+        if pseudonym_enabled():
+            ids.add(patient_pseudonym(query))  # staff type the real ID; the registry holds its pseudonym
+        cond = Q(patient_id__in=ids) | Q(studies__accession_number=query)
+        if not pseudonym_enabled() and len(query) >= 2:
+            cond |= Q(name__istartswith=query.replace(" ", "^")) | Q(name__icontains=query)
+    patients = Patient.objects.all()
+    if cond:
+        patients = patients.filter(cond)
+    if date is not None:
+        patients = patients.filter(studies__study_date=date)
+    rows = list(patients.distinct().order_by("name", "patient_id").values(
+        "pk", "patient_id", "issuer", "name", "sex", "birth_date")[:limit])
+    if not rows:
+        return rows
+    stats = {r["patient_id"]: r for r in Study.objects.filter(patient_id__in=[r["pk"] for r in rows])
+             .values("patient_id").annotate(n=Count("id"), last=Max("study_date"), first=Min("study_date"))}
+    for r in rows:
+        s = stats.get(r["pk"], {})
+        r.update(study_count=s.get("n", 0), last_study=s.get("last"), first_study=s.get("first"))
+    return rows
+
+
+def _alerts_by_study(study_ids: list[int]) -> dict[int, list[dict]]:
+    """Alert badges per study, if the triggers app provides its Alert model (imported lazily)."""
+    if not study_ids:
+        return {}
+    try:
+        from triggers.models import Alert  # noqa: PLC0415 - optional: the triggers app may not define it yet
+    except ImportError:
+        return {}
+    out: dict[int, list[dict]] = defaultdict(list)
+    try:
+        fields = {f.name for f in Alert._meta.get_fields()}
+        wanted = [f for f in ("id", "study_id", "severity", "level", "state", "status", "demo", "message", "title")
+                  if f.removesuffix("_id") in fields or f in fields]
+        for row in Alert.objects.filter(study_id__in=study_ids).values(*wanted):
+            out[row["study_id"]].append(row)
+    except Exception:  # noqa: BLE001 - badges come from another app; its schema must not break the history page
+        return {}
+    return out
+
+
+def patient_history(patient: Patient) -> dict:
+    """The patient's studies in time order, totals per quantity type, alert badges."""
+    studies = list(Study.objects.filter(patient=patient).select_related("equipment__room", "standard_exam")
+                   .order_by("study_date", "study_datetime", "id"))
+    totals = Study.objects.filter(patient=patient).aggregate(
+        **{f: Sum(f) for f in STUDY_TOTALS if f != "max_ctdivol_mgy"}, max_ctdivol_mgy=Max("max_ctdivol_mgy"),
+        n=Count("id"))
+    alerts = _alerts_by_study([s.pk for s in studies])
+    for s in studies:
+        s.alert_badges = alerts.get(s.pk, [])
+        s.shown_totals = study_shown_totals(s)
+    return {"patient": patient, "studies": studies, "totals": totals}
+
+
+def study_shown_totals(study: Study) -> list[tuple[str, float]]:
+    """The totals that belong to the study's modality types, in display order (field, value), non-null only."""
+    fields: list[str] = []
+    for m in (study.modality_types or [study.modality_type]):
+        for f in MODALITY_TOTALS.get(m, []):
+            if f not in fields:
+                fields.append(f)
+    for f in STUDY_TOTALS:  # anything else the study carries (e.g. a KAP on a CT-only study) is shown too
+        if f not in fields and f != "effective_dose_msv" and getattr(study, f) is not None:
+            fields.append(f)
+    return [(f, getattr(study, f)) for f in fields if getattr(study, f) is not None]
+
+
+# --- one study -----------------------------------------------------------------------------------------------------
+def study_detail(study: Study) -> dict:
+    """Events (current first, by plane), reports with their accumulated doses, the source objects."""
+    events = list(IrradiationEvent.objects.filter(study=study).order_by("-is_current", "report_id", "sequence", "id"))
+    reports = list(DoseReport.objects.filter(study=study).select_related("received_object").order_by("recorded_at"))
+    accumulated = defaultdict(list)
+    for acc in AccumulatedDose.objects.filter(report__study=study).order_by("report_id", "plane"):
+        accumulated[acc.report_id].append(acc)
+    for r in reports:
+        r.accumulated_rows = accumulated.get(r.pk, [])
+    objects = list(ReceivedObject.objects.filter(study_instance_uid=study.study_instance_uid).order_by("received_at"))
+    known = {o.pk for o in objects}
+    objects += [r.received_object for r in reports if r.received_object_id not in known]
+    by_kind: dict[str, list] = defaultdict(list)
+    for e in events:
+        by_kind[_event_kind(e, study)].append(e)
+    planes = sorted({e.plane for e in by_kind.get("projection", []) if e.plane})
+    return {"study": study, "events": events, "events_by_kind": dict(by_kind), "reports": reports,
+            "objects": objects, "planes": planes, "alerts": _alerts_by_study([study.pk]).get(study.pk, [])}
+
+
+def _event_kind(e: IrradiationEvent, study: Study) -> str:
+    if e.ctdivol_mgy is not None or e.dlp_mgycm is not None or e.event_type in (
+            "spiral_acquisition", "sequenced_acquisition", "constant_angle_acquisition", "free_acquisition",
+            "cone_beam_acquisition", "stationary_acquisition_ct"):
+        return "ct" if e.kap_gycm2 is None else "projection"
+    if e.agd_mgy is not None or e.laterality and study.modality_type == "mammography":
+        return "mammography"
+    if e.activity_mbq is not None or e.attributes.get("radiopharmaceutical"):
+        return "nuclear_medicine"
+    return "projection"
+
+
+# --- study lists ---------------------------------------------------------------------------------------------------
+def modality_condition(modalities: list[str]) -> Q:
+    """A study matches a modality type when its primary type or any of its types is it."""
+    cond = Q(modality_type__in=modalities)
+    for m in modalities:
+        if connection.vendor == "postgresql":
+            cond |= Q(modality_types__contains=[m])
+        else:
+            cond |= Q(modality_types__icontains=f'"{m}"')
+    return cond
+
+
+DOSE_FILTERS = {  # form field prefix -> study column
+    "dlp": "dlp_total_mgycm", "ctdivol": "max_ctdivol_mgy", "kap": "kap_total_gycm2", "ka_r": "ka_r_total_mgy",
+    "fluoro_time": "fluoro_time_total_s", "activity": "activity_mbq", "effective_dose": "effective_dose_msv",
+}
+
+
+def study_queryset(filters: dict) -> QuerySet:
+    """Studies filtered by a cleaned StudyFilterForm's data (dates, modality, room, unit, exam, protocol, doses)."""
+    qs = Study.objects.all()
+    f = filters
+    if f.get("date_from"):
+        qs = qs.filter(study_date__gte=f["date_from"])
+    if f.get("date_to"):
+        qs = qs.filter(study_date__lte=f["date_to"])
+    if f.get("modality"):
+        qs = qs.filter(modality_condition(list(f["modality"])))
+    if f.get("room"):
+        qs = qs.filter(equipment__room_id=f["room"])
+    if f.get("unit"):
+        qs = qs.filter(equipment_id=f["unit"])
+    if f.get("exam"):
+        qs = qs.filter(standard_exam__code=f["exam"])
+    if f.get("protocol"):
+        p = f["protocol"]
+        qs = qs.filter(Q(study_description__icontains=p) | Q(requested_procedure_description__icontains=p)
+                       | Q(performed_procedure_description__icontains=p))
+    if f.get("accession_number"):
+        qs = qs.filter(accession_number=f["accession_number"])
+    if f.get("patient"):
+        qs = qs.filter(patient_id=f["patient"])
+    for prefix, column in DOSE_FILTERS.items():
+        if f.get(f"{prefix}_min") is not None:
+            qs = qs.filter(**{f"{column}__gte": f[f"{prefix}_min"]})
+        if f.get(f"{prefix}_max") is not None:
+            qs = qs.filter(**{f"{column}__lte": f[f"{prefix}_max"]})
+    if f.get("agd_min") is not None:
+        qs = qs.filter(Q(agd_left_mgy__gte=f["agd_min"]) | Q(agd_right_mgy__gte=f["agd_min"]))
+    if f.get("agd_max") is not None:
+        qs = qs.filter(Q(agd_left_mgy__isnull=True) | Q(agd_left_mgy__lte=f["agd_max"]),
+                       Q(agd_right_mgy__isnull=True) | Q(agd_right_mgy__lte=f["agd_max"]),
+                       Q(agd_left_mgy__isnull=False) | Q(agd_right_mgy__isnull=False))
+    demo = f.get("demo") or ""
+    if demo == "exclude":
+        qs = qs.filter(demo=False)
+    elif demo == "only":
+        qs = qs.filter(demo=True)
+    sort = f.get("sort") or "-study_date"
+    desc = sort.startswith("-")
+    col = sort.lstrip("-")
+    order = [f"-{col}" if desc else col]
+    if col != "study_date":
+        order.append("-study_date")
+    order.append("-id" if desc or col != "study_date" else "id")
+    if col in DOSE_FILTERS.values() or col in ("agd_left_mgy", "agd_right_mgy"):
+        from django.db.models import F
+
+        order[0] = F(col).desc(nulls_last=True) if desc else F(col).asc(nulls_last=True)
+    return qs.order_by(*order)
+
+
+def capped_count(qs: QuerySet, cap: int = LIST_CAP) -> tuple[int, bool]:
+    """(count, capped): counts at most cap + 1 rows."""
+    n = qs.order_by().values("pk")[: cap + 1].count()
+    return (cap, True) if n > cap else (n, False)
+
+
+def study_rows(qs: QuerySet):
+    """The list page's rows: one query with the unit, room and examination joined."""
+    return qs.select_related("equipment__room", "standard_exam", "patient")
+
+
+# --- units and rooms -----------------------------------------------------------------------------------------------
+def units_overview(*, recent_days: int = 90) -> list[Equipment]:
+    """Every unit with its room, whether it sends dose reports, when the last object arrived, recent study count."""
+    units = list(Equipment.objects.select_related("room").order_by("room__name", "manufacturer", "model",
+                                                                  "station_name"))
+    since = timezone.localdate() - dt.timedelta(days=recent_days)
+    recent = dict(Study.objects.filter(study_date__gte=since, equipment__isnull=False).values("equipment_id")
+                  .annotate(n=Count("id")).values_list("equipment_id", "n"))
+    changes = dict(EquipmentChange.objects.filter(handled=False).values("equipment_id").annotate(n=Count("id"))
+                   .values_list("equipment_id", "n"))
+    now = timezone.now()
+    for u in units:
+        u.recent_studies = recent.get(u.pk, 0)
+        u.open_changes = changes.get(u.pk, 0)
+        u.silent_days = (now - u.last_object_at).days if u.last_object_at else None
+    return units
+
+
+def unit_detail(unit: Equipment) -> dict:
+    changes = list(EquipmentChange.objects.filter(equipment=unit).order_by("-detected_at"))
+    recent = list(Study.objects.filter(equipment=unit).select_related("standard_exam")
+                  .order_by("-study_date", "-id")[:20])
+    by_modality = list(Study.objects.filter(equipment=unit).values("modality_type")
+                       .annotate(n=Count("id"), first=Min("study_date"), last=Max("study_date"))
+                       .order_by("modality_type"))
+    return {"unit": unit, "changes": changes, "recent_studies": recent, "by_modality": by_modality}
+
+
+# --- dashboard -----------------------------------------------------------------------------------------------------
+def dashboard(*, weeks: int = 12) -> dict:
+    """Studies per modality type and week (the latest weeks with data), open alerts, refused objects."""
+    last = Study.objects.filter(study_date__isnull=False).order_by("-study_date").values_list(
+        "study_date", flat=True).first()
+    per_week: list[dict] = []
+    if last is not None:
+        end = last
+        start = end - dt.timedelta(days=end.weekday()) - dt.timedelta(weeks=weeks - 1)
+        per_week = list(Study.objects.filter(study_date__gte=start, study_date__lte=end)
+                        .annotate(week=TruncWeek("study_date")).values("week", "modality_type")
+                        .annotate(n=Count("id")).order_by("week", "modality_type"))
+        for row in per_week:  # TruncWeek on a DateField yields a date, or a datetime on some backends
+            if isinstance(row["week"], dt.datetime):
+                row["week"] = row["week"].date()
+    refused = list(ReceivedObject.objects.filter(state=ReceivedObject.STATE_REJECTED).order_by("-received_at")
+                   .values("pk", "sop_instance_uid", "calling_ae", "source", "received_at", "reason")[:10])
+    refused_count = ReceivedObject.objects.filter(state=ReceivedObject.STATE_REJECTED).count()
+    return {"per_week": per_week, "last_date": last, "refused": refused, "refused_count": refused_count,
+            "open_alerts": _open_alerts()}
+
+
+def _open_alerts() -> list[dict] | None:
+    try:
+        from triggers.models import Alert  # noqa: PLC0415 - optional app model
+    except ImportError:
+        return None
+    try:
+        fields = {f.name for f in Alert._meta.get_fields()}
+        qs = Alert.objects.all()
+        for name, closed in (("state", ("closed", "resolved", "dismissed", "acknowledged")),
+                             ("status", ("closed", "resolved", "dismissed"))):
+            if name in fields:
+                qs = qs.exclude(**{f"{name}__in": closed})
+                break
+        order = "-created_at" if "created_at" in fields else "-pk"
+        wanted = [f for f in ("id", "severity", "state", "status", "created_at", "study", "message", "title")
+                  if f in fields]
+        rows = list(qs.order_by(order).values(*wanted)[:10])
+        for r in rows:
+            if "study" in r:
+                r["study_id"] = r.pop("study")
+        return rows
+    except Exception:  # noqa: BLE001 - another app's schema must not break the dashboard
+        return None
+
+
+def is_empty_registry() -> bool:
+    return not Study.objects.exists()
+
+
+def first_run_info(request=None) -> dict:
+    import socket
+
+    host = request.get_host().split(":")[0] if request is not None else socket.getfqdn()
+    return {"ae_title": settings.DICOM_AE_TITLE, "host": host, "port": settings.DICOM_PORT,
+            "allowlist": settings.ALLOWED_CALLING_AETS}
+
+
+# --- patient sheet -------------------------------------------------------------------------------------------------
+SHEET_ACCUMULATED = ["dlp_total_mgycm", "kap_total_gycm2", "ka_r_total_mgy", "fluoro_time_total_s", "agd_left_mgy",
+                     "agd_right_mgy", "activity_mbq", "effective_dose_msv"]
+SHEET_EVENT = ["ctdivol_mgy", "dlp_mgycm", "kap_gycm2", "agd_mgy", "activity_mbq"]
+
+
+def _sheet_item(field: str, canonical, raw: dict, label_suffix: str = "") -> dict:
+    from dosereg.web.quantities import QUANTITIES
+
+    q = QUANTITIES.get(field)
+    reported = raw.get(field)
+    value, unit = (reported[0], reported[1]) if isinstance(reported, list | tuple) and len(reported) >= 2 else (
+        None, "")
+    return {"field": field, "label": f"{q.label if q else field}{label_suffix}", "reported_value": value,
+            "reported_unit": unit, "canonical": canonical, "canonical_unit": q.unit if q else ""}
+
+
+def patient_sheet_rows(studies: list[Study]) -> list[dict]:
+    """Per study, the dose values as the X-ray system reported them (value and unit code from ``raw``) with the
+    canonical value beside; the accumulated (total) values of the current reports, or, for a study without any,
+    the values of its events.  CT studies also list CTDIvol per acquisition."""
+    ids = [s.pk for s in studies]
+    acc_by_study: dict[int, list] = defaultdict(list)
+    for acc in (AccumulatedDose.objects.filter(report__study_id__in=ids, report__state="current")
+                .annotate(study_pk=models_F("report__study_id")).order_by("report_id", "plane")):
+        acc_by_study[acc.study_pk].append(acc)
+    ev_by_study: dict[int, list] = defaultdict(list)
+    for ev in IrradiationEvent.objects.filter(study_id__in=ids, is_current=True).order_by("study_id", "sequence",
+                                                                                          "id"):
+        ev_by_study[ev.study_id].append(ev)
+    rows, used = [], []
+    for s in studies:
+        items = []
+        for acc in acc_by_study.get(s.pk, []):
+            suffix = f" — {acc.get_plane_display()}" if acc.plane in ("A", "B") else ""
+            for f in SHEET_ACCUMULATED:
+                if getattr(acc, f) is not None:
+                    items.append(_sheet_item(f, getattr(acc, f), acc.raw or {}, suffix))
+        events = ev_by_study.get(s.pk, [])
+        if not items:
+            for i, ev in enumerate(events, 1):
+                for f in SHEET_EVENT:
+                    if getattr(ev, f) is not None:
+                        what = ev.protocol or ev.view or f"#{i}"
+                        items.append(_sheet_item(f, getattr(ev, f), ev.raw or {}, f" — {what}"))
+        elif "CT" in (s.modality_types or [s.modality_type]):
+            for ev in events:
+                if ev.ctdivol_mgy is not None and not ev.is_localizer:
+                    items.append(_sheet_item("ctdivol_mgy", ev.ctdivol_mgy, ev.raw or {}, f" — {ev.protocol}"))
+        for it in items:
+            if it["field"] not in used:
+                used.append(it["field"])
+        rows.append({"study": s, "items": items})
+    return rows
+
+
+def sheet_glossary(rows: list[dict]) -> list[str]:
+    seen: list[str] = []
+    for r in rows:
+        for it in r["items"]:
+            if it["field"] not in seen:
+                seen.append(it["field"])
+    return seen
