@@ -87,6 +87,27 @@ class DrlEntry(models.Model):
     def is_band(self) -> bool:
         return self.patient_group != "adult"
 
+    def clean(self):
+        """Unit must fit the quantity; bands of the same examination and quantity must not overlap."""
+        from django.core.exceptions import ValidationError
+
+        from drl.comparison import Band, DrlValidationError, bands_check, entry_check
+
+        def band(e):
+            return Band(e.patient_group or "adult", e.age_min_years, e.age_max_years, e.weight_min_kg,
+                        e.weight_max_kg)
+
+        try:
+            self.unit = entry_check(quantity=self.quantity, unit=self.unit, per=self.per, value=self.value)
+            if self.drl_set_id and self.standard_exam_id:
+                siblings = DrlEntry.objects.filter(drl_set_id=self.drl_set_id, standard_exam_id=self.standard_exam_id,
+                                                   quantity=self.quantity, per=self.per).exclude(pk=self.pk)
+                bands_check([band(self), *(band(e) for e in siblings if e.patient_group != self.patient_group)])
+            else:
+                bands_check([band(self)])
+        except DrlValidationError as exc:
+            raise ValidationError(str(exc)) from exc
+
 
 class MappingRule(models.Model):
     """Maps what the modality sends onto a standard examination.  Rules are tried in ascending ``priority`` (then

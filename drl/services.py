@@ -638,3 +638,16 @@ def drl_position(study_id: int) -> dict | None:
     result = dict(positions[0])
     result["positions"] = positions
     return result
+
+
+REPORT_FIELDS = ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per", "n",
+                 "n_studies", "median", "p75", "mean", "drl", "ratio", "status", "size_filter", "verify"]
+
+
+def drl_report_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=REPORT_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row[k] is None else row[k]) for k in REPORT_FIELDS})
+    return out.getvalue()
