@@ -67,12 +67,31 @@ class DoseCheckFacts:
     uid: str | None
     kind: str  # 'notification' or 'alert'
     protocol: str = ""
+    dlp_configured: bool = False
+    ctdivol_configured: bool = False
     dlp_value_mgycm: float | None = None
     ctdivol_value_mgy: float | None = None
     dlp_forward_estimate_mgycm: float | None = None
     ctdivol_forward_estimate_mgy: float | None = None
     reason_for_proceeding: str = ""
     authorised_by: str = ""
+
+    def exceeded(self) -> list[tuple[str, float, float]]:
+        """(quantity, forward estimate, configured value) for each configured value the estimate exceeds."""
+        out = []
+        if self.dlp_configured and self.dlp_value_mgycm is not None and self.dlp_forward_estimate_mgycm is not None \
+                and self.dlp_forward_estimate_mgycm > self.dlp_value_mgycm:
+            out.append(("dlp_total_mgycm", self.dlp_forward_estimate_mgycm, self.dlp_value_mgycm))
+        if self.ctdivol_configured and self.ctdivol_value_mgy is not None \
+                and self.ctdivol_forward_estimate_mgy is not None \
+                and self.ctdivol_forward_estimate_mgy > self.ctdivol_value_mgy:
+            out.append(("ctdivol_mgy", self.ctdivol_forward_estimate_mgy, self.ctdivol_value_mgy))
+        return out
+
+    @property
+    def is_override(self) -> bool:
+        """A value was exceeded, or the scanner recorded a reason or an authorising person (TID 10015)."""
+        return bool(self.exceeded() or self.reason_for_proceeding.strip() or self.authorised_by.strip())
 
 
 @dataclass(frozen=True)
@@ -349,25 +368,34 @@ def _evaluate_window_scope(rule: RuleSpec, study: StudyFacts, history: Sequence[
 
 
 def _evaluate_dose_check(rule: RuleSpec, study: StudyFacts) -> Exceedance | None:
-    if not study.dose_checks:
+    """One exceedance listing every acquisition whose Dose Check notification or alert value was exceeded (or whose
+    override reason / authorising person was recorded).  Blocks that only state the configuration are ignored."""
+    concerned = [dc for dc in study.dose_checks if dc.is_override]
+    if not concerned:
         return None
-    rows, best = [], None  # best: (quantity, forward estimate, configured value)
-    for dc in study.dose_checks:
+    rows, best = [], None  # best: (quantity, forward estimate, configured value), DLP preferred
+    for dc in concerned:
+        exceeded = dc.exceeded()
         rows.append({"irradiation_event_uid": dc.uid, "protocol": dc.protocol, "kind": dc.kind,
+                     "exceeded": [q for q, _, _ in exceeded],
                      "dlp_value_mgycm": dc.dlp_value_mgycm, "dlp_forward_estimate_mgycm": dc.dlp_forward_estimate_mgycm,
                      "ctdivol_value_mgy": dc.ctdivol_value_mgy,
                      "ctdivol_forward_estimate_mgy": dc.ctdivol_forward_estimate_mgy,
                      "reason_for_proceeding": dc.reason_for_proceeding, "authorised_by": dc.authorised_by})
-        for q, fwd, conf in (("dlp_total_mgycm", dc.dlp_forward_estimate_mgycm, dc.dlp_value_mgycm),
-                             ("ctdivol_mgy", dc.ctdivol_forward_estimate_mgy, dc.ctdivol_value_mgy)):
-            if fwd is not None and (best is None or (best[0] == q and fwd > best[1]) or best[2] is None):
-                best = (q, fwd, conf)
-    quantity, value, threshold = best if best else (rule.quantity, 0.0, None)
-    kinds = sorted({dc.kind for dc in study.dose_checks})
-    summary = (f"CT Dose Check {'/'.join(kinds)} value exceeded in {len(rows)} acquisition"
-               f"{'s' if len(rows) != 1 else ''}")
-    return Exceedance(rule.id, quantity, value, UNITS[quantity], threshold if threshold is not None else 0.0, summary,
-                      {"acquisitions": rows})
+        for q, fwd, conf in exceeded:
+            rank = (q == "dlp_total_mgycm", fwd / conf if conf else 0.0)
+            if best is None or rank > best[3]:
+                best = (q, fwd, conf, rank)
+    if best is None:  # a reason or person recorded without a value: report the largest DLP forward estimate
+        fwd = max((dc.dlp_forward_estimate_mgycm or 0.0) for dc in concerned)
+        best = ("dlp_total_mgycm", fwd, 0.0, None)
+    quantity, value, threshold = best[0], best[1], best[2]
+    kinds = sorted({dc.kind for dc in concerned})
+    n = len({dc.uid for dc in concerned})
+    summary = (f"CT Dose Check {'/'.join(kinds)} value exceeded in {n} acquisition{'s' if n != 1 else ''}; "
+               f"largest: {LABELS[quantity]} forward estimate {_fmt(value)} {UNITS[quantity]} vs configured "
+               f"{_fmt(threshold)} {UNITS[quantity]}")
+    return Exceedance(rule.id, quantity, value, UNITS[quantity], threshold, summary, {"acquisitions": rows})
 
 
 def evaluate(study: StudyFacts, history: Sequence[StudyFacts], rules: Sequence[RuleSpec]) -> list[Exceedance]:

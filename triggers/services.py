@@ -81,12 +81,14 @@ def _studies_facts(studies: list[Study], *, with_events: bool) -> dict[int, R.St
     checks: dict[int, list[R.DoseCheckFacts]] = defaultdict(list)
     if with_events:
         for d in DoseCheckOverride.objects.filter(report__study_id__in=ids, report__state="current").values(
-                "report__study_id", "irradiation_event_uid", "kind", "dlp_value_mgycm", "ctdivol_value_mgy",
+                "report__study_id", "irradiation_event_uid", "kind", "dlp_configured", "ctdivol_configured",
+                "dlp_value_mgycm", "ctdivol_value_mgy",
                 "dlp_forward_estimate_mgycm", "ctdivol_forward_estimate_mgy", "reason_for_proceeding", "person_name"):
             sid = d["report__study_id"]
             checks[sid].append(R.DoseCheckFacts(
                 uid=d["irradiation_event_uid"] or None, kind=d["kind"],
                 protocol=protocols.get((sid, d["irradiation_event_uid"]), ""),
+                dlp_configured=d["dlp_configured"], ctdivol_configured=d["ctdivol_configured"],
                 dlp_value_mgycm=d["dlp_value_mgycm"], ctdivol_value_mgy=d["ctdivol_value_mgy"],
                 dlp_forward_estimate_mgycm=d["dlp_forward_estimate_mgycm"],
                 ctdivol_forward_estimate_mgy=d["ctdivol_forward_estimate_mgy"],

@@ -1,4 +1,28 @@
-"""Pages of the triggers app."""
+"""Pages of the triggers app: the alert inbox and alert pages, the trigger rules and their tuning figures."""
+
+from django.urls import include, path
+
+from triggers import views
 
 app_name = "triggers"
-urlpatterns: list = []
+urlpatterns = [
+    path("alerts/", views.alert_inbox, name="alert_inbox"),
+    path("alerts/<int:pk>/", views.alert_detail, name="alert_detail"),
+    path("alerts/<int:pk>/acknowledge/", views.alert_acknowledge_view, name="alert_acknowledge"),
+    path("alerts/<int:pk>/follow-up/", views.alert_follow_up_view, name="alert_follow_up"),
+    path("alerts/<int:pk>/close/", views.alert_close_view, name="alert_close"),
+    path("alerts/<int:pk>/escalate/", views.alert_escalate_view, name="alert_escalate"),
+    path("rules/", views.rule_list, name="rule_list"),
+    path("rules/new/", views.rule_edit, name="rule_new"),
+    path("rules/tuning/", views.rule_tuning_view, name="rule_tuning"),
+    path("rules/<int:pk>/", views.rule_detail, name="rule_detail"),
+    path("rules/<int:pk>/edit/", views.rule_edit, name="rule_edit"),
+]
+
+try:  # incident reports (issue 8) add their pages under incidents/
+    import triggers.incidents.urls  # noqa: F401
+
+    urlpatterns.append(path("", include("triggers.incidents.urls")))
+except ModuleNotFoundError as exc:
+    if exc.name not in ("triggers.incidents", "triggers.incidents.urls"):
+        raise
