@@ -51,9 +51,10 @@ class Command(DoseRegCommand):
             else:
                 payload = render_to_string("triggers/incidents/summary_print.html", {"summary": summary})
         binary = isinstance(payload, bytes)
+        if not opts.get("output") and not binary:
+            self.stdout.write(payload, ending="" if payload.endswith("\n") else "\n")
+            return
         with self.open_output(opts.get("output"), binary=binary) as out:
             out.write(payload)
-            if not binary and not payload.endswith("\n"):
-                out.write("\n")
         if opts.get("output"):
             self.stderr.write(f"wrote {opts['output']}")
