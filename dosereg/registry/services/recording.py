@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sqlite3
 import zoneinfo
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, Max, Sum
+from django.db import connection, transaction
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from dicomrx import dose_report as dr
@@ -420,6 +421,7 @@ def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool
                 row.is_current = False  # the same UID twice in one object: keep the first
         _set_effective_dose(row, age=age, exam_region="")
         rows.append(row)
+    _widen_sqlite_batches()
     IrradiationEvent.objects.bulk_create(rows, batch_size=500)
     AccumulatedDose.objects.bulk_create([_accumulated_row(a, rep) for a in report.accumulated])
     if report.dose_checks:
@@ -434,6 +436,20 @@ def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool
              report.study.study_instance_uid, status, len(rows))
     return RecordOutcome(status=status, study_id=study.pk, report_id=rep.pk, equipment_change_ids=change_ids,
                          flags=report_flags)
+
+
+def _widen_sqlite_batches() -> None:
+    """Django 5.2 assumes SQLite's old limit of 999 bound parameters (a dozen events per INSERT); modern SQLite
+    allows 32766: use the real limit, so a 300-event report is one INSERT, not 25."""
+    if connection.vendor != "sqlite" or getattr(connection.features, "_dosereg_widened", False):
+        return
+    connection.ensure_connection()
+    try:
+        limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except (AttributeError, sqlite3.Error):
+        return
+    connection.features.max_query_params = max(999, limit)
+    connection.features._dosereg_widened = True
 
 
 def _set_effective_dose(row: IrradiationEvent, *, age: float | None, exam_region: str) -> None:
@@ -468,29 +484,29 @@ def study_update_effective_dose(study_id: int) -> None:
 def study_update_totals(study: Study) -> None:
     """Current totals of the study: sums over current reports' totals as written, quantity by quantity; image
     header values (each exposure once) for a quantity no current report carries."""
-    acc = AccumulatedDose.objects.filter(report__study=study, report__state=DoseReport.STATE_CURRENT,
-                                         report__source_kind__in=REPORT_KINDS)
-    rep_sums = acc.aggregate(**{k: Sum(v) for k, v in TOTALS.items()}, report_ed=Sum("effective_dose_msv"))
-    cur = IrradiationEvent.objects.filter(study=study, is_current=True)
-    ev = cur.aggregate(n=Count("id"), max_ctdivol=Max("ctdivol_mgy"), kap=Sum("kap_gycm2"), ka_r=Sum("ka_r_mgy"),
-                       dlp=Sum("dlp_mgycm"), activity=Sum("activity_mbq"))
-    img = cur.exclude(report__source_kind__in=REPORT_KINDS)
-    img_sums = img.aggregate(kap=Sum("kap_gycm2"), ka_r=Sum("ka_r_mgy"), activity=Sum("activity_mbq"))
-    img_dlp = AccumulatedDose.objects.filter(report__study=study, report__source_kind=dr.SOURCE_IMAGE_HEADER
-                                             ).aggregate(d=Sum("dlp_total_mgycm"))["d"]
-    agd = {lat: v for lat, v in img.filter(agd_mgy__isnull=False).values_list("laterality").annotate(v=Sum("agd_mgy"))}
+    # two aggregate queries: accumulated totals (reports as written; image-header DLP), current events
+    is_rep = Q(report__state=DoseReport.STATE_CURRENT, report__source_kind__in=REPORT_KINDS)
+    acc = AccumulatedDose.objects.filter(report__study=study).aggregate(
+        **{f"t_{k}": Sum(v, filter=is_rep) for k, v in TOTALS.items()}, report_ed=Sum("effective_dose_msv", filter=is_rep),
+        img_dlp=Sum("dlp_total_mgycm", filter=Q(report__source_kind=dr.SOURCE_IMAGE_HEADER)))
+    img = ~Q(report__source_kind__in=REPORT_KINDS)
+    ev = IrradiationEvent.objects.filter(study=study, is_current=True).aggregate(
+        n=Count("id"), max_ctdivol=Max("ctdivol_mgy"), kap=Sum("kap_gycm2", filter=img),
+        ka_r=Sum("ka_r_mgy", filter=img), activity=Sum("activity_mbq", filter=img),
+        agd_left=Sum("agd_mgy", filter=img & Q(laterality="left")),
+        agd_right=Sum("agd_mgy", filter=img & Q(laterality="right")),
+        ct_ed=Sum("effective_dose_estimate_msv", filter=Q(effective_dose_msv__isnull=True)),
+        nm_ed=Sum("effective_dose_msv"))
     image_totals = {
-        "dlp_total_mgycm": img_dlp, "kap_total_gycm2": img_sums["kap"], "ka_r_total_mgy": img_sums["ka_r"],
-        "fluoro_time_total_s": None, "agd_left_mgy": agd.get("left"), "agd_right_mgy": agd.get("right"),
-        "activity_mbq": img_sums["activity"],
+        "dlp_total_mgycm": acc["img_dlp"], "kap_total_gycm2": ev["kap"], "ka_r_total_mgy": ev["ka_r"],
+        "fluoro_time_total_s": None, "agd_left_mgy": ev["agd_left"], "agd_right_mgy": ev["agd_right"],
+        "activity_mbq": ev["activity"],
     }
     for name in TOTALS:
-        setattr(study, name, rep_sums[name] if rep_sums[name] is not None else image_totals[name])
+        setattr(study, name, acc[f"t_{name}"] if acc[f"t_{name}"] is not None else image_totals[name])
     # effective dose: CT estimates of current acquisitions (DLP x k) + NM as reported
-    ct = cur.filter(effective_dose_msv__isnull=True).aggregate(e=Sum("effective_dose_estimate_msv"))["e"]
-    nm = rep_sums["report_ed"]
-    if nm is None:
-        nm = cur.filter(effective_dose_msv__isnull=False).aggregate(e=Sum("effective_dose_msv"))["e"]
+    ct = ev["ct_ed"]
+    nm = acc["report_ed"] if acc["report_ed"] is not None else ev["nm_ed"]
     parts, labels = [], []
     if ct is not None:
         parts.append(ct)
