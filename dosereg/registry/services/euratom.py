@@ -46,7 +46,7 @@ def equipment_reporting_status(*, now: dt.datetime | None = None, include_demo: 
     nothing since), ``never`` (objects but never a dose report: images only, or nothing parsed)."""
     now = now or timezone.now()
     limit = dt.timedelta(days=_silent_after_days())
-    units = Equipment.objects.select_related("room").annotate(studies=Count("studies")).order_by(
+    units = Equipment.objects.select_related("room").annotate(study_count=Count("studies")).order_by(
         "room__name", "manufacturer", "model", "station_name")
     if not include_demo:
         units = units.filter(demo=False)
@@ -62,7 +62,7 @@ def equipment_reporting_status(*, now: dt.datetime | None = None, include_demo: 
         out.append({
             "id": unit.pk, "name": unit.display_name, "room": unit.room.name if unit.room_id else "",
             "sends_dose_reports": unit.sends_dose_reports, "last_report_at": last,
-            "last_object_at": unit.last_object_at, "first_seen": unit.first_seen, "studies": unit.studies,
+            "last_object_at": unit.last_object_at, "first_seen": unit.first_seen, "studies": unit.study_count,
             "days_since_last_report": (now - last).days if last else None,
             "status": status, "silent_after_days": limit.days,
         })

@@ -11,6 +11,7 @@ date are not counted (their number goes to stderr).
 from __future__ import annotations
 
 import csv
+import io
 
 from dosereg.registry.management.base import DoseRegCommand
 from dosereg.registry.models import Study
@@ -41,11 +42,16 @@ class Command(DoseRegCommand):
             raise UsageError(f"--year {year} is out of range")
         rows = population_rows(year=year, include_demo=options["include_demo"])
         columns = population_columns()
-        with self.open_output(options["output"]) as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow([_cell(row[c]) for c in columns])
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(row[c]) for c in columns])
+        if options["output"]:
+            with self.open_output(options["output"]) as fh:
+                fh.write(buffer.getvalue())
+        else:
+            self.stdout.write(buffer.getvalue(), ending="")
         total = sum(r["examinations"] for r in rows)
         undated = Study.objects.filter(study_date__isnull=True)
         if not options["include_demo"]:
