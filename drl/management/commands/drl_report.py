@@ -48,9 +48,9 @@ class Command(DoseRegCommand):
                 fh.write(drl_comparison_pdf(run))
             return
         rows = drl_report_rows(run)
+        text = json.dumps(rows, indent=1, ensure_ascii=False) + "\n" if fmt == "json" else drl_report_csv(rows)
+        if not opts["output"]:
+            self.stdout.write(text, ending="")  # self.stdout: call_command(stdout=...) captures it
+            return
         with self.open_output(opts["output"]) as fh:
-            if fmt == "json":
-                json.dump(rows, fh, indent=1, ensure_ascii=False)
-                fh.write("\n")
-            else:
-                fh.write(drl_report_csv(rows))
+            fh.write(text)
