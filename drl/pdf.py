@@ -20,7 +20,7 @@ def _t(text) -> str:
 def _num(v) -> str:
     if v is None:
         return "-"
-    return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
 
 
 def drl_comparison_pdf(run: DrlComparison) -> bytes:

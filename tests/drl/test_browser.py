@@ -1,0 +1,56 @@
+"""Browser: a physicist maps an unmapped name, runs the comparison, opens the report and downloads the PDF."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import require, require_program
+from tests.drl.factories import study, unit
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_physicist_maps_runs_and_downloads_pdf(live_server, make_user, tmp_path):
+    require(os.path.exists("/usr/bin/chromium"), "chromium is not installed (apt-get install chromium)")
+    pdftotext = require_program("pdftotext")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    make_user("physicist", username="phys")
+    a = unit("Browser CT")
+    year = dt.date.today().year - 1
+    for k in range(22):
+        study(a, exam=None, description="Thx Spezial Lokal", dlp=250.0 + k, date=dt.date(year, 5, 1))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--headless", "--no-sandbox", "--disable-gpu",
+                                          "--disable-background-networking"])
+        page = browser.new_page(accept_downloads=True)
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("input[name=username]", "phys")
+        page.fill("input[name=password]", "correct horse battery")
+        page.click("button[type=submit], input[type=submit]")
+        page.goto(f"{live_server.url}/mapping/")
+        row = page.locator("#unmapped tr", has_text="Thx Spezial Lokal")
+        row.locator("select[name=exam]").select_option(label="CT chest (lung cancer) [CT]")
+        row.locator("button", has_text="Map").click()
+        page.wait_for_selector("text=now maps to CT chest (lung cancer)")
+        page.goto(f"{live_server.url}/drl/")
+        page.click("#run-comparison")
+        page.wait_for_selector("#drl-table")
+        table = page.inner_text("#drl-table")
+        assert "CT chest (lung cancer)" in table and "Browser CT" in table and "260.5" in table
+        assert page.locator("svg.boxplot .drl-line").count() >= 1
+        with page.expect_download() as info:
+            page.click("#download-pdf")
+        pdf_path = tmp_path / "report.pdf"
+        info.value.save_as(pdf_path)
+        browser.close()
+    text = subprocess.run([pdftotext, "-layout", str(pdf_path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "DRL comparison" in text and "CT chest (lung cancer)" in text and "260.5" in text
+    assert "ICRP Publication 135" in text and "UKHSA" in text
