@@ -99,4 +99,7 @@ def fmt(value, digits: int = 3) -> str:
         return f"{v:,.0f}"
     if abs(v) < 1e-3:
         return f"{v:.{digits - 1}e}"
-    return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:,.{max(0, digits - len(str(int(abs(v)))))}f}"
+    text = f"{v:.{digits}g}" if abs(v) < 1 else f"{v:,.{max(0, digits - len(str(int(abs(v)))))}f}"
+    if "." in text and "e" not in text:
+        text = text.rstrip("0").rstrip(".")  # 25.10 -> 25.1: no precision the value does not have
+    return text

@@ -65,7 +65,7 @@ def _report(study: Study, *, modality: str, sop_class: str, template: str, state
     ro = ReceivedObject.objects.create(
         sop_instance_uid=sop, sop_class_uid=sop_class, sha256=hashlib.sha256(sop.encode()).hexdigest(),
         study_instance_uid=study.study_instance_uid, modality=modality, source="c-store", calling_ae="MODALITY1",
-        peer_address="10.0.0.5", state=state, warnings=warnings or [], processed_at=timezone.now(), size=1234)
+        peer_address="10.0.0.5", state=state, file_path=f"{sop}.dcm", warnings=warnings or [], processed_at=timezone.now(), size=1234)
     return DoseReport.objects.create(received_object=ro, study=study, sop_instance_uid=sop, sop_class_uid=sop_class,
                                      source_kind="rdsr", template=template, modality_types=[study.modality_type],
                                      warnings=warnings or [])
@@ -134,7 +134,7 @@ def fluoro_study(pat=None, *, date=dt.date(2024, 5, 6), description="Coronary an
             sequence=i, event_type=etype, plane=plane, protocol="Cardiac 15 fps", kap_gycm2=kap, ka_r_mgy=kar,
             positioner_primary_angle_deg=a1, positioner_secondary_angle_deg=a2, number_of_frames=frames,
             collimated_field_height_mm=180.0, collimated_field_width_mm=180.0, kvp=78, pulse_rate_per_s=15,
-            irradiation_duration_s=12.0, raw={"kap_gycm2": [kap / 10000, "Gy.m2"], "ka_r_mgy": [kar / 1000, "Gy"]})
+            irradiation_duration_s=12.0, raw={"kap_gycm2": [round(kap / 10000, 9), "Gy.m2"], "ka_r_mgy": [round(kar / 1000, 6), "Gy"]})
     return study
 
 
@@ -167,7 +167,7 @@ def radiography_study(pat=None, *, date=dt.date(2024, 7, 8), description="Chest 
         IrradiationEvent.objects.create(
             study=study, report=rep, irradiation_event_uid=None, source_sop_instance_uid=uid(), sequence=i,
             event_type="image_header", protocol=proto, kap_gycm2=kap, kvp=110, exposure_mas=2.5,
-            raw={"kap_gycm2": [kap * 10, "dGy.cm2"]})
+            raw={"kap_gycm2": [round(kap * 10, 6), "dGy.cm2"]})
     return study
 
 
