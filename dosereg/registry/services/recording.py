@@ -27,7 +27,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
@@ -241,6 +241,15 @@ def _jsonable(value):
     return str(value)
 
 
+def _shallow_jsonable(d: dict) -> dict:
+    """The parser's attributes are JSON-able by contract; convert only top-level codes and dates (fast path for
+    reports with hundreds of events)."""
+    plain = (str, int, float, bool, list, dict, type(None))
+    if all(isinstance(v, plain) for v in d.values()):
+        return d
+    return {k: (v if isinstance(v, plain) else _jsonable(v)) for k, v in d.items()}
+
+
 def _code_list(code: dr.Code | None):
     return [code.scheme, code.value, code.meaning] if code else None
 
@@ -270,8 +279,8 @@ def _event_row(ev: dr.IrradiationEventData, *, study: Study, rep: DoseReport, se
     if ev.target_region is not None:
         attrs["target_region_code"] = _code_list(ev.target_region)
     row.raw = raw
-    row.attributes = _jsonable(attrs)
-    row.content = _jsonable(ev.content)
+    row.attributes = _shallow_jsonable(attrs)
+    row.content = ev.content  # JSON-able by the parser's contract (dicts, lists, strings, numbers)
     return row
 
 
@@ -403,6 +412,7 @@ def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool
     rows = []
     seen_keys = set(image_keys)
     seen_uids = set().union(*current.values()) if current else set()
+    taken: set[str] = set()
     for seq, ev in enumerate(report.events):
         row = _event_row(ev, study=study, rep=rep, seq=seq, offset=offset, age=age)
         if superseded_by is not None:
@@ -417,12 +427,13 @@ def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool
             if row.exposure_key:
                 seen_keys.add(row.exposure_key)
         if row.irradiation_event_uid and row.is_current:
-            if row.irradiation_event_uid in {r.irradiation_event_uid for r in rows if r.is_current}:
+            if row.irradiation_event_uid in taken:
                 row.is_current = False  # the same UID twice in one object: keep the first
+            taken.add(row.irradiation_event_uid)
         _set_effective_dose(row, age=age, exam_region="")
         rows.append(row)
+    _insert_rows(IrradiationEvent, rows)
     _widen_sqlite_batches()
-    IrradiationEvent.objects.bulk_create(rows, batch_size=500)
     AccumulatedDose.objects.bulk_create([_accumulated_row(a, rep) for a in report.accumulated])
     if report.dose_checks:
         DoseCheckOverride.objects.bulk_create([_dose_check_row(c, rep) for c in report.dose_checks])
@@ -436,6 +447,39 @@ def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool
              report.study.study_instance_uid, status, len(rows))
     return RecordOutcome(status=status, study_id=study.pk, report_id=rep.pk, equipment_change_ids=change_ids,
                          flags=report_flags)
+
+
+def _insert_rows(model, objs: list) -> None:
+    """Insert many rows in one statement (PostgreSQL: execute_values; SQLite: executemany of one prepared
+    statement).  Django's bulk_create spends most of its time compiling one giant SQL text of 20,000 placeholders
+    for a 300-event report; the ids of the new rows are not needed here."""
+    if not objs:
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    for f in fields:  # auto_now_add and defaults, as Model.save would
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            for obj in objs:
+                f.pre_save(obj, add=True)
+    plain = (models.FloatField, models.BooleanField, models.IntegerField, models.CharField, models.ForeignKey)
+    convert = [None if isinstance(f, plain) else f for f in fields]
+    attnames = [f.attname for f in fields]
+    params = []
+    for obj in objs:
+        values = []
+        for attname, conv in zip(attnames, convert, strict=True):
+            value = getattr(obj, attname)
+            values.append(value if conv is None else conv.get_db_prep_save(value, connection))
+        params.append(values)
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
+    head = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            from psycopg2.extras import execute_values
+
+            execute_values(cursor.cursor, head + "%s", params, page_size=1000)
+        else:
+            cursor.executemany(head + "(" + ", ".join(["%s"] * len(fields)) + ")", params)
 
 
 def _widen_sqlite_batches() -> None:
