@@ -160,3 +160,28 @@ def test_example_files_import(angio, tmp_path):
     code, out, err = run_import(tmp_path, approved, "--source", "approved_service")
     assert code == 0, err
     assert StaffDoseReading.objects.get(dosimeter__dosimeter_id="TLD-C-0001").hp10_usv == 950.0
+
+
+def test_outlier_against_the_rooms_usual_ratio_and_the_procedure_page(angio, tmp_path, make_user, client):
+    """Six procedures in Angio 1 with a usual ratio of 0.1 µSv per Gy·cm²; one at 1.0 is flagged high."""
+    from dosereg.registry.models import Study
+
+    from .conftest import at
+
+    unit = angio["studies"]["a"].equipment
+    lines = ["dosimeter_id,start,end,hp10_usv"]
+    for day in range(10, 17):
+        Study.objects.create(study_instance_uid=f"7.{day}", patient=angio["studies"]["a"].patient, equipment=unit,
+                             study_datetime=at(day, 9), study_date=at(day, 9).date(), modality_type="fluoroscopy",
+                             kap_total_gycm2=100.0, study_description=f"PCI {day}")
+        dose = 100.0 if day == 16 else 10.0
+        lines.append(f"EPD-A,2025-03-{day}T09:05:00+01:00,2025-03-{day}T09:40:00+01:00,{dose}")
+    code, out, err = run_import(tmp_path, "\n".join(lines) + "\n")
+    assert code == 0 and "matched to a procedure: 7" in out, err
+    rows = {p.study.study_description: p for p in staff_procedures()}
+    flagged = rows["PCI 16"].staff[0]
+    assert flagged.ratio_usv_per_gycm2 == 1.0 and flagged.usual_ratio == 0.1 and flagged.flag == "high"
+    assert rows["PCI 10"].staff[0].flag == ""
+    client.force_login(make_user("physicist"))
+    body = client.get("/staff/procedures/").content.decode()
+    assert "PCI 16" in body and "Alice Cardiologist" in body and ">high<" in body
