@@ -147,7 +147,7 @@ class TriggerRuleSerializer(serializers.ModelSerializer):
             raise ValidationError(errors)
         return attrs
 
-    def _data(self, validated):
+    def _service_data(self, validated):
         data = {}
         for k, v in validated.items():
             if k in ("room", "equipment", "standard_exam"):
@@ -158,12 +158,12 @@ class TriggerRuleSerializer(serializers.ModelSerializer):
 
     def create(self, validated):
         req = self.context["request"]
-        return services.rule_save(rule=None, data=self._data(validated), user=req.user,
+        return services.rule_save(rule=None, data=self._service_data(validated), user=req.user,
                                   comment=validated.get("comment", ""), request=req)
 
     def update(self, instance, validated):
         req = self.context["request"]
-        return services.rule_save(rule=instance, data=self._data(validated), user=req.user,
+        return services.rule_save(rule=instance, data=self._service_data(validated), user=req.user,
                                   comment=validated.get("comment", ""), request=req)
 
 

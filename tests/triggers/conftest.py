@@ -27,3 +27,8 @@ def import_dose(django_capture_on_commit_callbacks):
         return out.getvalue()
 
     return _import
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dosereg.registry.models import Study
-from triggers.models import Alert
+from triggers.models import Alert, TriggerRule
 
 pytestmark = [pytest.mark.corpus, pytest.mark.django_db]
 
