@@ -382,13 +382,13 @@ class Listener:
             return
         self.counters.add("rejected_associations")
         log.warning("association from %s@%s rejected: calling AE title not recognised", calling_ae, peer)
-        assoc.acse.send_reject(0x01, 0x01, 0x03)
         key, now = (calling_ae, peer), time.monotonic()
         if now - self._last_refusal_logged.get(key, -1e9) > 60:  # a retrying sender adds one row a minute at most
             self._last_refusal_logged[key] = now
             _record_refusal(kind="association", calling_ae=calling_ae[:16], peer_address=peer[:64],
                             reason="calling AE title not recognised (A-ASSOCIATE-RJ permanent, diagnostic 3)")
         connections.close_all()
+        assoc.acse.send_reject(0x01, 0x01, 0x03)
         assoc.kill()
 
     def on_echo(self, event) -> int:
