@@ -67,7 +67,10 @@ class DoseRegCommand(BaseCommand):
     @contextmanager
     def open_output(self, path: str | None, binary: bool = False):
         if not path:
-            yield sys.stdout.buffer if binary else sys.stdout
+            # the command's own stdout stream (call_command(stdout=...) captures it), unwrapped: OutputWrapper
+            # would add a newline to every partial write of a streamed export
+            stream = getattr(self.stdout, "_out", sys.stdout)
+            yield getattr(stream, "buffer", stream) if binary else stream
             return
         try:
             fh = open(path, "wb" if binary else "w", **({} if binary else {"newline": "", "encoding": "utf-8"}))
