@@ -1,0 +1,178 @@
+"""Benchmark: the yearly DRL comparison over >= 500,000 studies on PostgreSQL.
+
+    .venv/bin/python bench/drl.py [--studies 500000] [--database bench_drl]
+
+Creates (once) a private database, migrates it and fills it with a year of synthetic studies straight in SQL
+(``INSERT ... SELECT FROM generate_series``: 10 CT units and 4 cath labs, 80 % CT with a localizer and two
+acquisitions each, 20 % interventional cardiology with KAP; ages 0-95 with some unknown, weights 40-120 kg with some
+unknown).  ``generate_demo_data --bulk`` goes through the recording service study by study, which is right for
+realism but takes far longer at this scale.  Then it times ``drl_comparison_run`` for that year (all rows, in the
+database) and prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _ensure_database(base_url: str, name: str) -> str:
+    import psycopg2
+
+    conn = psycopg2.connect(base_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if not cur.fetchone():
+            cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return base_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _insert_select(model, count_sql: str, exprs: dict[str, str], params: list | None = None) -> None:
+    """INSERT every concrete column: the given SQL expressions, else the field's default as a parameter."""
+    from django.db import connection
+
+    cols, values, all_params = [], [], []
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        cols.append(field.column)
+        if field.column in exprs:
+            values.append(exprs[field.column].replace("%", "%%"))  # modulo, not a placeholder
+        else:
+            kind = field.get_internal_type()
+            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) or (
+                    kind in ("DateTimeField", "DateField") and not field.null):
+                values.append("now()")
+                continue
+            if field.has_default():
+                default = field.get_default()
+            elif field.null:
+                default = None
+            elif "Integer" in kind or kind in ("FloatField", "DecimalField"):
+                default = 0
+            elif kind == "BooleanField":
+                default = False
+            elif kind == "JSONField":
+                default = {}
+            else:
+                default = ""
+            values.append("%s")
+            all_params.append(field.get_db_prep_save(default, connection))
+    sql = f"INSERT INTO {model._meta.db_table} ({', '.join(cols)}) SELECT {', '.join(values)} FROM {count_sql}"
+    with connection.cursor() as cur:
+        cur.execute(sql, all_params + (params or []))
+
+
+def generate(n: int, year: int) -> None:
+    from django.db import connection, transaction
+
+    from dosereg.registry.models import (
+        DoseReport,
+        Equipment,
+        IrradiationEvent,
+        Patient,
+        ReceivedObject,
+        StandardExam,
+        Study,
+    )
+
+    ct_exams = list(StandardExam.objects.filter(modality_type="CT").values_list("pk", flat=True))
+    xa_exams = list(StandardExam.objects.filter(modality_type="fluoroscopy").values_list("pk", flat=True))
+    units = [Equipment.objects.get_or_create(identity_key=f"bench:ct{i}", manufacturer="Bench", model=f"CT {i}")[0]
+             for i in range(10)]
+    labs = [Equipment.objects.get_or_create(identity_key=f"bench:xa{i}", manufacturer="Bench", model=f"Cath {i}")[0]
+            for i in range(4)]
+    ct_ids = "ARRAY[" + ",".join(str(u.pk) for u in units) + "]"
+    xa_ids = "ARRAY[" + ",".join(str(u.pk) for u in labs) + "]"
+    ct_ex = "ARRAY[" + ",".join(map(str, ct_exams)) + "]"
+    xa_ex = "ARRAY[" + ",".join(map(str, xa_exams)) + "]"
+    with transaction.atomic():
+        p0 = (Patient.objects.order_by("-pk").values_list("pk", flat=True).first() or 0)
+        _insert_select(Patient, "generate_series(1, %s) g", {"patient_id": "'B' || g"}, [n])
+        is_ct = "(g % 5 <> 0)"
+        _insert_select(Study, "generate_series(1, %s) g", {
+            "study_instance_uid": "'2.25.999.' || g",
+            "patient_id": f"{p0} + g",
+            "equipment_id": f"CASE WHEN {is_ct} THEN ({ct_ids})[1 + g % 10] ELSE ({xa_ids})[1 + g % 4] END",
+            "study_date": f"DATE '{year}-01-01' + (g % 365)",
+            "modality_type": f"CASE WHEN {is_ct} THEN 'CT' ELSE 'fluoroscopy' END",
+            "standard_exam_id": f"CASE WHEN {is_ct} THEN ({ct_ex})[1 + (g / 7) % {len(ct_exams)}] "
+                                f"ELSE ({xa_ex})[1 + (g / 7) % {len(xa_exams)}] END",
+            "age_years": "CASE WHEN g % 17 = 0 THEN NULL ELSE (g * 7919) % 96 END",
+            "weight_kg": "CASE WHEN g % 3 = 0 THEN NULL ELSE 40 + (g * 104729) % 81 END",
+            "dlp_total_mgycm": f"CASE WHEN {is_ct} THEN 100 + random() * 700 END",
+            "kap_total_gycm2": f"CASE WHEN {is_ct} THEN NULL ELSE 5 + random() * 120 END",
+            "event_count": f"CASE WHEN {is_ct} THEN 3 ELSE 0 END",
+        }, [n])
+        s0 = Study.objects.filter(study_instance_uid="2.25.999.1").values_list("pk", flat=True).get() - 1
+        _insert_select(ReceivedObject, "generate_series(1, %s) g WHERE (g %% 5 <> 0)", {
+            "sop_instance_uid": "'2.25.998.' || g", "sha256": "lpad(g::text, 64, '0')", "source": "'import'",
+            "study_instance_uid": "'2.25.999.' || g"}, [n])
+        r0 = ReceivedObject.objects.filter(sop_instance_uid="2.25.998.1").values_list("pk", flat=True).get() - 1
+        _insert_select(DoseReport, f"{ReceivedObject._meta.db_table} ro WHERE ro.sop_instance_uid LIKE '2.25.998.%%'", {
+            "received_object_id": "ro.id",
+            "study_id": f"{s0} + substr(ro.sop_instance_uid, 10)::int",
+            "sop_instance_uid": "ro.sop_instance_uid", "sop_class_uid": "'1.2.840.10008.5.1.4.1.1.88.67'",
+            "source_kind": "'rdsr'", "state": "'current'"})
+        del r0
+        _insert_select(IrradiationEvent,
+                       f"{DoseReport._meta.db_table} r CROSS JOIN generate_series(0, 2) k "
+                       f"WHERE r.sop_instance_uid LIKE '2.25.998.%%'", {
+                           "study_id": "r.study_id", "report_id": "r.id",
+                           "irradiation_event_uid": "r.sop_instance_uid || '.' || k", "sequence": "k",
+                           "is_current": "true", "is_localizer": "k = 0",
+                           "protocol": "CASE WHEN k = 0 THEN 'Topogram' ELSE 'Routine' END",
+                           "ctdivol_mgy": "CASE WHEN k = 0 THEN 0.1 ELSE 3 + random() * 15 END",
+                           "kvp": "120"})
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=500_000)
+    parser.add_argument("--year", type=int, default=2024)
+    parser.add_argument("--database", default="bench_drl")
+    parser.add_argument("--base-url", default=os.environ.get("BENCH_POSTGRES_URL",
+                                                             "postgresql://postgres@127.0.0.1:5432/postgres"))
+    args = parser.parse_args()
+    os.environ["DATABASE_URL"] = _ensure_database(args.base_url, args.database)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dosereg.settings")
+    os.environ.pop("CELERY_BROKER_URL", None)
+    import django
+
+    django.setup()
+    import datetime as dt
+
+    from django.core.management import call_command
+
+    from dosereg.registry.models import IrradiationEvent, Study
+    from drl.services import drl_comparison_run
+
+    call_command("migrate", verbosity=0)
+    have = Study.objects.filter(study_date__year=args.year, study_instance_uid__startswith="2.25.999.").count()
+    if have < args.studies:
+        t0 = time.perf_counter()
+        generate(args.studies - have, args.year)
+        print(f"generated {args.studies - have} studies in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    n_studies = Study.objects.filter(study_date__year=args.year).count()
+    n_events = IrradiationEvent.objects.count()
+    for attempt in (1, 2):
+        t0 = time.perf_counter()
+        run = drl_comparison_run(period_start=dt.date(args.year, 1, 1), period_end=dt.date(args.year, 12, 31),
+                                 trigger="yearly", note="bench")
+        elapsed = time.perf_counter() - t0
+        print(f"yearly DRL comparison (run {attempt}): {n_studies} studies, {n_events} irradiation events, "
+              f"{run.rows.count()} rows, {elapsed:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
