@@ -36,7 +36,7 @@ def timeline_svg(points: dict[str, list[tuple[dt.date, float]]], *, width: int =
     if d0 == d1:
         d0, d1 = d0 - dt.timedelta(days=15), d1 + dt.timedelta(days=15)
     span = (d1 - d0).days or 1
-    left, right, panel_h, gap, top = 150, 20, 70, 18, 10
+    left, right, panel_h, gap, top = 200, 20, 64, 16, 10
     plot_w = width - left - right
     height = top + len(series) * (panel_h + gap) + 24
     out = [f'<svg class="chart timeline" role="img" aria-label="Dose timeline" viewBox="0 0 {width} {height}" '

@@ -87,12 +87,12 @@ def study_objects(studies, *, events: bool = False, dose_text: bool = True) -> l
     site = SiteSettings.load() if dose_text else None
     out = []
     if sel is not None:
-        if hasattr(sel, "iter_export_dicts") and not events:
-            qs = Study.objects.filter(pk__in=[s.pk for s in studies])
-            by_uid = {d["study_instance_uid"]: d for d in sel.iter_export_dicts(qs)}
-            dicts = [by_uid.get(s.study_instance_uid) or sel.study_export_dict(s, events=False) for s in studies]
+        qs = Study.objects.filter(pk__in=[s.pk for s in studies])
+        if hasattr(sel, "iter_export_dicts"):
+            by_uid = {d["study_instance_uid"]: d for d in sel.iter_export_dicts(qs, events=events)}
         else:
-            dicts = [sel.study_export_dict(s, events=events) for s in studies]
+            by_uid = {}
+        dicts = [by_uid.get(s.study_instance_uid) or sel.study_export_dict(s, events=events) for s in studies]
     else:
         sources, planes, event_rows = _batch_parts(studies, events)
         dicts = [_local_export_dict(s, events=events, sources=sources.get(s.study_instance_uid, []),
