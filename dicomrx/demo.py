@@ -195,7 +195,7 @@ def _ct(rng, study: DemoStudy, age: int) -> None:
         dlp = _sig(dlp_median * scale / phases * ctdi / (ctdi_median * scale) * rng.uniform(0.85, 1.15), 5)
         t = t + dt.timedelta(seconds=rng.randint(40, 200))
         study.events.append(DemoEvent(_uid(rng), t, "spiral_acquisition", f"{desc.title()}{' phase ' + str(k + 1) if phases > 1 else ''}", region, {
-            "ctdivol_mgy": (ctdi, "mGy"), "dlp_mgycm": (dlp, "mGy.cm"), "kvp": (rng.choice([100, 120]), "kV"),
+            "ctdivol_mgy": (ctdi, "mGy"), "dlp_mgycm": (dlp, "mGy.cm"), "kvp": (120 if region == "head" else 100, "kV"),
             "tube_current_ma": (rng.randint(120, 420), "mA"), "max_tube_current_ma": (rng.randint(420, 500), "mA"),
             "number_of_xray_sources": (1, "{X-Ray sources}"), "pitch_factor": (rng.choice([0.8, 1.0, 1.2]), "{ratio}"),
             "scanning_length_mm": (round(dlp / max(ctdi, 0.01) * 10, 1), "mm"),
@@ -221,7 +221,7 @@ def _projection_events(rng, study: DemoStudy, region: str, kap_total: float, n_f
         pulses = int(duration * fluoro_rate) if fluoro else int(duration * 15)
         t = t + dt.timedelta(seconds=rng.randint(20, 180))
         values = {"kap_gycm2": (_sig(kap / 1e4, 5), "Gy.m2"), "ka_r_mgy": (_sig(kar / 1000, 5), "Gy"),
-                  "kvp": (rng.randint(65, 95), "kV"), "tube_current_ma": (rng.randint(8, 600), "mA"),
+                  "kvp": (rng.randint(74, 80), "kV"), "tube_current_ma": (rng.randint(8, 600), "mA"),
                   "pulse_width_ms": (_sig(rng.uniform(4, 8), 2), "ms"), "irradiation_duration_s": (duration, "s"),
                   "number_of_pulses": (pulses, "1"), "pulse_rate_per_s": (fluoro_rate if fluoro else 15, "{pulse}/s"),
                   "positioner_primary_angle_deg": (rng.randint(-45, 45), "deg"),
@@ -274,7 +274,7 @@ def _dx(rng, study: DemoStudy, age: int) -> None:
         t = t + dt.timedelta(seconds=rng.randint(30, 120))
         study.events.append(DemoEvent(_uid(rng), t, "stationary_acquisition", f"{desc.title()} view {v + 1}", region, {
             "kap_gycm2": (_sig(kap / 1e4, 5), "Gy.m2"), "ka_r_mgy": (_sig(kap * 1.3 / 1000, 5), "Gy"),
-            "kvp": (rng.choice([70, 75, 81, 90, 110, 125]), "kV"), "exposure_mas": (_sig(rng.uniform(1, 40) * 1000, 4), "uA.s"),
+            "kvp": (125 if v == 0 else 110, "kV"), "exposure_mas": (_sig(rng.uniform(1, 40) * 1000, 4), "uA.s"),
             "distance_source_to_detector_mm": (rng.choice([1000, 1150, 1800]), "mm")}, {"plane": "single"}))
     study.totals["single"] = {"kap_total_gycm2": (_sig(total / 1e4, 6), "Gy.m2"),
                               "ka_r_total_mgy": (_sig(total * 1.3 / 1000, 6), "Gy"),
@@ -295,7 +295,7 @@ def _mg(rng, study: DemoStudy, age: int) -> None:
             t = t + dt.timedelta(seconds=rng.randint(30, 90))
             study.events.append(DemoEvent(_uid(rng), t, "stationary_acquisition", f"{view} {side}", "breast", {
                 "agd_mgy": (agd, "mGy"), "esak_mgy": (_sig(agd * rng.uniform(3.5, 4.5), 3), "mGy"),
-                "compression_thickness_mm": (thickness, "mm"), "kvp": (rng.choice([28, 29, 30, 31, 32]), "kV"),
+                "compression_thickness_mm": (thickness, "mm"), "kvp": (29 if thickness < 55 else 31, "kV"),
                 "hvl_mmal": (_sig(rng.uniform(0.5, 0.6), 3), "mm"), "exposure_mas": (rng.randint(60, 180) * 1000, "uA.s")},
                 {"laterality": side, "view": view, "plane": "single"}))
     study.totals["single"] = {"agd_left_mgy": (_sig(sums["left"], 4), "mGy"),
@@ -420,7 +420,7 @@ def _observer(unit: DemoUnit) -> list[Dataset]:
 
 
 def device_observer_uid(unit: DemoUnit) -> str:
-    return f"{DEMO_UID_ROOT}.9.{sum(map(ord, unit.key))}{len(unit.key)}"
+    return f"{DEMO_UID_ROOT}.9.{UNITS.index(unit) + 1}"
 
 
 def demo_dataset(study: DemoStudy) -> Dataset:
