@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db import transaction
+from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from dicomrx.dose_report import DoseParseError, NotADoseObject
@@ -76,9 +76,18 @@ def ingest_received_object(received_object_id: int, *, demo: bool = False, force
         _refuse(row, ReceivedObject.STATE_REJECTED, str(exc))
         log.warning("object %s rejected: %s", row.sop_instance_uid, exc)
         return IngestOutcome(FAILED, reason=str(exc), received_object_id=row.pk)
-    with transaction.atomic():
-        outcome = record_report(report, row, demo=demo)
-        _schedule_after_record(outcome.study_id, outcome.equipment_change_ids)
+    try:
+        with transaction.atomic():
+            outcome = record_report(report, row, demo=demo)
+            _schedule_after_record(outcome.study_id, outcome.equipment_change_ids)
+    except (DataError, IntegrityError, ValueError, TypeError, OverflowError) as exc:
+        # content the registry cannot hold (a garbled value that parsed): refused, nothing half-written
+        reason = f"cannot record the object: {type(exc).__name__}: {str(exc)[:300]}"
+        _refuse(row, ReceivedObject.STATE_REJECTED, reason)
+        log.warning("object %s rejected: %s", row.sop_instance_uid, reason)
+        return IngestOutcome(FAILED, reason=reason, received_object_id=row.pk)
+    except OperationalError as exc:  # database unavailable or locked: not the object's fault, retry later
+        raise IngestError(f"database unavailable: {exc}") from exc
     status = SUPERSEDED if outcome.status == "superseded" else IMPORTED
     return IngestOutcome(status, received_object_id=row.pk, study_id=outcome.study_id,
                          warnings=list(report.warnings), equipment_change_ids=outcome.equipment_change_ids)

@@ -285,3 +285,26 @@ def test_check_corpus_tool_passes(corpus):
     assert proc.returncode == 0, proc.stdout[-2000:]
     good, total = last.split()[0].split("/")
     assert good == total, last
+
+
+def test_fuzzed_copies_never_crash_the_import(corpus, tmp_path):
+    import random
+
+    rng = random.Random(20240301)
+    sources = [corpus / "ct" / "CT-RDSR-Toshiba_DoseCheck.dcm", corpus / "rf" / "RF-RDSR-GE.dcm",
+               corpus / "dx" / "DX-Im-Carestream_DR7500-1.dcm", corpus / "nm" / "NM-RRDSR-Siemens.dcm"]
+    for n in range(24):
+        data = bytearray(sources[n % len(sources)].read_bytes())
+        if n % 3 == 0:
+            data = data[: rng.randrange(140, len(data))]
+        for _ in range(rng.randrange(1, 40)):
+            i = rng.randrange(132, len(data))
+            data[i] = rng.randrange(256)
+        (tmp_path / f"fuzz{n:02d}.dcm").write_bytes(bytes(data))
+    for path in sorted(tmp_path.glob("fuzz*.dcm")):
+        outcome = ingest.import_file(path)
+        assert outcome.status in ("imported", "superseded", "already_present", "skipped", "failed")
+        if outcome.status in ("failed", "skipped"):
+            assert outcome.reason
+    for row in ReceivedObject.objects.filter(state="rejected"):
+        assert row.reason and not DoseReport.objects.filter(received_object=row).exists()
