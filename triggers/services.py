@@ -261,12 +261,16 @@ def alert_notify(alert_id: int) -> int:
     return len(deliveries)
 
 
-def _incident_hook(alert_id: int, *, automatic: bool):
+def _incident_hook(alert_id: int, *, automatic: bool, user=None, request=None):
     try:
         from triggers.incidents.services import incident_from_alert
-    except ImportError:  # incident reports not installed (issue 8)
+    except ModuleNotFoundError as exc:  # incident reports not installed (issue 8)
+        if exc.name not in ("triggers.incidents", "triggers.incidents.services"):
+            raise
         return None
-    return incident_from_alert(alert_id, automatic=automatic)
+    if automatic:
+        return incident_from_alert(alert_id, automatic=True)
+    return incident_from_alert(alert_id, automatic=False, user=user, request=request)
 
 
 # --- lifecycle ----------------------------------------------------------------------------------------------------
@@ -329,7 +333,7 @@ def alert_escalate(alert: Alert, user, *, create_incident: bool = False, request
         alert.escalated_at = timezone.now()
         _transition(alert, user, "escalated", "escalated", {}, request)
     if create_incident:
-        return _incident_hook(alert.pk, automatic=False)
+        return _incident_hook(alert.pk, automatic=False, user=user, request=request)
     return None
 
 

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from dosereg.registry.services.audit import audit_record
@@ -55,8 +56,17 @@ def alert_detail(request, pk: int):
         "window_studies": services.alerts_for_patient_window(alert, window_days),
         "ack_form": AcknowledgeForm(), "follow_form": FollowUpForm(), "close_form": CloseForm(),
         "incidents": _incidents_of(alert),
+        "escalate_url": _escalate_url(alert),
     }
     return render(request, "triggers/alert_detail.html", context)
+
+
+def _escalate_url(alert) -> str | None:
+    """The incident reports' escalation page (issue 8) when it is mounted; else this app's plain escalate step."""
+    try:
+        return reverse("incidents:from_alert", args=[alert.pk])
+    except NoReverseMatch:
+        return None
 
 
 def _incidents_of(alert):

@@ -42,3 +42,25 @@ def fluoro_study(*, ka_r_mgy: float, kap_gycm2: float = 10.0, fluoro_s: float = 
     IrradiationEvent.objects.create(study=study, report=report, irradiation_event_uid=f"1.2.3.{n}.9",
                                     event_type="fluoroscopy", ka_r_mgy=ka_r_mgy, kap_gycm2=kap_gycm2)
     return study
+
+
+def ct_study(*, acquisitions: list[tuple[float, str]], description: str = "CT", age: float | None = 50.0) -> Study:
+    """A CT study; ``acquisitions`` are (CTDIvol mGy, Target Region meaning) pairs."""
+    n = next(_seq)
+    patient = Patient.objects.create(patient_id=f"P{n}")
+    room = Room.objects.get_or_create(name="CT 1")[0]
+    unit, _ = Equipment.objects.get_or_create(identity_key=f"unit-{room.pk}",
+                                              defaults={"manufacturer": "Acme", "model": "CT", "room": room})
+    study = Study.objects.create(
+        study_instance_uid=f"1.2.4.{n}", patient=patient, equipment=unit, study_date=dt.date(2026, 3, 2),
+        modality_type="CT", modality_types=["CT"], study_description=description, age_years=age,
+        max_ctdivol_mgy=max(c for c, _ in acquisitions), event_count=len(acquisitions))
+    ro = ReceivedObject.objects.create(sop_instance_uid=f"1.2.4.{n}.1", sha256=f"{n:064d}", source="import",
+                                       state="ingested", study_instance_uid=study.study_instance_uid)
+    report = DoseReport.objects.create(received_object=ro, study=study, sop_instance_uid=ro.sop_instance_uid,
+                                       sop_class_uid="1.2.840.10008.5.1.4.1.1.88.67", source_kind="rdsr")
+    for i, (ctdivol, region) in enumerate(acquisitions):
+        IrradiationEvent.objects.create(study=study, report=report, irradiation_event_uid=f"1.2.4.{n}.{i + 10}",
+                                        sequence=i, event_type="spiral_acquisition", protocol=f"Series {i + 1}",
+                                        target_region=region, ctdivol_mgy=ctdivol, ctdi_phantom="body")
+    return study
