@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 from pydicom import uid as tsuid
 from pydicom.dataset import Dataset
@@ -302,8 +302,9 @@ class StoreHandler:
         try:
             row, created = store_received_object(received.data, top, source=self.source, calling_ae=calling_ae,
                                                  peer_address=str(peer))
-        except StorageError as exc:
-            log.error("C-STORE from %s answered 0xA700: %s (SOP instance %s)", calling_ae, exc, rq_instance)
+        except (StorageError, DatabaseError) as exc:  # disk full, database down or locked: the sender retries
+            log.error("C-STORE from %s answered 0xA700: %s (SOP instance %s)", calling_ae,
+                      exc if isinstance(exc, StorageError) else type(exc).__name__, rq_instance)
             self.counters.add("refused")
             connections.close_all()  # a broken connection must not serve the next object
             return _status(OUT_OF_RESOURCES, str(exc))

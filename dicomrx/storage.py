@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from dosereg.registry.models import ReceivedObject
@@ -76,6 +77,22 @@ def store_received_object(data: bytes, top: TopLevel, *, source: str, calling_ae
         return existing, False
     target = inbox_path(sha)
     write_durably(data, target)
+    for attempt in range(_LOCK_RETRIES):
+        try:
+            return _record(data, top, sha, target, existing, source=source, calling_ae=calling_ae,
+                           peer_address=peer_address)
+        except OperationalError as exc:  # SQLite: another writer held the lock past the busy timeout
+            if "locked" not in str(exc) or attempt == _LOCK_RETRIES - 1:
+                raise StorageError(f"cannot record the object: {type(exc).__name__}") from exc
+            time.sleep(0.05 * (attempt + 1))
+    raise StorageError("cannot record the object")  # not reached
+
+
+_LOCK_RETRIES = 5
+
+
+def _record(data: bytes, top: TopLevel, sha: str, target: Path, existing: ReceivedObject | None, *, source: str,
+            calling_ae: str, peer_address: str) -> tuple[ReceivedObject, bool]:
     try:
         with transaction.atomic():
             if existing is not None:  # the row survived but its file did not: restore the file
@@ -90,5 +107,7 @@ def store_received_object(data: bytes, top: TopLevel, *, source: str, calling_ae
     except IntegrityError:
         row = ReceivedObject.objects.get(sop_instance_uid=top.sop_instance_uid, sha256=sha)
         return row, False
+    except OperationalError:
+        raise
     except Exception as exc:  # database down, disk full in the WAL...: the sender must retry
         raise StorageError(f"cannot record the object: {type(exc).__name__}") from exc

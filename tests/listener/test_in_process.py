@@ -1,0 +1,59 @@
+"""The listener in this process against the test database (PostgreSQL + Celery worker when configured), and the
+status page."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from dicomrx.listener import Listener
+from dicomrx.models import ListenerStatus, RefusedObject
+from dicomrx.storage import TopLevel, store_received_object
+from dosereg.registry.models import AuditLog, DoseReport, ReceivedObject
+from tests.conftest import wait_for
+from tests.listener.helpers import push_files
+
+pytestmark = [pytest.mark.network]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_listener_in_thread_stores_and_ingests(corpus, celery_worker_process):
+    listener = Listener(bind="127.0.0.1", port=0, heartbeat_interval=0.5)
+    listener.start()
+    try:
+        files = [corpus / "ct" / "CT-RDSR-GEPixelMed.dcm", corpus / "nm" / "NM-RRDSR-Siemens.dcm",
+                 corpus / "dx" / "DX-Im-Carestream_DRX.dcm"]
+        assert [status for _, status in push_files(listener.port, files, calling="ROOM7")] == [0, 0, 0]
+        assert ReceivedObject.objects.filter(calling_ae="ROOM7").count() == 3
+        wait_for(lambda: not ReceivedObject.objects.filter(state="received").exists(), timeout=120)
+        assert set(ReceivedObject.objects.values_list("state", flat=True)) == {"ingested"}
+        assert DoseReport.objects.count() == 3
+        image = ReceivedObject.objects.exclude(sop_class_uid__startswith="1.2.840.10008.5.1.4.1.1.88.").get()
+        assert image.size < (corpus / "dx" / "DX-Im-Carestream_DRX.dcm").stat().st_size  # header only kept
+        assert wait_for(lambda: ListenerStatus.objects.filter(stored_count=3).exists(), timeout=10)
+    finally:
+        listener.stop()
+    assert ListenerStatus.objects.get().stopped_at is not None
+
+
+@pytest.mark.django_db
+def test_status_page_lists_refusals_and_reprocesses(client, make_user, corpus):
+    data = (corpus / "negative" / "ESR_non-dose.dcm").read_bytes()
+    row, _ = store_received_object(data, TopLevel("1.2.3.4", "1.2.840.10008.5.1.4.1.1.88.22"), source="c-store",
+                                   calling_ae="PACSX", peer_address="10.0.0.9")
+    ReceivedObject.objects.filter(pk=row.pk).update(state="rejected", reason="not a dose object: test")
+    RefusedObject.objects.create(kind="c-store", calling_ae="BADMOD", status=0xC000, reason="top level garbled")
+    client.force_login(make_user("radiographer"))
+    assert client.get(reverse("dicomrx:status")).status_code == 403
+    client.force_login(make_user("physicist"))
+    page = client.get(reverse("dicomrx:status")).content.decode()
+    assert "no listener has reported" in page and "BADMOD" in page and "0xC000" in page
+    assert "PACSX" in page and "not a dose object: test" in page and "Reprocess" not in page
+    assert client.post(reverse("dicomrx:reprocess", args=[row.pk])).status_code == 403
+    client.force_login(make_user("admin"))
+    assert "Reprocess" in client.get(reverse("dicomrx:status")).content.decode()
+    response = client.post(reverse("dicomrx:reprocess", args=[row.pk]), follow=True)
+    assert response.status_code == 200 and "Reprocessed 1.2.3.4" in response.content.decode()
+    row.refresh_from_db()
+    assert row.state == "rejected" and "not a dose" in row.reason
+    assert AuditLog.objects.filter(action="reprocess_object", object_id=str(row.pk)).exists()
