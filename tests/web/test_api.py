@@ -142,15 +142,8 @@ def test_create_api_token_prints_key_last_line(make_user, capsys):
 
 
 def test_create_api_token_unknown_user_exits_1(db):
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
-    # run in-process through call_command: CommandError carries returncode 1
     from django.core.management import CommandError
 
-    with pytest.raises(CommandError) as exc:
+    with pytest.raises(CommandError) as exc:  # DoseRegCommand turns returncode into the exit status
         call_command("create_api_token", "nobody-such")
     assert exc.value.returncode == 1
-    del subprocess, sys, REPO

@@ -3,8 +3,6 @@ registry endpoints finds no server error."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.core.management import call_command
 
@@ -40,8 +38,8 @@ def _api_data(db, make_user):
 
 def test_schemathesis_finds_no_server_errors(_api_data):
     import schemathesis
+    from django.test import Client
     from hypothesis import HealthCheck, given, settings
-    from django.test import Client  # noqa: I001
 
     client = Client()
     raw = client.get("/api/schema/?format=json")
@@ -74,5 +72,3 @@ def _qs(query):
 def _h(headers):
     return {"HTTP_" + k.upper().replace("-", "_"): v for k, v in (headers or {}).items()}
 
-
-del io
