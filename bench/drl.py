@@ -106,8 +106,8 @@ def generate(n: int, year: int) -> None:
             "modality_type": f"CASE WHEN {is_ct} THEN 'CT' ELSE 'fluoroscopy' END",
             "standard_exam_id": f"CASE WHEN {is_ct} THEN ({ct_ex})[1 + (g / 7) % {len(ct_exams)}] "
                                 f"ELSE ({xa_ex})[1 + (g / 7) % {len(xa_exams)}] END",
-            "age_years": "CASE WHEN g % 17 = 0 THEN NULL ELSE (g * 7919) % 96 END",
-            "weight_kg": "CASE WHEN g % 3 = 0 THEN NULL ELSE 40 + (g * 104729) % 81 END",
+            "age_years": "CASE WHEN g % 17 = 0 THEN NULL ELSE (g::bigint * 7919) % 96 END",
+            "weight_kg": "CASE WHEN g % 3 = 0 THEN NULL ELSE 40 + (g::bigint * 104729) % 81 END",
             "dlp_total_mgycm": f"CASE WHEN {is_ct} THEN 100 + random() * 700 END",
             "kap_total_gycm2": f"CASE WHEN {is_ct} THEN NULL ELSE 5 + random() * 120 END",
             "event_count": f"CASE WHEN {is_ct} THEN 3 ELSE 0 END",
