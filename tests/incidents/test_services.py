@@ -291,3 +291,24 @@ def test_incident_pdf_contains_quantities_with_units(registry_rows, rule_and_ale
     html = io.StringIO()
     call_command("incident_report", "--id", str(incident.pk), "--format", "html", stdout=html)
     assert "120.75" in html.getvalue() and "Gy·cm²" in html.getvalue()
+
+
+def test_subscribers_are_told_of_submitted_and_automatic_reports(registry_rows, rule_and_alert, make_user):
+    from dosereg.registry.models import NotificationDelivery, NotificationSubscription
+
+    qa = make_user("qa_committee", email="qa@example.org")
+    NotificationSubscription.objects.create(user=qa, topic="incident")
+    study = registry_rows("ct")
+    alert = rule_and_alert(study, severity="significant_event", quantity="ctdivol_mgy", value=130, threshold=120)
+    auto = services.incident_from_alert(alert.pk, automatic=True)
+    services.incident_from_alert(alert.pk, automatic=True)  # again: no second message
+    radiographer = make_user("radiographer")
+    mine = services.incident_from_study(study.pk, user=radiographer, data={
+        "category": "repeated_exposure", "incident_date": study.study_date, "description": "Repeated scan"})
+    services.incident_transition(mine, user=radiographer, to_state="submitted")
+    rows = list(NotificationDelivery.objects.filter(topic="incident").order_by("id"))
+    assert [(r.object_id, r.address) for r in rows] == [(str(auto.pk), "qa@example.org"),
+                                                        (str(mine.pk), "qa@example.org")]
+    assert "significant event" in rows[0].subject and f"/incidents/{auto.pk}/" in rows[0].body
+    assert "submitted" in rows[1].subject
+    assert "P-INC-1" not in rows[0].body + rows[1].body  # no patient identifiers in messages

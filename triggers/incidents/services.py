@@ -192,7 +192,13 @@ def study_dose_parameters(study: Study) -> dict:
 
 
 def dose_snapshot(studies) -> dict:
-    return {"taken_at": timezone.now().isoformat(), "studies": [study_dose_parameters(s) for s in studies]}
+    """The snapshot kept in the report: each study's quantities, and its DRL position at that time."""
+    out = []
+    for study in studies:
+        params = study_dose_parameters(study)
+        params["drl"] = drl_position(study)
+        out.append(params)
+    return {"taken_at": timezone.now().isoformat(), "studies": out}
 
 
 def _differences_one(old: dict, new: dict) -> list[dict]:
@@ -236,25 +242,33 @@ def snapshot_differences(incident: IncidentReport) -> list[dict]:
 
 
 # --- analysis helpers -------------------------------------------------------------------------------------------------
-def drl_position(study: Study) -> str | None:
-    """The study's position against the DRL, when the drl app offers a lookup (imported lazily)."""
-    for module, name in (("drl.selectors", "study_drl_position"), ("drl.services", "study_drl_position"),
-                         ("drl.selectors", "drl_position_for_study"), ("drl.services", "drl_position_for_study")):
-        try:
-            fn = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue
-        try:
-            result = fn(study)
-        except Exception as exc:  # noqa: BLE001 - an optional lookup of another app must not break the report
-            log.warning("DRL lookup %s.%s failed for study %s: %s", module, name, study.pk, exc)
-            return None
-        if result is None:
-            return None
-        if isinstance(result, dict):
-            return "; ".join(f"{k}: {v}" for k, v in result.items() if v not in (None, ""))
-        return str(result)
-    return None
+def drl_position(study: Study | None) -> str | None:
+    """The study's position against the DRL of its mapped examination, when the drl app offers the lookup
+    (``drl.services.drl_position``, imported lazily); None when unmapped or no DRL applies."""
+    if study is None:
+        return None
+    try:
+        lookup = importlib.import_module("drl.services").drl_position
+    except (ImportError, AttributeError):
+        return None
+    try:
+        result = lookup(study.pk)
+    except Exception as exc:  # noqa: BLE001 - an optional lookup in another app must not break the report
+        log.warning("DRL lookup failed for study %s: %s", study.pk, exc)
+        return None
+    if not result:
+        return None
+    parts = []
+    for p in result.get("positions") or [result]:
+        ratio = p.get("ratio")
+        parts.append(f"{p.get('exam_name', p.get('standard_exam', ''))} ({p.get('patient_group', '')}): "
+                     f"{p.get('quantity')} {fmt(p.get('value'))} {p.get('unit', '')} against the DRL "
+                     f"{fmt(p.get('drl'))} {p.get('unit', '')}"
+                     + (f" (ratio {ratio:.2f}, {p.get('status')})" if isinstance(ratio, int | float) else "")
+                     + f", {p.get('drl_set', '')}" + (" [verify against the primary publication]"
+                                                      if p.get("verify") else ""))
+    note = result.get("note")
+    return "; ".join(parts) + (f". Note: {note}." if note else "")
 
 
 def alert_summary(alert) -> dict:
@@ -386,6 +400,30 @@ def incident_history(incident: IncidentReport):
     return AuditLog.objects.filter(object_type=OBJECT_TYPE, object_id=str(incident.pk)).order_by("at", "id")
 
 
+# --- messages to subscribers (topic "incident") ----------------------------------------------------------------------
+def _notify(incident: IncidentReport, *, event: str, version: str) -> None:
+    """Queue an e-mail to the users subscribed to incident reports (rows first; the registry's service sends them
+    after commit, once).  No patient details: the message names the report, its category, date and room."""
+    from dosereg.registry.services.notifications import notification_send
+
+    what = {"opened": "opened automatically as a draft (significant-event criterion)",
+            "submitted": "submitted for QA review"}[event]
+    lines = [f"Incident report {incident.pk} was {what}.",
+             f"Category: {incident.get_category_display()}",
+             f"Date of the exposure: {incident.incident_date.isoformat()}",
+             f"Room: {incident.room.name if incident.room_id else 'not recorded'}"]
+    if incident.is_significant:
+        lines.append(f"Significant event: to be notified to the competent authority by "
+                     f"{incident.notification_due_date.isoformat() if incident.notification_due_date else '-'}"
+                     + (" (OVERDUE)" if incident.notification_overdue else "") + ".")
+    lines.append(f"Open the report: /incidents/{incident.pk}/")
+    notification_send(topic="incident", subject=f"[DoseReg] Incident report {incident.pk} {event}"
+                                                + (" (significant event)" if incident.is_significant else ""),
+                      body="\n".join(lines), object_type=OBJECT_TYPE, object_id=str(incident.pk),
+                      room_id=incident.room_id, modality_type="",
+                      severity="significant_event" if incident.is_significant else "alert", version=version)
+
+
 # --- creation --------------------------------------------------------------------------------------------------------
 def _validate_basic(data: dict) -> None:
     if not data.get("category"):
@@ -492,6 +530,8 @@ def incident_from_alert(alert_id: int, *, automatic: bool = False, user=None, da
         incident = incident_create(user=user, data=base, studies=[study], alerts=[alert],
                                    origin="automatic" if automatic else "alert", request=request,
                                    automatic=automatic or user is None)
+        if automatic:
+            _notify(incident, event="opened", version="opened")
     return incident
 
 
@@ -525,7 +565,7 @@ def incident_update(incident: IncidentReport, *, user, data: dict, studies=None,
             if old_ids != new_ids:
                 snap = incident.dose_snapshot or {"studies": []}
                 kept = [s for s in snap.get("studies", []) if s["study_id"] in new_ids]
-                added = [study_dose_parameters(s) for s in studies if s.pk not in old_ids]
+                added = dose_snapshot([s for s in studies if s.pk not in old_ids])["studies"]
                 incident.dose_snapshot = {**snap, "studies": kept + added}
                 incident.studies.set(studies)
                 changes["studies"] = [sorted(old_ids), sorted(new_ids)]
@@ -670,7 +710,10 @@ def incident_transition(incident: IncidentReport, *, user, to_state: str, commen
             incident.submitted_at = now
         incident.closed_at = now if to_state == IncidentReport.STATE_CLOSED else None
         incident.save()
-        IncidentComment.objects.create(incident=incident, author=user, text=comment, from_state=src, to_state=to_state)
+        note = IncidentComment.objects.create(incident=incident, author=user, text=comment, from_state=src,
+                                              to_state=to_state)
+        if to_state == IncidentReport.STATE_SUBMITTED:
+            _notify(incident, event="submitted", version=f"submitted-{note.pk}")
         _audit(user, "incident_reopen" if src == "closed" else "incident_transition", incident, request=request,
                changes={"state": [src, to_state]}, comment_length=len(comment))
     return incident

@@ -147,10 +147,12 @@ def document_context(incident: IncidentReport) -> dict:
                    "values": [(label, services.fmt(p.get(k)), unit)
                               for k, (label, unit) in services.PLANE_QUANTITIES.items()]}
                   for p in s.get("planes", [])]
-        study = Study.objects.filter(pk=s["study_id"]).first()
+        drl = s.get("drl")
+        if "drl" not in s:  # a snapshot without its DRL position: look it up now
+            drl = services.drl_position(Study.objects.filter(pk=s["study_id"]).first())
         studies.append({**s, "total_rows": totals, "event_cols": event_cols, "event_rows": events,
                         "plane_rows": planes, "has_ka_r": s["totals"].get("ka_r_total_mgy") is not None,
-                        "drl": services.drl_position(study) if study else None})
+                        "drl": drl})
     return {
         "incident": incident,
         "snapshot": snapshot,
