@@ -312,3 +312,43 @@ def test_subscribers_are_told_of_submitted_and_automatic_reports(registry_rows, 
     assert "significant event" in rows[0].subject and f"/incidents/{auto.pk}/" in rows[0].body
     assert "submitted" in rows[1].subject
     assert "P-INC-1" not in rows[0].body + rows[1].body  # no patient identifiers in messages
+
+
+def test_a_later_significant_alert_joins_the_open_report_of_its_study(registry_rows, rule_and_alert, make_user):
+    study = registry_rows("ct")
+    radiographer = make_user("radiographer")
+    incident = services.incident_from_study(study.pk, user=radiographer, data={
+        "category": "dose_higher_than_intended", "incident_date": study.study_date})
+    assert not incident.is_significant
+    alert = rule_and_alert(study, severity="significant_event", quantity="ctdivol_mgy", value=130, threshold=120)
+    same = services.incident_from_alert(alert.pk, automatic=True)
+    assert same.pk == incident.pk and IncidentReport.objects.count() == 1
+    incident.refresh_from_db()
+    assert incident.is_significant and incident.notification_due_date is not None
+    assert list(incident.alerts.all()) == [alert]
+
+
+def test_edit_page_links_another_study_with_its_snapshot(registry_rows, make_user, client, settings):
+    settings.ROOT_URLCONF = "tests.incidents.urls"
+    first, second = registry_rows("ct"), registry_rows("fluoro")
+    radiographer = make_user("radiographer")
+    incident = services.incident_from_study(first.pk, user=radiographer, data={
+        "category": "wrong_patient", "incident_date": first.study_date})
+    client.force_login(radiographer)
+    response = client.post(f"/incidents/{incident.pk}/edit/", {
+        "kind": "accidental", "category": "wrong_patient", "incident_date": "2026-03-10",
+        "description": "Second study belongs to the same event",
+        "study_refs": f"{first.study_instance_uid}\n{second.accession_number}"})
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.kind == "accidental"
+    assert [s["study_instance_uid"] for s in incident.dose_snapshot["studies"]] == [first.study_instance_uid,
+                                                                                   second.study_instance_uid]
+    assert incident.dose_snapshot["studies"][1]["totals"]["ka_r_total_mgy"] == 5100.0
+    change = AuditLog.objects.filter(action="incident_update").get()
+    assert change.detail["changes"]["kind"] == ["unintended", "accidental"]
+    assert change.detail["changes"]["studies"] == [[first.pk], [first.pk, second.pk]]
+    # once submitted, the reporter can no longer change it
+    services.incident_transition(incident, user=radiographer, to_state="submitted")
+    page = client.get(f"/incidents/{incident.pk}/edit/", follow=True).content.decode()
+    assert "You may not change this report now." in page

@@ -511,6 +511,16 @@ def incident_from_alert(alert_id: int, *, automatic: bool = False, user=None, da
         if not automatic:
             _escalate_alert(alert, user=user, request=request)
         return existing
+    open_report = (IncidentReport.objects.filter(studies=alert.study_id)
+                   .exclude(state=IncidentReport.STATE_CLOSED).order_by("id").first())
+    if automatic and open_report is not None:
+        # the study already has an open report (e.g. a rule pack was activated later): link the alert to it and
+        # check its significance again, rather than opening a second report of the same exposure
+        with transaction.atomic():
+            open_report.alerts.add(alert)
+            _audit(None, "incident_link_alert", open_report, changes={"alerts_added": [alert.pk]}, automatic=True)
+            incident_recheck_significance(open_report)
+        return open_report
     study = alert.study
     base = {
         "kind": "unintended",
