@@ -58,13 +58,27 @@ def main() -> int:
 
 
 def run(corpus: Path) -> None:
+    from dicomrx import pipeline
     from dicomrx.dose_report import DoseParseError, NotADoseObject
     from dicomrx.ingest import import_file
     from dicomrx.parse import parse_dose_object
 
+    post = {"ms": 0.0, "queries": 0}
+    original = pipeline.after_study_recorded
+
+    def timed(study_id, change_ids=()):  # the other apps' post-commit steps (mapping, triggers), timed apart
+        with CaptureQueriesContext(connection) as c:
+            t0 = time.perf_counter()
+            original(study_id, change_ids)
+            post["ms"] += (time.perf_counter() - t0) * 1000
+        post["queries"] += len(c.captured_queries)
+
+    pipeline.after_study_recorded = timed
     files = sorted(p for p in corpus.rglob("*.dcm"))
-    print(f"database: {connection.vendor}; {len(files)} files")
-    print(f"{'file':58} {'events':>6} {'parse ms':>9} {'import ms':>10} {'queries':>8}  status")
+    print(f"database: {connection.vendor}; {len(files)} files; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'file':58} {'events':>6} {'parse ms':>9} {'import ms':>10} {'cpu ms':>8} {'queries':>8} {'of which post-commit':>21}"
+          "  status")
     parse_total = import_total = 0.0
     queries_total = 0
     rows = []
@@ -77,22 +91,28 @@ def run(corpus: Path) -> None:
         except (NotADoseObject, DoseParseError):
             events = 0
         parse_ms = (time.perf_counter() - t) * 1000
+        post.update(ms=0.0, queries=0)
         with CaptureQueriesContext(connection) as ctx:
-            t = time.perf_counter()
+            t, c0 = time.perf_counter(), time.process_time()
             outcome = import_file(path)
             import_ms = (time.perf_counter() - t) * 1000
+            cpu_ms = (time.process_time() - c0) * 1000
         rel = str(path.relative_to(corpus))
-        rows.append((rel, events, parse_ms, import_ms, len(ctx.captured_queries), outcome.status))
+        rows.append((rel, events, parse_ms, import_ms, len(ctx.captured_queries), outcome.status, post["ms"],
+                     post["queries"], cpu_ms))
         parse_total += parse_ms
         import_total += import_ms
         queries_total += len(ctx.captured_queries)
-    for rel, events, p, i, q, status in rows:
-        print(f"{rel[:58]:58} {events:6d} {p:9.1f} {i:10.1f} {q:8d}  {status}")
-    print(f"{'TOTAL':58} {sum(r[1] for r in rows):6d} {parse_total:9.1f} {import_total:10.1f} {queries_total:8d}")
+    for rel, events, p, i, q, status, pm, pq, cpu in rows:
+        print(f"{rel[:58]:58} {events:6d} {p:9.1f} {i:10.1f} {cpu:8.1f} {q:8d} {pm:11.1f} ms {pq:4d} q  {status}")
+    print(f"{'TOTAL':58} {sum(r[1] for r in rows):6d} {parse_total:9.1f} {import_total:10.1f} {sum(r[8] for r in rows):8.1f} {queries_total:8d} "
+          f"{sum(r[6] for r in rows):11.1f} ms {sum(r[7] for r in rows):4d} q")
     print(f"median import per file: {statistics.median(r[3] for r in rows):.1f} ms")
     big = next((r for r in rows if r[0] == BIG), None)
     if big:
-        print(f"{BIG}: {big[1]} events, parse {big[2]:.0f} ms, end-to-end import {big[3]:.0f} ms, {big[4]} queries")
+        print(f"{BIG}: {big[1]} events, parse {big[2]:.0f} ms, end-to-end import {big[3]:.0f} ms "
+              f"(CPU {big[8]:.0f} ms), {big[4]} queries "
+              f"(of which post-commit mapping/triggers {big[6]:.0f} ms, {big[7]} queries)")
 
 
 if __name__ == "__main__":
