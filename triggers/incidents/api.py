@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Q
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
@@ -58,6 +59,7 @@ class IncidentCreateSerializer(serializers.Serializer):
                                     help_text="Study Instance UIDs or accession numbers")
 
 
+@extend_schema_view(post=extend_schema(request=IncidentCreateSerializer, responses={201: IncidentSerializer}))
 class IncidentList(generics.ListCreateAPIView):
     permission_classes = [IsAuthenticated, CanViewIncidents]
     serializer_class = IncidentSerializer
