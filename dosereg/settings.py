@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from dosereg.env import (
     ae_title,
     database_from_url,
@@ -160,7 +162,21 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
-CELERY_BEAT_SCHEDULE: dict = {}
+# Schedules run by Celery beat (production).  The embedded mode has no beat: run the commands from cron instead.
+CELERY_BEAT_SCHEDULE: dict = {
+    # the yearly DRL comparison of the previous calendar year (ESR EuroSafe Imaging: at least once a year)
+    "drl-yearly-comparison": {
+        "task": "drl.yearly_comparison",
+        "schedule": crontab(minute=0, hour=3,
+                            day_of_month=env_int("DOSEREG_DRL_YEARLY_DAY", 15, minimum=1, maximum=28),
+                            month_of_year=env_int("DOSEREG_DRL_YEARLY_MONTH", 1, minimum=1, maximum=12)),
+    },
+    # deliveries whose first attempt failed (mail server down) are retried until sent or given up
+    "retry-pending-notifications": {
+        "task": "dosereg.registry.tasks.retry_pending_notifications",
+        "schedule": 300.0,
+    },
+}
 
 # --- auth ----------------------------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
