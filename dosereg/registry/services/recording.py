@@ -516,8 +516,13 @@ def study_update_effective_dose(study_id: int) -> None:
     fallback region) and its totals."""
     study = Study.objects.select_related("standard_exam").get(pk=study_id)
     region = study.standard_exam.body_region if study.standard_exam_id else ""
-    rows = list(IrradiationEvent.objects.filter(study=study, dlp_mgycm__isnull=False).only(
-        "id", "dlp_mgycm", "ctdivol_mgy", "target_region_code", "ctdi_phantom", "effective_dose_msv"))
+    if not region:
+        return  # nothing to fall back on: the estimates made at recording stand
+    rows = [r for r in IrradiationEvent.objects.filter(study=study, dlp_mgycm__isnull=False).only(
+        "id", "dlp_mgycm", "ctdivol_mgy", "target_region_code", "ctdi_phantom", "effective_dose_msv")
+        if effective_dose.region_for(r.target_region_code) is None]  # only those that take the exam's region
+    if not rows:
+        return
     for row in rows:
         _set_effective_dose(row, age=study.age_years, exam_region=region)
     IrradiationEvent.objects.bulk_update(rows, ["effective_dose_estimate_msv", "effective_dose_method"],
