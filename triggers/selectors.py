@@ -16,6 +16,13 @@ def alert_inbox_count(user) -> int:
     return Alert.objects.filter(state="new").count()
 
 
+def study_alerts(study_id: int) -> list[Alert]:
+    """A study's alerts (for the study and patient pages), most severe first."""
+    order = {"significant_event": 0, "alert": 1, "notification": 2}
+    alerts = list(Alert.objects.filter(study_id=study_id).select_related("rule"))
+    return sorted(alerts, key=lambda a: (order.get(a.severity, 9), a.pk))
+
+
 def alert_list(*, state: str | None = None, severity: str | None = None, rule_id: int | None = None,
                include_demo: bool = True, open_only: bool = False, since: dt.date | None = None,
                until: dt.date | None = None) -> QuerySet[Alert]:

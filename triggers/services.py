@@ -152,7 +152,9 @@ def check_study(study_id: int) -> list[int]:
         log.warning("check_study: study %s does not exist", study_id)
         return []
     rules = list(TriggerRule.objects.filter(active=True))
-    window_rules = [r for r in rules if r.scope == "patient_window" and r.kind == "threshold"]
+    kinds = set(study.modality_types or ([study.modality_type] if study.modality_type else []))
+    window_rules = [r for r in rules if r.scope == "patient_window" and r.kind == "threshold"
+                    and (not r.modality_type or r.modality_type in kinds)]
     max_window = max((r.window_days or 0 for r in window_rules), default=0)
     history = patient_window_facts(study, max_window) if window_rules else []
     facts = _studies_facts([study], with_events=True)[study.pk]
@@ -371,8 +373,15 @@ def rule_validate(data: dict) -> dict[str, str]:
             f"unknown scope {scope!r}; use event, study or patient_window"
     elif scope == "patient_window":
         wd = data.get("window_days")
-        if wd in (None, "") or int(wd) < 1:
-            errors["window_days"] = "a cumulative window rule needs a window of at least 1 day"
+        try:
+            if wd in (None, "") or int(wd) < 1:
+                errors["window_days"] = "a cumulative window rule needs a window of at least 1 day"
+        except (TypeError, ValueError):
+            errors["window_days"] = "the window is a whole number of days"
+        mp = data.get("min_procedures")
+        if mp not in (None, "") and int(mp) < 2:
+            errors["min_procedures"] = "a cumulative window needs at least 2 procedures (single ones are covered " \
+                                       "by the study rules)"
     if (data.get("severity") or "") not in dict(SEVERITY_CHOICES):
         errors["severity"] = "choose a severity: notification, alert or significant_event"
     if not (data.get("source") or "").strip():

@@ -15,6 +15,16 @@ from triggers.services import check_study
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _deliver_in_process():
+    """Deliver in this process (locmem outbox) even when a broker is configured; the Celery transport of the
+    registry's delivery task is not what these tests are about."""
+    from dosereg.celery import app
+    from tests.triggers.conftest import eager
+
+    eager(app)
+
+
 class FlakyBackend(LocmemBackend):
     """A mail server that refuses connections while ``down`` is set."""
 
