@@ -163,10 +163,14 @@ def generate(n_studies: int) -> None:
           file=sys.stderr)
 
 
-def measure(client: Client, url: str, runs: int) -> tuple[float, float, int, int]:
-    client.get(url)  # warm caches and connections
+def measure(client: Client, url: str, runs: int, cold: bool = False) -> tuple[float, float, int, int]:
+    from django.core.cache import cache
+
+    client.get(url)  # warm connections (and, unless cold, the page's cache)
     times, queries, status = [], 0, 0
     for _ in range(runs):
+        if cold:
+            cache.clear()
         with CaptureQueriesContext(connection) as ctx:
             t = time.perf_counter()
             response = client.get(url)
@@ -198,7 +202,8 @@ def main() -> None:
     last = Study.objects.order_by("-study_date").values_list("study_date", flat=True).first()
     month = (last - dt.timedelta(days=30)).isoformat()
     pages = [
-        ("dashboard", "/"),
+        ("dashboard (cold: weekly counts not cached)", "/", True),
+        ("dashboard (weekly counts cached, 5 min)", "/"),
         (f"patient history ({busiest['c']} studies)", f"/patients/{patient_pk}/"),
         ("patient search by ID", f"/patients/?q=P{patient_pk - 1:08d}"),
         ("study list, no filter", "/studies/"),
@@ -210,11 +215,13 @@ def main() -> None:
         ("API patient history", f"/api/v1/patients/P{patient_pk - Patient.objects.order_by('pk').first().pk:08d}/history/"),
         ("units", "/units/"),
     ]
-    print(f"\nDoseReg web benchmark: {n:,} studies, PostgreSQL, Django test Client, median of {args.runs} runs\n")
+    load = os.getloadavg()[0]
+    print(f"\nDoseReg web benchmark: {n:,} studies, PostgreSQL, Django test Client, median of {args.runs} runs "
+          f"(load average {load:.1f} on {os.cpu_count()} CPUs)\n")
     print(f"{'page':44} {'median ms':>10} {'max ms':>8} {'queries':>8} {'status':>7}")
     print("-" * 81)
-    for name, url in pages:
-        med, worst, q, status = measure(client, url, args.runs)
+    for name, url, *cold in pages:
+        med, worst, q, status = measure(client, url, args.runs, bool(cold))
         print(f"{name:44} {med:10.1f} {worst:8.1f} {q:8d} {status:7d}")
     if not args.keep:
         connection.close()

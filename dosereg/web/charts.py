@@ -76,11 +76,12 @@ def timeline_svg(points: dict[str, list[tuple[dt.date, float]]], *, width: int =
     return "".join(out)
 
 
-def weekly_bars_svg(rows: list[dict], *, width: int = 900, height: int = 240) -> str:
-    """Stacked bars: studies per modality type and week.  ``rows``: {week, modality_type, n}."""
+def weekly_bars_svg(rows: list[dict], *, weeks: list | None = None, width: int = 900, height: int = 240) -> str:
+    """Stacked bars: studies per modality type and week.  ``rows``: {week, modality_type, n}; ``weeks``: every
+    week to show (weeks without studies get an empty slot)."""
     if not rows:
         return ""
-    weeks = sorted({r["week"] for r in rows})
+    weeks = sorted(set(weeks or []) | {r["week"] for r in rows})
     mods = [m for m in MODALITY_COLOURS if any(r["modality_type"] == m for r in rows)]
     mods += sorted({r["modality_type"] or "unknown" for r in rows} - set(mods))
     counts = {(r["week"], r["modality_type"] or "unknown"): r["n"] for r in rows}
@@ -107,10 +108,13 @@ def weekly_bars_svg(rows: list[dict], *, width: int = 900, height: int = 240) ->
         if len(weeks) <= 16 or i % 2 == 0:
             out.append(f'<text x="{left + (i + 0.5) * bw:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
                        f'font-size="10" fill="#5b6b7c">{w.strftime("%d %b") if hasattr(w, "strftime") else w}</text>')
+    from dosereg.web.dose_text import MODALITY_LABELS
+
     lx = left
     for m in mods:
+        label = MODALITY_LABELS.get(m, m)
         out.append(f'<rect x="{lx}" y="{height - 16}" width="10" height="10" fill="{MODALITY_COLOURS.get(m, "#64748b")}"/>'
-                   f'<text x="{lx + 14}" y="{height - 7}" font-size="11" fill="#1d2733">{escape(m)}</text>')
-        lx += 30 + 7 * len(m)
+                   f'<text x="{lx + 14}" y="{height - 7}" font-size="11" fill="#1d2733">{escape(label)}</text>')
+        lx += 34 + 7 * len(label)
     out.append("</svg>")
     return "".join(out)

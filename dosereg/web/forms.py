@@ -62,7 +62,7 @@ class StudyFilterForm(forms.Form):
         self.fields["room"].widget = forms.Select(choices=rooms)
         self.fields["unit"].widget = forms.Select(choices=units)
         self.fields["exam"].widget = forms.Select(choices=exams)
-        self.fields["modality"].widget = forms.SelectMultiple(choices=MODALITY_TYPE_CHOICES, attrs={"size": 3})
+        self.fields["modality"].widget = forms.SelectMultiple(choices=MODALITY_TYPE_CHOICES, attrs={"size": 5})
         return self
 
 

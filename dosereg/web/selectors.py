@@ -10,7 +10,6 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.db.models import F as models_F
-from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from dosereg.registry.models import (
@@ -21,6 +20,7 @@ from dosereg.registry.models import (
     IrradiationEvent,
     Patient,
     ReceivedObject,
+    StandardExam,
     Study,
 )
 from dosereg.registry.services.pseudonyms import patient_pseudonym, pseudonym_enabled
@@ -33,27 +33,31 @@ MODALITY_ORDER = ["CT", "fluoroscopy", "radiography", "mammography", "nuclear_me
 
 # --- patients ------------------------------------------------------------------------------------------------------
 def patient_search(*, query: str = "", date: dt.date | None = None, limit: int = 50) -> list[dict]:
-    """Patients matching an ID, a name, an accession number, or having a study on a date."""
+    """Patients matching an ID, a name (prefix of the family name), an accession number, or having a study on a
+    date.  Each criterion is its own indexed query (an OR across a join would scan the study table)."""
     query = (query or "").strip()
     if not query and date is None:
         return []
-    cond = Q()
+    pks: set[int] | None = None
     if query:
         ids = {query}
         if pseudonym_enabled():
             ids.add(patient_pseudonym(query))  # staff type the real ID; the registry holds its pseudonym
-        cond = Q(patient_id__in=ids) | Q(studies__accession_number=query)
-        if not pseudonym_enabled() and len(query) >= 2:
-            cond |= Q(name__istartswith=query.replace(" ", "^")) | Q(name__icontains=query)
-    patients = Patient.objects.all()
-    if cond:
-        patients = patients.filter(cond)
+        found = set(Patient.objects.filter(patient_id__in=ids).values_list("pk", flat=True)[:limit])
+        found |= set(Study.objects.filter(accession_number=query).values_list("patient_id", flat=True)[:limit])
+        if not pseudonym_enabled() and len(query) >= 2 and len(found) < limit:
+            name = query.replace(", ", "^").replace(",", "^").replace(" ", "^")
+            found |= set(Patient.objects.filter(name__istartswith=name).values_list("pk", flat=True)[:limit])
+        pks = found
     if date is not None:
-        patients = patients.filter(studies__study_date=date)
-    rows = list(patients.distinct().order_by("name", "patient_id").values(
+        on_date = Study.objects.filter(study_date=date)
+        if pks is not None:
+            on_date = on_date.filter(patient_id__in=pks)
+        pks = set(on_date.values_list("patient_id", flat=True).distinct()[:limit])
+    if not pks:
+        return []
+    rows = list(Patient.objects.filter(pk__in=pks).order_by("name", "patient_id").values(
         "pk", "patient_id", "issuer", "name", "sex", "birth_date")[:limit])
-    if not rows:
-        return rows
     stats = {r["patient_id"]: r for r in Study.objects.filter(patient_id__in=[r["pk"] for r in rows])
              .values("patient_id").annotate(n=Count("id"), last=Max("study_date"), first=Min("study_date"))}
     for r in rows:
@@ -170,12 +174,13 @@ def study_queryset(filters: dict) -> QuerySet:
         qs = qs.filter(study_date__lte=f["date_to"])
     if f.get("modality"):
         qs = qs.filter(modality_condition(list(f["modality"])))
-    if f.get("room"):
-        qs = qs.filter(equipment__room_id=f["room"])
+    if f.get("room"):  # resolved to unit ids first: the (equipment, study_date) index serves the rest
+        qs = qs.filter(equipment_id__in=list(Equipment.objects.filter(room_id=f["room"]).values_list("pk", flat=True)))
     if f.get("unit"):
         qs = qs.filter(equipment_id=f["unit"])
     if f.get("exam"):
-        qs = qs.filter(standard_exam__code=f["exam"])
+        exam_ids = list(StandardExam.objects.filter(code=f["exam"]).values_list("pk", flat=True))
+        qs = qs.filter(standard_exam_id__in=exam_ids)
     if f.get("protocol"):
         p = f["protocol"]
         qs = qs.filter(Q(study_description__icontains=p) | Q(requested_procedure_description__icontains=p)
@@ -259,20 +264,41 @@ def dashboard(*, weeks: int = 12) -> dict:
     last = Study.objects.filter(study_date__isnull=False).order_by("-study_date").values_list(
         "study_date", flat=True).first()
     per_week: list[dict] = []
+    week_list: list[dt.date] = []
     if last is not None:
         end = last
         start = end - dt.timedelta(days=end.weekday()) - dt.timedelta(weeks=weeks - 1)
-        per_week = list(Study.objects.filter(study_date__gte=start, study_date__lte=end)
-                        .annotate(week=TruncWeek("study_date")).values("week", "modality_type")
-                        .annotate(n=Count("id")).order_by("week", "modality_type"))
-        for row in per_week:  # TruncWeek on a DateField yields a date, or a datetime on some backends
-            if isinstance(row["week"], dt.datetime):
-                row["week"] = row["week"].date()
+        week_list = [start + dt.timedelta(weeks=i) for i in range(weeks)]
+        per_week = _weekly_counts(start, end)
     refused = list(ReceivedObject.objects.filter(state=ReceivedObject.STATE_REJECTED).order_by("-received_at")
                    .values("pk", "sop_instance_uid", "calling_ae", "source", "received_at", "reason")[:10])
     refused_count = ReceivedObject.objects.filter(state=ReceivedObject.STATE_REJECTED).count()
-    return {"per_week": per_week, "last_date": last, "refused": refused, "refused_count": refused_count,
+    totals_by_modality: dict[str, int] = defaultdict(int)
+    for row in per_week:
+        totals_by_modality[row["modality_type"] or ""] += row["n"]
+    return {"per_week": per_week, "weeks": week_list, "last_date": last,
+            "period_totals": sorted(totals_by_modality.items(), key=lambda kv: MODALITY_ORDER.index(kv[0])
+                                    if kv[0] in MODALITY_ORDER else 99), "refused": refused, "refused_count": refused_count,
             "open_alerts": _open_alerts()}
+
+
+def _weekly_counts(start: dt.date, end: dt.date) -> list[dict]:
+    """Studies per (week, modality type): counted per day in the database (a few hundred rows), folded into weeks
+    here; cached for five minutes, keyed by the period and the newest study id."""
+    from django.core.cache import cache
+
+    newest = Study.objects.order_by("-pk").values_list("pk", flat=True).first()
+    key = f"web:weekly:{start}:{end}:{newest}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    weeks: dict[tuple, int] = defaultdict(int)
+    for day, modality, n in (Study.objects.filter(study_date__gte=start, study_date__lte=end).order_by()
+                             .values_list("study_date", "modality_type").annotate(n=Count("id"))):
+        weeks[(day - dt.timedelta(days=day.weekday()), modality)] += n
+    rows = [{"week": w, "modality_type": m, "n": n} for (w, m), n in sorted(weeks.items())]
+    cache.set(key, rows, 300)
+    return rows
 
 
 def _open_alerts() -> list[dict] | None:

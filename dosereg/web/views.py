@@ -37,7 +37,7 @@ def home(request):
     data = selectors.dashboard()
     if not request.user.has_perm("registry.view_receivedobject"):
         data["refused"] = []
-    data["chart"] = charts.weekly_bars_svg(data["per_week"])
+    data["chart"] = charts.weekly_bars_svg(data["per_week"], weeks=data["weeks"])
     return render(request, "web/home.html", {"empty_registry": False, **data})
 
 
