@@ -77,7 +77,7 @@ def _alerts_by_study(study_ids: list[int]) -> dict[int, list[dict]]:
     out: dict[int, list[dict]] = defaultdict(list)
     try:
         fields = {f.name for f in Alert._meta.get_fields()}
-        wanted = [f for f in ("id", "study_id", "severity", "level", "state", "status", "demo", "message", "title")
+        wanted = [f for f in ("id", "study_id", "severity", "state", "demo", "summary", "quantity_label")
                   if f.removesuffix("_id") in fields or f in fields]
         for row in Alert.objects.filter(study_id__in=study_ids).values(*wanted):
             out[row["study_id"]].append(row)
@@ -309,13 +309,13 @@ def _open_alerts() -> list[dict] | None:
     try:
         fields = {f.name for f in Alert._meta.get_fields()}
         qs = Alert.objects.all()
-        for name, closed in (("state", ("closed", "resolved", "dismissed", "acknowledged")),
-                             ("status", ("closed", "resolved", "dismissed"))):
-            if name in fields:
-                qs = qs.exclude(**{f"{name}__in": closed})
-                break
+        open_states = getattr(Alert, "OPEN_STATES", None)
+        if open_states and "state" in fields:
+            qs = qs.filter(state__in=open_states)
+        elif "state" in fields:
+            qs = qs.exclude(state__in=("closed", "escalated"))
         order = "-created_at" if "created_at" in fields else "-pk"
-        wanted = [f for f in ("id", "severity", "state", "status", "created_at", "study", "message", "title")
+        wanted = [f for f in ("id", "severity", "state", "created_at", "study", "summary", "quantity_label", "demo")
                   if f in fields]
         rows = list(qs.order_by(order).values(*wanted)[:10])
         for r in rows:

@@ -294,3 +294,20 @@ def test_pseudonym_mode_search_by_real_id(client, login, settings):
     assert f"/patients/{pat.pk}/" in page and "REAL-42" not in page.split('id="patient-results"')[1]
     history = client.get(f"/patients/{pat.pk}/").content.decode()
     assert "pseudonym" in history and pseudo in history
+
+
+@pytest.mark.django_db
+def test_alert_badges_on_history_and_dashboard(client, login, history):
+    triggers_models = pytest.importorskip("triggers.models")
+    study = Study.objects.get(patient=history, modality_type="fluoroscopy")
+    rule = triggers_models.TriggerRule.objects.create(
+        name="Ka,r 500 mGy", modality_type="fluoroscopy", quantity="ka_r_total_mgy", threshold=500, unit="mGy",
+        scope="study", severity="alert", source="test rule")
+    triggers_models.Alert.objects.create(
+        study=study, rule=rule, patient=history, severity="alert", scope="study", quantity="ka_r_total_mgy",
+        quantity_label="Ka,r", value=512, unit="mGy", threshold=500, summary="Ka,r 512 mGy ≥ 500 mGy")
+    login("physicist")
+    page = client.get(f"/patients/{history.pk}/").content.decode()
+    assert '<span class="badge alert" title="Ka,r 512 mGy ≥ 500 mGy">alert · Ka,r</span>' in page
+    home = client.get("/").content.decode()
+    assert "Ka,r 512 mGy ≥ 500 mGy" in home
