@@ -50,6 +50,13 @@ def _schedule_after_record(study_id: int, change_ids: list[int]) -> None:
     transaction.on_commit(lambda: tasks.after_record.delay(study_id, list(change_ids)))
 
 
+def _record(record_report, report, row: ReceivedObject, demo: bool):
+    with transaction.atomic():
+        outcome = record_report(report, row, demo=demo)
+        _schedule_after_record(outcome.study_id, outcome.equipment_change_ids)
+    return outcome
+
+
 def ingest_received_object(received_object_id: int, *, demo: bool = False, force: bool = False) -> IngestOutcome:
     """Parse and record one stored object.  An object already processed is left alone unless ``force`` (replay)."""
     from dicomrx.parse import parse_dose_object
@@ -67,7 +74,13 @@ def ingest_received_object(received_object_id: int, *, demo: bool = False, force
         report = parse_dose_object(data, filename=Path(row.file_path).name)
     except NotADoseObject as exc:
         # a non-dose SR is refused as a dose report that is not one; an image without dose is simply skipped
-        state = ReceivedObject.STATE_REJECTED if row.sop_class_uid.startswith(SR_SOP_CLASS_PREFIX) else \
+        sop_class = row.sop_class_uid
+        if not sop_class:
+            try:
+                sop_class = (read_top_level(data) or TopLevel("")).sop_class_uid
+            except Exception:  # noqa: BLE001 - the class only chooses between two refusal states
+                sop_class = ""
+        state = ReceivedObject.STATE_REJECTED if sop_class.startswith(SR_SOP_CLASS_PREFIX) else \
             ReceivedObject.STATE_SKIPPED
         _refuse(row, state, f"not a dose object: {exc}")
         log.info("object %s %s: not a dose object", row.sop_instance_uid, state)
@@ -77,9 +90,10 @@ def ingest_received_object(received_object_id: int, *, demo: bool = False, force
         log.warning("object %s rejected: %s", row.sop_instance_uid, exc)
         return IngestOutcome(FAILED, reason=str(exc), received_object_id=row.pk)
     try:
-        with transaction.atomic():
-            outcome = record_report(report, row, demo=demo)
-            _schedule_after_record(outcome.study_id, outcome.equipment_change_ids)
+        try:
+            outcome = _record(record_report, report, row, demo)
+        except IntegrityError:  # a concurrent writer of the same study or unit: once more, on fresh rows
+            outcome = _record(record_report, report, row, demo)
     except (DataError, IntegrityError, ValueError, TypeError, OverflowError) as exc:
         # content the registry cannot hold (a garbled value that parsed): refused, nothing half-written
         reason = f"cannot record the object: {type(exc).__name__}: {str(exc)[:300]}"

@@ -27,7 +27,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
@@ -136,6 +136,15 @@ def _identity_key(eq: dr.EquipmentInfo) -> str:
                                                             eq.station_name))[:396]
 
 
+def _new_unit(key: str, eq: dr.EquipmentInfo, is_report: bool, now, demo: bool) -> Equipment:
+    return Equipment.objects.create(
+        identity_key=key, device_observer_uid=eq.device_observer_uid[:64], manufacturer=eq.manufacturer[:128],
+        model=eq.model[:128], serial_number=eq.serial_number[:128], station_name=eq.station_name[:64],
+        institution=eq.institution[:128], department=eq.department[:128],
+        software_versions=eq.software_versions[:255], detector_id=eq.detector_id[:128],
+        sends_dose_reports=is_report, last_object_at=now, last_report_at=now if is_report else None, demo=demo)
+
+
 def _equipment(report: dr.DoseReport, study_date: dt.date | None, demo: bool) -> tuple[Equipment, list[int]]:
     eq = report.equipment
     key = _identity_key(eq)
@@ -144,12 +153,17 @@ def _equipment(report: dr.DoseReport, study_date: dt.date | None, demo: bool) ->
     unit = Equipment.objects.filter(identity_key=key).first()
     changes: list[EquipmentChange] = []
     if unit is None:
-        unit = Equipment.objects.create(
-            identity_key=key, device_observer_uid=eq.device_observer_uid[:64], manufacturer=eq.manufacturer[:128],
-            model=eq.model[:128], serial_number=eq.serial_number[:128], station_name=eq.station_name[:64],
-            institution=eq.institution[:128], department=eq.department[:128],
-            software_versions=eq.software_versions[:255], detector_id=eq.detector_id[:128],
-            sends_dose_reports=is_report, last_object_at=now, last_report_at=now if is_report else None, demo=demo)
+        try:
+            with transaction.atomic():  # another worker may meet the same new unit at the same moment
+                unit = _new_unit(key, eq, is_report, now, demo)
+        except IntegrityError:
+            unit = Equipment.objects.get(identity_key=key)
+            is_new = False
+        else:
+            is_new = True
+    else:
+        is_new = False
+    if is_new:
         changes.append(EquipmentChange(equipment=unit, kind="new_unit", new_value=unit.display_name[:255],
                                        effective_date=study_date, source_sop_instance_uid=report.sop_instance_uid[:64]))
     else:
@@ -202,8 +216,12 @@ def _study(report: dr.DoseReport, patient: Patient, unit: Equipment, demo: bool,
         study_flags = list(flags)
         if s.study_date is None:
             study_flags.append("study_date_unknown")
-        return Study.objects.create(study_instance_uid=s.study_instance_uid[:64], patient=patient, equipment=unit,
-                                    demo=demo, flags=study_flags, **values)
+        try:
+            with transaction.atomic():  # another worker may create the same study at the same moment
+                return Study.objects.create(study_instance_uid=s.study_instance_uid[:64], patient=patient,
+                                            equipment=unit, demo=demo, flags=study_flags, **values)
+        except IntegrityError:
+            study = Study.objects.select_for_update().get(study_instance_uid=s.study_instance_uid[:64])
     changed: list[str] = []
     for name, value in values.items():  # fill in what earlier objects of the study did not carry
         if value not in (None, "") and getattr(study, name) in (None, ""):
