@@ -203,3 +203,20 @@ def test_replay_replaces_what_the_object_recorded():
     record_report(rep, row)
     study = Study.objects.get(study_instance_uid="9.19")
     assert study.event_count == 1 and DoseReport.objects.filter(study=study).count() == 1
+
+
+def test_image_and_report_sharing_an_event_uid_count_once():
+    import dataclasses
+
+    img = image_report("9.20", kap=None, key="img1")
+    img_ev = dataclasses.replace(img.events[0], irradiation_event_uid="13.1",
+                                 quantities={"ctdivol_mgy": dr.Quantity(5.0, "5", "mGy")})
+    record(dataclasses.replace(img, events=(img_ev,), modality_types=("CT",)))
+    record(ct_report("9.20", [ct_event("13.1", 100.0, 5.0), ct_event("13.2", 50.0)]))
+    study = Study.objects.get(study_instance_uid="9.20")
+    assert IrradiationEvent.objects.filter(study=study, is_current=True, irradiation_event_uid="13.1").count() == 1
+    assert study.dlp_total_mgycm == 150.0 and study.event_count == 2
+    # and the other way round: the image arriving after the report
+    img2 = image_report("9.20", key="img2")
+    record(dataclasses.replace(img2, events=(dataclasses.replace(img2.events[0], irradiation_event_uid="13.2"),)))
+    assert IrradiationEvent.objects.filter(study=study, is_current=True, irradiation_event_uid="13.2").count() == 1
