@@ -207,3 +207,37 @@ def test_check_triggers_command_and_bad_dates():
     out = io.StringIO()
     call_command("check_triggers", "--since", "2026-01-01", stdout=out)
     assert out.getvalue().strip() == "studies=1 alerts_created=0"
+
+
+def test_rule_and_tuning_pages_render(client, make_user, raised):
+    client.force_login(make_user("physicist"))
+    rule = raised.rule
+    listing = client.get("/rules/").content.decode()
+    assert "StrlSchV Anlage 14" in listing and "verify against the primary publication" in listing
+    detail = client.get(f"/rules/{rule.pk}/").content.decode()
+    assert "NCRP Report 168" in detail and "Verify against the primary publication" in detail
+    window = TriggerRule.objects.get(key="cumulative-kar-window")
+    assert "could not be confirmed" in client.get(f"/rules/{window.pk}/").content.decode()
+    form = client.get(f"/rules/{rule.pk}/edit/").content.decode()
+    assert 'value="5000.0"' in form and "will become version 2" in form
+    assert client.get("/rules/new/").status_code == 200
+    tuning = client.get("/rules/tuning/").content.decode()
+    assert "NCRP 168 SRDL: Ka,r 5 Gy" in tuning and "Demo studies left out" in tuning
+
+
+def test_dose_check_alert_page_lists_every_acquisition(client, make_user):
+    from dosereg.registry.models import DoseCheckOverride
+    from tests.triggers.factories import ct_study
+
+    study = ct_study(acquisitions=[(5.3, "Chest"), (10.6, "Chest")], description="CT Chest")
+    report = study.reports.get()
+    for uid, fwd in (("1.2.4.x.10", 251.2), ("1.2.4.x.11", 502.4)):
+        DoseCheckOverride.objects.create(report=report, irradiation_event_uid=uid, kind="alert", dlp_configured=True,
+                                         dlp_value_mgycm=100.0, dlp_forward_estimate_mgycm=fwd,
+                                         reason_for_proceeding="clinical need", person_name="Dr A")
+    check_study(study.pk)
+    alert = Alert.objects.get(study=study, rule__key="ct-dose-check-override")
+    client.force_login(make_user("physicist"))
+    page = client.get(f"/alerts/{alert.pk}/").content.decode()
+    assert "251.2" in page and "502.4" in page and "clinical need" in page
+    assert "Dose Check" in page
