@@ -202,7 +202,7 @@ def test_visibility_reporters_see_their_own_and_qa_sees_all(registry_rows, make_
     settings.ROOT_URLCONF = "tests.incidents.urls"
     study = registry_rows("fluoro")
     r1, r2, qa = make_user("radiographer"), make_user("radiographer"), make_user("qa_committee")
-    mine = services.incident_from_study(study.pk, user=r1, data={"category": "other",
+    mine = services.incident_from_study(study.pk, user=r1, data={"category": "other", "description": "x",
                                                                  "incident_date": study.study_date})
     assert list(services.incidents_visible_to(r1)) == [mine]
     assert list(services.incidents_visible_to(r2)) == []
@@ -216,6 +216,9 @@ def test_visibility_reporters_see_their_own_and_qa_sees_all(registry_rows, make_
     client.force_login(admin)
     page = client.get(f"/incidents/{mine.pk}/").content.decode()
     assert "Audit trail" in page and "incident_create" in page
+    services.incident_transition(mine, user=r1, to_state="submitted", comment="")
+    page = client.get(f"/incidents/{mine.pk}/").content.decode()
+    assert "state: draft → submitted" in page and r1.username in page
 
 
 def test_analysis_edit_records_what_changed(registry_rows, make_user):

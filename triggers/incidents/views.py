@@ -190,9 +190,27 @@ def incident_detail(request, pk: int):
             "notification_reference": incident.notification_reference,
             "notification_notes": incident.notification_notes}),
         "comment_form": CommentForm(),
-        "history": services.incident_history(incident) if user.has_perm("registry.view_audit_trail") else None,
+        "history": _history_rows(incident) if user.has_perm("registry.view_audit_trail") else None,
     })
     return render(request, "triggers/incidents/detail.html", ctx)
+
+
+def _history_rows(incident: IncidentReport) -> list[dict]:
+    """The audit trail of one report, each change as 'field: old → new'."""
+    rows = []
+    for entry in services.incident_history(incident):
+        changes = (entry.detail or {}).get("changes") or {}
+        parts = []
+        for name, change in changes.items():
+            if isinstance(change, list) and len(change) == 2:
+                parts.append(f"{name}: {change[0]} → {change[1]}")
+            elif isinstance(change, dict) and change.get("changed"):
+                parts.append(f"{name}: text changed ({change.get('length', 0)} characters)")
+            else:
+                parts.append(f"{name}: {change}")
+        rows.append({"at": entry.at, "who": entry.username or "system", "action": entry.action,
+                     "what": "; ".join(parts)})
+    return rows
 
 
 @login_required
