@@ -11,7 +11,7 @@ import logging
 import re
 from collections import defaultdict
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -200,11 +200,20 @@ def _upsert_alert(study: Study, rule: TriggerRule, hit: R.Exceedance) -> Alert:
               "demo": study.demo, "still_exceeds": True, "patient_id": study.patient_id}
     alert = Alert.objects.select_for_update().filter(study=study, rule=rule).first()
     if alert is None:
-        alert = Alert.objects.create(study=study, rule=rule, **fields)
+        try:
+            with transaction.atomic():
+                alert = Alert.objects.create(study=study, rule=rule, **fields)
+        except IntegrityError:  # a concurrent check of the same study created it first: update that one
+            alert = Alert.objects.select_for_update().get(study=study, rule=rule)
+            return _update_alert(alert, rule, hit, fields)
         AlertEvent.objects.create(alert=alert, action="raised", to_state="new",
                                   detail={"value": hit.value, "unit": hit.unit, "rule_version": rule.version})
         alert_notify(alert.pk)  # delivery rows now, in this transaction; sending is scheduled on commit
         return alert
+    return _update_alert(alert, rule, hit, fields)
+
+
+def _update_alert(alert: Alert, rule: TriggerRule, hit: R.Exceedance, fields: dict) -> Alert:
     changed = {k: v for k, v in fields.items() if getattr(alert, k) != v}
     if changed:
         before = {"value": alert.value, "threshold": alert.threshold, "rule_version": alert.rule_version,
@@ -259,7 +268,13 @@ def alert_notify(alert_id: int) -> int:
         severity=alert.severity, version="raised")
     Alert.objects.filter(pk=alert.pk).update(notified=True)
     if alert.severity == "significant_event":
-        _incident_hook(alert.pk, automatic=True)
+        try:
+            with transaction.atomic():
+                _incident_hook(alert.pk, automatic=True)
+        except Exception:  # noqa: BLE001 - the alert must stand even if the draft report fails; logged, visible
+            log.exception("alert %s: the automatic draft incident report could not be opened", alert.pk)
+            AlertEvent.objects.create(alert=alert, action="draft_incident_failed", from_state=alert.state,
+                                      to_state=alert.state)
     return len(deliveries)
 
 
