@@ -26,7 +26,7 @@ from dosereg.registry.models import (
 from dosereg.registry.services.pseudonyms import patient_pseudonym, pseudonym_enabled
 from dosereg.web.quantities import MODALITY_TOTALS, STUDY_TOTALS
 
-LIST_CAP = 10_000  # lists count at most this many rows (then show "10,000+"): a count never scans millions
+LIST_CAP = 1_000  # lists count at most this many rows past the current page (then "N+"): never scan millions
 
 MODALITY_ORDER = ["CT", "fluoroscopy", "radiography", "mammography", "nuclear_medicine"]
 
@@ -45,7 +45,8 @@ def patient_search(*, query: str = "", date: dt.date | None = None, limit: int =
             ids.add(patient_pseudonym(query))  # staff type the real ID; the registry holds its pseudonym
         found = set(Patient.objects.filter(patient_id__in=ids).values_list("pk", flat=True)[:limit])
         found |= set(Study.objects.filter(accession_number=query).values_list("patient_id", flat=True)[:limit])
-        if not pseudonym_enabled() and len(query) >= 2 and len(found) < limit:
+        looks_like_name = not any(ch.isdigit() for ch in query)  # an ID or accession number: no name scan
+        if not pseudonym_enabled() and looks_like_name and len(query) >= 2 and len(found) < limit:
             name = query.replace(", ", "^").replace(",", "^").replace(" ", "^")
             found |= set(Patient.objects.filter(name__istartswith=name).values_list("pk", flat=True)[:limit])
         pks = found
@@ -148,13 +149,21 @@ def _event_kind(e: IrradiationEvent, study: Study) -> str:
 
 # --- study lists ---------------------------------------------------------------------------------------------------
 def modality_condition(modalities: list[str]) -> Q:
-    """A study matches a modality type when its primary type or any of its types is it."""
+    """A study matches a modality type when its primary type or any of its types is it.
+
+    The primary type is the first of the study's types in MODALITY_ORDER (ingestion's rule), so a study can hold
+    ``m`` as a secondary type only when its primary type comes earlier in that order: the JSON test is confined to
+    those studies and the rest is an indexed equality (for CT, the first type, nothing else is needed)."""
     cond = Q(modality_type__in=modalities)
     for m in modalities:
+        earlier = MODALITY_ORDER[:MODALITY_ORDER.index(m)] if m in MODALITY_ORDER else MODALITY_ORDER
+        if not earlier:
+            continue
         if connection.vendor == "postgresql":
-            cond |= Q(modality_types__contains=[m])
+            contains = Q(modality_types__contains=[m])
         else:
-            cond |= Q(modality_types__icontains=f'"{m}"')
+            contains = Q(modality_types__icontains=f'"{m}"')
+        cond |= Q(modality_type__in=earlier) & contains
     return cond
 
 

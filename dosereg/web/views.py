@@ -119,11 +119,15 @@ def study_list(request):
             request=request)
         name = f"dosereg-studies-{dt.date.today().isoformat()}"
         return exports.csv_response(qs, name) if fmt_ == "csv" else exports.xlsx_response(qs, name)
-    count, capped = selectors.capped_count(qs)
-    paginator = Paginator(selectors.study_rows(qs), PAGE_SIZE)
-    paginator.count = count  # the capped count: pages past 10,000 rows are reached by narrowing the filters
     try:
-        page = paginator.page(request.GET.get("page") or 1)
+        page_number = max(1, int(request.GET.get("page") or 1))
+    except ValueError:
+        page_number = 1
+    count, capped = selectors.capped_count(qs, cap=page_number * PAGE_SIZE + selectors.LIST_CAP)
+    paginator = Paginator(selectors.study_rows(qs), PAGE_SIZE)
+    paginator.count = count  # capped: a page always knows of the next 1,000 rows, never counts millions
+    try:
+        page = paginator.page(page_number)
     except Exception:  # noqa: BLE001 - PageNotAnInteger / EmptyPage: show the first page
         page = paginator.page(1)
     query = request.GET.copy()
