@@ -16,9 +16,11 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/v1/", include("dosereg.web.api_urls")),
     path("api/v1/", include("triggers.api_urls")),
+    path("api/v1/", include("triggers.incidents.api_urls")),
     path("api/v1/", include("drl.api_urls")),
     path("dicom/", include("dicomrx.urls")),
-    path("", include("triggers.urls")),  # alerts/, rules/, incidents/
+    path("", include("triggers.urls")),  # alerts/, rules/
+    path("", include("triggers.incidents.urls")),  # incidents/
     path("", include("drl.urls")),  # drl/, mapping/
     path("staff/", include("dosereg.web.staff_urls")),
     path("", include("dosereg.web.urls")),

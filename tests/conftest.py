@@ -115,3 +115,43 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
         if value or time.time() > deadline:
             return value
         time.sleep(interval)
+
+
+def _restore_migration_data() -> None:
+    """Re-run every data migration (role groups, permissions, rule packs, DRL sets, standard examinations).
+
+    A transactional test (live server, worker) ends with a flush that empties every table, including what the data
+    migrations wrote; later tests expect it, as a real instance has it.  The data migrations are idempotent."""
+    from django.apps import apps as global_apps
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.operations.special import RunPython
+
+    loader = MigrationLoader(connection)
+    seen = set()
+    with connection.schema_editor(atomic=True) as editor:
+        for key in loader.graph.leaf_nodes():
+            for app_label, name in loader.graph.forwards_plan(key):
+                if app_label not in {"registry", "dicomrx", "triggers", "drl"} or (app_label, name) in seen:
+                    continue
+                seen.add((app_label, name))
+                migration = loader.get_migration(app_label, name)
+                for op in migration.operations:
+                    if isinstance(op, RunPython):
+                        op.code(global_apps, editor)
+
+
+@pytest.fixture(autouse=True)
+def _migration_data_present(request, django_db_blocker):
+    """Before each database test: if a flush emptied the data-migration rows, put them back."""
+    marker = request.node.get_closest_marker("django_db")
+    uses_db = marker is not None or {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    if not uses_db:
+        yield
+        return
+    with django_db_blocker.unblock():
+        from django.contrib.auth.models import Group
+
+        if not Group.objects.filter(name="admin").exists():
+            _restore_migration_data()
+    yield

@@ -35,9 +35,12 @@ def create_all_permissions(apps) -> None:
     from django.contrib.auth.management import create_permissions
 
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        original = getattr(app_config, "models_module", None)
+        app_config.models_module = original or True  # historical app configs have none; create_permissions wants one
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0)
+        finally:
+            app_config.models_module = original
 
 
 def grant(apps, app_label: str, mapping: dict[str, list[str]]) -> None:

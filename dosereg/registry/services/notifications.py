@@ -18,6 +18,7 @@ from dosereg.registry.models import NotificationDelivery, NotificationSubscripti
 
 log = logging.getLogger(__name__)
 
+MAX_ATTEMPTS = 5
 SEVERITY_ORDER = {"notification": 0, "alert": 1, "significant_event": 2}
 
 
@@ -63,26 +64,31 @@ def _schedule(delivery_id: int) -> None:
 
 
 def notification_deliver(delivery_id: int) -> NotificationDelivery:
-    """Send one pending delivery.  Raises TransientDeliveryError when worth retrying."""
+    """Send one pending delivery.  Raises TransientDeliveryError when worth retrying.
+
+    The row is locked while sending, so two workers never send it twice; a failed attempt is recorded in its own
+    transaction (raising inside the locking one would roll the record back)."""
+    error = ""
     with transaction.atomic():
         delivery = NotificationDelivery.objects.select_for_update().get(pk=delivery_id)
-        if delivery.state == "sent":
+        if delivery.state != "pending":
             return delivery
         delivery.attempts += 1
         try:
             send_mail(delivery.subject, delivery.body, None, [delivery.address], fail_silently=False)
         except (OSError, ConnectionError) as exc:
-            delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            delivery.state = "failed" if delivery.attempts >= 5 else "pending"
-            delivery.save(update_fields=["attempts", "last_error", "state"])
-            if delivery.state == "pending":
-                raise TransientDeliveryError(delivery.last_error) from exc
-            return delivery
-        delivery.state = "sent"
-        delivery.sent_at = timezone.now()
-        delivery.last_error = ""
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            delivery.last_error = error
+            delivery.state = "failed" if delivery.attempts >= MAX_ATTEMPTS else "pending"
+            log.warning("notification %s: attempt %s failed: %s", delivery.pk, delivery.attempts, error)
+        else:
+            delivery.state = "sent"
+            delivery.sent_at = timezone.now()
+            delivery.last_error = ""
         delivery.save(update_fields=["attempts", "last_error", "state", "sent_at"])
-        return delivery
+    if error and delivery.state == "pending":
+        raise TransientDeliveryError(error)
+    return delivery
 
 
 def notification_retry_pending() -> int:
