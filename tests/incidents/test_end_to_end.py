@@ -24,9 +24,14 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def import_bytes(tmp_path, django_capture_on_commit_callbacks):
-    """import_bytes(data, ...) -> imports through `manage.py import_dose`, on-commit steps (mapping, triggers) run."""
+    """import_bytes(data, ...) -> imports through `manage.py import_dose`, on-commit steps (mapping, triggers) run
+    in this process, also when a broker is configured (these tests are about the reports, not the transport)."""
+    from dosereg.celery import app
+
     if importlib.util.find_spec("dicomrx.ingest") is None:
         pytest.skip("the ingestion engineer's import_dose command is not available")
+    eager_before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
 
     def _import(*blobs_or_paths):
         paths = []
@@ -44,7 +49,8 @@ def import_bytes(tmp_path, django_capture_on_commit_callbacks):
                 pass
         return out.getvalue()
 
-    return _import
+    yield _import
+    app.conf.task_always_eager = eager_before
 
 
 def _brain_ct(study_uid: str, events: list[dict]) -> bytes:
