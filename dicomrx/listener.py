@@ -94,6 +94,7 @@ OUT_OF_RESOURCES = 0xA700
 SOP_CLASS_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 
+MAX_PDU_SIZE = 1 << 20
 _CONCEPT_NAME = 0x0040A043
 _PIXEL_DATA_TAGS = 0x7FE00008  # Float Pixel Data, Double Float Pixel Data, Pixel Data: the header ends before these
 
@@ -344,6 +345,8 @@ class Listener:
         _config.STORE_RECV_CHUNKED_DATASET = True  # stream each object to a temporary file: bounded memory
         ae = AE(ae_title=self.ae_title)
         ae.maximum_associations = settings.DICOM_MAX_ASSOCIATIONS
+        # 1 MiB PDUs: far fewer Python-level PDU round trips than the default 16 kB, and still bounded memory
+        ae.maximum_pdu_size = MAX_PDU_SIZE
         ae.network_timeout = 60
         ae.acse_timeout = 30
         ae.dimse_timeout = 60
@@ -396,11 +399,19 @@ class Listener:
         return SUCCESS
 
     @staticmethod
+    def on_connection_open(event) -> None:
+        """No Nagle delay on the small C-STORE responses (else about 40 ms per object on loopback)."""
+        try:
+            event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (AttributeError, OSError):
+            pass
+
+    @staticmethod
     def on_association_end(event) -> None:
         connections.close_all()  # this association's thread ends: give its database connection back
 
     def handlers(self) -> list:
-        return [(evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_STORE, self.store_handler),
+        return [(evt.EVT_CONN_OPEN, self.on_connection_open), (evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_STORE, self.store_handler),
                 (evt.EVT_C_ECHO, self.on_echo), (evt.EVT_RELEASED, self.on_association_end),
                 (evt.EVT_ABORTED, self.on_association_end)]
 
