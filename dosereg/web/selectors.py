@@ -245,8 +245,8 @@ def units_overview(*, recent_days: int = 90) -> list[Equipment]:
     units = list(Equipment.objects.select_related("room").order_by("room__name", "manufacturer", "model",
                                                                   "station_name"))
     since = timezone.localdate() - dt.timedelta(days=recent_days)
-    recent = dict(Study.objects.filter(study_date__gte=since, equipment__isnull=False).values("equipment_id")
-                  .annotate(n=Count("id")).values_list("equipment_id", "n"))
+    recent = dict(Study.objects.filter(study_date__gte=since, equipment__isnull=False).order_by()
+                  .values("equipment_id").annotate(n=Count("*")).values_list("equipment_id", "n"))
     changes = dict(EquipmentChange.objects.filter(handled=False).values("equipment_id").annotate(n=Count("id"))
                    .values_list("equipment_id", "n"))
     now = timezone.now()
@@ -303,7 +303,7 @@ def _weekly_counts(start: dt.date, end: dt.date) -> list[dict]:
         return cached
     weeks: dict[tuple, int] = defaultdict(int)
     for day, modality, n in (Study.objects.filter(study_date__gte=start, study_date__lte=end).order_by()
-                             .values_list("study_date", "modality_type").annotate(n=Count("id"))):
+                             .values_list("study_date", "modality_type").annotate(n=Count("*"))):  # COUNT(*): index-only scan
         weeks[(day - dt.timedelta(days=day.weekday()), modality)] += n
     rows = [{"week": w, "modality_type": m, "n": n} for (w, m), n in sorted(weeks.items())]
     cache.set(key, rows, 300)
