@@ -8,6 +8,8 @@ to stderr.  Exit 0 on success, 1 when the incident does not exist, 2 on a usage 
 
 from __future__ import annotations
 
+from django.core.management.base import CommandError
+from django.db import DatabaseError
 from django.template.loader import render_to_string
 
 from dosereg.registry.management.base import DoseRegCommand, InputFailed, UsageError
@@ -15,6 +17,7 @@ from dosereg.registry.management.base import DoseRegCommand, InputFailed, UsageE
 
 class Command(DoseRegCommand):
     help = "Write an incident report (--id) or the periodic summary (--period YYYY or YYYY-Qn) as PDF or HTML."
+    requires_system_checks: list = []  # stdout carries the document only
 
     def add_arguments(self, parser):
         which = parser.add_mutually_exclusive_group(required=True)
@@ -24,6 +27,13 @@ class Command(DoseRegCommand):
         self.add_output_argument(parser)
 
     def handle(self, *args, **opts):
+        try:
+            self._handle(opts)
+        except DatabaseError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CommandError(f"database error: {first} (has 'manage.py migrate' been run?)") from exc
+
+    def _handle(self, opts):
         from triggers.incidents import services
         from triggers.incidents.models import IncidentReport
         from triggers.incidents.pdf import incident_pdf_bytes, summary_pdf_bytes
