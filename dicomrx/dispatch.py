@@ -31,7 +31,9 @@ def _pending_ids(after_id: int = 0, limit: int = 200) -> list[int]:
 
 
 class IngestDispatcher:
-    def __init__(self, *, use_celery: bool | None = None):
+    def __init__(self, *, use_celery: bool | None = None, receiving=None):
+        # receiving(): True while associations are open; the in-process ingest then gives way (see _give_way)
+        self.receiving = receiving
         self.use_celery = bool(settings.CELERY_BROKER_URL) if use_celery is None else use_celery
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -118,6 +120,20 @@ class IngestDispatcher:
             with self._lock:
                 self._unsent.discard(received_object_id)
 
+    def _give_way(self, most: float = 1.0) -> None:
+        """Let open associations go first (CPU, GIL and the SQLite write lock), for at most ``most`` seconds per
+        object: a flood is acknowledged at full speed and ingested at a reduced pace meanwhile, then caught up."""
+        if self.receiving is None:
+            return
+        deadline = time.monotonic() + most
+        while time.monotonic() < deadline and not self._stop.is_set():
+            try:
+                if not self.receiving():
+                    return
+            except Exception:  # noqa: BLE001 - a racing server shutdown: just go on
+                return
+            time.sleep(0.05)
+
     def _ingest_pending(self) -> None:
         try:
             from dicomrx.ingest import ingest_received_object
@@ -133,6 +149,7 @@ class IngestDispatcher:
                 if self._stop.is_set():
                     return
                 self._cursor = received_object_id
+                self._give_way()
                 try:
                     outcome = ingest_received_object(received_object_id)
                     self.ingested += 1

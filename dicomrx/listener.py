@@ -330,7 +330,7 @@ class Listener:
         self.port = settings.DICOM_PORT if port is None else port
         self.ae_title = ae_title or settings.DICOM_AE_TITLE
         self.counters = Counters()
-        self.dispatcher = IngestDispatcher() if ingest else None
+        self.dispatcher = IngestDispatcher(receiving=self._receiving) if ingest else None
         self.heartbeat_interval = heartbeat_interval
         self.server = None
         self.started_at = timezone.now()
@@ -339,6 +339,9 @@ class Listener:
         self._last_refusal_logged: dict[tuple[str, str], float] = {}
         self.store_handler = StoreHandler(source="c-store", counters=self.counters,
                                           on_stored=self.dispatcher.notify if self.dispatcher else None)
+
+    def _receiving(self) -> bool:
+        return bool(self.server is not None and self.server.active_associations)
 
     # -- pynetdicom set-up
     def make_ae(self) -> AE:
