@@ -212,6 +212,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # several models have a "kind" field with different choices: name each enum
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentKindEnum": "triggers.incidents.models.KIND_CHOICES",
+        "TriggerRuleKindEnum": "triggers.models.KIND_CHOICES",
+        "IncidentActionKindEnum": "triggers.incidents.models.IncidentAction.KIND_CHOICES",
+        "DueComparisonKindEnum": "drl.models.DueComparison.KIND_CHOICES",
+    },
 }
 
 # --- i18n and time -------------------------------------------------------------------------------------------------

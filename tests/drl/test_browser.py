@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 
 import pytest
 
-from tests.conftest import require, require_program
+from tests.conftest import require_program
 from tests.drl.factories import study, unit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_physicist_maps_runs_and_downloads_pdf(live_server, make_user, tmp_path):
-    require(os.path.exists("/usr/bin/chromium"), "chromium is not installed (apt-get install chromium)")
+def test_physicist_maps_runs_and_downloads_pdf(chromium_browser, live_server, make_user, tmp_path):
     pdftotext = require_program("pdftotext")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
 
     make_user("physicist", username="phys")
     a = unit("Browser CT")
     year = dt.date.today().year - 1
     for k in range(22):
         study(a, exam=None, description="Thx Spezial Lokal", dlp=250.0 + k, date=dt.date(year, 5, 1))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=["--headless", "--no-sandbox", "--disable-gpu",
-                                          "--disable-background-networking"])
-        page = browser.new_page(accept_downloads=True)
+    if True:  # one browser for the session (tests/conftest.py)
+        page = chromium_browser.new_page(accept_downloads=True)
         page.goto(f"{live_server.url}/accounts/login/")
         page.fill("input[name=username]", "phys")
         page.fill("input[name=password]", "correct horse battery")
@@ -49,7 +42,7 @@ def test_physicist_maps_runs_and_downloads_pdf(live_server, make_user, tmp_path)
             page.click("#download-pdf")
         pdf_path = tmp_path / "report.pdf"
         info.value.save_as(pdf_path)
-        browser.close()
+        page.close()
     text = subprocess.run([pdftotext, "-layout", str(pdf_path), "-"], capture_output=True, text=True,
                           check=True).stdout
     assert "DRL comparison" in text and "CT chest (lung cancer)" in text and "260.5" in text

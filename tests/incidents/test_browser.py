@@ -3,33 +3,14 @@ from a study; a QA committee member reviews and closes it."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-
-from tests.conftest import require
 
 pytestmark = [pytest.mark.browser, pytest.mark.urls("tests.incidents.urls"),
               pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.fixture
-def browser():
-    require(os.path.exists(CHROMIUM) or shutil.which("chromium") is not None, "chromium is not installed")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - the dev extra installs it
-        require(False, "playwright is not installed (pip install -e '.[dev]')")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop in this thread
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
-                              args=["--headless", "--no-sandbox", "--disable-gpu",
-                                    "--disable-background-networking"])
-        yield b
-        b.close()
+def browser(chromium_browser):
+    return chromium_browser
 
 
 def _login(browser, live_server, username: str):

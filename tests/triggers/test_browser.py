@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
-from tests.conftest import require
 from tests.triggers.factories import fluoro_study
 from triggers.models import Alert
 from triggers.services import check_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
-def browser():
-    require(shutil.which(CHROMIUM) is not None or os.path.exists(CHROMIUM), "chromium is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM,
-                               args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
+def browser(chromium_browser):
+    return chromium_browser
 
 
 def test_physicist_acknowledges_and_schedules_follow_up(browser, live_server, make_user):

@@ -105,7 +105,7 @@ def test_study_detail_ct(client, login, history):
     page = client.get(f"/studies/{study.pk}/").content.decode()
     assert 'id="ct-events"' in page
     assert "11.52" in page and "498.3" in page and "BODY32" in page and "localizer" in page
-    assert 'id="dose-text"' in page and "DLP 968 mGy·cm" in page
+    assert 'id="dose-text"' in page and "Dose-length product (DLP), total: 968.4 mGy·cm" in page
     assert "/download/" in page  # practitioners may download the original object
     assert AuditLog.objects.filter(action="view_study", object_id=str(study.pk)).exists()
 
@@ -273,12 +273,12 @@ def test_referrer_summary_follows_site_setting(client, login, history):
     site.referrer_summary = "effective_dose"
     site.save()
     page = client.get(f"/studies/{study.pk}/").content.decode()
-    assert "Effective dose (estimate): 14.5 mSv" in page and "AAPM Report 96" in page
+    assert "Effective dose estimate: 14.53 mSv" in page and "AAPM Report 96" in page
     assert "not a personal risk figure" in page
     site.referrer_summary = "drl"
     site.save()
     page = client.get(f"/studies/{study.pk}/").content.decode()
-    assert "DLP 968 mGy·cm" in page
+    assert "968.4 mGy·cm" in page and "diagnostic reference level" in page
 
 
 @pytest.mark.django_db

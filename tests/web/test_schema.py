@@ -10,8 +10,8 @@ from django.core.management import call_command
 @pytest.mark.django_db
 def test_schema_validates(tmp_path):
     out = tmp_path / "schema.yml"
-    # --validate fails on schema errors (openapi-spec-validator); warnings (enum naming in other apps) are not errors
-    call_command("spectacular", "--validate", "--file", str(out))
+    # --validate fails on schema errors (openapi-spec-validator); --fail-on-warn also on naming warnings
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     text = out.read_text()
     for path in ("/api/v1/studies/", "/api/v1/studies/{study_instance_uid}/", "/api/v1/patients/{patient_id}/history/"):
         assert path in text

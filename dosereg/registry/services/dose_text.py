@@ -95,23 +95,20 @@ def _effective_dose_line(study: Study) -> str:
 
 
 def _drl_line(study: Study, position: dict | None) -> str:
-    if position is None:
-        try:  # the DRL app is optional for the registry; it is installed in DoseReg
-            from drl.services import drl_position
-        except ImportError:
-            return ""
-        position = drl_position(study.pk)
+    """The position against the DRL, given by the caller (the registry imports no other app; the web layer asks
+    ``drl.services.drl_position``)."""
     if not position:
-        return ""
+        return "No comparison with a diagnostic reference level is available for this study."
     where = "above" if position.get("status") == "above" else "at or below"
     return (f"Position against the DRL ({position.get('exam_name', '')}, {position.get('drl_set', '')}): "
             f"{position['value']:.3g} {position.get('unit', '')}, {where} the DRL of {position['drl']:.3g} "
             f"{position.get('unit', '')} (DRLs apply to the median of a patient group, not to one patient).")
 
 
-def study_dose_text(study: Study, *, drl_position: dict | None = None, template: str | None = None) -> str:
+def study_dose_text(study: Study, *, drl_position: dict | None = None, template: str | None = None,
+                    site: SiteSettings | None = None) -> str:
     """The Art. 58(b) dose text of one study from the site's template (see the module docstring)."""
-    site = SiteSettings.load()
+    site = site or SiteSettings.load()
     template = template if template is not None else (site.dose_text_template or DEFAULT_TEMPLATE)
     lines = study_quantity_lines(study)
     effective = _effective_dose_line(study)
