@@ -221,6 +221,10 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- incidents: days from an exposure to the competent authority's notification due date ----------------------------
+# 2013/59/Euratom Art. 63(e) says "as soon as possible"; set the deadline your authority gives.
+INCIDENT_NOTIFICATION_DAYS = env_int("DOSEREG_INCIDENT_NOTIFICATION_DAYS", 30, minimum=0, maximum=365)
+
 # --- i18n and time -------------------------------------------------------------------------------------------------
 LANGUAGE_CODE = env_str("DOSEREG_LANGUAGE", "en")
 LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("fr", "Français"), ("nl", "Nederlands")]

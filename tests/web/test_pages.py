@@ -107,6 +107,7 @@ def test_study_detail_ct(client, login, history):
     assert "11.52" in page and "498.3" in page and "BODY32" in page and "localizer" in page
     assert 'id="dose-text"' in page and "Dose-length product (DLP), total: 968.4 mGy·cm" in page
     assert "/download/" in page  # practitioners may download the original object
+    assert 'id="report-exposure"' in page
     assert AuditLog.objects.filter(action="view_study", object_id=str(study.pk)).exists()
 
 
