@@ -19,3 +19,7 @@ def after_record(study_id: int, change_ids: list[int]) -> None:
     from dicomrx.pipeline import after_study_recorded
 
     after_study_recorded(study_id, change_ids)
+
+
+# the scheduled PACS pull lives beside the pull code; import it so the worker registers it
+from dicomrx.tasks_pull import pacs_pull_recent_task  # noqa: E402, F401

@@ -171,6 +171,12 @@ CELERY_BEAT_SCHEDULE: dict = {
                             day_of_month=env_int("DOSEREG_DRL_YEARLY_DAY", 15, minimum=1, maximum=28),
                             month_of_year=env_int("DOSEREG_DRL_YEARLY_MONTH", 1, minimum=1, maximum=12)),
     },
+    # rooms that cannot push: pull their dose objects from the PACS every hour (no-op without DOSEREG_PACS_HOST)
+    "dicomrx-pacs-pull": {
+        "task": "dicomrx.pacs_pull_recent",
+        "schedule": crontab(minute=20),
+        "kwargs": {"days": 2},
+    },
     # deliveries whose first attempt failed (mail server down) are retried until sent or given up
     "retry-pending-notifications": {
         "task": "dosereg.registry.tasks.retry_pending_notifications",

@@ -21,7 +21,8 @@ def dicom_configuration(app_configs=None, **kwargs):
         problems.append(Error(f"the DICOM inbox {inbox} is not writable", id="dosereg.E003"))
     if not settings.ALLOWED_CALLING_AETS or "*" in settings.ALLOWED_CALLING_AETS:
         problems.append(Warning(
-            "DOSEREG_ALLOWED_CALLING_AETS is unset or '*': any calling AE title may store objects",
+            "DOSEREG_ALLOWED_CALLING_AETS is unset or '*': any calling AE title may store objects "
+            "unless an administrator adds allowed calling AEs on the admin page",
             hint="set it to a comma-separated list of AET or AET@host entries", id="dosereg.W001"))
     for entry in settings.ALLOWED_CALLING_AETS:
         name = entry.split("@", 1)[0]
