@@ -110,26 +110,7 @@ def _parse_implicit(buf: bytes, pos: int, end: int, depth: int) -> tuple[dict, i
                 if undefined:
                     return out, pos
                 continue
-            if tag in _CODE_SEQ_SET:
-                if length == _UNDEFINED:
-                    nxt = buf.find(_SEQ_DELIM_BYTES, pos)
-                    if nxt < 0:
-                        raise RawError("truncated code sequence")
-                    nxt += 8
-                else:
-                    nxt = pos + length
-                    if nxt > limit:
-                        raise RawError("truncated code sequence")
-                out[tag] = buf[pos:nxt]
-                pos = nxt
-                continue
-            if length == _UNDEFINED:
-                out[tag], pos = parse_items(buf, pos, -1, True, depth)
-            else:
-                nxt = pos + length
-                if nxt > limit:
-                    raise RawError("truncated sequence")
-                out[tag], pos = parse_items(buf, pos, nxt, True, depth)
+            out[tag], pos = _sequence(buf, tag, pos, length, limit, True, depth)
             continue
         nxt = pos + length
         out[tag] = buf[pos:nxt]
@@ -164,26 +145,7 @@ def _parse_explicit(buf: bytes, pos: int, end: int, depth: int) -> tuple[dict, i
             length = _U32.unpack_from(buf, pos + 8)[0]
             pos += 12
             if vr == b"SQ":
-                if tag in _CODE_SEQ_SET:
-                    if length == _UNDEFINED:
-                        nxt = buf.find(_SEQ_DELIM_BYTES, pos)
-                        if nxt < 0:
-                            raise RawError("truncated code sequence")
-                        nxt += 8
-                    else:
-                        nxt = pos + length
-                        if nxt > limit:
-                            raise RawError("truncated code sequence")
-                    out[tag] = buf[pos:nxt]
-                    pos = nxt
-                    continue
-                if length == _UNDEFINED:
-                    out[tag], pos = parse_items(buf, pos, -1, False, depth)
-                else:
-                    nxt = pos + length
-                    if nxt > limit:
-                        raise RawError("truncated sequence")
-                    out[tag], pos = parse_items(buf, pos, nxt, False, depth)
+                out[tag], pos = _sequence(buf, tag, pos, length, limit, False, depth)
                 continue
             if length == _UNDEFINED:
                 if vr != b"UN":
@@ -310,3 +272,25 @@ def parse_content_sequence(buf: bytes, top: TopLevel) -> list[dict]:
         return []
     start, end = top.content_value
     return parse_items(buf, start, end, top.transfer_syntax == IMPLICIT_LE)[0]
+
+
+def _sequence(buf: bytes, tag: int, pos: int, length: int, limit: int, implicit: bool, depth: int):
+    """A sequence value starting at ``pos``: code sequences are kept as raw bytes (decoded later, through a cache),
+    other sequences are parsed into their items.  Returns (value, position after it)."""
+    if tag in _CODE_SEQ_SET:
+        if length == _UNDEFINED:
+            nxt = buf.find(_SEQ_DELIM_BYTES, pos)
+            if nxt < 0:
+                raise RawError("truncated code sequence")
+            nxt += 8
+        else:
+            nxt = pos + length
+            if nxt > limit:
+                raise RawError("truncated code sequence")
+        return buf[pos:nxt], nxt
+    if length == _UNDEFINED:
+        return parse_items(buf, pos, -1, implicit, depth)
+    nxt = pos + length
+    if nxt > limit:
+        raise RawError("truncated sequence")
+    return parse_items(buf, pos, nxt, implicit, depth)
