@@ -158,12 +158,7 @@ def projection_event(node: Node, ctx: Context) -> IrradiationEventData:
         elif key == C.DATETIME_STARTED:
             started = parse_dicom_datetime(child.value)
         elif key == C.IRRADIATION_EVENT_TYPE:
-            ck = child.code_key()
-            event_code = code_of(child.value)
-            event_type = C.EVENT_TYPES.get(ck, "") if ck else ""
-            if ck and not event_type:
-                event_type = _snake(child.value[2]) or "unknown"
-                ctx.warn(f"unknown irradiation event type {ck[0]} {ck[1]}")
+            event_code, event_type = _event_type(child, C.EVENT_TYPES, "irradiation event type", ctx)
         elif key == C.ACQUISITION_PROTOCOL:
             protocol = child.value or ""
         elif key == C.TARGET_REGION:
@@ -292,12 +287,7 @@ def ct_event(node: Node, ctx: Context, checks: list[DoseCheckData]) -> Irradiati
         elif key == C.TARGET_REGION:
             target = code_of(child.value)
         elif key == C.CT_ACQUISITION_TYPE:
-            ck = child.code_key()
-            event_code = code_of(child.value)
-            event_type = C.CT_ACQUISITION_TYPES.get(ck, "") if ck else ""
-            if ck and not event_type:
-                event_type = _snake(child.value[2]) or "unknown"
-                ctx.warn(f"unknown CT acquisition type {ck[0]} {ck[1]}")
+            event_code, event_type = _event_type(child, C.CT_ACQUISITION_TYPES, "CT acquisition type", ctx)
         elif key == C.IRRADIATION_EVENT_UID:
             uid = child.value
         elif key == C.DATETIME_STARTED:
@@ -533,3 +523,14 @@ def radsum_accumulated(root: list[Node], ctx: Context) -> AccumulatedDoseData:
         elif child.key == C.RADSUM_END:
             attributes["end_datetime"] = child.value
     return AccumulatedDoseData(plane=None, quantities=quantities, attributes=attributes)
+
+
+def _event_type(child: Node, table: dict, what: str, ctx: Context):
+    """(code, snake_case type) of an event-type CODE item, from the PS3.16 table (CID 10002 or CID 10013); an
+    unknown code keeps its own meaning, with a warning."""
+    ck = child.code_key()
+    event_type = table.get(ck, "") if ck else ""
+    if ck and not event_type:
+        event_type = _snake(child.value[2]) or "unknown"
+        ctx.warn(f"unknown {what} {ck[0]} {ck[1]}")
+    return code_of(child.value), event_type
