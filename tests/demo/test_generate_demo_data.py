@@ -65,3 +65,38 @@ def test_generate_demo_data_records_demo_studies_and_purge_removes_them(bulk):
     call_command("generate_demo_data", purge=True, stdout=purge)
     assert "purged_studies=40" in purge.getvalue()
     assert Study.objects.count() == 0
+
+
+def _export() -> list[dict]:
+    from dosereg.registry.models import Equipment
+    from dosereg.registry.selectors import iter_export_dicts
+
+    station = dict(Equipment.objects.values_list("id", "station_name"))
+    rows = []
+    for row in iter_export_dicts(Study.objects.all()):
+        row["equipment_id"] = station[row["equipment_id"]]
+        rows.append(row)
+    return sorted(rows, key=lambda r: r["study_instance_uid"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_batches_give_the_same_registry_whatever_their_size_and_a_rerun_changes_nothing():
+    out = io.StringIO()
+    call_command("generate_demo_data", studies=30, year=2024, seed=4, bulk=True, batch_size=7, stdout=out)
+    assert out.getvalue().strip().splitlines()[-1] == "imported=30 failed=0"
+    small = _export()
+    assert all(row["standard_exam"] for row in small if row["modality_type"] == "CT")  # mapped after recording
+    again = io.StringIO()
+    call_command("generate_demo_data", studies=30, year=2024, seed=4, bulk=True, stdout=again)
+    assert again.getvalue().strip().splitlines()[-1] == "imported=0 failed=0 already_present=30"
+    assert _export() == small
+    call_command("generate_demo_data", purge=True, stdout=io.StringIO())
+    call_command("generate_demo_data", studies=30, year=2024, seed=4, bulk=True, stdout=io.StringIO())
+    assert _export() == small
+
+
+def test_batch_size_must_be_positive():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--batch-size"):
+        call_command("generate_demo_data", studies=3, bulk=True, batch_size=0)

@@ -14,7 +14,7 @@ import time
 from django.db import transaction
 
 from dicomrx.demo import demo_dataset, demo_report, demo_studies
-from dosereg.registry.management.base import DoseRegCommand, UsageError
+from dosereg.registry.management.base import DoseRegCommand, InputFailed, UsageError
 
 
 class Command(DoseRegCommand):
@@ -28,6 +28,9 @@ class Command(DoseRegCommand):
         parser.add_argument("--purge", action="store_true", help="remove all demo data")
         parser.add_argument("--batch-size", type=int, default=2000,
                             help="--bulk: studies per recording transaction (default 2000)")
+        parser.add_argument("--jobs", type=int, default=1, choices=(1, 2),
+                            help="--bulk on PostgreSQL: 2 runs the post-commit steps (mapping, triggers) in a second "
+                                 "process while the next batch is recorded")
 
     def handle(self, *args, **options):
         if options["purge"]:
@@ -48,7 +51,7 @@ class Command(DoseRegCommand):
         started = time.monotonic()
         generated = demo_studies(count, year=year, seed=options["seed"])
         if options["bulk"]:
-            results = self._generate_bulk(generated, count, options["batch_size"], started)
+            results = self._generate_bulk(generated, count, options["batch_size"], started, options["jobs"])
         else:
             results = {"imported": 0, "failed": 0}
             for study in self.progress(generated, total=count, label="demo studies"):
@@ -62,37 +65,95 @@ class Command(DoseRegCommand):
             line += f" already_present={results['already_present']}"
         self.stdout.write(line)
 
-    def _generate_bulk(self, generated, count: int, batch_size: int, started: float) -> dict[str, int]:
-        """Batches of ``batch_size`` studies: one recording transaction each, then the post-commit steps."""
-        from dicomrx.bulk import after_studies_recorded
+    def _generate_bulk(self, generated, count: int, batch_size: int, started: float, jobs: int) -> dict[str, int]:
+        """Batches of ``batch_size`` studies: one recording transaction each, then the post-commit steps — in this
+        process, or (``jobs`` 2, PostgreSQL) in a second process that takes each committed batch from a queue while
+        this one records the next."""
+        from django.db import connection
+
         from dosereg.registry.services.recording import record_reports_bulk
 
+        post = _PostCommitWorker() if jobs > 1 and connection.vendor == "postgresql" else None
         results = {"imported": 0, "failed": 0}
         done = 0
         batch = []
         last_note = started
         next_analyze = batch_size  # fresh tables: planner statistics after the first batch, then at x10, x100...
-        for study in generated:
-            batch.append(demo_report(study))
-            if len(batch) < batch_size and done + len(batch) < count:
-                continue
-            outcomes = record_reports_bulk(batch, demo=True, source="demo")
-            recorded = [o for o in outcomes if o.status != "already_present"]
-            after_studies_recorded([o.study_id for o in recorded], [c for o in recorded for c in o.equipment_change_ids])
-            for o in outcomes:
-                key = o.status if o.status in ("failed", "already_present") else "imported"
-                results[key] = results.get(key, 0) + 1
-            done += len(batch)
-            batch = []
-            if done >= next_analyze:
-                _analyze()
-                next_analyze *= 10
-            now = time.monotonic()
-            if now - last_note >= 5 or done == count:
-                last_note = now
-                elapsed = now - started
-                self.stderr.write(f"demo studies: {done}/{count} ({done / elapsed:.0f} studies/s)")
+        try:
+            for study in generated:
+                batch.append(demo_report(study))
+                if len(batch) < batch_size and done + len(batch) < count:
+                    continue
+                outcomes = record_reports_bulk(batch, demo=True, source="demo")
+                recorded = [o for o in outcomes if o.status != "already_present"]
+                ids = [o.study_id for o in recorded]
+                change_ids = [c for o in recorded for c in o.equipment_change_ids]
+                if post is not None:
+                    post.put(ids, change_ids)
+                else:
+                    _after(ids, change_ids)
+                for o in outcomes:
+                    key = o.status if o.status in ("failed", "already_present") else "imported"
+                    results[key] = results.get(key, 0) + 1
+                done += len(batch)
+                batch = []
+                if done >= next_analyze:
+                    _analyze()
+                    next_analyze *= 10
+                now = time.monotonic()
+                if now - last_note >= 5 or done == count:
+                    last_note = now
+                    elapsed = now - started
+                    self.stderr.write(f"demo studies: {done}/{count} ({done / elapsed:.0f} studies/s)")
+        finally:
+            if post is not None:
+                post.close()
         return results
+
+
+def _after(study_ids: list[int], change_ids: list[int]) -> None:
+    from dicomrx.bulk import after_studies_recorded
+
+    after_studies_recorded(study_ids, change_ids)
+
+
+class _PostCommitWorker:
+    """A forked process that runs the post-commit steps of each committed batch, in order (a bounded queue keeps
+    the recorder at most two batches ahead).  Its own database connection; a failure there stops the command."""
+
+    def __init__(self):
+        import multiprocessing
+
+        from django.db import connections
+
+        connections.close_all()  # the child must not share the parent's connection
+        ctx = multiprocessing.get_context("fork")
+        self.queue = ctx.Queue(maxsize=2)
+        self.process = ctx.Process(target=_post_commit_loop, args=(self.queue,), daemon=True)
+        self.process.start()
+
+    def put(self, study_ids: list[int], change_ids: list[int]) -> None:
+        if not self.process.is_alive():
+            raise InputFailed(f"the post-commit worker stopped (exit status {self.process.exitcode})")
+        self.queue.put((study_ids, change_ids))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.process.join()
+        if self.process.exitcode != 0:
+            raise InputFailed(f"the post-commit worker failed (exit status {self.process.exitcode})")
+
+
+def _post_commit_loop(queue) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    while True:
+        item = queue.get()
+        if item is None:
+            break
+        _after(*item)
+    connections.close_all()
 
 
 def _analyze() -> None:
