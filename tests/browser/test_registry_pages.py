@@ -45,7 +45,7 @@ def test_radiographer_finds_patient_history_study_and_prints_sheet(chromium_brow
 
     page.click("#history >> text=2024-05-06")
     page.wait_for_selector("#projection-events")
-    assert "KAP 33.4 Gy·cm²" in page.locator("#dose-text").inner_text()
+    assert "Kerma-area product (KAP), total: 33.40 Gy·cm²" in page.locator("#dose-text").inner_text()
     page.screenshot(path=str(artifacts / "web-study-fluoro.png"), full_page=True)
 
     ct = Study.objects.get(patient=patient, study_date=factories.dt.date(2024, 3, 4))
