@@ -16,6 +16,11 @@ The same SOP Instance UID with other content is recorded and flagged, as a repor
 headers are one event per image; the same exposure sent twice (``exposure_key``) counts once.  Study totals are the
 sums over the current reports' totals as written (RDSR, RRDSR, private summary), quantity by quantity; a quantity no
 current report carries comes from the image headers (each exposure once).
+
+``record_reports_bulk(reports)`` is the batch path of the same service for objects that come without files
+(``generate_demo_data --bulk``, benchmark scale): the same row builders, patients and units resolved once per batch,
+rows written with multi-row inserts (PostgreSQL: COPY), totals computed as ``study_update_totals`` would; a report
+of a study already in the registry goes through ``record_report``.
 """
 
 from __future__ import annotations
