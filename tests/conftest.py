@@ -107,6 +107,18 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+@pytest.fixture
+def tasks_in_process():
+    """Celery tasks run in this process for this test, also when a broker is configured: such a test is about what
+    a task does, not the transport (the listener tests run a real worker)."""
+    from dosereg.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
     """Poll until predicate() is truthy (work done by a worker or the listener's ingest thread)."""
     deadline = time.time() + timeout

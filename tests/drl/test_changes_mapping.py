@@ -163,7 +163,7 @@ def _copy_with_software(src: Path, dst: Path, software: str) -> Path:
 
 
 @pytest.mark.corpus
-def test_software_change_between_two_rdsrs_makes_comparisons_due(corpus, tmp_path, make_user,
+def test_software_change_between_two_rdsrs_makes_comparisons_due(corpus, tmp_path, make_user, tasks_in_process,
                                                                 django_capture_on_commit_callbacks):
     _subscribe(make_user, "drl_due")
     src = corpus / "ct" / "CT-RDSR-Siemens-Continued-1.dcm"

@@ -24,7 +24,8 @@ class BrokenBackend:
 
 
 @pytest.mark.django_db
-def test_failed_attempt_is_recorded_and_retry_sends_once(make_user, django_capture_on_commit_callbacks):
+def test_failed_attempt_is_recorded_and_retry_sends_once(make_user, tasks_in_process,
+                                                         django_capture_on_commit_callbacks):
     user = make_user("physicist", email="phys@example.org")
     NotificationSubscription.objects.create(user=user, topic="drl_due")
     with override_settings(EMAIL_BACKEND="tests.foundation.test_notifications.BrokenBackend"):
