@@ -281,5 +281,6 @@ LOGGING = {
     "loggers": {
         "pynetdicom": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},  # one line per task in the embedded mode is noise
     },
 }
