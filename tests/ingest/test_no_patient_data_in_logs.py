@@ -14,12 +14,22 @@ from dosereg.registry.models import Patient
 
 @pytest.mark.corpus
 @pytest.mark.django_db
-def test_import_logs_no_patient_identifiers(corpus, caplog, tasks_in_process, django_capture_on_commit_callbacks):
+def test_import_logs_no_patient_identifiers(corpus, tasks_in_process, django_capture_on_commit_callbacks):
     files = [corpus / "rf" / "RF-RDSR-Siemens-Zee.dcm", corpus / "ct" / "CT-RDSR-Toshiba_DoseCheck.dcm",
              corpus / "nm" / "NM-RRDSR-Siemens.dcm", corpus / "negative" / "ESR_non-dose.dcm"]
-    caplog.set_level(logging.DEBUG)
-    with django_capture_on_commit_callbacks(execute=True):
-        call_command("import_dose", *map(str, files), stdout=io.StringIO(), stderr=io.StringIO())
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("import_dose", *map(str, files), stdout=io.StringIO(), stderr=io.StringIO())
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
     assert Patient.objects.count() >= 3
     secrets = set()
     for path in files:
@@ -30,7 +40,7 @@ def test_import_logs_no_patient_identifiers(corpus, caplog, tasks_in_process, dj
                 secrets.add(text)
                 secrets.update(part for part in text.split("^") if len(part) >= 4)
     assert secrets
-    logged = "\n".join(record.getMessage() for record in caplog.records)
+    logged = "\n".join(record.getMessage() for record in records)
     assert logged  # the import did log (UIDs, states)
     leaked = sorted(s for s in secrets if s in logged)
     assert not leaked, f"patient data in the log: {leaked}"
