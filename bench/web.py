@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,6 +36,8 @@ parser.add_argument("--studies", type=int, default=1_000_000)
 parser.add_argument("--keep", action="store_true", help="keep (and reuse) the bench_web database")
 parser.add_argument("--demo-command", action="store_true", help="generate with generate_demo_data --bulk")
 parser.add_argument("--runs", type=int, default=7)
+parser.add_argument("--database", help="measure an existing database (e.g. one filled by generate_demo_data --bulk); "
+                    "never generated into, never dropped")
 parser.add_argument("--recommended-indexes", action="store_true",
                     help="create the registry indexes the web engineer asks for (RECOMMENDED_INDEXES) before measuring")
 args = parser.parse_args()
@@ -42,7 +45,7 @@ args = parser.parse_args()
 base_url = os.environ.get("DATABASE_URL", "")
 if not base_url.startswith("postgres"):
     sys.exit("bench/web.py needs PostgreSQL: set DATABASE_URL=postgresql://...")
-DB_NAME = "bench_web"
+DB_NAME = args.database or "bench_web"
 server_url = base_url.rsplit("/", 1)[0]
 
 import psycopg2  # noqa: E402
@@ -52,7 +55,9 @@ admin.autocommit = True
 with admin.cursor() as cur:
     cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME])
     exists = cur.fetchone() is not None
-    if exists and not args.keep:
+    if args.database and not exists:
+        sys.exit(f"database {DB_NAME} does not exist")
+    if exists and not args.keep and not args.database:
         cur.execute(f"DROP DATABASE {DB_NAME}")
         exists = False
     if not exists:
@@ -195,7 +200,7 @@ def measure(client: Client, url: str, runs: int, cold: bool = False) -> tuple[fl
 def main() -> None:
     call_command("migrate", verbosity=0)
     have = Study.objects.count()
-    if have < args.studies:
+    if have < args.studies and not args.database:
         if have:
             sys.exit(f"bench_web holds {have:,} studies (< {args.studies:,}); drop it or run without --keep")
         if args.demo_command:
@@ -217,13 +222,14 @@ def main() -> None:
     busiest = (Study.objects.filter(patient_id__in=Patient.objects.order_by("pk").values("pk")[:2000])
                .values("patient_id").annotate(c=django.db.models.Count("id")).order_by("-c").first())
     patient_pk = busiest["patient_id"]
+    shown_id = Patient.objects.get(pk=patient_pk).patient_id  # the id as shown (search, API history URL)
     last = Study.objects.order_by("-study_date").values_list("study_date", flat=True).first()
     month = (last - dt.timedelta(days=30)).isoformat()
     pages = [
         ("dashboard (cold: weekly counts not cached)", "/", True),
         ("dashboard (weekly counts cached, 5 min)", "/"),
         (f"patient history ({busiest['c']} studies)", f"/patients/{patient_pk}/"),
-        ("patient search by ID", f"/patients/?q=P{patient_pk - 1:08d}"),
+        ("patient search by ID", f"/patients/?q={quote(shown_id)}"),
         ("study list, no filter", "/studies/"),
         ("study list, CT last 30 days", f"/studies/?modality=CT&date_from={month}"),
         ("study list, radiography last 30 days", f"/studies/?modality=radiography&date_from={month}"),
@@ -231,7 +237,7 @@ def main() -> None:
         ("study list, room + date range", f"/studies/?room={Room.objects.first().pk}&date_from={month}"),
         ("study list, page 20", "/studies/?page=20"),
         ("API studies, CT last 30 days", f"/api/v1/studies/?modality=CT&date_from={month}"),
-        ("API patient history", f"/api/v1/patients/P{patient_pk - Patient.objects.order_by('pk').first().pk:08d}/history/"),
+        ("API patient history", f"/api/v1/patients/{quote(shown_id, safe='')}/history/"),
         ("units", "/units/"),
     ]
     load = os.getloadavg()[0]
@@ -243,7 +249,7 @@ def main() -> None:
     for name, url, *cold in pages:
         med, worst, db, q, status = measure(client, url, args.runs, bool(cold))
         print(f"{name:44} {med:10.1f} {worst:8.1f} {db:7.1f} {q:8d} {status:7d}")
-    if not args.keep:
+    if not args.keep and not args.database:
         connection.close()
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE {DB_NAME}")

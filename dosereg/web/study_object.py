@@ -14,6 +14,9 @@ def study_objects(studies, *, events: bool = False, dose_text: bool = True) -> l
     """Study objects for a page of studies (a fixed number of queries per page)."""
     if isinstance(studies, QuerySet):
         studies = list(studies.select_related("equipment", "standard_exam", "patient"))
+    elif dose_text:  # a page of studies: their units in one query (the dose text names the unit)
+        loaded = Study.objects.select_related("equipment", "standard_exam", "patient").in_bulk([s.pk for s in studies])
+        studies = [loaded[s.pk] for s in studies]
     site = SiteSettings.load() if dose_text else None
     qs = Study.objects.filter(pk__in=[s.pk for s in studies])
     by_uid = {d["study_instance_uid"]: d for d in iter_export_dicts(qs, events=events)}

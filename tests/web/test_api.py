@@ -147,3 +147,15 @@ def test_create_api_token_unknown_user_exits_1(db):
     with pytest.raises(CommandError) as exc:  # DoseRegCommand turns returncode into the exit status
         call_command("create_api_token", "nobody-such")
     assert exc.value.returncode == 1
+
+
+@pytest.mark.django_db
+def test_study_list_queries_do_not_grow_with_the_page(api_for, history, django_assert_max_num_queries):
+    """A page of the API study list costs a fixed number of queries (no query per study for its unit or events)."""
+    api = api_for("practitioner")
+    for _ in range(3):
+        factories.ct_study(history)
+    assert api.get("/api/v1/studies/").json()["count"] >= 8
+    with django_assert_max_num_queries(15):
+        body = api.get("/api/v1/studies/", {"page_size": 50}).json()
+    assert all(row["dose_text"] for row in body["results"])
