@@ -526,15 +526,7 @@ def _totals_of_new_study(study: Study, acc_rows: list[AccumulatedDose], events: 
     ct = _sum(e.effective_dose_estimate_msv for e in current if e.effective_dose_msv is None)
     report_ed = _sum(a.effective_dose_msv for a in acc_rows)
     nm = report_ed if report_ed is not None else _sum(e.effective_dose_msv for e in current)
-    parts, labels = [], []
-    if ct is not None:
-        parts.append(ct)
-        labels.append(effective_dose.method_label())
-    if nm is not None:
-        parts.append(nm)
-        labels.append("NM: as reported in the RRDSR")
-    study.effective_dose_msv = sum(parts) if parts else None
-    study.effective_dose_method = " + ".join(labels)[:200]
+    _set_study_effective_dose(study, ct=ct, nm=nm)
     ctdis = [e.ctdivol_mgy for e in current if e.ctdivol_mgy is not None]
     study.max_ctdivol_mgy = max(ctdis) if ctdis else None
     study.event_count = len(current)
@@ -949,6 +941,16 @@ def _apply_totals(study: Study, acc: dict, ev: dict, kinds: set[str]) -> None:
     # effective dose: CT estimates of current acquisitions (DLP x k) + NM as reported
     ct = ev["ct_ed"]
     nm = acc["report_ed"] if acc["report_ed"] is not None else ev["nm_ed"]
+    _set_study_effective_dose(study, ct=ct, nm=nm)
+    study.max_ctdivol_mgy = ev["max_ctdivol"]
+    study.event_count = ev["n"]
+    study.modality_types = [m for m in dr.MODALITY_TYPES if m in kinds]
+    study.modality_type = study.modality_types[0] if study.modality_types else ""
+
+
+def _set_study_effective_dose(study: Study, *, ct: float | None, nm: float | None) -> None:
+    """The study's effective dose: CT estimates of its current acquisitions (DLP x k) plus NM as the RRDSR reports
+    it, with the method of each part (an estimate for comparing procedures, not a personal risk figure)."""
     parts, labels = [], []
     if ct is not None:
         parts.append(ct)
@@ -958,7 +960,3 @@ def _apply_totals(study: Study, acc: dict, ev: dict, kinds: set[str]) -> None:
         labels.append("NM: as reported in the RRDSR")
     study.effective_dose_msv = sum(parts) if parts else None
     study.effective_dose_method = " + ".join(labels)[:200]
-    study.max_ctdivol_mgy = ev["max_ctdivol"]
-    study.event_count = ev["n"]
-    study.modality_types = [m for m in dr.MODALITY_TYPES if m in kinds]
-    study.modality_type = study.modality_types[0] if study.modality_types else ""
