@@ -15,12 +15,12 @@ import json
 import logging
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from dosereg.registry.models import Equipment, EquipmentChange, IrradiationEvent, SiteSettings, StandardExam, Study
@@ -651,3 +651,60 @@ def drl_report_csv(rows: list[dict]) -> str:
     for row in rows:
         writer.writerow({k: ("" if row[k] is None else row[k]) for k in REPORT_FIELDS})
     return out.getvalue()
+
+
+# --- batch steps for generate_demo_data --bulk (dicomrx.bulk) -----------------------------------------------------
+def note_unmapped_names_of(ids: list[int]) -> None:
+    """As ``map_study`` does per study: note the names of these studies that no rule maps (batch)."""
+    note = _note_unmapped
+
+    names = (Study.objects.filter(pk__in=ids, standard_exam__isnull=True)
+             .values_list("modality_type", "study_description").distinct())
+    for modality_type, description in sorted(set(names)):
+        note(modality_type or "", description or NO_DESCRIPTION)
+
+
+def note_protocols_of(ids: list[int]) -> None:
+    """As ``map_study`` does per study, for a batch: track the units' acquisition protocols.  The per-study
+    ``_note_protocols`` runs only for a study that brings a protocol new to its unit, a kVp baseline still forming,
+    or a kVp shift; the others are only counted, with one UPDATE per (unit, protocol)."""
+    note = _note_protocols
+
+    per_study: dict[int, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for sid, protocol, kvp in (IrradiationEvent.objects.filter(study_id__in=ids, is_current=True, is_localizer=False)
+                               .exclude(protocol="").values_list("study_id", "protocol", "kvp")):
+        per_study[sid][protocol[:255]].append(kvp)
+    if not per_study:
+        return
+    studies = {s["id"]: s for s in Study.objects.filter(pk__in=list(per_study), equipment_id__isnull=False)
+               .values("id", "study_date", "equipment_id")}
+    units = {s["equipment_id"] for s in studies.values()}
+    seen = {(p.equipment_id, p.protocol): p for p in ProtocolSeen.objects.filter(equipment_id__in=units)}
+    counts: Counter = Counter()
+    full = 0
+    for sid in ids:  # a study recorded twice in the batch counts twice, as with map_study per object
+        study = studies.get(sid)
+        if study is None:
+            continue
+        eq = study["equipment_id"]
+        needs_full = False
+        for protocol, kvps in per_study[sid].items():
+            row = seen.get((eq, protocol))
+            known = [k for k in kvps if k is not None]
+            kvp = sum(known) / len(known) if known else None
+            if row is None:
+                needs_full = True
+            elif kvp is not None and (row.kvp_baseline is None or row.kvp_baseline_n < KVP_BASELINE_STUDIES
+                                      or abs(kvp - row.kvp_baseline) >= KVP_SHIFT_KV):
+                needs_full = True
+        if needs_full:
+            note(study)
+            full += 1
+            for p in ProtocolSeen.objects.filter(equipment_id=eq, protocol__in=list(per_study[sid])):
+                seen[(eq, p.protocol)] = p
+        else:
+            for protocol in per_study[sid]:
+                counts[(eq, protocol)] += 1
+    for (eq, protocol), n in counts.items():
+        ProtocolSeen.objects.filter(equipment_id=eq, protocol=protocol).update(studies=F("studies") + n)
+    log.debug("protocols of %d studies noted (%d one by one)", len(studies), full)

@@ -40,13 +40,6 @@ def test_after_study_recorded_calls_the_other_apps_in_order(monkeypatch):
     assert study.effective_dose_msv == pytest.approx(1.4)  # the mapped exam's region (chest), adult k 0.014
 
 
-def test_missing_apps_are_skipped(monkeypatch):
-    out = record_report(*(lambda r: (r, received(r)))(ct_report("7.2", [ct_event("1", 10.0)])))
-    monkeypatch.setitem(sys.modules, "drl.services", types.ModuleType("drl.services"))
-    monkeypatch.setitem(sys.modules, "triggers.services", None)
-    pipeline.after_study_recorded(out.study_id, out.equipment_change_ids)
-
-
 def test_ingest_schedules_the_pipeline_on_commit(corpus, django_capture_on_commit_callbacks, monkeypatch):
     from dicomrx import ingest, tasks
 
