@@ -6,6 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from dosereg.registry.models import MODALITY_TYPE_CHOICES, Equipment, Room, StandardExam
+from dosereg.web import widgets
 from dosereg.web.selectors import DOSE_FILTERS
 
 SORT_FIELDS = [
@@ -23,17 +24,21 @@ DOSE_LABELS = {"dlp": "DLP (mGy·cm)", "ctdivol": "CTDIvol (mGy)", "kap": "KAP (
 
 
 class StudyFilterForm(forms.Form):
-    date_from = forms.DateField(required=False, label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
-    modality = forms.MultipleChoiceField(required=False, choices=MODALITY_TYPE_CHOICES, label=_("Modality"))
-    room = forms.IntegerField(required=False, min_value=1, label=_("Room"))
-    unit = forms.IntegerField(required=False, min_value=1, label=_("Unit"))
-    exam = forms.CharField(required=False, max_length=64, label=_("Standard examination"))
-    protocol = forms.CharField(required=False, max_length=100, label=_("Protocol / description"))
-    accession_number = forms.CharField(required=False, max_length=64, label=_("Accession number"))
+    date_from = forms.DateField(required=False, label=_("From"), widget=widgets.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label=_("To"), widget=widgets.DateInput(attrs={"type": "date"}))
+    modality = forms.MultipleChoiceField(required=False, choices=MODALITY_TYPE_CHOICES, label=_("Modality"),
+                                         widget=widgets.SelectMultiple)
+    room = forms.IntegerField(required=False, min_value=1, label=_("Room"), widget=widgets.NumberInput)
+    unit = forms.IntegerField(required=False, min_value=1, label=_("Unit"), widget=widgets.NumberInput)
+    exam = forms.CharField(required=False, max_length=64, label=_("Standard examination"), widget=widgets.TextInput)
+    protocol = forms.CharField(required=False, max_length=100, label=_("Protocol / description"),
+                               widget=widgets.TextInput)
+    accession_number = forms.CharField(required=False, max_length=64, label=_("Accession number"),
+                                       widget=widgets.TextInput)
     demo = forms.ChoiceField(required=False, choices=[("", _("Include demo")), ("exclude", _("Exclude demo")),
-                                                      ("only", _("Demo only"))], label=_("Demo data"))
-    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, label=_("Sort"))
+                                                      ("only", _("Demo only"))], label=_("Demo data"),
+                             widget=widgets.Select)
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, label=_("Sort"), widget=widgets.Select)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -41,7 +46,7 @@ class StudyFilterForm(forms.Form):
             for end in ("min", "max"):
                 self.fields[f"{prefix}_{end}"] = forms.FloatField(
                     required=False, min_value=0, label=f"{DOSE_LABELS[prefix]} {end}",
-                    widget=forms.NumberInput(attrs={"step": "any", "class": "dose"}))
+                    widget=widgets.NumberInput(attrs={"step": "any", "class": "dose"}))
 
     def clean(self):
         data = super().clean()
@@ -59,10 +64,10 @@ class StudyFilterForm(forms.Form):
         units = [("", _("All units"))] + [(u.pk, u.display_name) for u in Equipment.objects.order_by(
             "manufacturer", "model", "station_name")]
         exams = [("", _("All examinations"))] + [(e.code, e.name) for e in StandardExam.objects.order_by("name")]
-        self.fields["room"].widget = forms.Select(choices=rooms)
-        self.fields["unit"].widget = forms.Select(choices=units)
-        self.fields["exam"].widget = forms.Select(choices=exams)
-        self.fields["modality"].widget = forms.SelectMultiple(choices=MODALITY_TYPE_CHOICES, attrs={"size": 5})
+        self.fields["room"].widget = widgets.Select(choices=rooms)
+        self.fields["unit"].widget = widgets.Select(choices=units)
+        self.fields["exam"].widget = widgets.Select(choices=exams)
+        self.fields["modality"].widget = widgets.SelectMultiple(choices=MODALITY_TYPE_CHOICES, attrs={"size": 5})
         return self
 
 

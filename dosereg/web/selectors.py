@@ -234,9 +234,17 @@ def capped_count(qs: QuerySet, cap: int = LIST_CAP) -> tuple[int, bool]:
     return (cap, True) if n > cap else (n, False)
 
 
+STUDY_ROW_COLUMNS = (
+    "study_date", "demo", "modality_type", "study_description", "dlp_total_mgycm", "max_ctdivol_mgy",
+    "kap_total_gycm2", "ka_r_total_mgy", "agd_left_mgy", "agd_right_mgy", "activity_mbq",
+    "standard_exam__name", "equipment__manufacturer", "equipment__model", "equipment__station_name",
+    "equipment__room__name",
+)
+
+
 def study_rows(qs: QuerySet):
-    """The list page's rows: one query with the unit, room and examination joined."""
-    return qs.select_related("equipment__room", "standard_exam", "patient")
+    """The list page's rows: one query with the unit, room and examination joined, only the columns it shows."""
+    return qs.select_related("equipment__room", "standard_exam").only(*STUDY_ROW_COLUMNS)
 
 
 # --- units and rooms -----------------------------------------------------------------------------------------------

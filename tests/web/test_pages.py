@@ -222,6 +222,29 @@ def test_study_list_filters_sort_and_bad_input(client, login, history):
 
 
 @pytest.mark.django_db
+def test_study_list_rows_and_filter_form_render_values_escaped_and_selected(client, login, history):
+    """The rows and the filter form are rendered in Python (dosereg.web.widgets, study_list_rows): same cells,
+    values escaped, the chosen filters shown as chosen."""
+    login("physicist")
+    ct = Study.objects.get(patient=history, modality_type="CT")
+    Study.objects.filter(pk=ct.pk).update(study_description="<b>CT</b> & more")
+    unit = Equipment.objects.get(station_name="MG1")
+    page = client.get("/studies/", {"modality": ["CT", "mammography"], "room": unit.room_id, "kap_min": "0.5",
+                                    "date_from": "2020-01-02"}).content.decode()
+    assert '<option value="CT" selected>' in page and '<option value="mammography" selected>' in page
+    assert '<option value="fluoroscopy">' in page
+    assert f'<option value="{unit.room_id}" selected>' in page
+    assert '<input type="number" name="kap_min" class="dose" id="id_kap_min" min="0" step="any" value="0.5">' in page
+    assert '<input type="date" name="date_from" id="id_date_from" value="2020-01-02">' in page
+    page = client.get("/studies/", {"modality": "CT"}).content.decode()
+    assert "&lt;b&gt;CT&lt;/b&gt; &amp; more" in page and "<b>CT</b>" not in page
+    assert f'<a href="/studies/{ct.pk}/">{ct.study_date.isoformat()}</a>' in page
+    assert '<td class="num">11.5</td>' in page  # CTDIvol 11.52 mGy, three significant digits
+    page = client.get("/studies/", {"modality": "mammography"}).content.decode()
+    assert "Screening mammography" in page and " / " in page  # AGD left / right
+
+
+@pytest.mark.django_db
 def test_study_list_query_count_is_flat(client, login, history):
     login("physicist")
     with CaptureQueriesContext(connection) as small:

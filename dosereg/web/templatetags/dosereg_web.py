@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from dosereg.web import quantities
 
@@ -76,3 +78,41 @@ def severity(alert):
     if not isinstance(alert, dict):
         return ""
     return alert.get("severity") or alert.get("level") or "alert"
+
+
+@register.simple_tag(takes_context=True)
+def study_list_rows(context, studies):
+    """The study list's table rows, built in Python: the template loop cost about 1 ms per row (bench/web.py), most
+    of a 50-row page's server time.  The markup is the same as the template's was; every value is escaped."""
+    from django.urls import reverse
+    from django.utils.text import Truncator
+
+    from dosereg.web.dose_text import MODALITY_LABELS
+
+    user = context.get("user")
+    linked = bool(user and user.has_perm("registry.view_study_detail"))
+    fmt = quantities.fmt
+    rows = []
+    for s in studies:
+        date = s.study_date.isoformat() if s.study_date else ""
+        if linked:
+            date_cell = format_html('<a href="{}">{}</a>', reverse("study_detail", args=[s.pk]), date or "—")
+        else:
+            date_cell = date
+        exam = format_html('<br><span class="muted small">{}</span>', s.standard_exam.name) if s.standard_exam else ""
+        unit = s.equipment
+        room = format_html('<br><span class="muted small">{}</span>', unit.room.name) if unit and unit.room else ""
+        agd = ""
+        if s.agd_left_mgy is not None or s.agd_right_mgy is not None:
+            agd = f"{fmt(s.agd_left_mgy, 3) or '–'} / {fmt(s.agd_right_mgy, 3) or '–'}"
+        rows.append(format_html(
+            '<tr><td class="nowrap">{}{}</td>\n<td>{}</td>\n<td>{}{}</td>\n<td>{}{}</td>\n'
+            '<td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td>\n'
+            '<td class="num">{}</td>\n<td class="num">{}</td></tr>\n',
+            date_cell, mark_safe(' <span class="badge demo">demo</span>') if s.demo else "",
+            MODALITY_LABELS.get(s.modality_type, s.modality_type or "—"),
+            Truncator(s.study_description or "—").chars(48), exam,
+            Truncator((unit.display_name if unit else "") or "—").chars(36), room,
+            fmt(s.dlp_total_mgycm, 3), fmt(s.max_ctdivol_mgy, 3), fmt(s.kap_total_gycm2, 3),
+            fmt(s.ka_r_total_mgy, 3), agd, fmt(s.activity_mbq, 3)))
+    return mark_safe("".join(rows))
