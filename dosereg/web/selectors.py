@@ -229,8 +229,12 @@ def study_queryset(filters: dict) -> QuerySet:
 
 
 def capped_count(qs: QuerySet, cap: int = LIST_CAP) -> tuple[int, bool]:
-    """(count, capped): counts at most cap + 1 rows."""
-    n = qs.order_by().values("pk")[: cap + 1].count()
+    """(count, capped): counts at most cap + 1 rows.
+
+    The count keeps the list's order: PostgreSQL then walks the index that serves the page (date, dose) and stops
+    after cap + 1 rows; without it, it chose bitmap scans over whole columns (35 ms instead of 2 ms for fluoroscopy
+    with KAP >= 50 at 600,000 studies)."""
+    n = qs.values("pk")[: cap + 1].count()
     return (cap, True) if n > cap else (n, False)
 
 
