@@ -21,6 +21,10 @@ from dosereg.registry.models import ReceivedObject
 log = logging.getLogger("dicomrx.ingest_dispatch")
 
 MAX_ATTEMPTS = 5  # an object whose ingest keeps failing (not a refusal: an error) waits for `reprocess`
+# While objects arrive, the in-process ingest waits (parsing takes the CPU and the GIL the associations need) for at
+# most this many seconds per object: a flood is acknowledged at full speed and ingested meanwhile at one object per
+# MAX_DEFER seconds, then caught up at full speed (bench/listener.py).
+MAX_DEFER = 10.0
 RETRY_INTERVAL = 300.0  # seconds before objects whose ingest raised are tried again
 
 
@@ -120,12 +124,12 @@ class IngestDispatcher:
             with self._lock:
                 self._unsent.discard(received_object_id)
 
-    def _give_way(self, most: float = 1.0) -> None:
-        """Let open associations go first (CPU, GIL and the SQLite write lock), for at most ``most`` seconds per
+    def _give_way(self, most: float | None = None) -> None:
+        """Let arriving objects go first (CPU, GIL and the SQLite write lock), for at most ``most`` seconds per
         object: a flood is acknowledged at full speed and ingested at a reduced pace meanwhile, then caught up."""
         if self.receiving is None:
             return
-        deadline = time.monotonic() + most
+        deadline = time.monotonic() + (MAX_DEFER if most is None else most)
         while time.monotonic() < deadline and not self._stop.is_set():
             try:
                 if not self.receiving():

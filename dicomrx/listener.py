@@ -7,9 +7,10 @@ Per C-STORE the handler (PS3.4 B.2.3 statuses):
    in memory while it arrives), never the content tree;
 2. answers 0xA900 when the SOP class in the object is not the one in the request, 0xC000 when the top level cannot
    be decoded or the SOP instance does not match, each with an Error Comment;
-3. keeps the encoded object in the inbox (temp file, fsync, rename, fsync of the directory) and commits a
-   ReceivedObject row (:func:`dicomrx.storage.store_received_object`); for images only the header is kept (the
-   bytes up to Pixel Data); 0xA700 when that fails (disk full, database down) so the sender retries;
+3. keeps the encoded object in the inbox (the streamed file itself: fsync, rename, fsync of the directory) and
+   commits a ReceivedObject row (:func:`dicomrx.storage.store_received_file`); for images only the header is kept
+   (the bytes up to Pixel Data, written to a new file the same way); 0xA700 when that fails (disk full, database
+   down) so the sender retries;
 4. only then answers 0x0000 and wakes the ingest (a Celery task with a broker, else the in-process ingest thread).
 
 An SR that turns out not to be a dose report is acknowledged and recorded as rejected by ingest: a PACS that
@@ -37,7 +38,7 @@ from pydicom.filereader import read_partial
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification
 
-from dicomrx.storage import StorageError, TopLevel, store_received_object
+from dicomrx.storage import StorageError, TopLevel, store_received_file, store_received_object
 
 log = logging.getLogger("dicomrx.listener")
 
@@ -95,6 +96,7 @@ SOP_CLASS_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 
 MAX_PDU_SIZE = 1 << 20
+RECEIVING_WINDOW = 2.0  # seconds after a C-STORE during which the in-process ingest gives way (dicomrx.dispatch)
 _CONCEPT_NAME = 0x0040A043
 _PIXEL_DATA_TAGS = 0x7FE00008  # Float Pixel Data, Double Float Pixel Data, Pixel Data: the header ends before these
 
@@ -120,9 +122,10 @@ class ReceivedFile:
     """What is kept of a received object and what was decoded of it."""
 
     top: TopLevel
-    data: bytes
+    data: bytes | None  # None: keep the received file as it is (``path``), without reading it into memory
     root_concept: tuple[str, str] | None = None
     header_only: bool = False
+    path: Path | None = None
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -160,7 +163,7 @@ def read_received_file(path: Path, *, header_only: bool) -> ReceivedFile:
     if not top.sop_class_uid:
         raise TopLevelError("no SOP Class UID at the top level")
     if not header_only or offset >= size:
-        return ReceivedFile(top=top, data=Path(path).read_bytes(), root_concept=root)
+        return ReceivedFile(top=top, data=None, path=Path(path), root_concept=root)
     if syntax == tsuid.DeflatedExplicitVRLittleEndian:
         return ReceivedFile(top=top, data=_reencode_header(ds), header_only=True)
     with open(path, "rb") as fp:
@@ -252,6 +255,18 @@ def _record_refusal(**fields) -> None:
         log.warning("cannot record the refusal (%s): %s", type(exc).__name__, fields.get("reason"))
 
 
+def _keep_connection_usable() -> None:
+    """An association's thread keeps its database connection from object to object: opening one per object (what
+    close_old_connections does with CONN_MAX_AGE 0) cost as much CPU as storing the object.  A connection that saw
+    an error and no longer answers is dropped; it is closed for good when the association ends."""
+    conn = connections["default"]
+    if conn.connection is not None and conn.errors_occurred:
+        if conn.is_usable():
+            conn.errors_occurred = False
+        else:
+            conn.close()
+
+
 class StoreHandler:
     """The C-STORE handler, shared by the listener and the C-GET of ``pacs_pull``."""
 
@@ -260,9 +275,11 @@ class StoreHandler:
         self.on_stored = on_stored
         self.counters = counters or Counters()
         self.accept_images = settings.DICOM_ACCEPT_IMAGES if accept_images is None else accept_images
+        self.last_store_at = float("-inf")  # time.monotonic() of the last C-STORE request
 
     def __call__(self, event) -> Dataset | int:
-        close_old_connections()
+        self.last_store_at = time.monotonic()
+        _keep_connection_usable()
         req = event.request
         calling_ae = event.assoc.requestor.ae_title.strip() if event.assoc.is_acceptor else \
             event.assoc.acceptor.ae_title.strip()
@@ -301,8 +318,12 @@ class StoreHandler:
             _record_refusal(status=CANNOT_UNDERSTAND, reason=reason, **refusal)
             return _status(CANNOT_UNDERSTAND, "SOP Instance UID does not match the request")
         try:
-            row, created = store_received_object(received.data, top, source=self.source, calling_ae=calling_ae,
-                                                 peer_address=str(peer))
+            if received.data is None:
+                row, created = store_received_file(received.path, top, source=self.source, calling_ae=calling_ae,
+                                                   peer_address=str(peer))
+            else:
+                row, created = store_received_object(received.data, top, source=self.source, calling_ae=calling_ae,
+                                                     peer_address=str(peer))
         except (StorageError, DatabaseError) as exc:  # disk full, database down or locked: the sender retries
             log.error("C-STORE from %s answered 0xA700: %s (SOP instance %s)", calling_ae,
                       exc if isinstance(exc, StorageError) else type(exc).__name__, rq_instance)
@@ -341,7 +362,10 @@ class Listener:
                                           on_stored=self.dispatcher.notify if self.dispatcher else None)
 
     def _receiving(self) -> bool:
-        return bool(self.server is not None and self.server.active_associations)
+        """Objects are arriving: an association is open and a C-STORE came in within the last RECEIVING_WINDOW
+        seconds (an association a PACS keeps open without sending does not hold the ingest back)."""
+        return bool(self.server is not None and time.monotonic() - self.store_handler.last_store_at < RECEIVING_WINDOW
+                    and self.server.active_associations)
 
     # -- pynetdicom set-up
     def make_ae(self) -> AE:

@@ -8,6 +8,7 @@ Identical bytes again (same SOP Instance UID and SHA-256) find the existing row:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -36,6 +37,9 @@ class TopLevel:
     modality: str = ""
 
 
+FILE_MODE = 0o640  # health data: the services' user and group only
+
+
 def inbox_path(sha256: str) -> Path:
     now = timezone.now()
     return settings.INBOX_DIR / f"{now:%Y}" / f"{now:%m}" / f"{now:%d}" / f"{sha256}.dcm"
@@ -54,7 +58,8 @@ def write_durably(data: bytes, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
-        with open(tmp, "wb") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with open(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -68,18 +73,61 @@ def write_durably(data: bytes, target: Path) -> None:
         raise StorageError(f"cannot write {target.name}: {exc.strerror or exc}") from exc
 
 
+def move_durably(source: Path, target: Path) -> bool:
+    """Move a received file into the inbox without copying it: fsync, rename, fsync the directory.
+
+    False when the two are on different file systems (the caller then writes a copy)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fchmod(fd, FILE_MODE)  # the receiver's temporary files are private (0600); the inbox is 0640
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(source, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            return False
+        raise StorageError(f"cannot keep {target.name}: {exc.strerror or exc}") from exc
+    return True
+
+
 def store_received_object(data: bytes, top: TopLevel, *, source: str, calling_ae: str = "",
                           peer_address: str = "") -> tuple[ReceivedObject, bool]:
     """Keep the bytes and record them.  Returns (row, created); created is False for identical bytes again."""
     sha = hashlib.sha256(data).hexdigest()
+    return _keep_and_record(top, sha, len(data), lambda target: write_durably(data, target), source=source,
+                            calling_ae=calling_ae, peer_address=peer_address)
+
+
+def store_received_file(path: Path, top: TopLevel, *, source: str, calling_ae: str = "",
+                        peer_address: str = "") -> tuple[ReceivedObject, bool]:
+    """As :func:`store_received_object` for an object that arrived as a whole file (the listener's streamed
+    receive): the file itself is moved into the inbox, so its bytes are written once.  Identical bytes again leave
+    ``path`` where it is."""
+    with open(path, "rb") as fh:
+        sha = hashlib.file_digest(fh, "sha256").hexdigest()
+        size = os.fstat(fh.fileno()).st_size
+
+    def keep(target: Path) -> None:
+        if not move_durably(path, target):
+            write_durably(Path(path).read_bytes(), target)
+
+    return _keep_and_record(top, sha, size, keep, source=source, calling_ae=calling_ae, peer_address=peer_address)
+
+
+def _keep_and_record(top: TopLevel, sha: str, size: int, keep, *, source: str, calling_ae: str,
+                     peer_address: str) -> tuple[ReceivedObject, bool]:
     existing = ReceivedObject.objects.filter(sop_instance_uid=top.sop_instance_uid, sha256=sha).first()
     if existing is not None and existing.file_path and Path(existing.file_path).exists():
         return existing, False
     target = inbox_path(sha)
-    write_durably(data, target)
+    keep(target)
     for attempt in range(_LOCK_RETRIES):
         try:
-            return _record(data, top, sha, target, existing, source=source, calling_ae=calling_ae,
+            return _record(size, top, sha, target, existing, source=source, calling_ae=calling_ae,
                            peer_address=peer_address)
         except OperationalError as exc:  # SQLite: another writer held the lock past the busy timeout
             if "locked" not in str(exc) or attempt == _LOCK_RETRIES - 1:
@@ -91,7 +139,7 @@ def store_received_object(data: bytes, top: TopLevel, *, source: str, calling_ae
 _LOCK_RETRIES = 5
 
 
-def _record(data: bytes, top: TopLevel, sha: str, target: Path, existing: ReceivedObject | None, *, source: str,
+def _record(size: int, top: TopLevel, sha: str, target: Path, existing: ReceivedObject | None, *, source: str,
             calling_ae: str, peer_address: str) -> tuple[ReceivedObject, bool]:
     try:
         with transaction.atomic():
@@ -102,7 +150,7 @@ def _record(data: bytes, top: TopLevel, sha: str, target: Path, existing: Receiv
             row = ReceivedObject.objects.create(
                 sop_instance_uid=top.sop_instance_uid[:128], sop_class_uid=top.sop_class_uid[:64], sha256=sha,
                 study_instance_uid=top.study_instance_uid[:128], modality=top.modality[:16], source=source,
-                calling_ae=calling_ae[:16], peer_address=peer_address[:64], file_path=str(target), size=len(data))
+                calling_ae=calling_ae[:16], peer_address=peer_address[:64], file_path=str(target), size=size)
             return row, True
     except IntegrityError:
         row = ReceivedObject.objects.get(sop_instance_uid=top.sop_instance_uid, sha256=sha)

@@ -57,3 +57,60 @@ def test_status_page_lists_refusals_and_reprocesses(client, make_user, corpus):
     row.refresh_from_db()
     assert row.state == "rejected" and "not a dose" in row.reason
     assert AuditLog.objects.filter(action="reprocess_object", object_id=str(row.pk)).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_process_ingest_gives_way_while_objects_arrive_at_most_max_defer(corpus, monkeypatch):
+    """The embedded ingest thread waits while objects arrive (receiving() true), for at most MAX_DEFER seconds per
+    object, and ingests at once when arrivals stop."""
+    import time
+
+    from dicomrx import dispatch
+
+    data = (corpus / "ct" / "CT-RDSR-GEPixelMed.dcm").read_bytes()
+    import pydicom
+
+    ds = pydicom.dcmread(corpus / "ct" / "CT-RDSR-GEPixelMed.dcm", stop_before_pixels=True)
+    store_received_object(data, TopLevel(ds.SOPInstanceUID, ds.SOPClassUID, ds.StudyInstanceUID, "SR"),
+                          source="c-store")
+    arriving = {"now": True}
+    monkeypatch.setattr(dispatch, "MAX_DEFER", 3.0)
+    dispatcher = dispatch.IngestDispatcher(use_celery=False, receiving=lambda: arriving["now"])
+    started = time.monotonic()
+    dispatcher.start()
+    try:
+        time.sleep(1.5)
+        assert ReceivedObject.objects.get().state == "received"  # held back while objects arrive
+        assert wait_for(lambda: ReceivedObject.objects.get().state == "ingested", timeout=60)
+        assert time.monotonic() - started >= 3.0  # ... for MAX_DEFER, then ingested regardless
+        store_received_object(b"not dicom at all", TopLevel("1.2.3.999", ds.SOPClassUID), source="c-store")
+        monkeypatch.setattr(dispatch, "MAX_DEFER", 600.0)
+        arriving["now"] = False
+        dispatcher.notify(0)
+        assert wait_for(lambda: ReceivedObject.objects.get(sop_instance_uid="1.2.3.999").state != "received",
+                        timeout=30)  # no arrivals: taken at once, not after MAX_DEFER
+    finally:
+        dispatcher.stop()
+
+
+@pytest.mark.django_db
+def test_streamed_object_is_moved_into_the_inbox_private_and_idempotent(corpus, tmp_path):
+    import hashlib
+    import shutil
+    import stat
+
+    from dicomrx.storage import store_received_file
+
+    source = corpus / "ct" / "CT-RDSR-GEPixelMed.dcm"
+    received = tmp_path / "received.dcm"
+    shutil.copyfile(source, received)
+    top = TopLevel("1.2.3.4.5", "1.2.840.10008.5.1.4.1.1.88.67")
+    row, created = store_received_file(received, top, source="c-store", calling_ae="CT1")
+    assert created and not received.exists()  # moved, not copied
+    kept = row.file_path and __import__("pathlib").Path(row.file_path)
+    assert kept.read_bytes() == source.read_bytes() and row.size == source.stat().st_size
+    assert row.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert stat.S_IMODE(kept.stat().st_mode) & 0o007 == 0  # no access for others: health data
+    shutil.copyfile(source, received)
+    again, created = store_received_file(received, top, source="c-store", calling_ae="CT1")
+    assert not created and again.pk == row.pk and received.exists()  # identical bytes again: nothing new kept
