@@ -8,7 +8,7 @@ import pytest
 from dosereg.registry.models import Study
 from tests.web import factories
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _login(browser, live_server, username, viewport=None):

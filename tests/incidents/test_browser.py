@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.urls("tests.incidents.urls"),
-              pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+              pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def browser(chromium_browser):

@@ -8,7 +8,7 @@ from tests.triggers.factories import fluoro_study
 from triggers.models import Alert
 from triggers.services import check_study
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
