@@ -61,10 +61,15 @@ def test_generate_demo_data_records_demo_studies_and_purge_removes_them(bulk):
     assert len(rows) == 40 and all(row["demo"] is True for row in rows)
     ct = next(row for row in rows if row["modality_type"] == "CT")
     assert ct["totals"]["dlp_total_mgycm"] > 0
+    from dosereg.registry.models import Equipment, Room
+
+    units = Equipment.objects.filter(demo=True).select_related("room")
+    assert units and all(u.room and u.room.name == "Demo room " + u.station_name.removeprefix("DEMO-") for u in units)
     purge = io.StringIO()
     call_command("generate_demo_data", purge=True, stdout=purge)
     assert "purged_studies=40" in purge.getvalue()
     assert Study.objects.count() == 0
+    assert not Room.objects.filter(name__startswith="Demo room ").exists()
 
 
 def _export() -> list[dict]:

@@ -57,6 +57,7 @@ class Command(DoseRegCommand):
             for study in self.progress(generated, total=count, label="demo studies"):
                 ok = _ingest_dicom(study)
                 results["imported" if ok else "failed"] += 1
+        place_demo_units_in_rooms()
         elapsed = time.monotonic() - started
         rate = count / elapsed if elapsed > 0 else 0.0
         self.stderr.write(f"{count} demo studies for {year} in {elapsed:.1f} s ({rate:.0f} studies/s)")
@@ -182,11 +183,28 @@ def _ingest_dicom(study) -> bool:
     return outcome.status not in ("failed", "skipped")
 
 
+DEMO_ROOM_PREFIX = "Demo room "
+
+
+def place_demo_units_in_rooms() -> int:
+    """Put each demo unit not yet in a room into a room of its own ("Demo room CT1"), as a site would map its units:
+    the room filter, the units page and the per-room DRL views then have something to show."""
+    from dosereg.registry.models import Equipment, Room
+
+    placed = 0
+    for unit in Equipment.objects.filter(demo=True, room__isnull=True):
+        name = DEMO_ROOM_PREFIX + (unit.station_name.removeprefix("DEMO-") or str(unit.pk))
+        unit.room, _ = Room.objects.get_or_create(name=name[:100], defaults={"description": "demo data"})
+        unit.save(update_fields=["room"])
+        placed += 1
+    return placed
+
+
 def purge_demo_data() -> dict[str, int]:
     """Delete demo studies (with their reports, events and alerts), demo objects and files, demo-only units."""
     from pathlib import Path
 
-    from dosereg.registry.models import Equipment, Patient, ReceivedObject, Study
+    from dosereg.registry.models import Equipment, Patient, ReceivedObject, Room, Study
 
     with transaction.atomic():
         studies = Study.objects.filter(demo=True)
@@ -196,6 +214,7 @@ def purge_demo_data() -> dict[str, int]:
         n_objects, _ = ReceivedObject.objects.filter(source="demo").delete()
         Patient.objects.filter(issuer="DEMO", studies__isnull=True).delete()
         n_units, _ = Equipment.objects.filter(demo=True, studies__isnull=True).delete()
+        Room.objects.filter(name__startswith=DEMO_ROOM_PREFIX, units__isnull=True).delete()
     for path in paths:
         Path(path).unlink(missing_ok=True)
     return {"purged_studies": n_studies, "purged_objects": n_objects, "purged_units": n_units}
