@@ -1,6 +1,6 @@
 """Listener throughput: objects per second acknowledged and ingested, against DCMTK's storescp on the same load.
 
-    .venv/bin/python bench/listener.py [--count 3000] [--senders 4] [--corpus ../shared/rdsr]
+    .venv/bin/python bench/listener.py [--count 3000] [--senders 4] [--rounds 3] [--corpus ../shared/rdsr]
 
 The load: copies of the corpus dose SRs with fresh SOP Instance and Study Instance UIDs (same-length byte
 substitution, so nothing is re-encoded), written once to a temporary folder.  Each sender is a separate process with
@@ -9,7 +9,8 @@ are; ``--sender storescu`` uses DCMTK's storescu, which parses each file first).
 The same senders send the same files to ``manage.py dicom_listen`` (embedded mode: SQLite, in-process ingest
 thread) and to ``storescp`` (``--fork``: one process per association, as DCMTK handles concurrent senders; it
 parses every object and writes it to disk).  Both run with TCP_NODELAY=1.  Prints both rates, the ratio and the
-listener's peak RSS (VmHWM).
+listener's peak RSS (VmHWM).  ``--rounds N`` repeats storescp, DoseReg with ingest off and DoseReg with ingest on,
+interleaved, and prints the medians: on a shared 2-core machine single runs vary by a third.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,7 +87,8 @@ def build_load(corpus: Path, count: int, out: Path, max_size: int) -> list[Path]
 
 
 def _sender(args) -> tuple[int, int]:
-    """One pynetdicom association streaming pre-encoded files (chunked send: no decoding), TCP_NODELAY set."""
+    """One pynetdicom association streaming pre-encoded files (chunked send: no decoding), TCP_NODELAY set.  An
+    association that ends early (aborted by either side) is counted as failures for the files it did not send."""
     port, called, files = args
     from pydicom.filereader import read_file_meta_info
     from pynetdicom import AE, _config
@@ -104,7 +107,10 @@ def _sender(args) -> tuple[int, int]:
         return 0, len(files)
     assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ok = failed = 0
-    for f in files:
+    for i, f in enumerate(files):
+        if not assoc.is_established:
+            print(f"sender: association ended after {i} of {len(files)} objects", file=sys.stderr)
+            return ok, failed + len(files) - i
         status = assoc.send_c_store(f)
         if getattr(status, "Status", None) == 0:
             ok += 1
@@ -156,8 +162,8 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
-def bench_listener(files, senders, work: Path, ingest: bool = True) -> dict:
-    data_dir = work / ("dosereg-data" if ingest else "dosereg-data-no-ingest")
+def bench_listener(files, senders, work: Path, ingest: bool = True, run: int = 1) -> dict:
+    data_dir = work / f"dosereg-data-{run}-{'ingest' if ingest else 'no-ingest'}"
     data_dir.mkdir()
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "CELERY_BROKER_URL") and not k.startswith("DOSEREG_")}
@@ -167,7 +173,7 @@ def bench_listener(files, senders, work: Path, ingest: bool = True) -> dict:
                    capture_output=True)
     port = free_port()
     env["DOSEREG_DICOM_PORT"] = str(port)
-    log = open(work / f"listener-{ingest}.log", "wb")
+    log = open(data_dir / "listener.log", "wb")
     proc = subprocess.Popen([sys.executable, "manage.py", "dicom_listen"] + ([] if ingest else ["--no-ingest"]),
                             cwd=REPO, env=env, stdout=log,
                             stderr=log, start_new_session=True)
@@ -191,11 +197,11 @@ def bench_listener(files, senders, work: Path, ingest: bool = True) -> dict:
             "peak_rss_mib": rss / 1024}
 
 
-def bench_storescp(files, senders, work: Path) -> dict:
+def bench_storescp(files, senders, work: Path, run: int = 1) -> dict:
     storescp = shutil.which("storescp")
     if not storescp:
         return {}
-    out = work / "storescp-out"
+    out = work / f"storescp-out-{run}"
     out.mkdir()
     port = free_port()
     proc = subprocess.Popen([storescp, "--fork", "-od", str(out), "-aet", "STORESCP", str(port)],
@@ -217,6 +223,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "rdsr")
     parser.add_argument("--sender", choices=["pynetdicom", "storescu"], default="pynetdicom")
     parser.add_argument("--max-size", type=int, default=4_000_000, help="leave out corpus files larger than this")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat storescp / DoseReg (ingest off, on) this often")
     args = parser.parse_args()
     os.environ["TCP_NODELAY"] = "1"
     os.environ["BENCH_SENDER"] = args.sender  # read by the spawned sender processes
@@ -228,22 +235,40 @@ def main() -> None:
         total_mb = sum(f.stat().st_size for f in files) / 1e6
         print(f"load: {len(files)} objects, {total_mb:.1f} MB, {args.senders} concurrent {args.sender} senders (one "
               f"process and association each)")
-        receive_only = bench_listener(files, args.senders, work, ingest=False)
-        ours = bench_listener(files, args.senders, work)
-        dcmtk = bench_storescp(files, args.senders, work)
-    n = len(files)
+        rounds = []
+        for run in range(1, args.rounds + 1):  # interleaved, so drift in the machine's speed hits all three alike
+            dcmtk = bench_storescp(files, args.senders, work, run)
+            receive_only = bench_listener(files, args.senders, work, ingest=False, run=run)
+            ours = bench_listener(files, args.senders, work, run=run)
+            rounds.append((ours, receive_only, dcmtk))
+            shutil.rmtree(work / f"storescp-out-{run}", ignore_errors=True)
+            report(run, len(files), ours, receive_only, dcmtk)
+    if args.rounds > 1:
+        rate = lambda r: r["ok"] / r["acked_s"]  # noqa: E731
+        ours_rates = [rate(o) for o, _, _ in rounds]
+        off_rates = [rate(r) for _, r, _ in rounds]
+        line = (f"median of {args.rounds} rounds: DoseReg {statistics.median(ours_rates):.0f} objects/s acknowledged "
+                f"(ingest off {statistics.median(off_rates):.0f})")
+        if all(d for _, _, d in rounds):
+            ratios = [rate(o) / rate(d) for o, _, d in rounds]
+            line += (f", storescp {statistics.median(rate(d) for _, _, d in rounds):.0f}; ratio per round "
+                     f"{', '.join(f'{x:.2f}' for x in ratios)}, median {statistics.median(ratios):.2f}")
+        print(line)
+
+
+def report(run: int, n: int, ours: dict, receive_only: dict, dcmtk: dict) -> None:
     ack_rate = ours["ok"] / ours["acked_s"]
-    print(f"DoseReg listener: {ours['ok']} acknowledged in {ours['acked_s']:.2f} s = {ack_rate:.0f} objects/s "
-          f"({ours['failed']} not Success); all ingested after {ours['ingested_s']:.2f} s = "
+    print(f"[round {run}] DoseReg listener: {ours['ok']} acknowledged in {ours['acked_s']:.2f} s = {ack_rate:.0f} "
+          f"objects/s ({ours['failed']} not Success); all ingested after {ours['ingested_s']:.2f} s = "
           f"{n / ours['ingested_s']:.0f} objects/s; states {ours['states']}; peak RSS {ours['peak_rss_mib']:.0f} MiB")
-    print(f"DoseReg listener, ingest off (--no-ingest): {receive_only['ok']} acknowledged in "
-          f"{receive_only['acked_s']:.2f} s = {receive_only['ok'] / receive_only['acked_s']:.0f} objects/s; "
-          f"peak RSS {receive_only['peak_rss_mib']:.0f} MiB")
+    print(f"[round {run}] DoseReg listener, ingest off (--no-ingest): {receive_only['ok']} acknowledged in "
+          f"{receive_only['acked_s']:.2f} s = {receive_only['ok'] / receive_only['acked_s']:.0f} objects/s "
+          f"({receive_only['failed']} not Success); peak RSS {receive_only['peak_rss_mib']:.0f} MiB")
     if dcmtk:
         dcmtk_rate = dcmtk["ok"] / dcmtk["acked_s"]
-        print(f"DCMTK storescp --fork: {dcmtk['ok']} acknowledged in {dcmtk['acked_s']:.2f} s = {dcmtk_rate:.0f} "
-              f"objects/s ({dcmtk['failed']} not Success, {dcmtk['files']} files written)")
-        print(f"ratio acknowledged DoseReg / storescp: {ack_rate / dcmtk_rate:.2f}")
+        print(f"[round {run}] DCMTK storescp --fork: {dcmtk['ok']} acknowledged in {dcmtk['acked_s']:.2f} s = "
+              f"{dcmtk_rate:.0f} objects/s ({dcmtk['failed']} not Success, {dcmtk['files']} files written)")
+        print(f"[round {run}] ratio acknowledged DoseReg / storescp: {ack_rate / dcmtk_rate:.2f}", flush=True)
     else:
         print("storescp is not installed (apt-get install dcmtk): no comparison")
 
