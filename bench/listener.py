@@ -249,10 +249,12 @@ def main() -> None:
         off_rates = [rate(r) for _, r, _ in rounds]
         line = (f"median of {args.rounds} rounds: DoseReg {statistics.median(ours_rates):.0f} objects/s acknowledged "
                 f"(ingest off {statistics.median(off_rates):.0f})")
-        if all(d for _, _, d in rounds):
-            ratios = [rate(o) / rate(d) for o, _, d in rounds]
-            line += (f", storescp {statistics.median(rate(d) for _, _, d in rounds):.0f}; ratio per round "
-                     f"{', '.join(f'{x:.2f}' for x in ratios)}, median {statistics.median(ratios):.2f}")
+        clean = [(o, d) for o, r, d in rounds if d and not (o["failed"] or r["failed"] or d["failed"])]
+        if clean:  # a round where a sender's association broke (either receiver) says nothing about the receivers
+            ratios = [rate(o) / rate(d) for o, d in clean]
+            line += (f", storescp {statistics.median(rate(d) for _, d in clean):.0f}; ratio per clean round "
+                     f"{', '.join(f'{x:.2f}' for x in ratios)}, median {statistics.median(ratios):.2f} "
+                     f"({len(rounds) - len(clean)} rounds with failed sends left out)")
         print(line)
 
 
