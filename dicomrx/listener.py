@@ -280,6 +280,22 @@ class StoreHandler:
     def __call__(self, event) -> Dataset | int:
         self.last_store_at = time.monotonic()
         _keep_connection_usable()
+        own_tmp: Path | None = None
+        try:
+            try:
+                path = event.dataset_path
+            except AttributeError:
+                path = None
+            if path is None:  # chunked receive off (a caller changed pynetdicom's config): spill to a file
+                with tempfile.NamedTemporaryFile(suffix=".dcm", delete=False) as tmp:
+                    tmp.write(event.encoded_dataset())
+                path = own_tmp = Path(tmp.name)
+            return self._store(event, path)
+        finally:
+            if own_tmp is not None:  # moved into the inbox by then, or refused
+                own_tmp.unlink(missing_ok=True)
+
+    def _store(self, event, path: Path) -> Dataset | int:
         req = event.request
         calling_ae = event.assoc.requestor.ae_title.strip() if event.assoc.is_acceptor else \
             event.assoc.acceptor.ae_title.strip()
@@ -287,23 +303,13 @@ class StoreHandler:
         rq_class, rq_instance = str(req.AffectedSOPClassUID), str(req.AffectedSOPInstanceUID)
         refusal = dict(kind="c-store", calling_ae=calling_ae[:16], peer_address=str(peer)[:64],
                        sop_class_uid=rq_class[:64], sop_instance_uid=rq_instance[:128])
-        own_tmp: Path | None = None
         try:
-            try:
-                path = event.dataset_path
-            except AttributeError:  # chunked receive off (a caller changed pynetdicom's config): spill to a file
-                with tempfile.NamedTemporaryFile(suffix=".dcm", delete=False) as tmp:
-                    tmp.write(event.encoded_dataset())
-                path = own_tmp = Path(tmp.name)
             received = read_received_file(path, header_only=rq_class in IMAGE_SOP_CLASSES)
         except TopLevelError as exc:
             log.warning("C-STORE from %s refused 0xC000: %s (SOP instance %s)", calling_ae, exc, rq_instance)
             self.counters.add("refused")
             _record_refusal(status=CANNOT_UNDERSTAND, reason=str(exc), **refusal)
             return _status(CANNOT_UNDERSTAND, str(exc))
-        finally:
-            if own_tmp is not None:
-                own_tmp.unlink(missing_ok=True)
         top = received.top
         if top.sop_class_uid != rq_class:
             reason = f"SOP Class UID in the data set {top.sop_class_uid} is not the requested {rq_class}"

@@ -107,9 +107,12 @@ def store_received_file(path: Path, top: TopLevel, *, source: str, calling_ae: s
     """As :func:`store_received_object` for an object that arrived as a whole file (the listener's streamed
     receive): the file itself is moved into the inbox, so its bytes are written once.  Identical bytes again leave
     ``path`` where it is."""
-    with open(path, "rb") as fh:
-        sha = hashlib.file_digest(fh, "sha256").hexdigest()
-        size = os.fstat(fh.fileno()).st_size
+    try:
+        with open(path, "rb") as fh:
+            sha = hashlib.file_digest(fh, "sha256").hexdigest()
+            size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise StorageError(f"cannot read the received file: {exc.strerror or exc}") from exc
 
     def keep(target: Path) -> None:
         if not move_durably(path, target):

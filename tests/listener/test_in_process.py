@@ -114,3 +114,34 @@ def test_streamed_object_is_moved_into_the_inbox_private_and_idempotent(corpus, 
     shutil.copyfile(source, received)
     again, created = store_received_file(received, top, source="c-store", calling_ae="CT1")
     assert not created and again.pk == row.pk and received.exists()  # identical bytes again: nothing new kept
+
+
+@pytest.mark.django_db(transaction=True)
+def test_store_handler_without_chunked_receive_keeps_the_object(corpus, monkeypatch):
+    """With pynetdicom's chunked receive switched off the handler spills the object to its own file, which is then
+    kept in the inbox like a streamed one (and the spill file does not linger)."""
+    from pathlib import Path
+
+    from pynetdicom import AE, _config, evt
+
+    from dicomrx.listener import DOSE_SOP_CLASSES, StoreHandler, syntaxes_for
+
+    monkeypatch.setattr(_config, "STORE_RECV_CHUNKED_DATASET", False)
+    stored = []
+    scp = AE(ae_title="NOCHUNK")
+    for sop_class in DOSE_SOP_CLASSES:
+        scp.add_supported_context(sop_class, syntaxes_for(sop_class))
+    server = scp.start_server(("127.0.0.1", 0), block=False, evt_handlers=[
+        (evt.EVT_C_STORE, StoreHandler(source="c-store", on_stored=stored.append))])
+    try:
+        source = corpus / "ct" / "CT-RDSR-GEPixelMed.dcm"
+        assert [s for _, s in push_files(server.server_address[1], [source], calling="CT9")] == [0]
+    finally:
+        server.shutdown()
+    row = ReceivedObject.objects.get(calling_ae="CT9")
+    assert stored == [row.pk] and Path(row.file_path).exists()
+    assert row.size >= source.stat().st_size - 200  # the whole object (file meta may be rewritten by the sender)
+    import pydicom
+
+    kept = pydicom.dcmread(row.file_path)
+    assert kept.SOPInstanceUID == pydicom.dcmread(source, stop_before_pixels=True).SOPInstanceUID
