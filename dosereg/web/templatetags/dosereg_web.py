@@ -82,8 +82,8 @@ def severity(alert):
 
 @register.simple_tag(takes_context=True)
 def study_list_rows(context, studies):
-    """The study list's table rows, built in Python: the template loop cost about 1 ms per row (bench/web.py), most
-    of a 50-row page's server time.  The markup is the same as the template's was; every value is escaped."""
+    """The study list's table rows, built in Python: the template loop was most of a 50-row page's server time (see
+    dosereg/web/widgets.py for the measurement).  The markup is the same as the template's was; values are escaped."""
     from django.urls import reverse
     from django.utils.text import Truncator
 
