@@ -124,12 +124,12 @@ class IngestDispatcher:
             with self._lock:
                 self._unsent.discard(received_object_id)
 
-    def _give_way(self, most: float | None = None) -> None:
-        """Let arriving objects go first (CPU, GIL and the SQLite write lock), for at most ``most`` seconds per
+    def _give_way(self) -> None:
+        """Let arriving objects go first (CPU, GIL and the SQLite write lock), for at most MAX_DEFER seconds per
         object: a flood is acknowledged at full speed and ingested at a reduced pace meanwhile, then caught up."""
         if self.receiving is None:
             return
-        deadline = time.monotonic() + (MAX_DEFER if most is None else most)
+        deadline = time.monotonic() + MAX_DEFER
         while time.monotonic() < deadline and not self._stop.is_set():
             try:
                 if not self.receiving():

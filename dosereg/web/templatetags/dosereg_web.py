@@ -87,11 +87,8 @@ def study_list_rows(context, studies):
     from django.urls import reverse
     from django.utils.text import Truncator
 
-    from dosereg.web.dose_text import MODALITY_LABELS
-
     user = context.get("user")
     linked = bool(user and user.has_perm("registry.view_study_detail"))
-    fmt = quantities.fmt
     rows = []
     for s in studies:
         date = s.study_date.isoformat() if s.study_date else ""
@@ -104,15 +101,15 @@ def study_list_rows(context, studies):
         room = format_html('<br><span class="muted small">{}</span>', unit.room.name) if unit and unit.room else ""
         agd = ""
         if s.agd_left_mgy is not None or s.agd_right_mgy is not None:
-            agd = f"{fmt(s.agd_left_mgy, 3) or '–'} / {fmt(s.agd_right_mgy, 3) or '–'}"
+            agd = f"{num(s.agd_left_mgy) or '–'} / {num(s.agd_right_mgy) or '–'}"
         rows.append(format_html(
             '<tr><td class="nowrap">{}{}</td>\n<td>{}</td>\n<td>{}{}</td>\n<td>{}{}</td>\n'
             '<td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td>\n'
             '<td class="num">{}</td>\n<td class="num">{}</td></tr>\n',
             date_cell, mark_safe(' <span class="badge demo">demo</span>') if s.demo else "",
-            MODALITY_LABELS.get(s.modality_type, s.modality_type or "—"),
+            modality_label(s.modality_type),
             Truncator(s.study_description or "—").chars(48), exam,
             Truncator((unit.display_name if unit else "") or "—").chars(36), room,
-            fmt(s.dlp_total_mgycm, 3), fmt(s.max_ctdivol_mgy, 3), fmt(s.kap_total_gycm2, 3),
-            fmt(s.ka_r_total_mgy, 3), agd, fmt(s.activity_mbq, 3)))
+            num(s.dlp_total_mgycm), num(s.max_ctdivol_mgy), num(s.kap_total_gycm2), num(s.ka_r_total_mgy), agd,
+            num(s.activity_mbq)))
     return mark_safe("".join(rows))
