@@ -59,7 +59,7 @@ def main() -> int:
 
 def run(corpus: Path) -> None:
     from dicomrx import pipeline
-    from dicomrx.dose_report import DoseParseError, NotADoseObject
+    from dosereg.core.dose_report import DoseParseError, NotADoseObject
     from dicomrx.ingest import import_file
     from dicomrx.parse import parse_dose_object
 

@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 from dicomrx import codes as C
-from dicomrx.dose_report import (
+from dosereg.core.dose_report import (
     SOURCE_RDSR,
     SOURCE_RRDSR,
     AccumulatedDoseData,

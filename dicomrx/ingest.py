@@ -15,7 +15,7 @@ from pathlib import Path
 from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from dicomrx.dose_report import DoseParseError, NotADoseObject
+from dosereg.core.dose_report import DoseParseError, NotADoseObject
 from dicomrx.storage import StorageError, TopLevel, store_received_object
 from dosereg.registry.models import ReceivedObject
 

@@ -1,5 +1,5 @@
-"""DoseReg: a hospital radiation dose registry."""
+"""DoseReg: a hospital radiation dose registry.
 
-from .celery import app as celery_app
-
-__all__ = ("celery_app",)
+The Celery app (``dosereg.celery``) is loaded by the registry's ``AppConfig.ready`` and by ``celery -A
+dosereg.celery``, not here: the Django-free core (``dosereg.core``) must import without Celery or Django.
+"""

@@ -85,7 +85,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
 
     app.control.purge()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "dosereg", "worker", "-P", "threads", "-c", "2", "-l", "WARNING",
+        [sys.executable, "-m", "celery", "-A", "dosereg.celery", "worker", "-P", "threads", "-c", "2", "-l", "WARNING",
          "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}@%h"],
         cwd=REPO, env=env, start_new_session=True)
     deadline = time.time() + 30

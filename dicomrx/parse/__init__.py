@@ -2,7 +2,7 @@
 Comprehensive SR), Radiopharmaceutical RDSR (TID 10021), the Siemens private summary (99SMS_RADSUM C-10), Patient
 Radiation Dose SR (TID 10030, recognised only) and image headers carrying dose attributes.
 
-``parse_dose_object(data)`` -> :class:`~dicomrx.dose_report.DoseReport`; raises ``NotADoseObject`` for readable
+``parse_dose_object(data)`` -> :class:`~dosereg.core.dose_report.DoseReport`; raises ``NotADoseObject`` for readable
 DICOM without dose and ``DoseParseError`` for anything unreadable.  No ORM, no file writes, no logging.
 """
 
@@ -18,7 +18,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from dicomrx import codes as C
-from dicomrx.dose_report import (
+from dosereg.core.dose_report import (
     SOURCE_PRDSR,
     SOURCE_PRIVATE_SUMMARY,
     SOURCE_RDSR,
@@ -363,7 +363,7 @@ def _rrdsr(nodes: list[Node], ctx: _sr.Context, common: dict, ds: Dataset) -> Do
         if len(values) == 1:
             acc_q[name] = values[0]
         elif values:
-            from dicomrx.dose_report import Quantity
+            from dosereg.core.dose_report import Quantity
 
             acc_q[name] = Quantity(value=sum(v.value for v in values), raw_value=";".join(v.raw_value for v in values),
                                    raw_unit=values[0].raw_unit)

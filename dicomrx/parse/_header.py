@@ -12,7 +12,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from dicomrx import codes as C
-from dicomrx.dose_report import (
+from dosereg.core.dose_report import (
     SOURCE_IMAGE_HEADER,
     AccumulatedDoseData,
     Code,

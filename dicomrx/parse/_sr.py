@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from dicomrx import codes as C
-from dicomrx.dose_report import (
+from dosereg.core.dose_report import (
     AccumulatedDoseData,
     Code,
     DoseCheckData,

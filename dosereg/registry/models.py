@@ -3,7 +3,7 @@ standard examinations, staff doses, the audit log and the notification service's
 
 Quantities are stored in one canonical unit each, named in the column (``ctdivol_mgy``, ``kap_gycm2`` ...); the value
 and unit code exactly as the modality sent them are kept beside, in ``raw`` ({name: [value, unit]}).  Column names
-are the ``export_doses`` field names.  See ``dicomrx.dose_report`` for the parser's side of the contract.
+are the ``export_doses`` field names.  See ``dosereg.core.dose_report`` for the parser's side of the contract.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from django.db.models import Prefetch, QuerySet
 
-from dicomrx.dose_report import EVENT_QUANTITIES
+from dosereg.core.dose_report import EVENT_QUANTITIES
 from dosereg.registry.models import AccumulatedDose, DoseReport, IrradiationEvent, Study
 
 EVENT_NUMBERS = tuple(EVENT_QUANTITIES) + ("effective_dose_estimate_msv",)

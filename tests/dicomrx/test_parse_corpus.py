@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dicomrx.dose_report import SOURCE_IMAGE_HEADER, DoseReport, NotADoseObject
+from dosereg.core.dose_report import SOURCE_IMAGE_HEADER, DoseReport, NotADoseObject
 from dicomrx.parse import parse_dose_object
 
 pytestmark = [pytest.mark.corpus]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dicomrx.dose_report import DoseParseError, DoseReport, NotADoseObject
+from dosereg.core.dose_report import DoseParseError, DoseReport, NotADoseObject
 from dicomrx.parse import parse_dose_object
 
 try:

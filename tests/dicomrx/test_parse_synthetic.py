@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dicomrx.dose_report import DoseParseError, NotADoseObject
+from dosereg.core.dose_report import DoseParseError, NotADoseObject
 from dicomrx.parse import parse_dose_object
 from dicomrx.units import to_canonical
 

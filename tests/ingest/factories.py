@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import itertools
 
-from dicomrx import dose_report as dr
+from dosereg.core import dose_report as dr
 from dosereg.registry.models import ReceivedObject
 
 _n = itertools.count(1)

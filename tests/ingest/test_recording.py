@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from dicomrx import dose_report as dr
+from dosereg.core import dose_report as dr
 from dosereg.registry.models import (
     DoseReport,
     EquipmentChange,

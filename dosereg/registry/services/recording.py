@@ -1,6 +1,6 @@
 """Recording a parsed dose object in the registry: one transaction, bulk inserts, idempotent and version-aware.
 
-``record_report(report, received)`` stores one :class:`dicomrx.dose_report.DoseReport` (the parser's output) for the
+``record_report(report, received)`` stores one :class:`dosereg.core.dose_report.DoseReport` (the parser's output) for the
 stored :class:`~dosereg.registry.models.ReceivedObject` it came from.  A handful of queries per object, not per event.
 
 Versions (issue 3, design §4): identical bytes again never reach this function (the ReceivedObject already exists and
@@ -39,7 +39,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
-from dicomrx import dose_report as dr
+from dosereg.core import dose_report as dr
 from dosereg.registry.models import (
     AccumulatedDose,
     DoseCheckOverride,

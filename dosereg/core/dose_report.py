@@ -1,7 +1,8 @@
 """The parser's output: frozen dataclasses describing one dose object, free of any ORM.
 
 The parser (``dicomrx.parse``) turns bytes or a pydicom dataset into a :class:`DoseReport`; the registry's
-recording service (``dosereg.registry.services.recording``) stores it.  Quantities are keyed by their canonical
+recording service (``dosereg.registry.services.recording``) stores it: this module is the registry's input contract,
+in the Django-free core, so the registry imports nothing from ``dicomrx``.  Quantities are keyed by their canonical
 field name, which carries its unit (``ctdivol_mgy``, ``kap_gycm2``...); the names are the registry's column names
 and the ``export_doses`` field names.  Each :class:`Quantity` keeps the value in the canonical unit *and* the value
 and unit code exactly as the object sent them (the patient sheet shows those).
@@ -13,6 +14,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from dosereg.core.quantities import (  # noqa: F401  (re-exported for the parser)
+    ACCUMULATED_QUANTITIES,
+    EVENT_QUANTITIES,
+    MODALITY_TYPES,
+)
+
 # --- kinds of source object -------------------------------------------------------------------------------------
 SOURCE_RDSR = "rdsr"  # X-Ray Radiation Dose SR (TID 10001 / 10011), also TID 10011 inside Enhanced/Comprehensive SR
 SOURCE_RRDSR = "rrdsr"  # Radiopharmaceutical Radiation Dose SR (TID 10021)
@@ -20,8 +27,6 @@ SOURCE_PRIVATE_SUMMARY = "private_summary"  # e.g. Siemens 99SMS_RADSUM C-10 "Ra
 SOURCE_PRDSR = "prdsr"  # Patient Radiation Dose SR (TID 10030): stored, "not supported yet"
 SOURCE_IMAGE_HEADER = "image_header"  # dose attributes in an image header (CT, DX/CR/PX, MG, XA/RF, NM/PET, SC)
 
-# --- modality types, in classification order (the first present is ``modality_type``) --------------------------
-MODALITY_TYPES = ("CT", "fluoroscopy", "mammography", "radiography", "nuclear_medicine")
 
 # --- planes ------------------------------------------------------------------------------------------------------
 PLANE_A, PLANE_B, PLANE_SINGLE = "A", "B", "single"
@@ -156,6 +161,7 @@ class DoseReport:
     events: tuple[IrradiationEventData, ...] = ()
     dose_checks: tuple[DoseCheckData, ...] = ()
     warnings: tuple[str, ...] = ()  # non-fatal findings (bad UIDs, vendor deviations)
+    predecessor_sop_uids: tuple[str, ...] = ()  # Predecessor Documents Sequence (0040,A360): reports this replaces
     flags: tuple[str, ...] = ()  # 'private_template', 'not_supported_yet', ...
     content: list[dict[str, Any]] = field(default_factory=list)  # root-level items not represented elsewhere
 
@@ -166,36 +172,3 @@ class DoseParseError(Exception):
 
 class NotADoseObject(Exception):
     """The object is readable DICOM but carries no dose (a non-dose SR, an image without dose attributes)."""
-
-
-# --- canonical quantity names --------------------------------------------------------------------------------------
-# The registry has a typed, indexed column for each of these (same name); any other quantity the parser finds is kept
-# in the event's JSON with its raw value and unit.  Unit in the name: mgy, mgycm, gycm2, s, mm, deg, mbq, msv, kv, ma.
-EVENT_QUANTITIES = (
-    # CT (TID 10013 / 10014)
-    "ctdivol_mgy", "dlp_mgycm", "ctdiw_mgy", "scanning_length_mm", "exposure_time_s", "pitch_factor",
-    "nominal_single_collimation_mm", "nominal_total_collimation_mm", "exposure_time_per_rotation_s",
-    "ssde_mgy", "water_equivalent_diameter_mm", "number_of_xray_sources",
-    # projection X-ray (TID 10003, 10003A/B/C)
-    "kap_gycm2", "ka_r_mgy", "positioner_primary_angle_deg", "positioner_secondary_angle_deg",
-    "table_longitudinal_position_mm", "table_lateral_position_mm", "table_height_position_mm",
-    "distance_source_to_isocenter_mm", "distance_source_to_detector_mm", "distance_source_to_rp_mm",
-    "collimated_field_area_m2", "collimated_field_height_mm", "collimated_field_width_mm",
-    "pulse_rate_per_s", "pulse_width_ms", "number_of_pulses", "irradiation_duration_s", "exposure_mas",
-    "number_of_frames",
-    # shared X-ray source parameters
-    "kvp", "tube_current_ma", "max_tube_current_ma",
-    # mammography (TID 10003 with breast items)
-    "agd_mgy", "esak_mgy", "compression_thickness_mm", "hvl_mmal",
-    # nuclear medicine (TID 10022 / image headers)
-    "activity_mbq", "effective_dose_msv",
-)
-
-ACCUMULATED_QUANTITIES = (
-    "dlp_total_mgycm", "ct_event_count",
-    "kap_total_gycm2", "fluoro_kap_total_gycm2", "acquisition_kap_total_gycm2",
-    "ka_r_total_mgy", "fluoro_ka_r_total_mgy", "acquisition_ka_r_total_mgy",
-    "fluoro_time_total_s", "acquisition_time_total_s", "total_number_of_radiographic_frames",
-    "agd_left_mgy", "agd_right_mgy", "agd_both_mgy",
-    "activity_mbq", "effective_dose_msv",
-)
