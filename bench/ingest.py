@@ -59,9 +59,9 @@ def main() -> int:
 
 def run(corpus: Path) -> None:
     from dicomrx import pipeline
-    from dosereg.core.dose_report import DoseParseError, NotADoseObject
     from dicomrx.ingest import import_file
     from dicomrx.parse import parse_dose_object
+    from dosereg.core.dose_report import DoseParseError, NotADoseObject
 
     post = {"ms": 0.0, "queries": 0}
     original = pipeline.after_study_recorded

@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 from dicomrx import codes as C
+from dicomrx.units import to_canonical
 from dosereg.core.dose_report import (
     SOURCE_RDSR,
     SOURCE_RRDSR,
@@ -31,7 +32,6 @@ from dosereg.core.dose_report import (
     PatientInfo,
     StudyInfo,
 )
-from dicomrx.units import to_canonical
 
 # 2.25 + a fixed 128-bit integer (PS3.5 B.2 UUID-derived root), so demo UIDs are recognisable and stable.
 DEMO_UID_ROOT = "2.25.231180112907473209181235366911458"

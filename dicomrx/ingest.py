@@ -15,8 +15,8 @@ from pathlib import Path
 from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from dosereg.core.dose_report import DoseParseError, NotADoseObject
 from dicomrx.storage import StorageError, TopLevel, store_received_object
+from dosereg.core.dose_report import DoseParseError, NotADoseObject
 from dosereg.registry.models import ReceivedObject
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,15 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from dicomrx import codes as C
+from dicomrx.parse import _raw, _sr
+from dicomrx.parse._header import (
+    equipment_info,
+    header_report,
+    patient_info,
+    study_info,
+    uid_warnings,
+)
+from dicomrx.parse._tree import Decoder, Node, build_nodes
 from dosereg.core.dose_report import (
     SOURCE_PRDSR,
     SOURCE_PRIVATE_SUMMARY,
@@ -30,15 +39,6 @@ from dosereg.core.dose_report import (
     IrradiationEventData,
     NotADoseObject,
 )
-from dicomrx.parse import _raw, _sr
-from dicomrx.parse._header import (
-    equipment_info,
-    header_report,
-    patient_info,
-    study_info,
-    uid_warnings,
-)
-from dicomrx.parse._tree import Decoder, Node, build_nodes
 
 __all__ = ["parse_dose_object", "DoseParseError", "NotADoseObject"]
 

@@ -12,6 +12,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from dicomrx import codes as C
+from dicomrx.parse._sr import parse_dicom_datetime
+from dicomrx.units import fixed_unit
 from dosereg.core.dose_report import (
     SOURCE_IMAGE_HEADER,
     AccumulatedDoseData,
@@ -24,8 +26,6 @@ from dosereg.core.dose_report import (
     Quantity,
     StudyInfo,
 )
-from dicomrx.parse._sr import parse_dicom_datetime
-from dicomrx.units import fixed_unit
 
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 

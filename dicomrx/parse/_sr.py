@@ -11,6 +11,8 @@ import datetime as dt
 from typing import Any
 
 from dicomrx import codes as C
+from dicomrx.parse._tree import Node
+from dicomrx.units import is_strict, to_canonical
 from dosereg.core.dose_report import (
     AccumulatedDoseData,
     Code,
@@ -19,8 +21,6 @@ from dosereg.core.dose_report import (
     IrradiationEventData,
     Quantity,
 )
-from dicomrx.parse._tree import Node
-from dicomrx.units import is_strict, to_canonical
 
 
 class Context:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dosereg.core.dose_report import SOURCE_IMAGE_HEADER, DoseReport, NotADoseObject
 from dicomrx.parse import parse_dose_object
+from dosereg.core.dose_report import SOURCE_IMAGE_HEADER, DoseReport, NotADoseObject
 
 pytestmark = [pytest.mark.corpus]
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dosereg.core.dose_report import DoseParseError, DoseReport, NotADoseObject
 from dicomrx.parse import parse_dose_object
+from dosereg.core.dose_report import DoseParseError, DoseReport, NotADoseObject
 
 try:
     from tests.dicomrx import synthetic

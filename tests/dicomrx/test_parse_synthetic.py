@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dosereg.core.dose_report import DoseParseError, NotADoseObject
 from dicomrx.parse import parse_dose_object
 from dicomrx.units import to_canonical
+from dosereg.core.dose_report import DoseParseError, NotADoseObject
 
 try:
     from tests.dicomrx import synthetic
