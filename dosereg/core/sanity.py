@@ -119,12 +119,16 @@ def device_total_findings(planes: list[PlaneSums], *, tolerance: float = DEVICE_
 
 
 def clean_text(value: Any) -> str:
-    """Text as it may be stored: a string without NUL characters (PostgreSQL refuses them in text)."""
+    """Text as it may be stored: a string without NUL characters (PostgreSQL refuses them in text) and without lone
+    surrogates (no database encodes them; each becomes '?')."""
     if value is None:
         return ""
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
-    return str(value).replace("\x00", "")
+    text = str(value)
+    if not text.isascii():
+        text = text.encode("utf-8", errors="replace").decode("utf-8")
+    return text.replace("\x00", "")
 
 
 def fit_text(value: Any, max_length: int) -> tuple[str, bool]:
