@@ -14,25 +14,32 @@ from pathlib import Path
 
 from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.utils import timezone
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_partial
 
+from dicomrx import tasks
+from dicomrx.errors import IngestError
+from dicomrx.parse import parse_dose_object
 from dicomrx.storage import StorageError, TopLevel, store_received_object
+from dosereg.core import versions
 from dosereg.core.dose_report import DoseParseError, NotADoseObject
 from dosereg.registry.models import ReceivedObject
+from dosereg.registry.services.recording import record_report
 
 log = logging.getLogger(__name__)
 
-# IngestOutcome.status values (import_dose counts them)
+# IngestOutcome.status values (import_dose counts them); recording's outcomes map onto them (replaced -> imported)
 IMPORTED, ALREADY_PRESENT, SUPERSEDED, SKIPPED, FAILED = "imported", "already_present", "superseded", "skipped", "failed"
+CORRECTED = "corrected"
+STATUSES = (IMPORTED, CORRECTED, ALREADY_PRESENT, SUPERSEDED, SKIPPED, FAILED)
+_FROM_RECORDING = {versions.IMPORTED: IMPORTED, versions.REPLACED: IMPORTED, versions.CORRECTED: CORRECTED,
+                   versions.SUPERSEDED: SUPERSEDED, versions.ALREADY_PRESENT: ALREADY_PRESENT}
 SR_SOP_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
-
-
-class IngestError(Exception):
-    """The object could not be ingested for a reason outside the object (file missing, database down)."""
 
 
 @dataclass
 class IngestOutcome:
-    status: str  # imported, already_present, superseded, skipped, failed
+    status: str  # one of STATUSES
     reason: str = ""
     received_object_id: int | None = None
     study_id: int | None = None
@@ -45,9 +52,7 @@ def _refuse(row: ReceivedObject, state: str, reason: str) -> None:
 
 
 def _schedule_after_record(study_id: int, change_ids: list[int]) -> None:
-    from dicomrx import tasks
-
-    transaction.on_commit(lambda: tasks.after_record.delay(study_id, list(change_ids)))
+    transaction.on_commit(lambda: tasks.after_record.delay([study_id], list(change_ids)))
 
 
 def _record(record_report, report, row: ReceivedObject, demo: bool):
@@ -59,9 +64,6 @@ def _record(record_report, report, row: ReceivedObject, demo: bool):
 
 def ingest_received_object(received_object_id: int, *, demo: bool = False, force: bool = False) -> IngestOutcome:
     """Parse and record one stored object.  An object already processed is left alone unless ``force`` (replay)."""
-    from dicomrx.parse import parse_dose_object
-    from dosereg.registry.services.recording import record_report
-
     row = ReceivedObject.objects.get(pk=received_object_id)
     if row.state != ReceivedObject.STATE_RECEIVED and not force:
         return IngestOutcome(ALREADY_PRESENT, received_object_id=row.pk, reason=row.reason)
@@ -102,7 +104,7 @@ def ingest_received_object(received_object_id: int, *, demo: bool = False, force
         return IngestOutcome(FAILED, reason=reason, received_object_id=row.pk)
     except OperationalError as exc:  # database unavailable or locked: not the object's fault, retry later
         raise IngestError(f"database unavailable: {exc}") from exc
-    status = SUPERSEDED if outcome.status == "superseded" else IMPORTED
+    status = _FROM_RECORDING[outcome.status]
     return IngestOutcome(status, received_object_id=row.pk, study_id=outcome.study_id,
                          warnings=list(report.warnings), equipment_change_ids=outcome.equipment_change_ids)
 
@@ -113,9 +115,6 @@ def _stop_after_study_uid(tag, vr, length) -> bool:
 
 def read_top_level(data: bytes) -> TopLevel | None:
     """SOP class/instance, Study UID and modality, without the content tree; None when it is not DICOM at all."""
-    from pydicom.errors import InvalidDicomError
-    from pydicom.filereader import read_partial
-
     try:
         ds = read_partial(io.BytesIO(data), stop_when=_stop_after_study_uid)
     except InvalidDicomError:

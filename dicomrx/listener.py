@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 
 from django.conf import settings
@@ -38,6 +39,8 @@ from pydicom.filereader import read_partial
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification
 
+from dicomrx.dispatch import IngestDispatcher
+from dicomrx.models import AllowedCallingAE, ListenerStatus, RefusedObject
 from dicomrx.storage import StorageError, TopLevel, store_received_file, store_received_object
 
 log = logging.getLogger("dicomrx.listener")
@@ -120,7 +123,6 @@ class TopLevelError(Exception):
 @dataclass(frozen=True)
 class ReceivedFile:
     """What is kept of a received object and what was decoded of it."""
-
     top: TopLevel
     data: bytes | None  # None: keep the received file as it is (``path``), without reading it into memory
     root_concept: tuple[str, str] | None = None
@@ -172,8 +174,6 @@ def read_received_file(path: Path, *, header_only: bool) -> ReceivedFile:
 
 def _reencode_header(ds: Dataset) -> bytes:
     """A deflated image's header, inflated and written as Explicit VR Little Endian (the pixels are dropped)."""
-    from io import BytesIO
-
     ds.file_meta.TransferSyntaxUID = tsuid.ExplicitVRLittleEndian
     buf = BytesIO()
     ds.save_as(buf, enforce_file_format=True)
@@ -199,7 +199,6 @@ def effective_allowlist() -> list[tuple[str, str]]:
     """(AE title, host or '') entries from DOSEREG_ALLOWED_CALLING_AETS and the active AllowedCallingAE rows.
 
     '*' in the setting adds nothing: an empty result means any caller is accepted."""
-    from dicomrx.models import AllowedCallingAE
 
     entries = [_parse_entry(e) for e in settings.ALLOWED_CALLING_AETS if e.strip() != "*"]
     entries += list(AllowedCallingAE.objects.filter(active=True).values_list("ae_title", "host"))
@@ -247,8 +246,6 @@ class Counters:
 
 
 def _record_refusal(**fields) -> None:
-    from dicomrx.models import RefusedObject
-
     try:
         RefusedObject.objects.create(**fields)
     except Exception as exc:  # noqa: BLE001 - the refusal is answered and logged even if it cannot be recorded
@@ -269,7 +266,6 @@ def _keep_connection_usable() -> None:
 
 class StoreHandler:
     """The C-STORE handler, shared by the listener and the C-GET of ``pacs_pull``."""
-
     def __init__(self, *, source: str, on_stored, counters: Counters | None = None, accept_images: bool | None = None):
         self.source = source
         self.on_stored = on_stored
@@ -348,10 +344,8 @@ class StoreHandler:
 
 class Listener:
     """The Storage + Verification SCP with its ingest dispatcher and heartbeat."""
-
     def __init__(self, *, bind: str | None = None, port: int | None = None, ae_title: str | None = None,
                  ingest: bool = True, heartbeat_interval: float = 10.0):
-        from dicomrx.dispatch import IngestDispatcher
 
         self.bind = settings.DICOM_BIND if bind is None else bind
         self.port = settings.DICOM_PORT if port is None else port
@@ -490,7 +484,6 @@ class Listener:
         return f"{self.ae_title}@{socket.gethostname()}:{self.port}"[:120]
 
     def _beat(self, stopped: bool = False) -> None:
-        from dicomrx.models import ListenerStatus
 
         now = timezone.now()
         try:

@@ -31,7 +31,9 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from dicomrx import ingest, tasks
 from dicomrx.listener import DOSE_SOP_CLASSES, IMAGE_SOP_CLASSES, IMAGE_SYNTAXES, UNCOMPRESSED_SYNTAXES, StoreHandler
+from dicomrx.management.commands.dicom_echo import echo
 from dosereg.registry.models import ReceivedObject
 
 log = logging.getLogger("dicomrx.pull")
@@ -252,7 +254,6 @@ class PacsPull:
         return sorted(arrived)
 
     def _check_listener(self) -> None:
-        from dicomrx.management.commands.dicom_echo import echo
 
         bind = settings.DICOM_BIND
         host = "127.0.0.1" if bind in ("", "0.0.0.0", "::") else bind
@@ -272,16 +273,14 @@ class PacsPull:
 
     def _ingest(self, ids: list[int]) -> None:
         if settings.CELERY_BROKER_URL:
-            from dicomrx.tasks import ingest_object
 
             for i in ids:
-                ingest_object.delay(i)
+                tasks.ingest_object.delay(i)
             return
-        from dicomrx.ingest import ingest_received_object
 
         for i in ids:
             try:
-                ingest_received_object(i)
+                ingest.ingest_received_object(i)
             except Exception as exc:  # noqa: BLE001 - one bad object does not stop the pull; it stays 'received'
                 log.error("ingest of received object %s failed: %s", i, type(exc).__name__)
 

@@ -9,27 +9,25 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from dicomrx import pull
+
 log = logging.getLogger("dicomrx.pull")
 
 
 def pacs_pull_recent(days: int = 2) -> dict:
     """Pull the dose objects of the last ``days`` days (today included) not yet held; {} without a PACS."""
-    from dicomrx.pull import PacsPull
-
     if not settings.PACS_HOST:
         log.info("scheduled PACS pull skipped: DOSEREG_PACS_HOST is not set")
         return {}
     since = timezone.localdate() - dt.timedelta(days=max(days, 1) - 1)
-    return PacsPull().run(since).as_dict()
+    return pull.PacsPull().run(since).as_dict()
 
 
 @shared_task(name="dicomrx.pacs_pull_recent", acks_late=True, autoretry_for=(OSError,), retry_backoff=True,
              max_retries=3)
 def pacs_pull_recent_task(days: int = 2) -> dict:
-    from dicomrx.pull import PullError
-
     try:
         return pacs_pull_recent(days)
-    except PullError as exc:  # PACS or listener down: the next scheduled run tries again
+    except pull.PullError as exc:  # PACS or listener down: the next scheduled run tries again
         log.warning("scheduled PACS pull failed: %s", exc)
         return {"error": str(exc)}

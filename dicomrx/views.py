@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from dicomrx import selectors
+from dicomrx.ingest import ingest_received_object
 from dicomrx.listener import effective_allowlist
 from dosereg.registry.models import ReceivedObject
 from dosereg.registry.services.audit import audit_record
@@ -32,7 +33,6 @@ def listener_status(request):
 @require_POST
 @permission_required(["dicomrx.view_listener_status", "registry.change_receivedobject"], raise_exception=True)
 def reprocess_object(request, pk: int):
-    from dicomrx.ingest import ingest_received_object
 
     row = get_object_or_404(ReceivedObject, pk=pk)
     try:

@@ -82,12 +82,53 @@ def _values_differ(new: ReportFacts, old: ReportFacts, uids) -> bool:
     return any(new.events.get(u) != old.events.get(u) for u in uids)
 
 
-def report_version_plan(new: ReportFacts, stored: Sequence[ReportFacts]) -> VersionPlan:
-    """The plan for ``new`` among the study's ``stored`` reports (current and superseded)."""
+@dataclass(frozen=True)
+class _Verdict:
+    """What the incoming report is to one stored current report."""
+
+    kind: str  # "older" (the incoming one is kept, not current), "supersede", "take_over", "keep_stored", "apart"
+    corrects: bool = False
+    uids: frozenset[str] = frozenset()
+
+
+_APART = _Verdict("apart")
+
+
+def _compare_summary(new: ReportFacts, old: ReportFacts, named: bool) -> _Verdict:
+    """Reports without event UIDs: only the same object re-issued (same SOP Instance UID and kind) or one the
+    incoming report names as its predecessor is a version of it."""
+    same_object = old.sop_instance_uid == new.sop_instance_uid and old.source_kind == new.source_kind
+    if not (named or same_object):
+        return _APART
+    if not named and not _newer(new, old):
+        return _Verdict("older")
+    return _Verdict("supersede", corrects=old.dose_digest != new.dose_digest)
+
+
+def _compare(new: ReportFacts, old: ReportFacts) -> _Verdict:
+    new_uids, old_uids = frozenset(new.events), frozenset(old.events)
+    named = old.sop_instance_uid in new.predecessors
+    if named or not new_uids or not old_uids:
+        return _compare_summary(new, old, named)
+    if new_uids == old_uids:
+        if (not _values_differ(new, old, new_uids) and old.dose_digest == new.dose_digest) or not _newer(new, old):
+            return _Verdict("older")  # the same content again, or an older version arriving late
+        return _Verdict("supersede", corrects=True)
+    if new_uids < old_uids:
+        return _Verdict("older")
+    if new_uids > old_uids:
+        return _Verdict("supersede", corrects=_values_differ(new, old, old_uids))
+    shared = new_uids & old_uids
+    if not shared:
+        return _APART  # a continued report
+    return _Verdict("take_over" if _newer(new, old) else "keep_stored", uids=shared)
+
+
+def _early_plan(new: ReportFacts, stored: Sequence[ReportFacts], flags: list[str]) -> VersionPlan | None:
+    """The plans decided before comparing events: the same object, an image header, a report already replaced."""
     for old in stored:
         if old.sop_instance_uid == new.sop_instance_uid and old.dose_digest == new.dose_digest:
             return VersionPlan(ALREADY_PRESENT, duplicate_of=old.report_id)
-    flags: list[str] = []
     if any(old.sop_instance_uid == new.sop_instance_uid for old in stored):
         flags.append(SOP_INSTANCE_UID_REUSED)
     if new.source_kind not in REPORT_KINDS:
@@ -95,52 +136,35 @@ def report_version_plan(new: ReportFacts, stored: Sequence[ReportFacts]) -> Vers
     for old in stored:  # a stored report that names the incoming one as its predecessor: this one is older
         if new.sop_instance_uid in old.predecessors and old.source_kind in REPORT_KINDS:
             return VersionPlan(SUPERSEDED, superseded_by=old.report_id, flags=tuple(flags))
+    return None
 
+
+def report_version_plan(new: ReportFacts, stored: Sequence[ReportFacts]) -> VersionPlan:
+    """The plan for ``new`` among the study's ``stored`` reports (current and superseded)."""
+    flags: list[str] = []
+    early = _early_plan(new, stored, flags)
+    if early is not None:
+        return early
     supersede: list[int] = []
     corrects: list[int] = []
     take_over: list[tuple[int, frozenset[str]]] = []
     keep_stored: set[str] = set()
-    new_uids = frozenset(new.events)
-    current = [old for old in stored if old.current and old.source_kind in REPORT_KINDS]
-    for old in current:
-        old_uids = frozenset(old.events)
-        named = old.sop_instance_uid in new.predecessors
-        if named or (not new_uids or not old_uids):
-            if not (named or (old.sop_instance_uid == new.sop_instance_uid and old.source_kind == new.source_kind)):
-                continue  # a summary-only report of another object: another report of the study
-            if not named and not _newer(new, old):
-                return VersionPlan(SUPERSEDED, superseded_by=old.report_id, flags=tuple(flags))
-            supersede.append(old.report_id)
-            if old.dose_digest != new.dose_digest:
-                corrects.append(old.report_id)
-            continue
-        if new_uids == old_uids:
-            if not _values_differ(new, old, new_uids) and old.dose_digest == new.dose_digest:
-                return VersionPlan(SUPERSEDED, superseded_by=old.report_id, flags=tuple(flags))
-            if not _newer(new, old):
-                return VersionPlan(SUPERSEDED, superseded_by=old.report_id, flags=tuple(flags))
-            supersede.append(old.report_id)
-            corrects.append(old.report_id)
-        elif new_uids < old_uids:
+    for old in (o for o in stored if o.current and o.source_kind in REPORT_KINDS):
+        verdict = _compare(new, old)
+        if verdict.kind == "older":
             return VersionPlan(SUPERSEDED, superseded_by=old.report_id, flags=tuple(flags))
-        elif new_uids > old_uids:
+        if verdict.kind == "supersede":
             supersede.append(old.report_id)
-            if _values_differ(new, old, old_uids):
+            if verdict.corrects:
                 corrects.append(old.report_id)
-        elif new_uids & old_uids:
-            shared = new_uids & old_uids
-            if _newer(new, old):
-                take_over.append((old.report_id, shared))
+        elif verdict.kind in ("take_over", "keep_stored"):
+            if verdict.kind == "take_over":
+                take_over.append((old.report_id, verdict.uids))
             else:
-                keep_stored |= shared
+                keep_stored |= verdict.uids
             if PARTIAL_OVERLAP not in flags:
                 flags.append(PARTIAL_OVERLAP)
-    if corrects:
-        outcome = CORRECTED
-    elif supersede:
-        outcome = REPLACED
-    else:
-        outcome = IMPORTED
+    outcome = CORRECTED if corrects else REPLACED if supersede else IMPORTED
     return VersionPlan(outcome, supersede=tuple(supersede), corrects=tuple(corrects), take_over=tuple(take_over),
                        keep_stored=frozenset(keep_stored), flags=tuple(flags))
 
