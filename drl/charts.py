@@ -5,13 +5,18 @@ from __future__ import annotations
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from dosereg.core.quantities import QUANTITIES
+from drl.display import limit_text, value_number
 
-def _fmt(v: float) -> str:
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
 
+def box_plot_svg(rows, *, title: str, quantity: str) -> SafeString:
+    """rows: objects with equipment_name, minimum, p25, median, p75, maximum, drl, n; ``quantity``: the catalogue
+    name of the values (the axis is in its canonical unit)."""
+    unit = QUANTITIES[quantity].unit_symbol
 
-def box_plot_svg(rows, *, title: str, unit: str) -> SafeString:
-    """rows: objects with equipment_name, minimum, p25, median, p75, maximum, drl, n."""
+    def _fmt(v: float) -> str:
+        return value_number(quantity, v)
+
     rows = [r for r in rows if r.median is not None]
     if not rows:
         return mark_safe("")
@@ -36,8 +41,8 @@ def box_plot_svg(rows, *, title: str, unit: str) -> SafeString:
         cx = left + 40 + i * 110
         colour = "#b91c1c" if r.drl is not None and r.median > r.drl else "#0b6bcb"
         parts.append(
-            f'<g><title>{escape(r.equipment_name)}: median {_fmt(r.median)}, P25 {_fmt(r.p25)}, P75 {_fmt(r.p75)}, '
-            f'n={r.n}</title>'
+            f'<g><title>{escape(r.equipment_name)}: median {_fmt(r.median)}, P25 {_fmt(r.p25)}, '
+            f'P75 {_fmt(r.p75)} {escape(unit)}, n={r.n}</title>'
             f'<line x1="{cx}" y1="{y(r.minimum):.1f}" x2="{cx}" y2="{y(r.maximum):.1f}" stroke="#5b6b7c"/>'
             f'<rect x="{cx - 25}" y="{y(r.p75):.1f}" width="50" height="{max(y(r.p25) - y(r.p75), 1):.1f}" '
             f'fill="#dbe8f7" stroke="{colour}"/>'
@@ -51,6 +56,6 @@ def box_plot_svg(rows, *, title: str, unit: str) -> SafeString:
         parts.append(f'<line class="drl-line" x1="{left}" y1="{y(drl):.1f}" x2="{width - 10}" y2="{y(drl):.1f}" '
                      f'stroke="#b91c1c" stroke-dasharray="6 4" stroke-width="2"/>'
                      f'<text x="{width - 12}" y="{y(drl) - 4:.1f}" font-size="11" text-anchor="end" fill="#b91c1c">'
-                     f'DRL {_fmt(drl)}</text>')
+                     f'DRL {escape(limit_text(quantity, drl))}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))

@@ -6,8 +6,13 @@
 - Patients: **adults** (age 18 or over, or age unknown); when the site turns on the standard-size option, only
   patients whose weight is **known and inside the band** (default 50-90 kg, ICRP 135 glossary "Standard-size adult":
   about 70 +/- 10 kg, e.g. by keeping patients of 50-90 kg).
-- Per examination, a study's value is its study total (``Study.dlp_total_mgycm`` ...); per acquisition, each
-  current, **non-localizer** irradiation event's value (CTDIvol is per sequence in the UK NDRLs).
+- A DRL quantity is keyed by its catalogue key (``dosereg.core.quantities``: ``dlp_total_mgycm``, ``ctdivol_mgy``,
+  ``kap_total_gycm2``, ``ka_r_total_mgy``, ``agd_mgy``, ``activity_mbq``), as trigger rules key it.  Per examination,
+  a study's value is its study column (``Study.dlp_total_mgycm`` ...); per acquisition, each current,
+  **non-localizer** irradiation event's event column (``IrradiationEvent.dlp_mgycm``; CTDIvol is per sequence in the
+  UK NDRLs).
+- A study whose values await a physicist's confirmation (``Study.values_unconfirmed``: an implausible value) is left
+  out of the medians and counted apart; an invalid value is stored as NULL and drops out by itself.
 - A **minimum number of patients** (studies contributing a value) below which no status is given. Its basis: the
   site setting ``SiteSettings.drl_min_patients``, default 20. ICRP 135 itself was not read on this point; "at least
   20 patients per room" is the figure commonly quoted, not a confirmed ICRP requirement (reference-data.md 3.1).
@@ -21,56 +26,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-ADULT_AGE_YEARS = 18
-QUANTITY_CHOICES = [
-    ("dlp_mgycm", "DLP"),
-    ("ctdivol_mgy", "CTDIvol"),
-    ("kap_gycm2", "KAP (air kerma-area product)"),
-    ("ka_r_mgy", "Ka,r (reference air kerma)"),
-    ("agd_mgy", "AGD (average glandular dose)"),
-    ("activity_mbq", "Administered activity"),
-]
-PER_CHOICES = [("examination", "per examination"), ("acquisition", "per acquisition")]
+from dosereg.core.quantities import DRL_QUANTITIES, QUANTITIES, unit_factor
 
-# quantity -> canonical unit (the registry stores values in these units)
-QUANTITY_UNITS = {
-    "dlp_mgycm": "mGy·cm",
-    "ctdivol_mgy": "mGy",
-    "kap_gycm2": "Gy·cm²",
-    "ka_r_mgy": "mGy",
-    "agd_mgy": "mGy",
-    "activity_mbq": "MBq",
-}
-# spellings accepted in DRL files and forms -> canonical unit
-UNIT_ALIASES = {
-    "mgy·cm": "mGy·cm", "mgy.cm": "mGy·cm", "mgycm": "mGy·cm", "mgy*cm": "mGy·cm", "mgy cm": "mGy·cm",
-    "mgy": "mGy",
-    "gy·cm²": "Gy·cm²", "gy·cm2": "Gy·cm²", "gy.cm2": "Gy·cm²", "gycm2": "Gy·cm²", "gy*cm2": "Gy·cm²",
-    "gy cm2": "Gy·cm²", "gy.cm^2": "Gy·cm²", "gy·cm^2": "Gy·cm²",
-    "mbq": "MBq",
-}
-# (quantity, per) -> the column holding the value: study column per examination, event column per acquisition
-STUDY_COLUMNS = {
-    "dlp_mgycm": "dlp_total_mgycm",
-    "kap_gycm2": "kap_total_gycm2",
-    "ka_r_mgy": "ka_r_total_mgy",
-    "activity_mbq": "activity_mbq",
-}
-EVENT_COLUMNS = {
-    "dlp_mgycm": "dlp_mgycm",
-    "ctdivol_mgy": "ctdivol_mgy",
-    "kap_gycm2": "kap_gycm2",
-    "ka_r_mgy": "ka_r_mgy",
-    "agd_mgy": "agd_mgy",
-    "activity_mbq": "activity_mbq",
-}
+ADULT_AGE_YEARS = 18
+PER_EXAMINATION, PER_ACQUISITION = "examination", "acquisition"
+PER_CHOICES = [(PER_EXAMINATION, "per examination"), (PER_ACQUISITION, "per acquisition")]
+
 # quantities compared for every mapped examination of a modality, DRL or not (status no_drl without one)
 DEFAULT_QUANTITIES = {
-    "CT": [("dlp_mgycm", "examination"), ("ctdivol_mgy", "acquisition")],
-    "fluoroscopy": [("kap_gycm2", "examination")],
-    "radiography": [("kap_gycm2", "examination")],
-    "mammography": [("agd_mgy", "acquisition")],
-    "nuclear_medicine": [("activity_mbq", "examination")],
+    "CT": [("dlp_total_mgycm", PER_EXAMINATION), ("ctdivol_mgy", PER_ACQUISITION)],
+    "fluoroscopy": [("kap_total_gycm2", PER_EXAMINATION)],
+    "radiography": [("kap_total_gycm2", PER_EXAMINATION)],
+    "mammography": [("agd_mgy", PER_ACQUISITION)],
+    "nuclear_medicine": [("activity_mbq", PER_EXAMINATION)],
 }
 
 STATUS_ABOVE, STATUS_BELOW = "above", "below"
@@ -81,28 +49,56 @@ class DrlValidationError(ValueError):
     """A DRL entry, band or file that cannot be accepted (the message says why)."""
 
 
-def canonical_unit(unit: str) -> str | None:
-    return UNIT_ALIASES.get((unit or "").strip().lower().replace(" ", " "))
+def quantity_choices() -> list[tuple[str, str]]:
+    """The quantities a DRL may be set for, keyed by their catalogue key (a callable: the model field's choices
+    follow the catalogue without a migration)."""
+    return [(key, QUANTITIES[key].label) for key in DRL_QUANTITIES]
+
+
+def drl_quantity(name: str) -> str | None:
+    """The DRL key of a quantity named in a DRL file: its catalogue key, or None.  An event column name whose
+    quantity has a study total is accepted for it (``dlp_mgycm``, ``kap_gycm2``, ``ka_r_mgy``: drl's keys before
+    the catalogue, still found in sites' files)."""
+    q = QUANTITIES.get((name or "").strip())
+    return q.key if q is not None and q.key in DRL_QUANTITIES else None
 
 
 def value_column(quantity: str, per: str) -> str | None:
-    return (STUDY_COLUMNS if per == "examination" else EVENT_COLUMNS).get(quantity)
+    """The registry column compared for a DRL quantity: per examination the study column, per acquisition the
+    event column (itself a catalogue name, whose label and display the reports use); None when the registry does not
+    keep the quantity that way (CTDIvol and AGD have no study value)."""
+    q = QUANTITIES.get(quantity)
+    if q is None or quantity not in DRL_QUANTITIES:
+        return None
+    return q.study_column if per == PER_EXAMINATION else q.event_column if per == PER_ACQUISITION else None
 
 
-def entry_check(*, quantity: str, unit: str, per: str, value: float | None) -> str:
-    """Validate one DRL entry; returns the canonical unit or raises DrlValidationError with a clear message."""
-    if quantity not in QUANTITY_UNITS:
-        raise DrlValidationError(f"unknown quantity {quantity!r} (one of {', '.join(QUANTITY_UNITS)})")
-    if per not in ("examination", "acquisition"):
-        raise DrlValidationError(f"per must be 'examination' or 'acquisition', not {per!r}")
-    canonical = canonical_unit(unit)
-    if canonical != QUANTITY_UNITS[quantity]:
-        raise DrlValidationError(f"unit {unit!r} does not fit {quantity} (expected {QUANTITY_UNITS[quantity]})")
-    if value_column(quantity, per) is None:
-        raise DrlValidationError(f"{quantity} cannot be compared per {per} (the registry keeps it per acquisition)")
+@dataclass(frozen=True)
+class CheckedEntry:
+    """A DRL entry's quantity key, value and unit, in the catalogue's canonical unit."""
+
+    quantity: str
+    value: float
+    unit: str
+
+
+def entry_check(*, quantity: str, unit: str, per: str, value: float | None) -> CheckedEntry:
+    """Validate one DRL entry and convert its value to the canonical unit (any unit the catalogue accepts for the
+    quantity: ``Gy·cm`` for DLP is multiplied by 1 000); raises DrlValidationError with a clear message."""
+    key = drl_quantity(quantity)
+    if key is None:
+        raise DrlValidationError(f"unknown quantity {quantity!r} (one of {', '.join(DRL_QUANTITIES)})")
+    if per not in (PER_EXAMINATION, PER_ACQUISITION):
+        raise DrlValidationError(f"per must be {PER_EXAMINATION!r} or {PER_ACQUISITION!r}, not {per!r}")
+    q = QUANTITIES[key]
+    factor = unit_factor(key, unit or "")
+    if factor is None:
+        raise DrlValidationError(f"unit {unit!r} does not fit {key} (expected {q.unit_symbol})")
+    if value_column(key, per) is None:
+        raise DrlValidationError(f"{key} cannot be compared per {per} (the registry keeps it per acquisition)")
     if value is None or not math.isfinite(value) or value <= 0:
         raise DrlValidationError(f"value {value!r} must be a positive number")
-    return canonical
+    return CheckedEntry(quantity=key, value=value * factor, unit=q.unit_symbol)
 
 
 @dataclass(frozen=True)

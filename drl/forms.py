@@ -8,7 +8,7 @@ from django import forms
 
 from dosereg.registry.models import StandardExam
 from drl.models import MappingRule
-from drl.services import last_calendar_year
+from drl.services import MappingError, last_calendar_year, mapping_rule_compile
 
 
 class ComparisonRunForm(forms.Form):
@@ -42,12 +42,10 @@ class MappingRuleForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        from drl.services import MappingError, _compile
-
         if data.get("pattern") and data.get("match"):
             try:
-                _compile(MappingRule(pattern=data["pattern"], match=data["match"], field=data.get("field") or "",
-                                     standard_exam_id=0))
+                mapping_rule_compile(MappingRule(pattern=data["pattern"], match=data["match"],
+                                                 field=data.get("field") or "", standard_exam_id=0))
             except MappingError as exc:
                 self.add_error("pattern", str(exc))
         return data

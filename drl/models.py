@@ -8,17 +8,19 @@ owns the rules and sets ``Study.standard_exam`` through ``dosereg.registry.servi
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from drl.comparison import PER_CHOICES, QUANTITY_CHOICES
-
-MODALITY_TYPE_CHOICES = [
-    ("CT", "CT"),
-    ("fluoroscopy", "Fluoroscopy / interventional"),
-    ("mammography", "Mammography"),
-    ("radiography", "Radiography"),
-    ("nuclear_medicine", "Nuclear medicine"),
-]
+from dosereg.core.quantities import MODALITY_CHOICES, QUANTITIES
+from drl.comparison import (
+    PER_CHOICES,
+    Band,
+    DrlValidationError,
+    bands_check,
+    entry_check,
+    quantity_choices,
+    value_column,
+)
 
 
 class DrlSet(models.Model):
@@ -63,7 +65,7 @@ class DrlEntry(models.Model):
     age_max_years = models.FloatField(null=True, blank=True)
     weight_min_kg = models.FloatField(null=True, blank=True)
     weight_max_kg = models.FloatField(null=True, blank=True)
-    quantity = models.CharField(max_length=20, choices=QUANTITY_CHOICES)
+    quantity = models.CharField(max_length=20, choices=quantity_choices, help_text="catalogue key")
     value = models.FloatField()
     unit = models.CharField(max_length=20)
     per = models.CharField(max_length=12, choices=PER_CHOICES)
@@ -88,17 +90,16 @@ class DrlEntry(models.Model):
         return self.patient_group != "adult"
 
     def clean(self):
-        """Unit must fit the quantity; bands of the same examination and quantity must not overlap."""
-        from django.core.exceptions import ValidationError
-
-        from drl.comparison import Band, DrlValidationError, bands_check, entry_check
+        """Unit must fit the quantity (the value is converted to its canonical unit); bands of the same examination
+        and quantity must not overlap."""
 
         def band(e):
             return Band(e.patient_group or "adult", e.age_min_years, e.age_max_years, e.weight_min_kg,
                         e.weight_max_kg)
 
         try:
-            self.unit = entry_check(quantity=self.quantity, unit=self.unit, per=self.per, value=self.value)
+            checked = entry_check(quantity=self.quantity, unit=self.unit, per=self.per, value=self.value)
+            self.quantity, self.value, self.unit = checked.quantity, checked.value, checked.unit
             if self.drl_set_id and self.standard_exam_id:
                 siblings = DrlEntry.objects.filter(drl_set_id=self.drl_set_id, standard_exam_id=self.standard_exam_id,
                                                    quantity=self.quantity, per=self.per).exclude(pk=self.pk)
@@ -126,7 +127,7 @@ class MappingRule(models.Model):
     field = models.CharField(max_length=40, choices=FIELD_CHOICES, default="study_description")
     match = models.CharField(max_length=10, choices=MATCH_CHOICES, default="regex")
     pattern = models.CharField(max_length=255)
-    modality_type = models.CharField(max_length=20, choices=MODALITY_TYPE_CHOICES, blank=True)
+    modality_type = models.CharField(max_length=20, choices=MODALITY_CHOICES, blank=True)
     equipment = models.ForeignKey("registry.Equipment", null=True, blank=True, on_delete=models.CASCADE,
                                   related_name="mapping_rules", help_text="only for this unit (blank: every unit)")
     standard_exam = models.ForeignKey("registry.StandardExam", on_delete=models.CASCADE, related_name="mapping_rules")
@@ -210,7 +211,8 @@ class DrlComparisonRow(models.Model):
     """One line of a snapshot: a unit, a standard examination, a patient group and a DRL quantity.
 
     ``n`` counts the values in the median (studies per examination, non-localizer acquisitions per acquisition);
-    ``n_studies`` the studies contributing them.  Names are copied so the snapshot reads the same later."""
+    ``n_studies`` the studies contributing them; ``n_unconfirmed`` the studies with a value that were left out because
+    a value awaits confirmation.  Names are copied so the snapshot reads the same later."""
 
     comparison = models.ForeignKey(DrlComparison, on_delete=models.CASCADE, related_name="rows")
     equipment = models.ForeignKey("registry.Equipment", null=True, on_delete=models.SET_NULL, related_name="+")
@@ -221,11 +223,13 @@ class DrlComparisonRow(models.Model):
     exam_code = models.CharField(max_length=64)
     exam_name = models.CharField(max_length=200)
     patient_group = models.CharField(max_length=60)
-    quantity = models.CharField(max_length=20, choices=QUANTITY_CHOICES)
+    quantity = models.CharField(max_length=20, choices=quantity_choices, help_text="catalogue key")
     unit = models.CharField(max_length=20)
     per = models.CharField(max_length=12, choices=PER_CHOICES)
     n = models.PositiveIntegerField()
     n_studies = models.PositiveIntegerField()
+    n_unconfirmed = models.PositiveIntegerField(
+        default=0, help_text="studies left out: a value awaits a physicist's confirmation (Study.values_unconfirmed)")
     median = models.FloatField(null=True)
     p25 = models.FloatField(null=True)
     p75 = models.FloatField(null=True)
@@ -246,6 +250,17 @@ class DrlComparisonRow(models.Model):
     class Meta:
         ordering = ["comparison", "exam_code", "equipment_name", "patient_group", "quantity"]
         indexes = [models.Index(fields=["comparison", "exam_code"], name="drl_row_exam_idx")]
+
+    @property
+    def column(self) -> str:
+        """The registry column compared (a catalogue name: ``dlp_total_mgycm`` per examination, ``dlp_mgycm`` per
+        acquisition), whose label and display rule the reports use."""
+        return value_column(self.quantity, self.per) or self.quantity
+
+    @property
+    def label(self) -> str:
+        q = QUANTITIES.get(self.column)
+        return q.label if q else self.quantity
 
 
 class DueComparison(models.Model):

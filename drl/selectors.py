@@ -4,19 +4,41 @@ PostgreSQL: one ``GROUP BY unit, examination`` query with ``percentile_cont(ARRA
 SQLite (the embedded mode) has no ordered-set aggregates: a window query numbers each group's values in order
 (``ROW_NUMBER() OVER (PARTITION BY ... ORDER BY value)``) and returns only the order statistics the percentiles need
 (at most eight rows per group); the interpolation between them is the one ``percentile_cont`` does.  No query
-brings every value into Python.
+brings every value into Python.  Studies whose values await confirmation (``Study.values_unconfirmed``) are left out
+of the aggregates and counted apart.
+
+Also the read-only views of drl's data: the DRL entries in force, a study's position against its DRL, a snapshot's
+rows in the ``drl_report`` shape, and the unmapped names with suggestions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.db import connection
+from django.db.models import Count
 
-from dosereg.registry.models import IrradiationEvent, Study
-from drl.comparison import ADULT_AGE_YEARS, Band, percentile_positions, value_column
+from dosereg.core.quantities import DRL_QUANTITIES, QUANTITIES
+from dosereg.registry.models import IrradiationEvent, StandardExam, Study
+from drl.comparison import (
+    ADULT_AGE_YEARS,
+    PER_ACQUISITION,
+    PER_EXAMINATION,
+    Band,
+    in_band,
+    percentile_positions,
+    ratio,
+    value_column,
+)
+from drl.models import DrlComparison, DrlEntry
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 PERCENTILES = (0.25, 0.5, 0.75)
 
@@ -46,10 +68,16 @@ class Stats:
     maximum: float | None = None
 
 
-def _where(scope: Scope, band: Band, exam_ids: list[int] | None) -> tuple[list[str], list]:
+def _where(scope: Scope, band: Band, exam_ids: list[int] | None, *,
+           unconfirmed: bool | None = False) -> tuple[list[str], list]:
+    """SQL conditions on the study ``s``; ``unconfirmed``: only studies whose values await confirmation (True),
+    only the others (False), or both (None)."""
     conds = ["s.standard_exam_id IS NOT NULL", "s.equipment_id IS NOT NULL", "s.study_date >= %s",
              "s.study_date <= %s"]
     params: list = [scope.period_start, scope.period_end]
+    if unconfirmed is not None:
+        conds.append("s.values_unconfirmed = %s")
+        params.append(unconfirmed)
     if not scope.include_demo:
         conds.append("s.demo = %s")
         params.append(False)
@@ -83,7 +111,7 @@ def _source(quantity: str, per: str) -> tuple[str, str]:
     if column is None:
         raise ValueError(f"{quantity} per {per} is not comparable")
     study_table = Study._meta.db_table
-    if per == "examination":
+    if per == PER_EXAMINATION:
         return f"{study_table} s", f"s.{column}"
     event_table = IrradiationEvent._meta.db_table
     # per acquisition: current events only, localizers left out (ICRP 135; CTDIvol per sequence)
@@ -92,8 +120,8 @@ def _source(quantity: str, per: str) -> tuple[str, str]:
 
 
 def drl_groups(scope: Scope, band: Band) -> dict[tuple[int, int], int]:
-    """(equipment_id, standard_exam_id) -> number of studies in scope (with or without values)."""
-    conds, params = _where(scope, band, None)
+    """(equipment_id, standard_exam_id) -> number of studies in scope (with or without values, confirmed or not)."""
+    conds, params = _where(scope, band, None, unconfirmed=None)
     sql = (f"SELECT s.equipment_id, s.standard_exam_id, COUNT(*) FROM {Study._meta.db_table} s "
            f"WHERE {' AND '.join(conds)} GROUP BY s.equipment_id, s.standard_exam_id")
     with connection.cursor() as cur:
@@ -101,29 +129,59 @@ def drl_groups(scope: Scope, band: Band) -> dict[tuple[int, int], int]:
         return {(eq, ex): n for eq, ex, n in cur.fetchall()}
 
 
+@dataclass(frozen=True)
+class _Query:
+    from_clause: str
+    value: str
+    where: str
+    params: list
+    n_studies: str
+
+
+def _query(scope: Scope, band: Band, quantity: str, per: str, exam_ids: list[int] | None, *,
+           unconfirmed: bool) -> _Query:
+    from_clause, value = _source(quantity, per)
+    conds, where_params = _where(scope, band, exam_ids, unconfirmed=unconfirmed)
+    conds.append(f"{value} IS NOT NULL")
+    params: list = ([True, False] if per == PER_ACQUISITION else []) + where_params
+    n_studies = "COUNT(DISTINCT s.id)" if per == PER_ACQUISITION else "COUNT(*)"
+    return _Query(from_clause, value, " AND ".join(conds), params, n_studies)
+
+
 def drl_aggregates(scope: Scope, band: Band, quantity: str, per: str,
                    exam_ids: list[int] | None = None) -> dict[tuple[int, int], Stats]:
-    """Per (equipment_id, standard_exam_id): n, studies, median, p25, p75, mean, min, max of the quantity."""
+    """Per (equipment_id, standard_exam_id): n, studies, median, p25, p75, mean, min, max of the quantity, over the
+    studies whose values are confirmed."""
     if exam_ids is not None and not exam_ids:
         return {}
-    from_clause, value = _source(quantity, per)
-    conds, where_params = _where(scope, band, exam_ids)
-    conds.append(f"{value} IS NOT NULL")
-    params: list = ([True, False] if per == "acquisition" else []) + where_params
-    where = " AND ".join(conds)
-    n_studies = "COUNT(DISTINCT s.id)" if per == "acquisition" else "COUNT(*)"
-    if connection.vendor == "postgresql":
-        sql = (f"SELECT s.equipment_id, s.standard_exam_id, COUNT(*), {n_studies}, AVG({value}), MIN({value}), "
-               f"MAX({value}), percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY {value}) "
-               f"FROM {from_clause} WHERE {where} GROUP BY s.equipment_id, s.standard_exam_id")
-        out = {}
-        with connection.cursor() as cur:
-            cur.execute(sql, params)
-            for eq, ex, n, ns, mean, lo, hi, pcts in cur.fetchall():
-                out[(eq, ex)] = Stats(n=n, n_studies=ns, mean=mean, minimum=lo, maximum=hi,
-                                      p25=pcts[0], median=pcts[1], p75=pcts[2])
-        return out
-    return _aggregates_windowed(from_clause, value, where, params, n_studies)
+    q = _query(scope, band, quantity, per, exam_ids, unconfirmed=False)
+    if connection.vendor != "postgresql":
+        return _aggregates_windowed(q.from_clause, q.value, q.where, q.params, q.n_studies)
+    value = q.value
+    sql = (f"SELECT s.equipment_id, s.standard_exam_id, COUNT(*), {q.n_studies}, AVG({value}), MIN({value}), "
+           f"MAX({value}), percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY {value}) "
+           f"FROM {q.from_clause} WHERE {q.where} GROUP BY s.equipment_id, s.standard_exam_id")
+    out = {}
+    with connection.cursor() as cur:
+        cur.execute(sql, q.params)
+        for eq, ex, n, ns, mean, lo, hi, pcts in cur.fetchall():
+            out[(eq, ex)] = Stats(n=n, n_studies=ns, mean=mean, minimum=lo, maximum=hi,
+                                  p25=pcts[0], median=pcts[1], p75=pcts[2])
+    return out
+
+
+def drl_unconfirmed_counts(scope: Scope, band: Band, quantity: str, per: str,
+                           exam_ids: list[int] | None = None) -> dict[tuple[int, int], int]:
+    """Per (equipment_id, standard_exam_id): the studies with a value of the quantity that the aggregates leave out
+    because their values await confirmation."""
+    if exam_ids is not None and not exam_ids:
+        return {}
+    q = _query(scope, band, quantity, per, exam_ids, unconfirmed=True)
+    sql = (f"SELECT s.equipment_id, s.standard_exam_id, COUNT(DISTINCT s.id) FROM {q.from_clause} WHERE {q.where} "
+           f"GROUP BY s.equipment_id, s.standard_exam_id")
+    with connection.cursor() as cur:
+        cur.execute(sql, q.params)
+        return {(eq, ex): n for eq, ex, n in cur.fetchall()}
 
 
 def _aggregates_windowed(from_clause: str, value: str, where: str, params: list, n_studies: str):
@@ -152,3 +210,126 @@ def _aggregates_windowed(from_clause: str, value: str, where: str, params: list,
             pcts.append(values[lo] + frac * (values[hi] - values[lo]))
         stats.p25, stats.median, stats.p75 = pcts
     return out
+
+
+# --- DRL entries -----------------------------------------------------------------------------------------------------
+def drl_entries_in_force() -> dict[tuple[int, str, str, str], DrlEntry]:
+    """(exam_id, patient_group, quantity, per) -> the entry of the active set with the lowest priority number."""
+    chosen: dict[tuple[int, str, str, str], DrlEntry] = {}
+    for entry in (DrlEntry.objects.filter(drl_set__active=True).select_related("drl_set")
+                  .order_by("drl_set__priority", "drl_set_id", "id")):
+        chosen.setdefault((entry.standard_exam_id, entry.patient_group, entry.quantity, entry.per), entry)
+    return chosen
+
+
+def entry_band(entry: DrlEntry) -> Band:
+    """The patient group an entry applies to."""
+    if entry.patient_group == "adult":
+        return Band("adult")
+    return Band(entry.patient_group, entry.age_min_years, entry.age_max_years, entry.weight_min_kg,
+                entry.weight_max_kg)
+
+
+# --- a study's position against its DRL ----------------------------------------------------------------------------
+POSITION_NOTE = "a single study above the DRL is not a breach: DRLs apply to the median of a patient group"
+
+
+def _position(study: Study, group: str, quantity: str, entry: DrlEntry) -> dict | None:
+    column = value_column(quantity, PER_EXAMINATION)
+    value = getattr(study, column) if column else None
+    if value is None:
+        return None
+    return {
+        "standard_exam": study.standard_exam.code, "exam_name": study.standard_exam.name,
+        "patient_group": group, "quantity": quantity, "label": QUANTITIES[column].label,
+        "unit": QUANTITIES[quantity].unit_symbol, "per": PER_EXAMINATION, "value": value, "drl": entry.value,
+        "ratio": ratio(value, entry.value), "status": "above" if value > entry.value else "below",
+        "drl_set": entry.drl_set.name, "source": entry.drl_set.source,
+        "verify": bool(entry.verify or entry.drl_set.verify), "unconfirmed": study.values_unconfirmed,
+        "note": POSITION_NOTE,
+    }
+
+
+def drl_position(study_id: int) -> dict | None:
+    """The study's per-examination value against the DRL of its mapped examination (adult or its band), or None
+    when the study is unmapped or no DRL applies.  ``positions`` lists every quantity that has one, in catalogue
+    order; ``unconfirmed`` says the study's values await a physicist's confirmation."""
+    study = Study.objects.select_related("standard_exam").filter(pk=study_id).first()
+    if study is None or study.standard_exam is None:
+        return None
+    positions = []
+    for (ex, group, quantity, per), entry in drl_entries_in_force().items():
+        if ex != study.standard_exam_id or per != PER_EXAMINATION:
+            continue
+        if not in_band(entry_band(entry), study.age_years, study.weight_kg):
+            continue
+        position = _position(study, group, quantity, entry)
+        if position is not None:
+            positions.append(position)
+    if not positions:
+        return None
+    positions.sort(key=lambda p: DRL_QUANTITIES.index(p["quantity"]))
+    result = dict(positions[0])
+    result["positions"] = positions
+    return result
+
+
+# --- snapshots -------------------------------------------------------------------------------------------------------
+def drl_report_rows(run: DrlComparison) -> list[dict]:
+    """The rows of a snapshot in the ``drl_report`` JSON shape (``quantity``: the catalogue key; ``unit``: its
+    unit symbol)."""
+    out = []
+    for r in run.rows.all().order_by("exam_code", "equipment_name", "patient_group", "quantity", "per"):
+        out.append({
+            "equipment": r.equipment_name, "equipment_id": r.equipment_id, "standard_exam": r.exam_code,
+            "patient_group": r.patient_group, "quantity": r.quantity, "unit": r.unit, "per": r.per, "n": r.n,
+            "n_studies": r.n_studies, "median": r.median, "p75": r.p75, "mean": r.mean, "drl": r.drl,
+            "ratio": r.ratio, "status": r.status, "size_filter": r.size_filter, "verify": r.verify,
+        })
+    return out
+
+
+def drl_latest_for_year(year: int, *, include_demo: bool = False) -> DrlComparison | None:
+    return (DrlComparison.objects.filter(period_start=dt.date(year, 1, 1), period_end=dt.date(year, 12, 31),
+                                         equipment__isnull=True, include_demo=include_demo)
+            .order_by("-created_at", "-id").first())
+
+
+# --- unmapped names --------------------------------------------------------------------------------------------------
+def unmapped_names(limit: int = 200) -> list[dict]:
+    """Names of unmapped studies by frequency (grouped in the database), each with the number of units that sent
+    it and suggested standard exams."""
+    rows = list(Study.objects.filter(standard_exam__isnull=True).values("modality_type", "study_description")
+                .annotate(n=Count("id"), units=Count("equipment", distinct=True)).order_by("-n")[:limit])
+    exams = list(StandardExam.objects.all())
+    examples = _default_examples()
+    for row in rows:
+        row["name"] = row["study_description"] or ""
+        row["suggestions"] = suggest_exams(row["name"], row["modality_type"], exams=exams, examples=examples)
+    return rows
+
+
+def _default_examples() -> dict[str, list[str]]:
+    data = json.loads((DATA_DIR / "default_mapping.json").read_text(encoding="utf-8"))
+    out: dict[str, list[str]] = defaultdict(list)
+    for rule in data["rules"]:
+        out[rule["exam"]].extend(rule.get("examples", []))
+    return out
+
+
+def suggest_exams(name: str, modality_type: str, *, exams=None, examples=None, limit: int = 3) -> list[StandardExam]:
+    """Standard examinations whose name or known examples look most like ``name`` (same modality type first)."""
+    exams = exams if exams is not None else list(StandardExam.objects.all())
+    examples = examples if examples is not None else _default_examples()
+    words = set(re.findall(r"[a-z]{3,}", name.lower())) - {"with", "without", "contrast", "adult"}
+    scored = []
+    for exam in exams:
+        if modality_type and exam.modality_type != modality_type:
+            continue
+        candidates = [exam.name, *examples.get(exam.code, [])]
+        best = max(difflib.SequenceMatcher(None, name.lower(), c.lower()).ratio() for c in candidates)
+        cand_words = set(re.findall(r"[a-z]{3,}", " ".join(candidates).lower()))
+        best += 0.3 * len(words & cand_words) / max(len(words), 1)
+        scored.append((best, exam))
+    scored.sort(key=lambda t: -t[0])
+    return [exam for score, exam in scored[:limit] if score > 0.3]

@@ -1,34 +1,40 @@
 """DRL services: mapping studies onto standard examinations, the comparison (snapshots), re-comparison after
-changes, DRL-set import, and a study's position against its DRL.
+changes, and DRL-set import.  The read-only views (a study's position against its DRL, a snapshot's rows, the
+unmapped names) are in ``drl.selectors``.
 
-Entry points called by other apps (exact names, see the post-ingest contract): ``map_study(study_id)``,
-``note_equipment_change(change_id)``, ``drl_position(study_id)``.
+Entry points called by other apps: ``map_study(study_id)`` and ``note_equipment_change(change_id)`` after a study is
+recorded; ``map_studies``, ``note_unmapped_names_of(ids)`` and ``note_protocols_of(ids)`` for a batch.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import difflib
 import io
-import json
 import logging
 import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from dosereg.core.quantities import QUANTITIES
 from dosereg.registry.models import Equipment, EquipmentChange, IrradiationEvent, SiteSettings, StandardExam, Study
 from dosereg.registry.services.audit import audit_record
 from dosereg.registry.services.notifications import notification_send
 from dosereg.registry.services.studies import study_set_standard_exam
-from drl import comparison as rules
-from drl.comparison import Band, DrlValidationError
+from drl.comparison import (
+    DEFAULT_QUANTITIES,
+    Band,
+    DrlValidationError,
+    bands_check,
+    comparison_status,
+    entry_check,
+    ratio,
+)
 from drl.models import (
     DrlComparison,
     DrlComparisonRow,
@@ -39,15 +45,26 @@ from drl.models import (
     ProtocolSeen,
     UnmappedName,
 )
-from drl.selectors import Scope, Stats, drl_aggregates, drl_groups
+from drl.selectors import (
+    Scope,
+    Stats,
+    drl_aggregates,
+    drl_entries_in_force,
+    drl_groups,
+    drl_unconfirmed_counts,
+    entry_band,
+)
 
 log = logging.getLogger(__name__)
-DATA_DIR = Path(__file__).resolve().parent / "data"
 # A protocol's technique counts as changed when a study's mean kVp for it lies this far from the protocol's baseline
 # (the mean of its first KVP_BASELINE_STUDIES studies on the unit).  10 kV is one step on most CT units' kV scale.
 KVP_SHIFT_KV = 10.0
 KVP_BASELINE_STUDIES = 5
 NO_DESCRIPTION = "(no description)"
+# Bounds on one statement's parameters when re-mapping: name combinations OR-ed into one query (five parameters each),
+# study ids in one UPDATE.
+COMBINATIONS_PER_QUERY = 200
+IDS_PER_UPDATE = 5000
 
 
 class MappingError(ValueError):
@@ -65,7 +82,7 @@ class _CompiledRule:
     test: object  # str -> bool
 
 
-def _compile(rule: MappingRule) -> _CompiledRule:
+def mapping_rule_compile(rule: MappingRule) -> _CompiledRule:
     pattern = rule.pattern
     if rule.match == "exact":
         want = pattern.strip().lower()
@@ -89,7 +106,7 @@ def _active_rules() -> list[_CompiledRule]:
     compiled = []
     for rule in MappingRule.objects.filter(active=True).order_by("priority", "id"):
         try:
-            compiled.append(_compile(rule))
+            compiled.append(mapping_rule_compile(rule))
         except MappingError as exc:
             log.warning("mapping rule %s skipped: %s", rule.pk, exc)
     return compiled
@@ -170,15 +187,23 @@ def map_studies(queryset: QuerySet | None = None) -> dict[str, int]:
             targets[exam_id].append(Q(pk=study["id"]))
             counts["mapped" if exam_id else "unmapped"] += 1
     for exam_id, wheres in targets.items():
-        for i in range(0, len(wheres), 200):
-            chunk = Q()
-            for w in wheres[i:i + 200]:
-                chunk |= w
-            ids = list(qs.filter(chunk).exclude(standard_exam_id=exam_id).values_list("id", flat=True)
-                       if exam_id else qs.filter(chunk).exclude(standard_exam__isnull=True).values_list("id", flat=True))
-            for j in range(0, len(ids), 5000):
-                counts["changed"] += study_set_standard_exam(study_ids=ids[j:j + 5000], exam=exams.get(exam_id))
+        counts["changed"] += _set_exam(qs, wheres, exams.get(exam_id))
     return counts
+
+
+def _set_exam(qs: QuerySet, wheres: list[Q], exam: StandardExam | None) -> int:
+    """Set ``exam`` on the studies of ``qs`` matching any of ``wheres`` that do not have it yet; returns how many."""
+    changed = 0
+    for i in range(0, len(wheres), COMBINATIONS_PER_QUERY):
+        chunk = Q()
+        for w in wheres[i:i + COMBINATIONS_PER_QUERY]:
+            chunk |= w
+        matching = qs.filter(chunk)
+        stale = matching.exclude(standard_exam=exam) if exam else matching.exclude(standard_exam__isnull=True)
+        ids = list(stale.values_list("id", flat=True))
+        for j in range(0, len(ids), IDS_PER_UPDATE):
+            changed += study_set_standard_exam(study_ids=ids[j:j + IDS_PER_UPDATE], exam=exam)
+    return changed
 
 
 def _note_unmapped(modality_type: str, name: str) -> None:
@@ -193,48 +218,9 @@ def _note_unmapped(modality_type: str, name: str) -> None:
         UnmappedName.objects.filter(pk=row.pk).update(notified=True)
 
 
-def unmapped_names(limit: int = 200) -> list[dict]:
-    """Names of unmapped studies by frequency (grouped in the database), each with suggested standard exams."""
-    rows = list(Study.objects.filter(standard_exam__isnull=True).values("modality_type", "study_description")
-                .annotate(n=Count("id"), last=Count("equipment", distinct=True)).order_by("-n")[:limit])
-    exams = list(StandardExam.objects.all())
-    examples = _default_examples()
-    for row in rows:
-        row["name"] = row["study_description"] or ""
-        row["units"] = row.pop("last")
-        row["suggestions"] = suggest_exams(row["name"], row["modality_type"], exams=exams, examples=examples)
-    return rows
-
-
-def _default_examples() -> dict[str, list[str]]:
-    data = json.loads((DATA_DIR / "default_mapping.json").read_text(encoding="utf-8"))
-    out: dict[str, list[str]] = defaultdict(list)
-    for rule in data["rules"]:
-        out[rule["exam"]].extend(rule.get("examples", []))
-    return out
-
-
-def suggest_exams(name: str, modality_type: str, *, exams=None, examples=None, limit: int = 3) -> list[StandardExam]:
-    """Standard examinations whose name or known examples look most like ``name`` (same modality type first)."""
-    exams = exams if exams is not None else list(StandardExam.objects.all())
-    examples = examples if examples is not None else _default_examples()
-    words = set(re.findall(r"[a-z]{3,}", name.lower())) - {"with", "without", "contrast", "adult"}
-    scored = []
-    for exam in exams:
-        if modality_type and exam.modality_type != modality_type:
-            continue
-        candidates = [exam.name, *examples.get(exam.code, [])]
-        best = max(difflib.SequenceMatcher(None, name.lower(), c.lower()).ratio() for c in candidates)
-        cand_words = set(re.findall(r"[a-z]{3,}", " ".join(candidates).lower()))
-        best += 0.3 * len(words & cand_words) / max(len(words), 1)
-        scored.append((best, exam))
-    scored.sort(key=lambda t: -t[0])
-    return [exam for score, exam in scored[:limit] if score > 0.3]
-
-
 def mapping_rule_warnings(rule: MappingRule) -> list[str]:
     """Warn about a rule that matches none, or every one, of the stored names it looks at."""
-    compiled = _compile(rule)  # raises MappingError for a bad pattern
+    compiled = mapping_rule_compile(rule)  # raises MappingError for a bad pattern
     if rule.field == "protocol":
         qs = IrradiationEvent.objects.filter(is_current=True).exclude(protocol="")
         if rule.modality_type:
@@ -366,23 +352,6 @@ def _note_protocols(study: dict) -> None:
         row.save(update_fields=["studies", "kvp_baseline", "kvp_baseline_n"])
 
 
-# --- DRL entries -----------------------------------------------------------------------------------------------------
-def drl_entries_in_force() -> dict[tuple[int, str, str, str], DrlEntry]:
-    """(exam_id, patient_group, quantity, per) -> the entry of the active set with the lowest priority number."""
-    chosen: dict[tuple[int, str, str, str], DrlEntry] = {}
-    for entry in (DrlEntry.objects.filter(drl_set__active=True).select_related("drl_set")
-                  .order_by("drl_set__priority", "drl_set_id", "id")):
-        chosen.setdefault((entry.standard_exam_id, entry.patient_group, entry.quantity, entry.per), entry)
-    return chosen
-
-
-def _band_of(entry: DrlEntry) -> Band:
-    if entry.patient_group == "adult":
-        return Band("adult")
-    return Band(entry.patient_group, entry.age_min_years, entry.age_max_years, entry.weight_min_kg,
-                entry.weight_max_kg)
-
-
 CSV_COLUMNS = ["standard_exam", "indication", "patient_group", "age_min_years", "age_max_years", "weight_min_kg",
                "weight_max_kg", "quantity", "value", "unit", "per", "verify", "note"]
 CSV_REQUIRED = ["standard_exam", "quantity", "value", "unit", "per"]
@@ -398,10 +367,64 @@ def _float(text: str, what: str) -> float | None:
         raise DrlValidationError(f"{what} {text!r} is not a number") from None
 
 
+def _row_band(row: dict) -> Band:
+    band = Band(row.get("patient_group") or "adult", _float(row.get("age_min_years", ""), "age_min_years"),
+                _float(row.get("age_max_years", ""), "age_max_years"),
+                _float(row.get("weight_min_kg", ""), "weight_min_kg"),
+                _float(row.get("weight_max_kg", ""), "weight_max_kg"))
+    bands_check([band])
+    return band
+
+
+def _row_entry(row: dict, exams: dict[str, StandardExam], *, verify: bool) -> tuple[DrlEntry, Band]:
+    """One CSV row as an unsaved entry (value in the catalogue's canonical unit) and its patient group."""
+    exam = exams.get(row.get("standard_exam", ""))
+    if exam is None:
+        raise DrlValidationError(f"unknown standard examination {row.get('standard_exam')!r}")
+    checked = entry_check(quantity=row["quantity"], unit=row["unit"], per=row["per"],
+                          value=_float(row.get("value", ""), "value"))
+    band = _row_band(row)
+    entry = DrlEntry(
+        standard_exam=exam, indication=row.get("indication", "")[:200], patient_group=band.label,
+        age_min_years=band.age_min, age_max_years=band.age_max, weight_min_kg=band.weight_min,
+        weight_max_kg=band.weight_max, quantity=checked.quantity, value=checked.value, unit=checked.unit,
+        per=row["per"], verify=row.get("verify", "").lower() in ("1", "true", "yes", "y") or verify,
+        note=row.get("note", "")[:255])
+    return entry, band
+
+
+class _FileEntries:
+    """The entries of one DRL file so far, refusing a duplicate or a band that overlaps another of the same
+    examination, quantity and per."""
+
+    def __init__(self):
+        self.entries: list[DrlEntry] = []
+        self._lines: dict[tuple, int] = {}
+        self._bands: dict[tuple, list[tuple[int, Band]]] = defaultdict(list)
+
+    def add(self, line: int, entry: DrlEntry, band: Band) -> None:
+        code = entry.standard_exam.code
+        key = (code, band.label, entry.quantity, entry.per)
+        if key in self._lines:
+            raise DrlValidationError(f"duplicates line {self._lines[key]} ({code}, {band.label}, {entry.quantity} "
+                                     f"per {entry.per})")
+        self._lines[key] = line
+        siblings = self._bands[(code, entry.quantity, entry.per)]
+        for other_line, other in siblings:
+            try:
+                bands_check([other, band])
+            except DrlValidationError as exc:
+                raise DrlValidationError(f"{exc} (line {other_line})") from None
+        siblings.append((line, band))
+        self.entries.append(entry)
+
+
 def drl_set_import_csv(*, text: str, name: str, issuing_body: str, year: int, source: str, country: str = "",
                        verify: bool = False, local: bool = True, priority: int = 10, user=None) -> DrlSet:
-    """Import a DRL set from CSV (columns ``CSV_COLUMNS``; header required).  Any bad row refuses the whole file,
-    naming the row (line number in the file, the header being line 1)."""
+    """Import a DRL set from CSV (columns ``CSV_COLUMNS``; header required).  ``quantity`` is a catalogue key
+    (``dlp_total_mgycm`` ...; the older ``dlp_mgycm``, ``kap_gycm2``, ``ka_r_mgy`` are read as their keys), ``unit``
+    any unit the catalogue accepts for it (values are stored in the canonical unit).  Any bad row refuses the whole
+    file, naming the row (line number in the file, the header being line 1)."""
     if DrlSet.objects.filter(name=name).exists():
         raise DrlValidationError(f"a DRL set named {name!r} already exists")
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -410,54 +433,25 @@ def drl_set_import_csv(*, text: str, name: str, issuing_body: str, year: int, so
     if missing:
         raise DrlValidationError(f"line 1: missing column(s) {', '.join(missing)} (columns: {', '.join(CSV_COLUMNS)})")
     exams = {e.code: e for e in StandardExam.objects.all()}
-    entries: list[DrlEntry] = []
-    seen: dict[tuple, int] = {}
-    bands: dict[tuple, list[tuple[int, Band]]] = defaultdict(list)
+    found = _FileEntries()
     for line, raw in enumerate(reader, start=2):
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         if not any(row.values()):
             continue
         try:
-            exam = exams.get(row.get("standard_exam", ""))
-            if exam is None:
-                raise DrlValidationError(f"unknown standard examination {row.get('standard_exam')!r}")
-            value = _float(row.get("value", ""), "value")
-            unit = rules.entry_check(quantity=row["quantity"], unit=row["unit"], per=row["per"], value=value)
-            group = row.get("patient_group") or "adult"
-            band = Band(group, _float(row.get("age_min_years", ""), "age_min_years"),
-                        _float(row.get("age_max_years", ""), "age_max_years"),
-                        _float(row.get("weight_min_kg", ""), "weight_min_kg"),
-                        _float(row.get("weight_max_kg", ""), "weight_max_kg"))
-            rules.bands_check([band])
-            key = (exam.code, group, row["quantity"], row["per"])
-            if key in seen:
-                raise DrlValidationError(f"duplicates line {seen[key]} ({exam.code}, {group}, {row['quantity']} "
-                                         f"per {row['per']})")
-            seen[key] = line
-            for other_line, other in bands[key[:1] + key[2:]]:
-                try:
-                    rules.bands_check([other, band])
-                except DrlValidationError as exc:
-                    raise DrlValidationError(f"{exc} (line {other_line})") from None
-            bands[key[:1] + key[2:]].append((line, band))
+            found.add(line, *_row_entry(row, exams, verify=verify))
         except DrlValidationError as exc:
             raise DrlValidationError(f"line {line}: {exc}") from None
-        entries.append(DrlEntry(
-            standard_exam=exam, indication=row.get("indication", "")[:200], patient_group=group,
-            age_min_years=band.age_min, age_max_years=band.age_max, weight_min_kg=band.weight_min,
-            weight_max_kg=band.weight_max, quantity=row["quantity"], value=value, unit=unit, per=row["per"],
-            verify=row.get("verify", "").lower() in ("1", "true", "yes", "y") or verify,
-            note=row.get("note", "")[:255]))
-    if not entries:
+    if not found.entries:
         raise DrlValidationError("the file holds no DRL rows")
     with transaction.atomic():
         drl_set = DrlSet.objects.create(name=name, issuing_body=issuing_body, country=country, year=year,
                                         source=source, verify=verify, local=local, priority=priority)
-        for e in entries:
+        for e in found.entries:
             e.drl_set = drl_set
-        DrlEntry.objects.bulk_create(entries)
+        DrlEntry.objects.bulk_create(found.entries)
         audit_record(user=user, action="drl_set_imported", object_type="drl.DrlSet", object_id=str(drl_set.pk),
-                     detail={"name": name, "entries": len(entries)})
+                     detail={"name": name, "entries": len(found.entries)})
     return drl_set
 
 
@@ -475,93 +469,130 @@ def last_calendar_year(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
     return dt.date(year, 1, 1), dt.date(year, 12, 31)
 
 
+def _wanted(exams: dict[int, StandardExam], exam_ids: set[int],
+            entries: dict[tuple[int, str, str, str], DrlEntry]) -> tuple[dict[tuple[Band, str, str], set[int]], bool]:
+    """What to compute: (patient group, quantity, per) -> exam ids (the modality's default quantities for every exam
+    with studies, and every DRL in force); and whether any DRL is set for a band (not adults)."""
+    wanted: dict[tuple[Band, str, str], set[int]] = defaultdict(set)
+    for ex in exam_ids:
+        for quantity, per in DEFAULT_QUANTITIES.get(exams[ex].modality_type, []):
+            wanted[(Band("adult"), quantity, per)].add(ex)
+    banded = False
+    for (ex, _group, quantity, per), entry in entries.items():
+        band = entry_band(entry)
+        wanted[(band, quantity, per)].add(ex)
+        banded = banded or not band.is_adult
+    return wanted, banded
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    site: SiteSettings
+    scope: Scope
+    previous_scope: Scope
+    exams: dict[int, StandardExam]
+    units: dict[int, Equipment]
+    entries: dict[tuple[int, str, str, str], DrlEntry]
+    groups: dict[tuple[int, int], int]
+
+
+def _comparison_rows(ctx: _RunContext, band: Band, quantity: str, per: str,
+                     exam_ids: set[int]) -> list[DrlComparisonRow]:
+    """The snapshot rows of one (patient group, quantity, per): one per unit and examination."""
+    ex_list = sorted(exam_ids)
+    current = drl_aggregates(ctx.scope, band, quantity, per, ex_list)
+    previous = drl_aggregates(ctx.previous_scope, band, quantity, per, ex_list)
+    left_out = drl_unconfirmed_counts(ctx.scope, band, quantity, per, ex_list)
+    unit_symbol = QUANTITIES[quantity].unit_symbol
+    rows = []
+    for eq, ex in sorted(ctx.groups):
+        stats = current.get((eq, ex), Stats())
+        n_unconfirmed = left_out.get((eq, ex), 0)
+        if ex not in exam_ids or (not band.is_adult and stats.n == 0 and n_unconfirmed == 0):
+            continue
+        entry = ctx.entries.get((ex, band.label, quantity, per))
+        drl = entry.value if entry else None
+        previous_median = previous[(eq, ex)].median if (eq, ex) in previous else None
+        unit, exam = ctx.units[eq], ctx.exams[ex]
+        rows.append(DrlComparisonRow(
+            equipment=unit, equipment_name=unit.display_name, room_name=unit.room.name if unit.room else "",
+            standard_exam=exam, exam_code=exam.code, exam_name=exam.name, patient_group=band.label,
+            quantity=quantity, unit=unit_symbol, per=per, n=stats.n, n_studies=stats.n_studies,
+            n_unconfirmed=n_unconfirmed, median=stats.median, p25=stats.p25, p75=stats.p75, mean=stats.mean,
+            minimum=stats.minimum, maximum=stats.maximum, drl=drl, drl_entry=entry,
+            drl_set_name=entry.drl_set.name if entry else "", drl_source=entry.drl_set.source if entry else "",
+            ratio=ratio(stats.median, drl),
+            status=comparison_status(median=stats.median, drl=drl, n_patients=stats.n_studies,
+                                     min_patients=ctx.site.drl_min_patients),
+            size_filter=bool(ctx.site.drl_standard_size and band.is_adult),
+            verify=bool(entry and (entry.verify or entry.drl_set.verify)),
+            previous_median=previous_median, trend=ratio(stats.median, previous_median)))
+    return rows
+
+
+def _site_scope(site: SiteSettings, start: dt.date, end: dt.date, include_demo: bool,
+                equipment_id: int | None) -> Scope:
+    return Scope(start, end, include_demo, equipment_id, site.drl_standard_size, site.drl_weight_min_kg,
+                 site.drl_weight_max_kg)
+
+
 def drl_comparison_run(*, period_start: dt.date, period_end: dt.date, trigger: str = "on_demand", user=None,
                        include_demo: bool = False, equipment_id: int | None = None, note: str = "") -> DrlComparison:
     """Compare every unit's median per standard examination (and patient group) with the DRL in force; store an
-    immutable snapshot and return it."""
+    immutable snapshot and return it.  Studies whose values await confirmation are left out and counted
+    (``n_unconfirmed``)."""
     if period_end < period_start:
         raise DrlValidationError("the period ends before it starts")
     started = time.perf_counter()
     site = SiteSettings.load()
-    scope = Scope(period_start, period_end, include_demo, equipment_id, site.drl_standard_size,
-                  site.drl_weight_min_kg, site.drl_weight_max_kg)
-    prev_start, prev_end = previous_period(period_start, period_end)
-    prev_scope = Scope(prev_start, prev_end, include_demo, equipment_id, site.drl_standard_size,
-                       site.drl_weight_min_kg, site.drl_weight_max_kg)
+    scope = _site_scope(site, period_start, period_end, include_demo, equipment_id)
     exams = {e.pk: e for e in StandardExam.objects.all()}
     entries = drl_entries_in_force()
     groups = drl_groups(scope, Band("adult"))
-
-    # what to compute: (band, quantity, per) -> exam ids
-    wanted: dict[tuple[Band, str, str], set[int]] = defaultdict(set)
-    exam_ids_in_data = {ex for _, ex in groups}
-    for ex in exam_ids_in_data:
-        for q, per in rules.DEFAULT_QUANTITIES.get(exams[ex].modality_type, []):
-            wanted[(Band("adult"), q, per)].add(ex)
-    band_exams: set[int] = set()
-    for (ex, _group, q, per), entry in entries.items():
-        band = _band_of(entry)
-        wanted[(band, q, per)].add(ex)
-        if not band.is_adult:
-            band_exams.add(ex)
-    if band_exams:  # units with paediatric studies of an exam that has banded DRLs but no adult studies
+    wanted, banded = _wanted(exams, {ex for _, ex in groups}, entries)
+    if banded:  # units with paediatric studies of an exam that has banded DRLs but no adult studies
         for key in drl_groups(Scope(period_start, period_end, include_demo, equipment_id), Band("any", 0, 200)):
             groups.setdefault(key, 0)
+    ctx = _RunContext(
+        site=site, scope=scope,
+        previous_scope=_site_scope(site, *previous_period(period_start, period_end), include_demo, equipment_id),
+        exams=exams, entries=entries, groups=groups,
+        units={u.pk: u for u in Equipment.objects.filter(pk__in={eq for eq, _ in groups}).select_related("room")})
+    rows = [row for (band, quantity, per), exam_ids in wanted.items()
+            for row in _comparison_rows(ctx, band, quantity, per, exam_ids)]
+    run = _snapshot_store(ctx, rows, trigger=trigger, user=user, note=note, started=started)
+    log.info("DRL comparison %s: %d rows in %.2f s", run.pk, len(rows), run.duration_s)
+    return run
 
-    rows: list[DrlComparisonRow] = []
-    units = {u.pk: u for u in Equipment.objects.filter(pk__in={eq for eq, _ in groups}).select_related("room")}
-    for (band, q, per), ex_ids in wanted.items():
-        ex_list = sorted(ex_ids)
-        current = drl_aggregates(scope, band, q, per, ex_list)
-        previous = drl_aggregates(prev_scope, band, q, per, ex_list)
-        for (eq, ex) in sorted(groups):
-            if ex not in ex_ids:
-                continue
-            stats = current.get((eq, ex), Stats())
-            if not band.is_adult and stats.n == 0:
-                continue
-            entry = entries.get((ex, band.label, q, per))
-            drl = entry.value if entry else None
-            prev = previous.get((eq, ex))
-            unit = units[eq]
-            rows.append(DrlComparisonRow(
-                equipment=unit, equipment_name=unit.display_name, room_name=unit.room.name if unit.room else "",
-                standard_exam=exams[ex], exam_code=exams[ex].code, exam_name=exams[ex].name,
-                patient_group=band.label, quantity=q, unit=rules.QUANTITY_UNITS[q], per=per, n=stats.n,
-                n_studies=stats.n_studies, median=stats.median, p25=stats.p25, p75=stats.p75, mean=stats.mean,
-                minimum=stats.minimum, maximum=stats.maximum, drl=drl, drl_entry=entry,
-                drl_set_name=entry.drl_set.name if entry else "", drl_source=entry.drl_set.source if entry else "",
-                ratio=rules.ratio(stats.median, drl),
-                status=rules.comparison_status(median=stats.median, drl=drl, n_patients=stats.n_studies,
-                                               min_patients=site.drl_min_patients),
-                size_filter=bool(site.drl_standard_size and band.is_adult),
-                verify=bool(entry and (entry.verify or entry.drl_set.verify)),
-                previous_median=prev.median if prev else None,
-                trend=rules.ratio(stats.median, prev.median if prev else None)))
+
+def _snapshot_store(ctx: _RunContext, rows: list[DrlComparisonRow], *, trigger: str, user, note: str,
+                    started: float) -> DrlComparison:
+    """Store the snapshot with its rows and resolve the due comparisons it covers."""
+    scope, site = ctx.scope, ctx.site
     with transaction.atomic():
         run = DrlComparison.objects.create(
-            period_start=period_start, period_end=period_end, trigger=trigger, equipment_id=equipment_id,
-            include_demo=include_demo, standard_size=site.drl_standard_size,
+            period_start=scope.period_start, period_end=scope.period_end, trigger=trigger,
+            equipment_id=scope.equipment_id, include_demo=scope.include_demo, standard_size=site.drl_standard_size,
             weight_min_kg=site.drl_weight_min_kg if site.drl_standard_size else None,
             weight_max_kg=site.drl_weight_max_kg if site.drl_standard_size else None,
             min_patients=site.drl_min_patients, created_by=user if user and user.pk else None, note=note[:255])
         for r in rows:
             r.comparison = run
         DrlComparisonRow.objects.bulk_create(rows, batch_size=1000)
-        DrlComparison.objects.filter(pk=run.pk).update(duration_s=time.perf_counter() - started)
         run.duration_s = time.perf_counter() - started
-        if equipment_id is None:
+        DrlComparison.objects.filter(pk=run.pk).update(duration_s=run.duration_s)
+        if scope.equipment_id is None:
             # a full comparison covering a change's date resolves it
-            dues = DueComparison.objects.filter(resolved_by__isnull=True, since__gte=period_start,
-                                                since__lte=period_end)
+            dues = DueComparison.objects.filter(resolved_by__isnull=True, since__gte=scope.period_start,
+                                                since__lte=scope.period_end)
         else:
-            dues = DueComparison.objects.filter(resolved_by__isnull=True, equipment_id=equipment_id,
-                                                since__gte=period_start)
+            dues = DueComparison.objects.filter(resolved_by__isnull=True, equipment_id=scope.equipment_id,
+                                                since__gte=scope.period_start)
         dues.update(resolved_by=run, resolved_at=timezone.now())
         audit_record(user=user, action="drl_comparison_run", object_type="drl.DrlComparison", object_id=str(run.pk),
-                     detail={"period": [period_start.isoformat(), period_end.isoformat()], "trigger": trigger,
-                             "rows": len(rows), "equipment_id": equipment_id, "include_demo": include_demo})
-    log.info("DRL comparison %s: %d rows in %.2f s", run.pk, len(rows), run.duration_s)
+                     detail={"period": [scope.period_start.isoformat(), scope.period_end.isoformat()],
+                             "trigger": trigger, "rows": len(rows), "equipment_id": scope.equipment_id,
+                             "include_demo": scope.include_demo})
     return run
 
 
@@ -585,61 +616,6 @@ def drl_due_run(*, due_id: int, user=None, today: dt.date | None = None) -> DrlC
                               equipment_id=due.equipment_id, note=f"after: {due.reason}")
 
 
-def drl_report_rows(run: DrlComparison) -> list[dict]:
-    """The rows of a snapshot in the ``drl_report`` JSON shape."""
-    out = []
-    for r in run.rows.all().order_by("exam_code", "equipment_name", "patient_group", "quantity", "per"):
-        out.append({
-            "equipment": r.equipment_name, "equipment_id": r.equipment_id, "standard_exam": r.exam_code,
-            "patient_group": r.patient_group, "quantity": r.quantity, "unit": r.unit, "per": r.per, "n": r.n,
-            "n_studies": r.n_studies, "median": r.median, "p75": r.p75, "mean": r.mean, "drl": r.drl,
-            "ratio": r.ratio, "status": r.status, "size_filter": r.size_filter, "verify": r.verify,
-        })
-    return out
-
-
-def drl_latest_for_year(year: int, *, include_demo: bool = False) -> DrlComparison | None:
-    return (DrlComparison.objects.filter(period_start=dt.date(year, 1, 1), period_end=dt.date(year, 12, 31),
-                                         equipment__isnull=True, include_demo=include_demo)
-            .order_by("-created_at", "-id").first())
-
-
-# --- a study's position against its DRL ----------------------------------------------------------------------------
-_POSITION_ORDER = ["dlp_mgycm", "kap_gycm2", "ka_r_mgy", "activity_mbq"]
-
-
-def drl_position(study_id: int) -> dict | None:
-    """The study's per-examination value against the DRL of its mapped examination (adult or its band), or None
-    when the study is unmapped or no DRL applies.  ``positions`` lists every quantity that has one."""
-    study = Study.objects.select_related("standard_exam").filter(pk=study_id).first()
-    if study is None or study.standard_exam is None:
-        return None
-    positions = []
-    for (ex, group, q, per), entry in drl_entries_in_force().items():
-        if ex != study.standard_exam_id or per != "examination":
-            continue
-        if not rules.in_band(_band_of(entry), study.age_years, study.weight_kg):
-            continue
-        value = getattr(study, rules.STUDY_COLUMNS[q])
-        if value is None:
-            continue
-        r = rules.ratio(value, entry.value)
-        positions.append({
-            "standard_exam": study.standard_exam.code, "exam_name": study.standard_exam.name,
-            "patient_group": group, "quantity": q, "unit": entry.unit, "per": per, "value": value,
-            "drl": entry.value, "ratio": r, "status": "above" if value > entry.value else "below",
-            "drl_set": entry.drl_set.name, "source": entry.drl_set.source,
-            "verify": bool(entry.verify or entry.drl_set.verify),
-            "note": "a single study above the DRL is not a breach: DRLs apply to the median of a patient group",
-        })
-    if not positions:
-        return None
-    positions.sort(key=lambda p: _POSITION_ORDER.index(p["quantity"]))
-    result = dict(positions[0])
-    result["positions"] = positions
-    return result
-
-
 REPORT_FIELDS = ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per", "n",
                  "n_studies", "median", "p75", "mean", "drl", "ratio", "status", "size_filter", "verify"]
 
@@ -656,20 +632,16 @@ def drl_report_csv(rows: list[dict]) -> str:
 # --- batch steps for generate_demo_data --bulk (dicomrx.bulk) -----------------------------------------------------
 def note_unmapped_names_of(ids: list[int]) -> None:
     """As ``map_study`` does per study: note the names of these studies that no rule maps (batch)."""
-    note = _note_unmapped
-
     names = (Study.objects.filter(pk__in=ids, standard_exam__isnull=True)
              .values_list("modality_type", "study_description").distinct())
     for modality_type, description in sorted(set(names)):
-        note(modality_type or "", description or NO_DESCRIPTION)
+        _note_unmapped(modality_type or "", description or NO_DESCRIPTION)
 
 
 def note_protocols_of(ids: list[int]) -> None:
     """As ``map_study`` does per study, for a batch: track the units' acquisition protocols.  The per-study
     ``_note_protocols`` runs only for a study that brings a protocol new to its unit, a kVp baseline still forming,
     or a kVp shift; the others are only counted, with one UPDATE per (unit, protocol)."""
-    note = _note_protocols
-
     per_study: dict[int, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for sid, protocol, kvp in (IrradiationEvent.objects.filter(study_id__in=ids, is_current=True, is_localizer=False)
                                .exclude(protocol="").values_list("study_id", "protocol", "kvp")):
@@ -698,7 +670,7 @@ def note_protocols_of(ids: list[int]) -> None:
                                       or abs(kvp - row.kvp_baseline) >= KVP_SHIFT_KV):
                 needs_full = True
         if needs_full:
-            note(study)
+            _note_protocols(study)
             full += 1
             for p in ProtocolSeen.objects.filter(equipment_id=eq, protocol__in=list(per_study[sid])):
                 seen[(eq, p.protocol)] = p

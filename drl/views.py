@@ -11,9 +11,10 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from dosereg.core.quantities import DRL_QUANTITIES, QUANTITIES
 from dosereg.registry.models import StandardExam
 from dosereg.registry.services.audit import audit_record
-from drl import services
+from drl import selectors, services
 from drl.charts import box_plot_svg
 from drl.comparison import DrlValidationError
 from drl.forms import ComparisonRunForm, DrlSetImportForm, MapNameForm, MappingRuleForm
@@ -63,11 +64,11 @@ def drl_report(request, pk: int):
     charts = []
     grouped = defaultdict(list)
     for r in rows:
-        grouped[(r.exam_code, r.exam_name, r.quantity, r.per, r.patient_group, r.unit)].append(r)
-    for (code, name, q, per, group, unit), items in grouped.items():
-        svg = box_plot_svg(items, title=f"{name}: {q} per {per} ({group})", unit=unit)
+        grouped[(r.exam_code, r.exam_name, r.column, r.label, r.per, r.patient_group)].append(r)
+    for (code, name, column, label, per, group), items in grouped.items():
+        svg = box_plot_svg(items, title=f"{name}: {label} per {per} ({group})", quantity=column)
         if svg:
-            charts.append({"code": code, "name": name, "quantity": q, "per": per, "group": group, "svg": svg})
+            charts.append({"code": code, "name": name, "label": label, "per": per, "group": group, "svg": svg})
     sets = {r.drl_set_name: r.drl_source for r in rows if r.drl_set_name}
     audit_record(user=request.user, action="drl_report_viewed", object_type="drl.DrlComparison",
                  object_id=str(run.pk), request=request)
@@ -88,7 +89,7 @@ def drl_report_pdf(request, pk: int):
 @VIEW
 def drl_report_csv(request, pk: int):
     run = get_object_or_404(DrlComparison, pk=pk)
-    response = HttpResponse(services.drl_report_csv(services.drl_report_rows(run)), content_type="text/csv")
+    response = HttpResponse(services.drl_report_csv(selectors.drl_report_rows(run)), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="drl-comparison-{run.pk}.csv"'
     return response
 
@@ -116,7 +117,8 @@ def drl_set_import(request):
         else:
             messages.success(request, f"DRL set {drl_set.name!r} imported ({drl_set.entries.count()} entries).")
             return redirect("drl:sets")
-    return render(request, "drl/set_import.html", {"form": form})
+    quantities = [(key, QUANTITIES[key].label, QUANTITIES[key].unit_symbol) for key in DRL_QUANTITIES]
+    return render(request, "drl/set_import.html", {"form": form, "quantities": quantities})
 
 
 @SETS
@@ -132,7 +134,7 @@ def drl_set_toggle(request, pk: int):
 
 @MAPPING
 def mapping(request):
-    names = services.unmapped_names()
+    names = selectors.unmapped_names()
     rules = MappingRule.objects.select_related("standard_exam", "equipment").order_by("priority", "id")
     return render(request, "drl/mapping.html", {
         "names": names, "rules": rules, "exams": StandardExam.objects.all(), "rule_form": MappingRuleForm()})

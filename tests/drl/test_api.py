@@ -22,7 +22,7 @@ def test_comparisons_api(make_user):
     body = client.get("/api/v1/drl/comparisons/").json()
     assert body["count"] == 1 and body["results"][0]["id"] == run.pk
     detail = client.get(f"/api/v1/drl/comparisons/{run.pk}/").json()
-    row = next(r for r in detail["rows"] if r["quantity"] == "dlp_mgycm")
+    row = next(r for r in detail["rows"] if r["quantity"] == "dlp_total_mgycm")
     assert row["standard_exam"] == "ct-chest" and row["equipment_id"] == a.pk and row["status"] == "insufficient_data"
     client.force_authenticate(make_user("radiographer"))
     assert client.get("/api/v1/drl/comparisons/").status_code == 403

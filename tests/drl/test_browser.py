@@ -36,7 +36,9 @@ def test_physicist_maps_runs_and_downloads_pdf(chromium_browser, live_server, ma
         page.click("#run-comparison")
         page.wait_for_selector("#drl-table")
         table = page.inner_text("#drl-table")
-        assert "CT chest (lung cancer)" in table and "Browser CT" in table and "260.5" in table
+        assert "CT chest (lung cancer)" in table and "Browser CT" in table
+        # median 260.5 mGy·cm through the one formatter (three significant digits), the DRL with its unit
+        assert "DLP total per examination" in table and "260 mGy·cm" in table and "290 mGy·cm" in table
         assert page.locator("svg.boxplot .drl-line").count() >= 1
         with page.expect_download() as info:
             page.click("#download-pdf")
@@ -45,5 +47,7 @@ def test_physicist_maps_runs_and_downloads_pdf(chromium_browser, live_server, ma
         page.close()
     text = subprocess.run([pdftotext, "-layout", str(pdf_path), "-"], capture_output=True, text=True,
                           check=True).stdout
-    assert "DRL comparison" in text and "CT chest (lung cancer)" in text and "260.5" in text
+    assert "DRL comparison" in text and "CT chest (lung cancer)" in text
+    row = next(line for line in text.splitlines() if "Browser CT" in line and "DLP" in line)
+    assert "DLP total (mGy.cm)" in row and row.split().count("260") == 2 and "290" in row  # median, mean; DRL
     assert "ICRP Publication 135" in text and "UKHSA" in text

@@ -14,6 +14,7 @@ from pydicom.uid import generate_uid
 from dosereg.registry.models import EquipmentChange, NotificationDelivery, NotificationSubscription, StandardExam, Study
 from drl.comparison import DrlValidationError
 from drl.models import DrlSet, DueComparison, MappingRule
+from drl.selectors import unmapped_names
 from drl.services import (
     drl_due_run,
     drl_set_import_csv,
@@ -22,7 +23,6 @@ from drl.services import (
     mapping_name_assign,
     mapping_rule_warnings,
     note_equipment_change,
-    unmapped_names,
 )
 from tests.drl.factories import study, unit
 
@@ -87,9 +87,16 @@ def test_map_studies_reapplies_rules():
 
 
 GOOD_CSV = """standard_exam,indication,patient_group,age_min_years,age_max_years,quantity,value,unit,per
-ct-head-stroke,Head,adult,,,dlp_mgycm,700,mGy.cm,examination
-ct-head-stroke,Head,child 0-5 y,0,5,dlp_mgycm,300,mGy·cm,examination
-ct-head-stroke,Head,child 5-10 y,5,10,dlp_mgycm,400,mGycm,examination
+ct-head-stroke,Head,adult,,,dlp_total_mgycm,700,mGy.cm,examination
+ct-head-stroke,Head,child 0-5 y,0,5,dlp_total_mgycm,0.3,Gy·cm,examination
+ct-head-stroke,Head,child 5-10 y,5,10,dlp_total_mgycm,400,mGycm,examination
+"""
+# a site's file from before the catalogue keys: the old names are read as their keys
+OLD_NAMES_CSV = """standard_exam,quantity,value,unit,per
+ct-chest,dlp_mgycm,280,mGy·cm,examination
+xa-pci,kap_gycm2,800,dGy·cm²,examination
+xa-pci,ka_r_mgy,1200,mGy,examination
+ct-chest,ctdivol_mgy,8,mGy,acquisition
 """
 
 
@@ -97,8 +104,11 @@ def test_drl_file_imported_and_bad_file_refused_naming_the_row(tmp_path):
     drl_set = drl_set_import_csv(text=GOOD_CSV, name="Local 2025", issuing_body="Our hospital", year=2025,
                                  source="local survey")
     assert drl_set.entries.count() == 3 and drl_set.local
+    values = {e.patient_group: (e.quantity, e.value, e.unit) for e in drl_set.entries.all()}
+    assert values == {"adult": ("dlp_total_mgycm", 700, "mGy·cm"), "child 0-5 y": ("dlp_total_mgycm", 300, "mGy·cm"),
+                      "child 5-10 y": ("dlp_total_mgycm", 400, "mGy·cm")}  # 0.3 Gy·cm stored as 300 mGy·cm
     bad_unit = GOOD_CSV.replace("400,mGycm", "400,mGy")
-    with pytest.raises(DrlValidationError, match=r"line 4: unit 'mGy' does not fit dlp_mgycm"):
+    with pytest.raises(DrlValidationError, match=r"line 4: unit 'mGy' does not fit dlp_total_mgycm"):
         drl_set_import_csv(text=bad_unit, name="Bad", issuing_body="x", year=2025, source="x")
     overlap = GOOD_CSV.replace("child 5-10 y,5,10", "child 4-10 y,4,10")
     with pytest.raises(DrlValidationError, match=r"line 4: .*overlap"):
@@ -110,6 +120,18 @@ def test_drl_file_imported_and_bad_file_refused_naming_the_row(tmp_path):
         call_command("drl_import_set", str(path), "--name", "Bad", "--issuing-body", "x", "--year", "2025",
                      "--source", "x")
     assert exc.value.returncode == 1 and not DrlSet.objects.filter(name="Bad").exists()
+
+
+def test_drl_file_with_the_old_quantity_names_is_read_with_the_catalogue_keys():
+    drl_set = drl_set_import_csv(text=OLD_NAMES_CSV, name="Old file", issuing_body="x", year=2020, source="x")
+    got = sorted((e.standard_exam.code, e.quantity, e.per, e.value, e.unit) for e in drl_set.entries.all())
+    assert got == [("ct-chest", "ctdivol_mgy", "acquisition", 8, "mGy"),
+                   ("ct-chest", "dlp_total_mgycm", "examination", 280, "mGy·cm"),
+                   ("xa-pci", "ka_r_total_mgy", "examination", 1200, "mGy"),
+                   ("xa-pci", "kap_total_gycm2", "examination", pytest.approx(80), "Gy·cm²")]
+    both = OLD_NAMES_CSV + "ct-chest,dlp_total_mgycm,290,mGy.cm,examination\n"
+    with pytest.raises(DrlValidationError, match=r"line 6: duplicates line 2 \(ct-chest, adult, dlp_total_mgycm"):
+        drl_set_import_csv(text=both, name="Twice", issuing_body="x", year=2020, source="x")
 
 
 def test_shipped_sets_cite_sources_and_carry_verify():
@@ -136,7 +158,7 @@ def test_equipment_change_marks_due_notifies_and_due_run_covers_the_period(make_
     assert NotificationDelivery.objects.filter(topic="drl_due").count() == 1
     run = drl_due_run(due_id=due.pk, today=dt.date(2025, 3, 1))
     assert run.period_start == dt.date(2025, 1, 15) and run.equipment_id == a.pk and run.trigger == "due"
-    assert run.rows.get(quantity="dlp_mgycm").n == 3
+    assert run.rows.get(quantity="dlp_total_mgycm").n == 3
     due.refresh_from_db()
     assert due.resolved_by == run
 

@@ -14,7 +14,8 @@ from django.core.management import call_command
 from dosereg.registry.models import SiteSettings
 from drl import comparison as rules
 from drl.models import DrlComparison
-from drl.services import drl_comparison_run, drl_position, drl_report_rows
+from drl.selectors import drl_position, drl_report_rows
+from drl.services import drl_comparison_run
 from tests.drl.factories import study, unit
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,7 @@ def _p75(values):
     return statistics.quantiles(values, n=4, method="inclusive")[2]
 
 
-def _row(run, *, equipment, exam="ct-chest", quantity="dlp_mgycm", per="examination", group="adult"):
+def _row(run, *, equipment, exam="ct-chest", quantity="dlp_total_mgycm", per="examination", group="adult"):
     matches = [r for r in drl_report_rows(run) if r["equipment_id"] == equipment.pk and r["standard_exam"] == exam
                and r["quantity"] == quantity and r["per"] == per and r["patient_group"] == group]
     assert len(matches) == 1, matches
@@ -102,7 +103,7 @@ def test_minimum_n_no_drl_and_min_setting():
     run = drl_comparison_run(period_start=YEAR[0], period_end=YEAR[1])
     assert _row(run, equipment=a)["status"] == "insufficient_data"
     assert _row(run, equipment=a)["median"] == pytest.approx(302)
-    dx = _row(run, equipment=a, exam="dx-chest", quantity="kap_gycm2")
+    dx = _row(run, equipment=a, exam="dx-chest", quantity="kap_total_gycm2")
     assert dx["status"] == "no_drl" and dx["drl"] is None and dx["median"] == pytest.approx(0.12)
     site = SiteSettings.load()
     site.drl_min_patients = 5
@@ -118,7 +119,7 @@ def test_snapshot_is_immutable_and_trend():
         study(a, dlp=200 + k, date=dt.date(2023, 3, 1))
         study(a, dlp=300 + k, date=dt.date(2024, 3, 1))
     run = drl_comparison_run(period_start=YEAR[0], period_end=YEAR[1])
-    row = run.rows.get(exam_code="ct-chest", quantity="dlp_mgycm")
+    row = run.rows.get(exam_code="ct-chest", quantity="dlp_total_mgycm")
     assert row.previous_median == pytest.approx(209.5) and row.trend == pytest.approx(309.5 / 209.5)
     with pytest.raises(ValueError):
         run.note = "edited"
@@ -143,9 +144,16 @@ def test_rules_match_statistics_module():
 
 
 def test_bad_units_and_bands_refused():
-    with pytest.raises(rules.DrlValidationError, match="does not fit dlp_mgycm"):
-        rules.entry_check(quantity="dlp_mgycm", unit="mGy", per="examination", value=100)
-    assert rules.entry_check(quantity="kap_gycm2", unit="Gy.cm2", per="examination", value=1) == "Gy·cm²"
+    with pytest.raises(rules.DrlValidationError, match="does not fit dlp_total_mgycm"):
+        rules.entry_check(quantity="dlp_total_mgycm", unit="mGy", per="examination", value=100)
+    assert rules.entry_check(quantity="kap_total_gycm2", unit="Gy.cm2", per="examination", value=1) == \
+        rules.CheckedEntry("kap_total_gycm2", 1.0, "Gy·cm²")
+    assert rules.entry_check(quantity="kap_gycm2", unit="cGy·cm²", per="examination", value=250) == \
+        rules.CheckedEntry("kap_total_gycm2", 2.5, "Gy·cm²")  # the old key, a unit the catalogue converts
+    with pytest.raises(rules.DrlValidationError, match="ctdivol_mgy cannot be compared per examination"):
+        rules.entry_check(quantity="ctdivol_mgy", unit="mGy", per="examination", value=10)
+    with pytest.raises(rules.DrlValidationError, match="unknown quantity 'max_ctdivol_mgy'"):
+        rules.entry_check(quantity="max_ctdivol_mgy", unit="mGy", per="acquisition", value=10)
     with pytest.raises(rules.DrlValidationError, match="overlap"):
         rules.bands_check([rules.Band("0-5 y", 0, 5), rules.Band("4-10 y", 4, 10)])
     rules.bands_check([rules.Band("0-5 y", 0, 5), rules.Band("5-10 y", 5, 10), rules.Band("adult")])
@@ -162,12 +170,12 @@ def test_drl_report_json_fields_and_formats(tmp_path):
     assert list(rows[0]) == ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per",
                              "n", "n_studies", "median", "p75", "mean", "drl", "ratio", "status", "size_filter",
                              "verify"]
-    dlp = next(r for r in rows if r["quantity"] == "dlp_mgycm")
+    dlp = next(r for r in rows if r["quantity"] == "dlp_total_mgycm")
     assert dlp["equipment_id"] == a.pk and dlp["standard_exam"] == "ct-chest" and dlp["n"] == 20  # demo left out
     assert dlp["equipment"] == a.display_name and dlp["status"] == "below"
     out = StringIO()
     call_command("drl_report", "--year", "2024", "--format", "json", "--include-demo", stdout=out)
-    assert next(r for r in json.loads(out.getvalue()) if r["quantity"] == "dlp_mgycm")["n"] == 21
+    assert next(r for r in json.loads(out.getvalue()) if r["quantity"] == "dlp_total_mgycm")["n"] == 21
     assert DrlComparison.objects.count() == 2  # the first report was reused? no: include-demo is another snapshot
     call_command("drl_report", "--year", "2024", "--format", "csv", "--output", str(tmp_path / "r.csv"))
     assert DrlComparison.objects.count() == 2  # the issued report is reused
@@ -180,6 +188,7 @@ def test_drl_position():
     a = unit()
     s = study(a, dlp=580.0)
     pos = drl_position(s.pk)
-    assert pos["quantity"] == "dlp_mgycm" and pos["drl"] == 290 and pos["ratio"] == pytest.approx(2.0)
+    assert pos["quantity"] == "dlp_total_mgycm" and pos["unit"] == "mGy·cm"
+    assert pos["drl"] == 290 and pos["ratio"] == pytest.approx(2.0)
     assert pos["status"] == "above" and pos["standard_exam"] == "ct-chest"
     assert drl_position(study(a, exam=None, dlp=10).pk) is None

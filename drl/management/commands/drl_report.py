@@ -6,13 +6,15 @@ issued); when there is none, or with --new, a new snapshot is made first.  JSON 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 
 from dosereg.registry.management.base import DoseRegCommand, UsageError
 from drl.comparison import DrlValidationError
 from drl.pdf import drl_comparison_pdf
-from drl.services import drl_comparison_run, drl_latest_for_year, drl_report_csv, drl_report_rows
+from drl.selectors import drl_latest_for_year, drl_report_rows
+from drl.services import drl_comparison_run, drl_report_csv
 
 
 class Command(DoseRegCommand):
@@ -26,8 +28,6 @@ class Command(DoseRegCommand):
         self.add_output_argument(parser)
 
     def handle(self, *args, **opts):
-        import datetime as dt
-
         year = opts["year"]
         if not 1900 <= year <= 9999:
             raise UsageError(f"--year {year} is not a calendar year")
