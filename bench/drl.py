@@ -79,20 +79,20 @@ def generate(n: int, year: int) -> None:
 
     from dosereg.registry.models import (
         DoseReport,
-        Equipment,
         IrradiationEvent,
         Patient,
         ReceivedObject,
         StandardExam,
         Study,
     )
+    from tests.factories import EquipmentFactory
 
     ct_exams = list(StandardExam.objects.filter(modality_type="CT").values_list("pk", flat=True))
     xa_exams = list(StandardExam.objects.filter(modality_type="fluoroscopy").values_list("pk", flat=True))
-    units = [Equipment.objects.get_or_create(identity_key=f"bench:ct{i}", manufacturer="Bench", model=f"CT {i}")[0]
+    units = [EquipmentFactory(identity_key=f"bench:ct{i}", manufacturer="Bench", model=f"CT {i}", station_name=f"CT{i}")
              for i in range(10)]
-    labs = [Equipment.objects.get_or_create(identity_key=f"bench:xa{i}", manufacturer="Bench", model=f"Cath {i}")[0]
-            for i in range(4)]
+    labs = [EquipmentFactory(identity_key=f"bench:xa{i}", manufacturer="Bench", model=f"Cath {i}",
+                             station_name=f"CATH{i}") for i in range(4)]
     ct_ids = "ARRAY[" + ",".join(str(u.pk) for u in units) + "]"
     xa_ids = "ARRAY[" + ",".join(str(u.pk) for u in labs) + "]"
     ct_ex = "ARRAY[" + ",".join(map(str, ct_exams)) + "]"

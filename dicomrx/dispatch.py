@@ -35,12 +35,16 @@ def _pending_ids(after_id: int = 0, limit: int = 200) -> list[int]:
 
 
 class IngestDispatcher:
-    def __init__(self, *, use_celery: bool | None = None, receiving=None):
+    def __init__(self, *, use_celery: bool | None = None, receiving=None, clock=time.monotonic, sleep=None):
         # receiving(): True while associations are open; the in-process ingest then gives way (see _give_way)
         self.receiving = receiving
         self.use_celery = bool(settings.CELERY_BROKER_URL) if use_celery is None else use_celery
         self._wake = threading.Event()
         self._stop = threading.Event()
+        # clock() in seconds and sleep(seconds) time the giving way and the retries; a test passes a fake pair to
+        # drive time.  The default sleep waits on the stop event, so stop() ends it at once.
+        self._clock = clock
+        self._sleep = sleep if sleep is not None else self._stop.wait
         self._thread: threading.Thread | None = None
         self._unsent: set[int] = set()
         self._lock = threading.Lock()
@@ -95,7 +99,7 @@ class IngestDispatcher:
             return False
 
     def _run(self) -> None:
-        last_retry = time.monotonic()
+        last_retry = self._clock()
         while not self._stop.is_set():
             self._wake.wait(timeout=5.0 if self._unsent else 30.0)
             self._wake.clear()
@@ -105,8 +109,8 @@ class IngestDispatcher:
                 if self.use_celery:
                     self._send_unsent()
                 else:
-                    if time.monotonic() - last_retry > RETRY_INTERVAL:
-                        self._cursor, last_retry = 0, time.monotonic()  # give failed objects another chance
+                    if self._clock() - last_retry > RETRY_INTERVAL:
+                        self._cursor, last_retry = 0, self._clock()  # give failed objects another chance
                     self._ingest_pending()
             except Exception:  # noqa: BLE001 - the thread must survive a database outage
                 log.exception("ingest dispatch failed; retrying")
@@ -129,14 +133,14 @@ class IngestDispatcher:
         object: a flood is acknowledged at full speed and ingested at a reduced pace meanwhile, then caught up."""
         if self.receiving is None:
             return
-        deadline = time.monotonic() + MAX_DEFER
-        while time.monotonic() < deadline and not self._stop.is_set():
+        deadline = self._clock() + MAX_DEFER
+        while self._clock() < deadline and not self._stop.is_set():
             try:
                 if not self.receiving():
                     return
             except Exception:  # noqa: BLE001 - a racing server shutdown: just go on
                 return
-            time.sleep(0.05)
+            self._sleep(0.05)
 
     def _ingest_pending(self) -> None:
         try:

@@ -3,12 +3,20 @@ status page."""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import stat
+from pathlib import Path
+
+import pydicom
 import pytest
 from django.urls import reverse
+from pynetdicom import AE, _config, evt
 
-from dicomrx.listener import Listener
+from dicomrx import dispatch
+from dicomrx.listener import DOSE_SOP_CLASSES, Listener, StoreHandler, syntaxes_for
 from dicomrx.models import ListenerStatus, RefusedObject
-from dicomrx.storage import TopLevel, store_received_object
+from dicomrx.storage import TopLevel, store_received_file, store_received_object
 from dosereg.registry.models import AuditLog, DoseReport, ReceivedObject
 from tests.conftest import wait_for
 from tests.listener.helpers import push_files
@@ -59,55 +67,64 @@ def test_status_page_lists_refusals_and_reprocesses(client, make_user, corpus):
     assert AuditLog.objects.filter(action="reprocess_object", object_id=str(row.pk)).exists()
 
 
+class SteppedClock:
+    """Monotonic time that only moves when the ingest thread sleeps: sleep() advances it at once, no real waiting."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.polls: list[float] = []  # the time of each receiving() question
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.mark.django_db(transaction=True)
 def test_in_process_ingest_gives_way_while_objects_arrive_at_most_max_defer(corpus, monkeypatch):
     """The embedded ingest thread waits while objects arrive (receiving() true), for at most MAX_DEFER seconds per
     object, and ingests at once when arrivals stop."""
-    import time
-
-    from dicomrx import dispatch
-
     data = (corpus / "ct" / "CT-RDSR-GEPixelMed.dcm").read_bytes()
-    import pydicom
-
     ds = pydicom.dcmread(corpus / "ct" / "CT-RDSR-GEPixelMed.dcm", stop_before_pixels=True)
     store_received_object(data, TopLevel(ds.SOPInstanceUID, ds.SOPClassUID, ds.StudyInstanceUID, "SR"),
                           source="c-store")
+    clock = SteppedClock()
     arriving = {"now": True}
+
+    def receiving() -> bool:
+        clock.polls.append(clock.now)
+        return arriving["now"]
+
     monkeypatch.setattr(dispatch, "MAX_DEFER", 3.0)
-    dispatcher = dispatch.IngestDispatcher(use_celery=False, receiving=lambda: arriving["now"])
-    started = time.monotonic()
+    dispatcher = dispatch.IngestDispatcher(use_celery=False, receiving=receiving, clock=clock, sleep=clock.sleep)
     dispatcher.start()
     try:
-        time.sleep(1.5)
-        assert ReceivedObject.objects.get().state == "received"  # held back while objects arrive
         assert wait_for(lambda: ReceivedObject.objects.get().state == "ingested", timeout=60)
-        assert time.monotonic() - started >= 3.0  # ... for MAX_DEFER, then ingested regardless
-        store_received_object(b"not dicom at all", TopLevel("1.2.3.999", ds.SOPClassUID), source="c-store")
-        monkeypatch.setattr(dispatch, "MAX_DEFER", 600.0)
+        # held back while objects arrive, asking every 0.05 s, for MAX_DEFER; then ingested regardless
+        assert clock.polls == pytest.approx([0.05 * i for i in range(len(clock.polls))])
+        assert clock.polls[-1] < 3.0 <= clock.now
         arriving["now"] = False
+        monkeypatch.setattr(dispatch, "MAX_DEFER", 600.0)
+        before = clock.now
+        store_received_object(b"not dicom at all", TopLevel("1.2.3.999", ds.SOPClassUID), source="c-store")
         dispatcher.notify(0)
         assert wait_for(lambda: ReceivedObject.objects.get(sop_instance_uid="1.2.3.999").state != "received",
-                        timeout=30)  # no arrivals: taken at once, not after MAX_DEFER
+                        timeout=30)
+        assert clock.now == before  # no arrivals: taken at once, without giving way
     finally:
         dispatcher.stop()
 
 
 @pytest.mark.django_db
 def test_streamed_object_is_moved_into_the_inbox_private_and_idempotent(corpus, tmp_path):
-    import hashlib
-    import shutil
-    import stat
-
-    from dicomrx.storage import store_received_file
-
     source = corpus / "ct" / "CT-RDSR-GEPixelMed.dcm"
     received = tmp_path / "received.dcm"
     shutil.copyfile(source, received)
     top = TopLevel("1.2.3.4.5", "1.2.840.10008.5.1.4.1.1.88.67")
     row, created = store_received_file(received, top, source="c-store", calling_ae="CT1")
     assert created and not received.exists()  # moved, not copied
-    kept = row.file_path and __import__("pathlib").Path(row.file_path)
+    kept = row.file_path and Path(row.file_path)
     assert kept.read_bytes() == source.read_bytes() and row.size == source.stat().st_size
     assert row.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
     assert stat.S_IMODE(kept.stat().st_mode) & 0o007 == 0  # no access for others: health data
@@ -120,12 +137,6 @@ def test_streamed_object_is_moved_into_the_inbox_private_and_idempotent(corpus, 
 def test_store_handler_without_chunked_receive_keeps_the_object(corpus, monkeypatch):
     """With pynetdicom's chunked receive switched off the handler spills the object to its own file, which is then
     kept in the inbox like a streamed one (and the spill file does not linger)."""
-    from pathlib import Path
-
-    from pynetdicom import AE, _config, evt
-
-    from dicomrx.listener import DOSE_SOP_CLASSES, StoreHandler, syntaxes_for
-
     monkeypatch.setattr(_config, "STORE_RECV_CHUNKED_DATASET", False)
     stored = []
     scp = AE(ae_title="NOCHUNK")
@@ -141,7 +152,5 @@ def test_store_handler_without_chunked_receive_keeps_the_object(corpus, monkeypa
     row = ReceivedObject.objects.get(calling_ae="CT9")
     assert stored == [row.pk] and Path(row.file_path).exists()
     assert row.size >= source.stat().st_size - 200  # the whole object (file meta may be rewritten by the sender)
-    import pydicom
-
     kept = pydicom.dcmread(row.file_path)
     assert kept.SOPInstanceUID == pydicom.dcmread(source, stop_before_pixels=True).SOPInstanceUID

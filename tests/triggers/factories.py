@@ -1,66 +1,55 @@
-"""Registry rows for trigger tests that do not need a real file (so they also run without ../shared)."""
+"""Registry rows for trigger tests that do not need a real file (so they also run without ../shared).
+
+Built with the factories in tests/factories.py; a study has one current RDSR with its totals and events."""
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 
-from dosereg.registry.models import (
-    AccumulatedDose,
-    DoseReport,
-    Equipment,
-    IrradiationEvent,
-    Patient,
-    ReceivedObject,
-    Room,
-    Study,
+from dosereg.registry.models import Patient, Room, Study
+from tests.factories import (
+    AccumulatedDoseFactory,
+    DoseReportFactory,
+    EquipmentFactory,
+    IrradiationEventFactory,
+    RoomFactory,
+    StudyFactory,
 )
 
-_seq = itertools.count(1)
+
+def _unit_in(room: Room, model: str):
+    """The one unit of a room (keyed by the room, as these tests have one unit per room)."""
+    return EquipmentFactory(identity_key=f"unit-{room.pk}", manufacturer="Acme", model=model, station_name="",
+                            room=room)
 
 
 def fluoro_study(*, ka_r_mgy: float, kap_gycm2: float = 10.0, fluoro_s: float = 600.0, patient: Patient | None = None,
                  room: Room | None = None, study_date: dt.date | None = None, demo: bool = False,
                  planes: dict[str, float] | None = None, description: str = "Hepatic embolisation") -> Study:
-    n = next(_seq)
-    patient = patient or Patient.objects.create(patient_id=f"P{n}")
-    room = room or Room.objects.get_or_create(name="Angio 1")[0]
-    unit, _ = Equipment.objects.get_or_create(identity_key=f"unit-{room.pk}",
-                                              defaults={"manufacturer": "Acme", "model": "Angio", "room": room})
-    study = Study.objects.create(
-        study_instance_uid=f"1.2.3.{n}", patient=patient, equipment=unit, study_date=study_date or dt.date(2026, 3, 2),
-        modality_type="fluoroscopy", modality_types=["fluoroscopy"], study_description=description, demo=demo,
-        ka_r_total_mgy=ka_r_mgy, kap_total_gycm2=kap_gycm2, fluoro_time_total_s=fluoro_s, event_count=1, age_years=60)
-    ro = ReceivedObject.objects.create(sop_instance_uid=f"1.2.3.{n}.1", sha256=f"{n:064d}", source="import",
-                                       state="ingested", study_instance_uid=study.study_instance_uid)
-    report = DoseReport.objects.create(received_object=ro, study=study, sop_instance_uid=ro.sop_instance_uid,
-                                       sop_class_uid="1.2.840.10008.5.1.4.1.1.88.67", source_kind="rdsr")
-    for plane, kar in (planes or {"single": ka_r_mgy}).items():
-        AccumulatedDose.objects.create(report=report, plane=plane, ka_r_total_mgy=kar,
-                                       kap_total_gycm2=kap_gycm2 / len(planes or {"x": 1}),
-                                       fluoro_time_total_s=fluoro_s / len(planes or {"x": 1}))
-    IrradiationEvent.objects.create(study=study, report=report, irradiation_event_uid=f"1.2.3.{n}.9",
-                                    event_type="fluoroscopy", ka_r_mgy=ka_r_mgy, kap_gycm2=kap_gycm2)
+    """planes: Ka,r per plane {'A': mGy, 'B': mGy}; KAP and fluoroscopy time are shared out evenly."""
+    room = room or RoomFactory(name="Angio 1")
+    study = StudyFactory(
+        fluoroscopy=True, equipment=_unit_in(room, "Angio"), study_date=study_date or dt.date(2026, 3, 2),
+        study_description=description, demo=demo, ka_r_total_mgy=ka_r_mgy, kap_total_gycm2=kap_gycm2,
+        fluoro_time_total_s=fluoro_s, event_count=1, age_years=60,
+        **({"patient": patient} if patient else {}))
+    report = DoseReportFactory(study=study)
+    planes = planes or {"single": ka_r_mgy}
+    for plane, ka_r in planes.items():
+        AccumulatedDoseFactory(report=report, plane=plane, ka_r_total_mgy=ka_r, kap_total_gycm2=kap_gycm2 / len(planes),
+                               fluoro_time_total_s=fluoro_s / len(planes))
+    IrradiationEventFactory(report=report, fluoroscopy=True, ka_r_mgy=ka_r_mgy, kap_gycm2=kap_gycm2)
     return study
 
 
 def ct_study(*, acquisitions: list[tuple[float, str]], description: str = "CT", age: float | None = 50.0) -> Study:
     """A CT study; ``acquisitions`` are (CTDIvol mGy, Target Region meaning) pairs."""
-    n = next(_seq)
-    patient = Patient.objects.create(patient_id=f"P{n}")
-    room = Room.objects.get_or_create(name="CT 1")[0]
-    unit, _ = Equipment.objects.get_or_create(identity_key=f"unit-{room.pk}",
-                                              defaults={"manufacturer": "Acme", "model": "CT", "room": room})
-    study = Study.objects.create(
-        study_instance_uid=f"1.2.4.{n}", patient=patient, equipment=unit, study_date=dt.date(2026, 3, 2),
-        modality_type="CT", modality_types=["CT"], study_description=description, age_years=age,
-        max_ctdivol_mgy=max(c for c, _ in acquisitions), event_count=len(acquisitions))
-    ro = ReceivedObject.objects.create(sop_instance_uid=f"1.2.4.{n}.1", sha256=f"{n:064d}", source="import",
-                                       state="ingested", study_instance_uid=study.study_instance_uid)
-    report = DoseReport.objects.create(received_object=ro, study=study, sop_instance_uid=ro.sop_instance_uid,
-                                       sop_class_uid="1.2.840.10008.5.1.4.1.1.88.67", source_kind="rdsr")
+    study = StudyFactory(
+        ct=True, equipment=_unit_in(RoomFactory(name="CT 1"), "CT"), study_date=dt.date(2026, 3, 2),
+        study_description=description, age_years=age, max_ctdivol_mgy=max(c for c, _ in acquisitions),
+        event_count=len(acquisitions))
+    report = DoseReportFactory(study=study)
     for i, (ctdivol, region) in enumerate(acquisitions):
-        IrradiationEvent.objects.create(study=study, report=report, irradiation_event_uid=f"1.2.4.{n}.{i + 10}",
-                                        sequence=i, event_type="spiral_acquisition", protocol=f"Series {i + 1}",
-                                        target_region=region, ctdivol_mgy=ctdivol, ctdi_phantom="body")
+        IrradiationEventFactory(report=report, ct=True, sequence=i, protocol=f"Series {i + 1}", target_region=region,
+                                ctdivol_mgy=ctdivol)
     return study
