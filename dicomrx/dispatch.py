@@ -16,6 +16,8 @@ import time
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+# module imports: dispatch, ingest, tasks and the pull import each other's modules (names resolved at call time)
+from dicomrx import ingest, tasks
 from dosereg.registry.models import ReceivedObject
 
 log = logging.getLogger("dicomrx.ingest_dispatch")
@@ -88,10 +90,8 @@ class IngestDispatcher:
 
     # -- internals
     def _send(self, received_object_id: int) -> bool:
-        from dicomrx.tasks import ingest_object
-
         try:
-            ingest_object.delay(received_object_id)
+            tasks.ingest_object.delay(received_object_id)
             return True
         except Exception as exc:  # noqa: BLE001 - broker down: keep the id, the row stays 'received'
             log.warning("cannot queue ingest of received object %s (%s); will retry", received_object_id,
@@ -143,11 +143,6 @@ class IngestDispatcher:
             self._sleep(0.05)
 
     def _ingest_pending(self) -> None:
-        try:
-            from dicomrx.ingest import ingest_received_object
-        except ImportError:
-            log.warning("dicomrx.ingest is not available: received objects wait in state 'received'")
-            return
         while not self._stop.is_set():
             close_old_connections()
             ids = _pending_ids(self._cursor)
@@ -159,7 +154,7 @@ class IngestDispatcher:
                 self._cursor = received_object_id
                 self._give_way()
                 try:
-                    outcome = ingest_received_object(received_object_id)
+                    outcome = ingest.ingest_received_object(received_object_id)
                     self.ingested += 1
                     log.debug("ingested %s: %s", received_object_id, outcome.status)
                 except Exception as exc:  # noqa: BLE001 - one bad object never stops the others

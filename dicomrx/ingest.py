@@ -23,6 +23,7 @@ from dicomrx.parse import parse_dose_object
 from dicomrx.storage import StorageError, TopLevel, store_received_object
 from dosereg.core import versions
 from dosereg.core.dose_report import DoseParseError, NotADoseObject
+from dosereg.registry.fields import fit_field
 from dosereg.registry.models import ReceivedObject
 from dosereg.registry.services.recording import record_report
 
@@ -48,7 +49,7 @@ class IngestOutcome:
 
 
 def _refuse(row: ReceivedObject, state: str, reason: str) -> None:
-    ReceivedObject.objects.filter(pk=row.pk).update(state=state, reason=reason[:2000], processed_at=timezone.now())
+    ReceivedObject.objects.filter(pk=row.pk).update(state=state, reason=fit_field(ReceivedObject, "reason", reason), processed_at=timezone.now())
 
 
 def _schedule_after_record(study_id: int, change_ids: list[int]) -> None:

@@ -39,8 +39,9 @@ from pydicom.filereader import read_partial
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification
 
-from dicomrx.dispatch import IngestDispatcher
+from dicomrx import dispatch
 from dicomrx.models import AllowedCallingAE, ListenerStatus, RefusedObject
+from dicomrx.qr import QRHandlers
 from dicomrx.storage import StorageError, TopLevel, store_received_file, store_received_object
 
 log = logging.getLogger("dicomrx.listener")
@@ -351,7 +352,7 @@ class Listener:
         self.port = settings.DICOM_PORT if port is None else port
         self.ae_title = ae_title or settings.DICOM_AE_TITLE
         self.counters = Counters()
-        self.dispatcher = IngestDispatcher(receiving=self._receiving) if ingest else None
+        self.dispatcher = dispatch.IngestDispatcher(receiving=self._receiving) if ingest else None
         self.heartbeat_interval = heartbeat_interval
         self.server = None
         self.started_at = timezone.now()
@@ -360,6 +361,7 @@ class Listener:
         self._last_refusal_logged: dict[tuple[str, str], float] = {}
         self.store_handler = StoreHandler(source="c-store", counters=self.counters,
                                           on_stored=self.dispatcher.notify if self.dispatcher else None)
+        self.qr = QRHandlers(DOSE_SOP_CLASSES, UNCOMPRESSED_SYNTAXES)  # query/retrieve of the stored dose SRs
 
     def _receiving(self) -> bool:
         """Objects are arriving: an association is open and a C-STORE came in within the last RECEIVING_WINDOW
@@ -380,6 +382,7 @@ class Listener:
         ae.add_supported_context(Verification)
         for sop_class in accepted_sop_classes():
             ae.add_supported_context(sop_class, syntaxes_for(sop_class))
+        self.qr.add_contexts(ae)
         return ae
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -440,7 +443,7 @@ class Listener:
     def handlers(self) -> list:
         return [(evt.EVT_CONN_OPEN, self.on_connection_open), (evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_STORE, self.store_handler),
                 (evt.EVT_C_ECHO, self.on_echo), (evt.EVT_RELEASED, self.on_association_end),
-                (evt.EVT_ABORTED, self.on_association_end)]
+                (evt.EVT_ABORTED, self.on_association_end)] + self.qr.handlers()
 
     # -- life cycle
     def start(self) -> None:

@@ -31,8 +31,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from dicomrx import ingest, tasks
-from dicomrx.listener import DOSE_SOP_CLASSES, IMAGE_SOP_CLASSES, IMAGE_SYNTAXES, UNCOMPRESSED_SYNTAXES, StoreHandler
+from dicomrx import ingest, listener, tasks
 from dicomrx.management.commands.dicom_echo import echo
 from dosereg.registry.models import ReceivedObject
 
@@ -187,7 +186,7 @@ class PacsPull:
                 if not sop_uid:
                     continue
                 if sop_class:  # the PACS told us: keep dose SOP classes (and images when header import is on)
-                    keep = sop_class in DOSE_SOP_CLASSES or (self.accept_images and sop_class in IMAGE_SOP_CLASSES)
+                    keep = sop_class in listener.DOSE_SOP_CLASSES or (self.accept_images and sop_class in listener.IMAGE_SOP_CLASSES)
                 else:  # no SOP Class UID (dcmqrscp): fall back to the series modality
                     keep = True
                 if keep:
@@ -206,11 +205,11 @@ class PacsPull:
         before = set(ReceivedObject.objects.filter(sop_instance_uid__in=wanted_uids).values_list("id", flat=True))
         stored_ids: list[int] = []
         if self.retrieve == "get":
-            handler = StoreHandler(source="query-retrieve", on_stored=stored_ids.append,
+            handler = listener.StoreHandler(source="query-retrieve", on_stored=stored_ids.append,
                                    accept_images=self.accept_images)
-            classes = list(DOSE_SOP_CLASSES) + (list(IMAGE_SOP_CLASSES) if self.accept_images else [])
+            classes = list(listener.DOSE_SOP_CLASSES) + (list(listener.IMAGE_SOP_CLASSES) if self.accept_images else [])
             contexts = [StudyRootQueryRetrieveInformationModelGet] + [
-                (c, UNCOMPRESSED_SYNTAXES if c in DOSE_SOP_CLASSES else IMAGE_SYNTAXES) for c in classes]
+                (c, listener.UNCOMPRESSED_SYNTAXES if c in listener.DOSE_SOP_CLASSES else listener.IMAGE_SYNTAXES) for c in classes]
             roles = [build_role(c, scp_role=True) for c in classes]
             _config.STORE_RECV_CHUNKED_DATASET = True
             assoc = self._associate(contexts, roles, [(evt.EVT_C_STORE, handler)])

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from dosereg.registry.fields import fit_field
 from dosereg.registry.models import ReceivedObject
 
 
@@ -151,9 +152,12 @@ def _record(size: int, top: TopLevel, sha: str, target: Path, existing: Received
                 existing.save(update_fields=["file_path"])
                 return existing, False
             row = ReceivedObject.objects.create(
-                sop_instance_uid=top.sop_instance_uid[:128], sop_class_uid=top.sop_class_uid[:64], sha256=sha,
-                study_instance_uid=top.study_instance_uid[:128], modality=top.modality[:16], source=source,
-                calling_ae=calling_ae[:16], peer_address=peer_address[:64], file_path=str(target), size=size)
+                sop_instance_uid=fit_field(ReceivedObject, "sop_instance_uid", top.sop_instance_uid),
+                sop_class_uid=fit_field(ReceivedObject, "sop_class_uid", top.sop_class_uid), sha256=sha,
+                study_instance_uid=fit_field(ReceivedObject, "study_instance_uid", top.study_instance_uid),
+                modality=fit_field(ReceivedObject, "modality", top.modality), source=source,
+                calling_ae=fit_field(ReceivedObject, "calling_ae", calling_ae),
+                peer_address=fit_field(ReceivedObject, "peer_address", peer_address), file_path=str(target), size=size)
             return row, True
     except IntegrityError:
         row = ReceivedObject.objects.get(sop_instance_uid=top.sop_instance_uid, sha256=sha)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
 
 
 class ConfigError(Exception):
@@ -86,8 +87,6 @@ def local_time_zone() -> str:
 
 def database_from_url(url: str, data_dir: Path) -> dict:
     """A Django DATABASES entry from DATABASE_URL (postgres://, postgresql://, sqlite:///path); empty means SQLite."""
-    from urllib.parse import parse_qs, unquote, urlparse
-
     if not url:
         return sqlite_database(data_dir / "dosereg.sqlite3")
     parsed = urlparse(url)

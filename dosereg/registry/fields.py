@@ -32,3 +32,10 @@ class TextFitter:
         return [Finding(TEXT_TRUNCATED, "", f"{name} was {sent} characters; the first {kept} are kept",
                         {"field": name})
                 for name, (sent, kept) in sorted(self.cut.items())]
+
+
+def fit_field(model, field_name: str, value) -> str:
+    """``value`` as ``model.field_name`` can hold it (NUL removed, cut to ``max_length``), for callers that need no
+    record of what was cut (log-like rows: refusals, reasons, notes)."""
+    limit = max_length(model, field_name)
+    return fit_text(value, limit if limit is not None else 1 << 30)[0]

@@ -12,6 +12,7 @@ from django.utils import timezone
 from dosereg.core import dose_report as dr
 from dosereg.core.sanity import Finding, device_total_findings
 from dosereg.core.versions import ALREADY_PRESENT, IMPORTED, REPORT_KINDS, dose_digest
+from dosereg.registry.fields import TextFitter
 from dosereg.registry.models import (
     AccumulatedDose,
     DoseCheckOverride,
@@ -23,7 +24,6 @@ from dosereg.registry.models import (
     Study,
 )
 from dosereg.registry.services.recording.bulk_sql import insert_rows
-from dosereg.registry.services.recording.fields import TextFitter
 from dosereg.registry.services.recording.identity import (
     aware,
     equipment_for,

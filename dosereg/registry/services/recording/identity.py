@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from dosereg.core import dose_report as dr
 from dosereg.core.versions import REPORT_KINDS
+from dosereg.registry.fields import TextFitter
 from dosereg.registry.models import Equipment, EquipmentChange, Patient, Study
 from dosereg.registry.services.pseudonyms import patient_pseudonym, pseudonym_enabled
-from dosereg.registry.services.recording.fields import TextFitter
 
 
 # --- time ------------------------------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ import math
 from dosereg.core import dose_report as dr
 from dosereg.core.sanity import Finding, clean_text, is_storable, screen_value
 from dosereg.core.versions import event_digest
+from dosereg.registry.fields import TextFitter
 from dosereg.registry.models import AccumulatedDose, DoseCheckOverride, DoseReport, IrradiationEvent, Study
-from dosereg.registry.services.recording.fields import TextFitter
 from dosereg.registry.services.recording.identity import aware
 
 EVENT_COLUMNS = frozenset(f.name for f in IrradiationEvent._meta.concrete_fields)

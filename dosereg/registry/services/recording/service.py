@@ -39,6 +39,7 @@ from dosereg.core.versions import (
     dose_digest,
     report_version_plan,
 )
+from dosereg.registry.fields import TextFitter
 from dosereg.registry.models import (
     AccumulatedDose,
     DoseCheckOverride,
@@ -49,7 +50,6 @@ from dosereg.registry.models import (
 )
 from dosereg.registry.services.recording import versions as stored_versions
 from dosereg.registry.services.recording.bulk_sql import insert_rows, widen_sqlite_batches
-from dosereg.registry.services.recording.fields import TextFitter
 from dosereg.registry.services.recording.identity import aware, equipment_for, patient_for, study_for
 from dosereg.registry.services.recording.rows import accumulated_row, dose_check_row, event_row, jsonable
 from dosereg.registry.services.recording.totals import set_event_effective_dose, studies_update_totals
