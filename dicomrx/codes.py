@@ -94,6 +94,9 @@ ALIASES: dict[Key, Key] = {
     ("DCM", "111650"): ("DCM", "113650"),  # Hologic: "Strip filter" sent as 111650 (CID 10007 has 113650)
     ("SCT", "T-D400"): ("SCT", "113345001"),  # Philips Allura: SRT T-D400 "Abdomen" typo for T-D4000
     ("SRT", "T-D400"): ("SCT", "113345001"),
+    # Laterality (SNOMED G-C171 / 272741003) sent under the DCM scheme by some mammography units
+    ("DCM", "G-C171"): ("SCT", "272741003"),
+    ("DCM", "272741003"): ("SCT", "272741003"),
     ("SCT", "1279505009"): ("SCT", "371931008"),  # combined diagnostic and therapeutic intent: accept both codes
 }
 
@@ -214,6 +217,7 @@ PATIENT_TABLE_RELATIONSHIP = dcm("113745")
 PATIENT_ORIENTATION = dcm("113743")
 PATIENT_ORIENTATION_MODIFIER = dcm("113744")
 AVERAGE_XRAY_TUBE_CURRENT = dcm("113767")
+EXPOSURE = dcm("113736")  # TID 10003B, uA.s; one per projection in a tomosynthesis event
 
 EVENT_PROJECTION_QUANTITIES: dict[Key, str] = {
     dcm("122130"): "kap_gycm2",
@@ -237,7 +241,7 @@ EVENT_PROJECTION_QUANTITIES: dict[Key, str] = {
     dcm("113793"): "pulse_width_ms",
     dcm("113768"): "number_of_pulses",
     dcm("113742"): "irradiation_duration_s",
-    dcm("113736"): "exposure_mas",
+    EXPOSURE: "exposure_mas",
     dcm("113733"): "kvp",
     dcm("113734"): "tube_current_ma",
     dcm("113824"): "exposure_time_s",

@@ -12,7 +12,7 @@ c = 1e-2, d = 1e-1, k = 1e3, G = 1e9; 1 Ci = 3.7e10 Bq by definition).
 
 from __future__ import annotations
 
-import math
+import re
 
 from dosereg.core.dose_report import DoseParseError, Quantity
 from dosereg.core.quantities import QUANTITIES, UCUM_SCHEMES
@@ -23,15 +23,23 @@ def is_strict(quantity_name: str) -> bool:
     return bool(q and q.strict)
 
 
+# A DS / NumericValue (PS3.5 §6.2: "+1.5e-3"), or the words a FloatingPointValue prints as (nan, inf).  Python's
+# float() alone would also take "1_000" and non-ASCII digits, which no DICOM number is.
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE | re.ASCII)
+
+
 def parse_number(raw: str) -> float:
-    """Parse a DS / NumericValue string ("8.664e-005", " 12 ", "1,5" is refused)."""
+    """Parse a DS / NumericValue string ("8.664e-005", " 12 "; "1,5" and "abc" raise ValueError).
+
+    Non-finite and negative values are returned as they are: the parser reports what the object says, and the
+    registry's border (``dosereg.core.sanity``) records such a value as invalid with its reason.
+    """
     text = raw.strip()
     if "\\" in text:  # an illegal multi-valued decimal: take the first value
         text = text.split("\\", 1)[0].strip()
-    value = float(text)
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError(f"not a finite number: {raw!r}")
-    return value
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(f"not a number: {raw!r}")
+    return float(text)
 
 
 def factor_for(quantity_name: str, unit_code: str) -> float | None:
@@ -45,7 +53,8 @@ def factor_for(quantity_name: str, unit_code: str) -> float | None:
 def to_canonical(quantity_name: str, raw_value_str: str, unit_code: str | None, *, scheme: str = "UCUM") -> Quantity:
     """Convert a value sent as ``raw_value_str`` in ``unit_code`` to the canonical unit of ``quantity_name``.
 
-    Raises DoseParseError for an unknown unit or an unreadable number (callers decide whether the quantity is typed).
+    Raises DoseParseError for an unknown unit or an unreadable number (callers decide whether the quantity is typed);
+    a non-finite or negative value is converted and returned, never refused here.
     """
     if quantity_name not in QUANTITIES:
         raise DoseParseError(f"unknown quantity name {quantity_name!r}")
@@ -60,6 +69,7 @@ def to_canonical(quantity_name: str, raw_value_str: str, unit_code: str | None, 
         value = parse_number(raw_value_str)
     except (ValueError, TypeError) as exc:
         raise DoseParseError(f"unreadable number {raw_value_str!r} for {quantity_name}") from exc
+    # beyond the float range the product is inf (1e308 Gy.m2 -> Gy.cm2): passed on for the registry to record
     return Quantity(value=value * factor, raw_value=raw_value_str.strip(), raw_unit=unit_code)
 
 

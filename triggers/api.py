@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from triggers import services
-from triggers.models import Alert, TriggerRule
+from triggers.models import SEVERITY_CHOICES, Alert, TriggerRule
 from triggers.selectors import alert_export_dict, alert_list
 from triggers.services import RULE_FIELDS
 
@@ -58,7 +60,7 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         if state and state not in dict(Alert.STATES):
             raise ValidationError({"state": f"unknown state {state!r}; use one of {', '.join(dict(Alert.STATES))}"})
         severity = p.get("severity") or None
-        if severity and severity not in dict(TriggerRule._meta.get_field("severity").choices):
+        if severity and severity not in dict(SEVERITY_CHOICES):
             raise ValidationError({"severity": f"unknown severity {severity!r}"})
         rule = p.get("rule")
         if rule and not rule.isdigit():
@@ -91,8 +93,6 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
 
     @action(detail=True, methods=["post"], url_path="follow-up")
     def follow_up(self, request, pk=None):
-        import datetime as dt
-
         def call(a, d):
             raw = d.get("follow_up_date")
             if not raw:

@@ -21,7 +21,7 @@ import datetime as dt
 from collections import defaultdict
 
 from dosereg.registry.models import Study
-from triggers import rules as R
+from triggers import rules
 from triggers.models import Alert, TriggerRule
 from triggers.services import _studies_facts, _study_qs, check_study, rule_spec
 
@@ -31,17 +31,17 @@ def studies_needing_check(study_ids: list[int]) -> list[int]:
     ids = list(dict.fromkeys(study_ids))
     if not ids:
         return []
-    rules = list(TriggerRule.objects.filter(active=True))
+    active_rules = list(TriggerRule.objects.filter(active=True))
     with_alerts = set(Alert.objects.filter(study_id__in=ids).values_list("study_id", flat=True).distinct())
-    if not rules:
+    if not active_rules:
         return [sid for sid in ids if sid in with_alerts]
-    specs = [rule_spec(r) for r in rules]
-    window_rules = [r for r in rules if r.scope == "patient_window" and r.kind == "threshold"]
+    specs = [rule_spec(r) for r in active_rules]
+    window_rules = [r for r in active_rules if r.scope == "patient_window" and r.kind == "threshold"]
     studies = list(_study_qs().filter(pk__in=ids))
     facts = _studies_facts(studies, with_events=True)
 
     # the patients' other studies, for the window rules (totals only, as patient_window_facts loads them)
-    others: dict[int, list[R.StudyFacts]] = defaultdict(list)
+    others: dict[int, list[rules.StudyFacts]] = defaultdict(list)
     if window_rules:
         max_days = max(r.window_days or 0 for r in window_rules)
         dated = [s.study_date for s in studies if s.study_date]
@@ -60,14 +60,14 @@ def studies_needing_check(study_ids: list[int]) -> list[int]:
         if study.pk in with_alerts:
             return True
         own = _window_rules_for(study, window_rules)
-        history: list[R.StudyFacts] = []
+        history: list[rules.StudyFacts] = []
         if own and study.study_date:
             days = max(r.window_days or 0 for r in own)
             lo, hi = study.study_date - dt.timedelta(days=days), study.study_date + dt.timedelta(days=days)
             history = [h for h in others[study.patient_id]
                        if h.study_id != study.pk and h.study_date and lo <= h.study_date <= hi]
         mine = facts[study.pk]
-        if R.evaluate(mine, history, specs):
+        if rules.evaluate(mine, history, specs):
             return True
         # check_study re-applies the window rules to the patient's later studies whose window now holds this one
         own_specs = [spec for spec in specs if spec.id in {r.pk for r in own}]
@@ -76,7 +76,7 @@ def studies_needing_check(study_ids: list[int]) -> list[int]:
                 if h.study_id in later_alerts:
                     return True
                 h_history = [x for x in history if x.study_id != h.study_id] + [_totals_only(mine)]
-                if R.evaluate(h, h_history, own_specs):
+                if rules.evaluate(h, h_history, own_specs):
                     return True
         return False
 
@@ -95,7 +95,7 @@ def _window_rules_for(study: Study, window_rules: list[TriggerRule]) -> list[Tri
     return [r for r in window_rules if not r.modality_type or r.modality_type in kinds]
 
 
-def _totals_only(facts: R.StudyFacts) -> R.StudyFacts:
+def _totals_only(facts: rules.StudyFacts) -> rules.StudyFacts:
     """A study's facts as ``patient_window_facts`` gives them (``with_events=False``: no events, no Dose Check)."""
     return dataclasses.replace(facts, events=(), dose_checks=())
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from triggers.models import QUANTITIES, Alert, TriggerRule
+from dosereg.core.quantities import QUANTITIES, RULE_QUANTITIES, input_units
+from triggers.models import QUANTITY_CHOICES, SEVERITY_CHOICES, Alert, TriggerRule
 from triggers.services import rule_validate
 
 RULE_FORM_FIELDS = ["name", "modality_type", "room", "equipment", "standard_exam", "protocol_pattern",
@@ -26,11 +27,11 @@ class TriggerRuleForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         # the service decides: unknown quantities and units get a clear message instead of "not a valid choice"
         self.fields["quantity"] = forms.CharField(
-            max_length=32, help_text="one of: " + ", ".join(QUANTITIES),
-            widget=forms.Select(choices=[("", "---------")] + [(k, f"{v['label']} ({k})")
-                                                                  for k, v in QUANTITIES.items()]))
+            max_length=32, help_text="one of: " + ", ".join(RULE_QUANTITIES),
+            widget=forms.Select(choices=[("", "---------"), *QUANTITY_CHOICES]))
         self.fields["unit"] = forms.CharField(
-            max_length=12, help_text="; ".join(f"{v['label']}: {', '.join(v['units'])}" for v in QUANTITIES.values()))
+            max_length=12, help_text="; ".join(f"{QUANTITIES[name].label}: {', '.join(input_units(name))}"
+                                               for name in RULE_QUANTITIES))
         self.fields["scope"].required = True
 
     def _post_clean(self):
@@ -65,7 +66,6 @@ class CloseForm(forms.Form):
 
 class AlertFilterForm(forms.Form):
     state = forms.ChoiceField(required=False, choices=[("", "open"), ("all", "all")] + Alert.STATES)
-    severity = forms.ChoiceField(required=False, choices=[("", "any")] + list(
-        TriggerRule._meta.get_field("severity").choices))
+    severity = forms.ChoiceField(required=False, choices=[("", "any")] + SEVERITY_CHOICES)
     rule = forms.ModelChoiceField(required=False, queryset=TriggerRule.objects.all())
     include_demo = forms.BooleanField(required=False, initial=True)

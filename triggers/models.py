@@ -11,26 +11,19 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from dosereg.registry.models import MODALITY_TYPE_CHOICES
+from dosereg.core.quantities import (
+    MODALITY_CHOICES,
+    PLANE_QUANTITIES,
+    QUANTITIES,
+    RULE_QUANTITIES,
+    input_units,
+    unit_factor,
+)
 
-# Quantities by their export_doses field name: label, canonical unit, accepted units {unit: factor to canonical}.
-QUANTITIES: dict[str, dict] = {
-    "ka_r_total_mgy": {"label": "Ka,r", "unit": "mGy", "units": {"mGy": 1.0, "Gy": 1000.0}, "planes": True},
-    "kap_total_gycm2": {"label": "KAP", "unit": "Gy·cm²",
-                        "units": {"Gy·cm²": 1.0, "dGy·cm²": 0.1, "cGy·cm²": 0.01, "mGy·cm²": 0.001,
-                                  "µGy·m²": 0.01}, "planes": True},
-    "fluoro_time_total_s": {"label": "Fluoroscopy time", "unit": "s", "units": {"s": 1.0, "min": 60.0},
-                            "planes": True},
-    "ctdivol_mgy": {"label": "CTDIvol", "unit": "mGy", "units": {"mGy": 1.0}, "planes": False},
-    "dlp_total_mgycm": {"label": "DLP", "unit": "mGy·cm", "units": {"mGy·cm": 1.0, "Gy·cm": 1000.0}, "planes": False},
-    "agd_mgy": {"label": "AGD", "unit": "mGy", "units": {"mGy": 1.0}, "planes": False},
-    "activity_mbq": {"label": "Administered activity", "unit": "MBq", "units": {"MBq": 1.0, "GBq": 1000.0},
-                     "planes": False},
-    "effective_dose_msv": {"label": "Effective dose (estimate)", "unit": "mSv", "units": {"mSv": 1.0},
-                           "planes": False},
-}
-QUANTITY_CHOICES = [(k, f"{v['label']} ({k})") for k, v in QUANTITIES.items()]
-UNIT_CHOICES = sorted({(u, u) for v in QUANTITIES.values() for u in v["units"]})
+# The quantities a rule may watch, by their export name (the catalogue's ``QuantityDef.key``), and the units its
+# threshold may be typed in (display spellings; the catalogue converts them).
+QUANTITY_CHOICES = [(name, f"{QUANTITIES[name].label} ({name})") for name in RULE_QUANTITIES]
+UNIT_CHOICES = sorted({(u, u) for name in RULE_QUANTITIES for u in input_units(name)})
 SCOPE_CHOICES = [("event", "Per irradiation event"), ("study", "Per study"),
                  ("patient_window", "Cumulative per patient over a window")]
 SEVERITY_CHOICES = [("notification", "Notification"), ("alert", "Alert"), ("significant_event", "Significant event")]
@@ -53,7 +46,7 @@ class TriggerRule(models.Model):
     pack = models.CharField(max_length=40, blank=True, help_text="default rule pack this rule came from")
     kind = models.CharField(max_length=12, choices=KIND_CHOICES, default="threshold")
     # which studies
-    modality_type = models.CharField(max_length=20, choices=MODALITY_TYPE_CHOICES, blank=True)
+    modality_type = models.CharField(max_length=20, choices=MODALITY_CHOICES, blank=True)
     room = models.ForeignKey("registry.Room", null=True, blank=True, on_delete=models.PROTECT)
     equipment = models.ForeignKey("registry.Equipment", null=True, blank=True, on_delete=models.PROTECT)
     standard_exam = models.ForeignKey("registry.StandardExam", null=True, blank=True, on_delete=models.PROTECT)
@@ -105,15 +98,27 @@ class TriggerRule(models.Model):
 
     @property
     def quantity_label(self) -> str:
-        return QUANTITIES.get(self.quantity, {}).get("label", self.quantity)
+        q = QUANTITIES.get(self.quantity)
+        return q.label if q else self.quantity
+
+    @property
+    def watches_planes(self) -> bool:
+        """Ka,r, KAP and fluoroscopy time: reported per plane by biplane units, so the plane mode applies."""
+        return self.quantity in PLANE_QUANTITIES
 
     @property
     def canonical_unit(self) -> str:
-        return QUANTITIES.get(self.quantity, {}).get("unit", "")
+        q = QUANTITIES.get(self.quantity)
+        return q.unit_symbol if q else ""
+
+    @property
+    def threshold_factor(self) -> float:
+        """The factor from the rule's unit to the quantity's canonical unit (validated when the rule is saved)."""
+        return unit_factor(self.quantity, self.unit)
 
     @property
     def threshold_canonical(self) -> float:
-        return self.threshold * QUANTITIES[self.quantity]["units"][self.unit]
+        return self.threshold * self.threshold_factor
 
 
 class TriggerRuleVersion(models.Model):
@@ -209,9 +214,5 @@ class AlertEvent(models.Model):
         ordering = ["at", "id"]
 
 
-# Incident reports (issue 8) live in triggers/incidents/; their models join this app's label.
-try:
-    from triggers.incidents.models import *  # noqa: F401,F403,E402
-except ModuleNotFoundError as exc:  # not built yet; any other import error inside it must surface
-    if exc.name not in ("triggers.incidents", "triggers.incidents.models"):
-        raise
+# Incident reports live in triggers/incidents/; their models join this app's label.
+from triggers.incidents.models import *  # noqa: E402, F401, F403

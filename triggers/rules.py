@@ -1,7 +1,7 @@
 """Pure trigger evaluation: a study, the patient's relevant history and the rules in; exceedances out.
 
 No ORM, no I/O: the dataclasses below are filled by ``triggers.services`` (or by a test).  All values are in the
-quantity's canonical unit (``triggers.models.QUANTITIES``).  A value at or above the threshold exceeds it.
+quantity's canonical unit (``dosereg.core.quantities``).  A value at or above the threshold exceeds it.
 
 Ka,r is a surrogate for skin dose, not a skin-dose estimate: it can under- or overestimate peak skin dose.
 """
@@ -9,20 +9,16 @@ Ka,r is a surrogate for skin dose, not a skin-dose estimate: it can under- or ov
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-PLANE_QUANTITIES = ("ka_r_total_mgy", "kap_total_gycm2", "fluoro_time_total_s")
-# quantity (export_doses name) -> the irradiation event's column for per-event rules
-EVENT_FIELD = {"ka_r_total_mgy": "ka_r_mgy", "kap_total_gycm2": "kap_gycm2", "fluoro_time_total_s":
-               "irradiation_duration_s", "ctdivol_mgy": "ctdivol_mgy", "dlp_total_mgycm": "dlp_mgycm",
-               "agd_mgy": "agd_mgy", "activity_mbq": "activity_mbq", "effective_dose_msv": "effective_dose_msv"}
-LABELS = {"ka_r_total_mgy": "Ka,r", "kap_total_gycm2": "KAP", "fluoro_time_total_s": "Fluoroscopy time",
-          "ctdivol_mgy": "CTDIvol", "dlp_total_mgycm": "DLP", "agd_mgy": "AGD", "activity_mbq": "Administered activity",
-          "effective_dose_msv": "Effective dose (estimate)"}
-UNITS = {"ka_r_total_mgy": "mGy", "kap_total_gycm2": "Gy·cm²", "fluoro_time_total_s": "s", "ctdivol_mgy": "mGy",
-         "dlp_total_mgycm": "mGy·cm", "agd_mgy": "mGy", "activity_mbq": "MBq", "effective_dose_msv": "mSv"}
+from dosereg.core.display import format_quantity
+from dosereg.core.quantities import PLANE_QUANTITIES, QUANTITIES, RULE_QUANTITIES
+
+# quantity (its export name) -> the irradiation event's column, for per-event rules
+EVENT_FIELD = {name: QUANTITIES[name].event_column for name in RULE_QUANTITIES}
 
 # Head regions: SNOMED RT / SNOMED CT codes (PS3.16 CID 4030) for head, brain, skull, and text keywords.
 HEAD_CODES = {"T-D1100", "69536005", "T-A0100", "12738006", "T-11100", "89546000", "T-D1213", "T-D1200"}
@@ -250,6 +246,12 @@ def _event_matches(rule: RuleSpec, study: StudyFacts, event: EventFacts) -> bool
 
 
 # --- values ---------------------------------------------------------------------------------------------------------
+def _usable(value) -> float | None:
+    """A value a rule may compare: the registry stores an invalid value as None (never a number), so this only keeps
+    a stray non-finite float from raising an alert.  Implausible values are real numbers and are compared."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _planes(study: StudyFacts) -> tuple[PlaneTotals, ...]:
     if study.planes:
         return study.planes
@@ -260,18 +262,19 @@ def _planes(study: StudyFacts) -> tuple[PlaneTotals, ...]:
 def study_value(study: StudyFacts, quantity: str, plane_mode: str = "sum") -> tuple[float | None, dict[str, float]]:
     """(value used for the rule, per-plane values) of a study for a study-scope rule."""
     if quantity in PLANE_QUANTITIES:
-        per_plane = {p.plane: getattr(p, quantity) for p in _planes(study) if getattr(p, quantity) is not None}
+        per_plane = {p.plane: _usable(getattr(p, quantity)) for p in _planes(study)}
+        per_plane = {plane: v for plane, v in per_plane.items() if v is not None}
         if plane_mode == "each":
             return (max(per_plane.values()) if per_plane else None), per_plane
-        total = study.totals.get(quantity)
+        total = _usable(study.totals.get(quantity))
         if total is None and per_plane:
             total = sum(per_plane.values())
         return total, per_plane
     if quantity == "ctdivol_mgy":
-        values = [e.values.get("ctdivol_mgy") for e in study.events if not e.is_localizer]
+        values = [_usable(e.values.get("ctdivol_mgy")) for e in study.events if not e.is_localizer]
         values = [v for v in values if v is not None]
-        return (max(values) if values else study.totals.get("ctdivol_mgy")), {}
-    return study.totals.get(quantity), {}
+        return (max(values) if values else _usable(study.totals.get("ctdivol_mgy"))), {}
+    return _usable(study.totals.get(quantity)), {}
 
 
 def _steps(value: float, threshold: float, step: float | None) -> list[float]:
@@ -284,28 +287,37 @@ def _steps(value: float, threshold: float, step: float | None) -> list[float]:
     return steps
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
+def _shown(quantity: str, value: float) -> str:
+    """A value of the rule's quantity as people read it (the catalogue's formatter: unit always shown)."""
+    return format_quantity(quantity, value)
+
+
+def _label(quantity: str) -> str:
+    return QUANTITIES[quantity].label
+
+
+def _unit(quantity: str) -> str:
+    return QUANTITIES[quantity].unit_symbol
 
 
 def _evaluate_study_scope(rule: RuleSpec, study: StudyFacts) -> Exceedance | None:
     value, per_plane = study_value(study, rule.quantity, rule.plane_mode)
     if value is None or value < rule.threshold:
         return None
-    unit, label = UNITS[rule.quantity], LABELS[rule.quantity]
+    q = rule.quantity
     details: dict = {"plane_mode": rule.plane_mode if rule.quantity in PLANE_QUANTITIES else None,
                      "per_plane": per_plane}
     if rule.quantity in PLANE_QUANTITIES:
         details["planes_exceeding"] = sorted(p for p, v in per_plane.items() if v >= rule.threshold)
-    summary = f"{label} {_fmt(value)} {unit} ≥ {_fmt(rule.threshold)} {unit}"
+    summary = f"{_label(q)} {_shown(q, value)} ≥ {_shown(q, rule.threshold)}"
     steps = _steps(value, rule.threshold, rule.step)
     if rule.step:
         details["first_level"] = rule.threshold
         details["step"] = rule.step
         details["steps_reached"] = steps
         if steps:
-            summary += f"; further steps reached: {', '.join(_fmt(s) for s in steps)} {unit}"
-    return Exceedance(rule.id, rule.quantity, value, unit, rule.threshold, summary, details)
+            summary += f"; further steps reached: {', '.join(_shown(q, s) for s in steps)}"
+    return Exceedance(rule.id, q, value, _unit(q), rule.threshold, summary, details)
 
 
 def _evaluate_event_scope(rule: RuleSpec, study: StudyFacts) -> Exceedance | None:
@@ -314,7 +326,7 @@ def _evaluate_event_scope(rule: RuleSpec, study: StudyFacts) -> Exceedance | Non
     for event in study.events:
         if rule.quantity in ("ctdivol_mgy", "dlp_total_mgycm") and event.is_localizer:
             continue  # per-acquisition CT criteria leave out localizers
-        v = event.values.get(column)
+        v = _usable(event.values.get(column))
         if v is None or v < rule.threshold or not _event_matches(rule, study, event):
             continue
         hits.append({"irradiation_event_uid": event.uid, "sequence": event.sequence, "protocol": event.protocol,
@@ -322,10 +334,10 @@ def _evaluate_event_scope(rule: RuleSpec, study: StudyFacts) -> Exceedance | Non
     if not hits:
         return None
     value = max(h["value"] for h in hits)
-    unit, label = UNITS[rule.quantity], LABELS[rule.quantity]
-    summary = (f"{label} {_fmt(value)} {unit} ≥ {_fmt(rule.threshold)} {unit} in {len(hits)} "
+    q = rule.quantity
+    summary = (f"{_label(q)} {_shown(q, value)} ≥ {_shown(q, rule.threshold)} in {len(hits)} "
                f"irradiation event{'s' if len(hits) != 1 else ''}")
-    return Exceedance(rule.id, rule.quantity, value, unit, rule.threshold, summary, {"events": hits})
+    return Exceedance(rule.id, q, value, _unit(q), rule.threshold, summary, {"events": hits})
 
 
 def window_sum(rule: RuleSpec, study: StudyFacts, history: Sequence[StudyFacts]) -> tuple[list[StudyFacts], float,
@@ -356,13 +368,13 @@ def _evaluate_window_scope(rule: RuleSpec, study: StudyFacts, history: Sequence[
                                         and per_plane) else total
     if value < rule.threshold:
         return None
-    unit, label = UNITS[rule.quantity], LABELS[rule.quantity]
+    q = rule.quantity
     listing = [{"study_id": m.study_id, "study_date": m.study_date.isoformat() if m.study_date else None,
                 "label": m.label, "value": study_value(m, rule.quantity, "sum")[0]}
                for m in sorted(members, key=lambda m: (m.study_date or dt.date.min, m.study_id))]
-    summary = (f"{label} {_fmt(value)} {unit} summed over {len(members)} procedures in {rule.window_days} days "
-               f"≥ {_fmt(rule.threshold)} {unit}")
-    return Exceedance(rule.id, rule.quantity, value, unit, rule.threshold, summary,
+    summary = (f"{_label(q)} {_shown(q, value)} summed over {len(members)} procedures in {rule.window_days} days "
+               f"≥ {_shown(q, rule.threshold)}")
+    return Exceedance(rule.id, q, value, _unit(q), rule.threshold, summary,
                       {"window_days": rule.window_days, "procedures": listing, "per_plane": per_plane,
                        "plane_mode": rule.plane_mode, "sum": total})
 
@@ -393,9 +405,20 @@ def _evaluate_dose_check(rule: RuleSpec, study: StudyFacts) -> Exceedance | None
     kinds = sorted({dc.kind for dc in concerned})
     n = len({dc.uid for dc in concerned})
     summary = (f"CT Dose Check {'/'.join(kinds)} value exceeded in {n} acquisition{'s' if n != 1 else ''}; "
-               f"largest: {LABELS[quantity]} forward estimate {_fmt(value)} {UNITS[quantity]} vs configured "
-               f"{_fmt(threshold)} {UNITS[quantity]}")
-    return Exceedance(rule.id, quantity, value, UNITS[quantity], threshold, summary, {"acquisitions": rows})
+               f"largest: {_label(quantity)} forward estimate {_shown(quantity, value)} vs configured "
+               f"{_shown(quantity, threshold)}")
+    return Exceedance(rule.id, quantity, value, _unit(quantity), threshold, summary, {"acquisitions": rows})
+
+
+def current_value(rule: RuleSpec, study: StudyFacts) -> float | None:
+    """The study's own value of the rule's quantity, as the rule reads it (the highest event value for an event rule),
+    e.g. to say what a corrected study now shows once an alert no longer applies.  None when it has none."""
+    if rule.scope == "event":
+        column = EVENT_FIELD[rule.quantity]
+        values = [_usable(e.values.get(column)) for e in study.events]
+        values = [v for v in values if v is not None]
+        return max(values) if values else None
+    return study_value(study, rule.quantity, rule.plane_mode if rule.scope == "study" else "sum")[0]
 
 
 def evaluate(study: StudyFacts, history: Sequence[StudyFacts], rules: Sequence[RuleSpec]) -> list[Exceedance]:

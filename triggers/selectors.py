@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
 from triggers.models import Alert, TriggerRule
+
+# most severe first: what needs acting on first
+SEVERITY_ORDER = ("significant_event", "alert", "notification")
+_SEVERITY_RANK = Case(*[When(severity=s, then=Value(i)) for i, s in enumerate(SEVERITY_ORDER)],
+                      default=Value(len(SEVERITY_ORDER)), output_field=IntegerField())
+
+
+def _rank(severity: str) -> int:
+    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
 
 
 def alert_inbox_count(user) -> int:
@@ -18,9 +29,43 @@ def alert_inbox_count(user) -> int:
 
 def study_alerts(study_id: int) -> list[Alert]:
     """A study's alerts (for the study and patient pages), most severe first."""
-    order = {"significant_event": 0, "alert": 1, "notification": 2}
     alerts = list(Alert.objects.filter(study_id=study_id).select_related("rule"))
-    return sorted(alerts, key=lambda a: (order.get(a.severity, 9), a.pk))
+    return sorted(alerts, key=lambda a: (_rank(a.severity), a.pk))
+
+
+def alert_badges(study_ids: Iterable[int]) -> dict[int, list[dict]]:
+    """Badges for study lists and the patient history, in one query: study id -> its alerts (open and closed), most
+    severe first, each {"id", "severity", "state", "rule_name", "quantity", "text", "still_exceeds", "demo"};
+    ``text`` is the alert's summary with its values and units.  Studies without alerts are left out."""
+    ids = list(dict.fromkeys(study_ids))
+    if not ids:
+        return {}
+    out: dict[int, list[dict]] = defaultdict(list)
+    rows = (Alert.objects.filter(study_id__in=ids)
+            .values("id", "study_id", "severity", "state", "rule__name", "quantity", "summary", "still_exceeds",
+                    "demo"))
+    for r in sorted(rows, key=lambda r: (_rank(r["severity"]), r["id"])):
+        text = r["summary"] + ("" if r["still_exceeds"] else " (no longer exceeded)")
+        out[r["study_id"]].append({"id": r["id"], "severity": r["severity"], "state": r["state"],
+                                   "rule_name": r["rule__name"], "quantity": r["quantity"], "text": text,
+                                   "still_exceeds": r["still_exceeds"], "demo": r["demo"]})
+    return dict(out)
+
+
+def open_alerts(*, limit: int | None = None, user=None) -> QuerySet[Alert]:
+    """Alerts waiting for someone (new, acknowledged, follow-up), what needs acting on first: significant events,
+    then alerts, then notifications, newest first within each; study, patient and rule joined (one query).  With a
+    ``user`` who may not see alerts: none."""
+    if user is not None and not user.has_perm("triggers.view_alert"):
+        return Alert.objects.none()
+    qs = (Alert.objects.filter(state__in=Alert.OPEN_STATES).select_related("study", "patient", "rule")
+          .annotate(severity_rank=_SEVERITY_RANK).order_by("severity_rank", "-created_at", "-id"))
+    return qs[:limit] if limit is not None else qs
+
+
+def open_alert_count() -> int:
+    """How many alerts are open (new, acknowledged or with follow-up scheduled)."""
+    return Alert.objects.filter(state__in=Alert.OPEN_STATES).count()
 
 
 def alert_list(*, state: str | None = None, severity: str | None = None, rule_id: int | None = None,

@@ -1,13 +1,15 @@
 """Trigger services: evaluate studies against the active rules, keep one alert per (study, rule), move alerts through
 their lifecycle, notify subscribers, edit rules (versioned).
 
-``check_study`` is called by ``dicomrx.pipeline.after_study_recorded`` after every ingest or supersede.
+``check_study`` is called by ``dicomrx.pipeline.after_study_recorded`` after every ingest, supersede or correction:
+an alert whose rule no longer fires is kept and marked (``still_exceeds`` false, with the new value), never deleted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 from collections import defaultdict
 
@@ -15,12 +17,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from dosereg.core.display import format_quantity
+from dosereg.core.quantities import PLANE_QUANTITIES, QUANTITIES, RULE_QUANTITIES, input_units, unit_factor
 from dosereg.registry.models import AccumulatedDose, DoseCheckOverride, IrradiationEvent, Study
 from dosereg.registry.services.audit import audit_record
 from dosereg.registry.services.notifications import notification_send
-from triggers import rules as R
+from triggers import rules
+from triggers.incidents import services as incident_services
 from triggers.models import (
-    QUANTITIES,
     SCOPE_CHOICES,
     SEVERITY_CHOICES,
     Alert,
@@ -31,8 +35,8 @@ from triggers.models import (
 
 log = logging.getLogger(__name__)
 
-EVENT_COLUMNS = ("ctdivol_mgy", "dlp_mgycm", "kap_gycm2", "ka_r_mgy", "irradiation_duration_s", "agd_mgy",
-                 "activity_mbq", "effective_dose_msv")
+# the irradiation event columns per-event rules read (catalogue: QuantityDef.event_column of each rule quantity)
+RULE_EVENT_COLUMNS = tuple(dict.fromkeys(rules.EVENT_FIELD.values()))
 RULE_FIELDS = ("key", "name", "pack", "kind", "modality_type", "room_id", "equipment_id", "standard_exam_id",
                "protocol_pattern", "protocol_exclude_pattern", "body_region", "ctdi_phantom", "procedure_kind",
                "age_min_years", "age_max_years", "quantity", "plane_mode", "threshold", "unit", "step", "scope",
@@ -56,36 +60,36 @@ class RuleValidationError(TriggerError):
 
 
 # --- facts from the registry ---------------------------------------------------------------------------------------
-def _studies_facts(studies: list[Study], *, with_events: bool) -> dict[int, R.StudyFacts]:
+def _studies_facts(studies: list[Study], *, with_events: bool) -> dict[int, rules.StudyFacts]:
     ids = [s.pk for s in studies]
     planes: dict[int, dict[str, dict[str, float]]] = defaultdict(dict)
     for row in (AccumulatedDose.objects.filter(report__study_id__in=ids, report__state="current")
-                .exclude(plane="").values("report__study_id", "plane", *R.PLANE_QUANTITIES)):
+                .exclude(plane="").values("report__study_id", "plane", *PLANE_QUANTITIES)):
         acc = planes[row["report__study_id"]].setdefault(row["plane"], {})
-        for q in R.PLANE_QUANTITIES:
+        for q in PLANE_QUANTITIES:
             if row[q] is not None:
                 acc[q] = acc.get(q, 0.0) + row[q]
-    events: dict[int, list[R.EventFacts]] = defaultdict(list)
+    events: dict[int, list[rules.EventFacts]] = defaultdict(list)
     protocols: dict[tuple[int, str], str] = {}
     if with_events:
         for e in (IrradiationEvent.objects.filter(study_id__in=ids, is_current=True)
                   .values("study_id", "irradiation_event_uid", "sequence", "event_type", "protocol", "target_region",
-                          "target_region_code", "plane", "is_localizer", "ctdi_phantom", *EVENT_COLUMNS)):
-            events[e["study_id"]].append(R.EventFacts(
+                          "target_region_code", "plane", "is_localizer", "ctdi_phantom", *RULE_EVENT_COLUMNS)):
+            events[e["study_id"]].append(rules.EventFacts(
                 uid=e["irradiation_event_uid"], sequence=e["sequence"], event_type=e["event_type"],
                 protocol=e["protocol"], target_region=e["target_region"], target_region_code=e["target_region_code"],
                 plane=e["plane"], is_localizer=e["is_localizer"], ctdi_phantom=e["ctdi_phantom"],
-                values={c: e[c] for c in EVENT_COLUMNS}))
+                values={c: e[c] for c in RULE_EVENT_COLUMNS}))
             if e["irradiation_event_uid"]:
                 protocols[(e["study_id"], e["irradiation_event_uid"])] = e["protocol"]
-    checks: dict[int, list[R.DoseCheckFacts]] = defaultdict(list)
+    checks: dict[int, list[rules.DoseCheckFacts]] = defaultdict(list)
     if with_events:
         for d in DoseCheckOverride.objects.filter(report__study_id__in=ids, report__state="current").values(
                 "report__study_id", "irradiation_event_uid", "kind", "dlp_configured", "ctdivol_configured",
                 "dlp_value_mgycm", "ctdivol_value_mgy",
                 "dlp_forward_estimate_mgycm", "ctdivol_forward_estimate_mgy", "reason_for_proceeding", "person_name"):
             sid = d["report__study_id"]
-            checks[sid].append(R.DoseCheckFacts(
+            checks[sid].append(rules.DoseCheckFacts(
                 uid=d["irradiation_event_uid"] or None, kind=d["kind"],
                 protocol=protocols.get((sid, d["irradiation_event_uid"]), ""),
                 dlp_configured=d["dlp_configured"], ctdivol_configured=d["ctdivol_configured"],
@@ -101,7 +105,7 @@ def _studies_facts(studies: list[Study], *, with_events: bool) -> dict[int, R.St
                   "fluoro_time_total_s": s.fluoro_time_total_s, "dlp_total_mgycm": s.dlp_total_mgycm,
                   "ctdivol_mgy": s.max_ctdivol_mgy, "agd_mgy": max(agd) if agd else None,
                   "activity_mbq": s.activity_mbq, "effective_dose_msv": s.effective_dose_msv}
-        out[s.pk] = R.StudyFacts(
+        out[s.pk] = rules.StudyFacts(
             study_id=s.pk, patient_id=s.patient_id, study_date=s.study_date,
             modality_types=tuple(s.modality_types or ([s.modality_type] if s.modality_type else [])),
             room_id=s.equipment.room_id if s.equipment_id else None, equipment_id=s.equipment_id,
@@ -110,16 +114,19 @@ def _studies_facts(studies: list[Study], *, with_events: bool) -> dict[int, R.St
             texts=tuple(t for t in (s.study_description, s.requested_procedure_description,
                                     s.performed_procedure_description, exam.name if exam else "") if t),
             age_years=s.age_years, demo=s.demo, totals=totals,
-            planes=tuple(R.PlaneTotals(p, v.get("ka_r_total_mgy"), v.get("kap_total_gycm2"),
+            planes=tuple(rules.PlaneTotals(p, v.get("ka_r_total_mgy"), v.get("kap_total_gycm2"),
                                        v.get("fluoro_time_total_s")) for p, v in sorted(planes[s.pk].items())),
             events=tuple(events[s.pk]), dose_checks=tuple(checks[s.pk]),
             label=f"{s.study_date or 'undated'} {s.study_description or s.modality_type}".strip())
     return out
 
 
-def rule_spec(rule: TriggerRule) -> R.RuleSpec:
-    factor = QUANTITIES[rule.quantity]["units"].get(rule.unit, 1.0)
-    return R.RuleSpec(
+def rule_spec(rule: TriggerRule) -> rules.RuleSpec:
+    """The rule for the pure evaluator, its threshold and step converted to the quantity's canonical unit."""
+    factor = unit_factor(rule.quantity, rule.unit) if rule.quantity in RULE_QUANTITIES else None
+    if factor is None:  # rule_save refuses these; a row edited around it must not be compared in the wrong unit
+        raise RuleValidationError({"unit": f"rule {rule.key}: unit {rule.unit!r} does not fit {rule.quantity!r}"})
+    return rules.RuleSpec(
         id=rule.pk, name=rule.name, quantity=rule.quantity, threshold=rule.threshold * factor, scope=rule.scope,
         severity=rule.severity, kind=rule.kind, plane_mode=rule.plane_mode,
         step=rule.step * factor if rule.step else None, window_days=rule.window_days,
@@ -134,7 +141,7 @@ def _study_qs():
     return Study.objects.select_related("equipment", "standard_exam")
 
 
-def patient_window_facts(study: Study, days: int) -> list[R.StudyFacts]:
+def patient_window_facts(study: Study, days: int) -> list[rules.StudyFacts]:
     """The patient's other studies within ``days`` before and after this one (totals only)."""
     if study.study_date is None:
         return []
@@ -151,14 +158,14 @@ def check_study(study_id: int) -> list[int]:
     if study is None:
         log.warning("check_study: study %s does not exist", study_id)
         return []
-    rules = list(TriggerRule.objects.filter(active=True))
+    active_rules = list(TriggerRule.objects.filter(active=True))
     kinds = set(study.modality_types or ([study.modality_type] if study.modality_type else []))
-    window_rules = [r for r in rules if r.scope == "patient_window" and r.kind == "threshold"
+    window_rules = [r for r in active_rules if r.scope == "patient_window" and r.kind == "threshold"
                     and (not r.modality_type or r.modality_type in kinds)]
     max_window = max((r.window_days or 0 for r in window_rules), default=0)
     history = patient_window_facts(study, max_window) if window_rules else []
     facts = _studies_facts([study], with_events=True)[study.pk]
-    ids = _apply(study, facts, history, rules)
+    ids = _apply(study, facts, history, active_rules)
     # a study dated earlier than the patient's other studies can complete their windows
     if window_rules and study.study_date:
         later = [h for h in history if h.study_date and h.study_date > study.study_date]
@@ -169,9 +176,10 @@ def check_study(study_id: int) -> list[int]:
     return ids
 
 
-def _apply(study: Study, facts: R.StudyFacts, history, rules: list[TriggerRule], only_rules: bool = False) -> list[int]:
-    by_id = {r.pk: r for r in rules}
-    hits = R.evaluate(facts, history, [rule_spec(r) for r in rules])
+def _apply(study: Study, facts: rules.StudyFacts, history, active_rules: list[TriggerRule],
+           only_rules: bool = False) -> list[int]:
+    by_id = {r.pk: r for r in active_rules}
+    hits = rules.evaluate(facts, history, [rule_spec(r) for r in active_rules])
     hit_ids = set()
     alert_ids = []
     with transaction.atomic():
@@ -179,23 +187,31 @@ def _apply(study: Study, facts: R.StudyFacts, history, rules: list[TriggerRule],
             rule = by_id[hit.rule_id]
             hit_ids.add(rule.pk)
             alert_ids.append(_upsert_alert(study, rule, hit).pk)
-        # alerts of rules evaluated now that no longer fire: kept, marked (never silently dropped)
         stale = Alert.objects.filter(study=study, rule_id__in=list(by_id), still_exceeds=True).exclude(
             rule_id__in=hit_ids)
         for alert in stale:
-            alert.still_exceeds = False
-            alert.save(update_fields=["still_exceeds", "updated_at"])
-            AlertEvent.objects.create(alert=alert, action="no_longer_exceeds", from_state=alert.state,
-                                      to_state=alert.state,
-                                      detail={"rule_version": by_id[alert.rule_id].version})
+            _withdraw_alert(alert, by_id[alert.rule_id], facts, corrected="corrected" in (study.flags or []))
     if only_rules:
         return alert_ids
     return list(Alert.objects.filter(study=study).values_list("pk", flat=True))
 
 
-def _upsert_alert(study: Study, rule: TriggerRule, hit: R.Exceedance) -> Alert:
+def _withdraw_alert(alert: Alert, rule: TriggerRule, facts: rules.StudyFacts, *, corrected: bool) -> None:
+    """A rule that no longer fires for the study (its values were corrected, or the rule changed): the alert is kept
+    with its history, marked as no longer exceeding, with the value the study shows now (never deleted)."""
+    now_value = rules.current_value(rule_spec(rule), facts)
+    withdrawn = {"value": now_value, "previous_value": alert.value, "rule_version": rule.version,
+                 "after_correction": corrected, "at": timezone.now().isoformat()}
+    alert.still_exceeds = False
+    alert.details = {**(alert.details or {}), "no_longer_exceeds": withdrawn}
+    alert.save(update_fields=["still_exceeds", "details", "updated_at"])
+    AlertEvent.objects.create(alert=alert, action="no_longer_exceeds", from_state=alert.state, to_state=alert.state,
+                              detail=withdrawn)
+
+
+def _upsert_alert(study: Study, rule: TriggerRule, hit: rules.Exceedance) -> Alert:
     fields = {"rule_version": rule.version, "severity": rule.severity, "scope": rule.scope, "quantity": hit.quantity,
-              "quantity_label": R.LABELS.get(hit.quantity, hit.quantity), "value": hit.value, "unit": hit.unit,
+              "quantity_label": QUANTITIES[hit.quantity].label, "value": hit.value, "unit": hit.unit,
               "threshold": hit.threshold, "details": hit.details, "summary": hit.summary[:400],
               "demo": study.demo, "still_exceeds": True, "patient_id": study.patient_id}
     alert = Alert.objects.select_for_update().filter(study=study, rule=rule).first()
@@ -213,7 +229,7 @@ def _upsert_alert(study: Study, rule: TriggerRule, hit: R.Exceedance) -> Alert:
     return _update_alert(alert, rule, hit, fields)
 
 
-def _update_alert(alert: Alert, rule: TriggerRule, hit: R.Exceedance, fields: dict) -> Alert:
+def _update_alert(alert: Alert, rule: TriggerRule, hit: rules.Exceedance, fields: dict) -> Alert:
     changed = {k: v for k, v in fields.items() if getattr(alert, k) != v}
     if changed:
         before = {"value": alert.value, "threshold": alert.threshold, "rule_version": alert.rule_version,
@@ -250,7 +266,7 @@ def alert_notify(alert_id: int) -> int:
         return 0
     study = alert.study
     subject = (f"[DoseReg] {alert.get_severity_display()}{' (demo)' if alert.demo else ''}: {alert.rule.name} — "
-               f"{alert.quantity_label} {alert.value:.4g} {alert.unit}")
+               f"{alert.quantity_label} {format_quantity(alert.quantity, alert.value)}")
     lines = [
         f"Rule: {alert.rule.name} (version {alert.rule_version})",
         f"Source: {alert.rule.source}" + (" — verify against the primary publication" if alert.rule.verify else ""),
@@ -279,15 +295,9 @@ def alert_notify(alert_id: int) -> int:
 
 
 def _incident_hook(alert_id: int, *, automatic: bool, user=None, request=None):
-    try:
-        from triggers.incidents.services import incident_from_alert
-    except ModuleNotFoundError as exc:  # incident reports not installed (issue 8)
-        if exc.name not in ("triggers.incidents", "triggers.incidents.services"):
-            raise
-        return None
     if automatic:
-        return incident_from_alert(alert_id, automatic=True)
-    return incident_from_alert(alert_id, automatic=False, user=user, request=request)
+        return incident_services.incident_from_alert(alert_id, automatic=True)
+    return incident_services.incident_from_alert(alert_id, automatic=False, user=user, request=request)
 
 
 # --- lifecycle ----------------------------------------------------------------------------------------------------
@@ -343,7 +353,7 @@ def alert_close(*, alert: Alert, user, reason: str = "", comment: str = "", requ
 
 def alert_escalate(alert: Alert, user, *, create_incident: bool = False, request=None):
     """Mark the alert escalated to an incident report (idempotent).  With ``create_incident`` the incident service
-    (issue 8) is asked for the report; returns its result, or None."""
+    opens (or returns) the report; returns it, or None."""
     if alert.state != "escalated":
         if alert.state == "closed":
             raise AlertStateError("a closed alert cannot be escalated")
@@ -358,45 +368,79 @@ def alert_escalate(alert: Alert, user, *, create_incident: bool = False, request
 def rule_validate(data: dict) -> dict[str, str]:
     """Messages for refused fields (empty when the rule is acceptable)."""
     errors: dict[str, str] = {}
+    for check in (_check_quantity_and_unit, _check_numbers, _check_scope, _check_texts):
+        errors.update(check(data))
+    return errors
+
+
+def _check_quantity_and_unit(data: dict) -> dict[str, str]:
+    errors = {}
     quantity = data.get("quantity") or ""
-    if quantity not in QUANTITIES:
-        errors["quantity"] = (f"unknown quantity {quantity!r}; use one of {', '.join(QUANTITIES)}" if quantity
+    if quantity not in RULE_QUANTITIES:
+        errors["quantity"] = (f"unknown quantity {quantity!r}; use one of {', '.join(RULE_QUANTITIES)}" if quantity
                               else "choose a quantity")
     unit = data.get("unit") or ""
-    if quantity in QUANTITIES and unit not in QUANTITIES[quantity]["units"]:
-        errors["unit"] = (f"unit {unit!r} does not fit {QUANTITIES[quantity]['label']}; use one of "
-                          f"{', '.join(QUANTITIES[quantity]['units'])}")
+    if quantity in RULE_QUANTITIES and unit not in input_units(quantity):
+        errors["unit"] = (f"unit {unit!r} does not fit {QUANTITIES[quantity].label}; use one of "
+                          f"{', '.join(input_units(quantity))}")
+    if data.get("plane_mode") and data["plane_mode"] not in ("each", "sum"):
+        errors["plane_mode"] = "plane mode is 'each' or 'sum'"
+    return errors
+
+
+def _number_error(value, *, positive: bool, what: str) -> str | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return f"the {what} must be a number"
+    if not math.isfinite(number):
+        return f"the {what} must be a number"
+    if positive and number <= 0:
+        return f"a {what} must be positive"
+    if number < 0:
+        return f"the {what} cannot be negative"
+    return None
+
+
+def _check_numbers(data: dict) -> dict[str, str]:
+    errors = {}
     threshold = data.get("threshold")
-    if threshold is None or threshold == "":
-        errors["threshold"] = "a threshold is required"
-    else:
-        try:
-            if float(threshold) < 0:
-                errors["threshold"] = "the threshold cannot be negative"
-        except (TypeError, ValueError):
-            errors["threshold"] = "the threshold must be a number"
+    message = ("a threshold is required" if threshold in (None, "")
+               else _number_error(threshold, positive=False, what="threshold"))
+    if message:
+        errors["threshold"] = message
     step = data.get("step")
-    if step not in (None, ""):
-        try:
-            if float(step) <= 0:
-                errors["step"] = "a step must be positive"
-        except (TypeError, ValueError):
-            errors["step"] = "the step must be a number"
+    if step not in (None, "") and (message := _number_error(step, positive=True, what="step")):
+        errors["step"] = message
+    amin, amax = data.get("age_min_years"), data.get("age_max_years")
+    if amin not in (None, "") and amax not in (None, "") and float(amin) >= float(amax):
+        errors["age_max_years"] = "the upper age must be above the lower age"
+    return errors
+
+
+def _check_scope(data: dict) -> dict[str, str]:
     scope = data.get("scope") or ""
     if scope not in dict(SCOPE_CHOICES):
-        errors["scope"] = "choose a scope: event, study or patient_window" if not scope else \
-            f"unknown scope {scope!r}; use event, study or patient_window"
-    elif scope == "patient_window":
-        wd = data.get("window_days")
-        try:
-            if wd in (None, "") or int(wd) < 1:
-                errors["window_days"] = "a cumulative window rule needs a window of at least 1 day"
-        except (TypeError, ValueError):
-            errors["window_days"] = "the window is a whole number of days"
-        mp = data.get("min_procedures")
-        if mp not in (None, "") and int(mp) < 2:
-            errors["min_procedures"] = "a cumulative window needs at least 2 procedures (single ones are covered " \
-                                       "by the study rules)"
+        return {"scope": "choose a scope: event, study or patient_window" if not scope else
+                f"unknown scope {scope!r}; use event, study or patient_window"}
+    if scope != "patient_window":
+        return {}
+    errors = {}
+    wd = data.get("window_days")
+    try:
+        if wd in (None, "") or int(wd) < 1:
+            errors["window_days"] = "a cumulative window rule needs a window of at least 1 day"
+    except (TypeError, ValueError):
+        errors["window_days"] = "the window is a whole number of days"
+    mp = data.get("min_procedures")
+    if mp not in (None, "") and int(mp) < 2:
+        errors["min_procedures"] = "a cumulative window needs at least 2 procedures (single ones are covered " \
+                                   "by the study rules)"
+    return errors
+
+
+def _check_texts(data: dict) -> dict[str, str]:
+    errors = {}
     if (data.get("severity") or "") not in dict(SEVERITY_CHOICES):
         errors["severity"] = "choose a severity: notification, alert or significant_event"
     if not (data.get("source") or "").strip():
@@ -409,11 +453,6 @@ def rule_validate(data: dict) -> dict[str, str]:
                 re.compile(data[f])
             except re.error as exc:
                 errors[f] = f"not a valid regular expression: {exc}"
-    amin, amax = data.get("age_min_years"), data.get("age_max_years")
-    if amin not in (None, "") and amax not in (None, "") and float(amin) >= float(amax):
-        errors["age_max_years"] = "the upper age must be above the lower age"
-    if data.get("plane_mode") and data["plane_mode"] not in ("each", "sum"):
-        errors["plane_mode"] = "plane mode is 'each' or 'sum'"
     return errors
 
 

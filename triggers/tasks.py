@@ -1,5 +1,7 @@
 """Thin Celery tasks of the triggers app (each wraps a plain service function)."""
 
+import datetime as dt
+
 from celery import shared_task
 
 from triggers.services import check_study, check_triggers_period
@@ -12,6 +14,4 @@ def check_study_task(study_id: int) -> list[int]:
 
 @shared_task
 def check_triggers_period_task(since: str | None = None) -> dict:
-    import datetime as dt
-
     return check_triggers_period(dt.date.fromisoformat(since) if since else None)

@@ -7,13 +7,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
+from dosereg.core.display import format_quantity
 from dosereg.registry.services.audit import audit_record
 from triggers import services
 from triggers.forms import AcknowledgeForm, AlertFilterForm, CloseForm, FollowUpForm, TriggerRuleForm
-from triggers.models import QUANTITIES, Alert, TriggerRule
+from triggers.incidents.services import IncidentError
+from triggers.models import Alert, TriggerRule
 from triggers.selectors import alert_list, rule_tuning
 
 KAR_NOTE = ("Ka,r (air kerma at the interventional reference point) is a surrogate for skin dose, not a skin-dose "
@@ -51,27 +52,31 @@ def alert_detail(request, pk: int):
     window_days = alert.rule.window_days or 84
     context = {
         "alert": alert, "rule": alert.rule, "kar_note": KAR_NOTE,
-        "history": alert.history.select_related("user"),
+        "history": [{"event": h, "detail": _detail_text(alert.quantity, h.detail or {})}
+                    for h in alert.history.select_related("user")],
         "window_days": window_days,
         "window_studies": services.alerts_for_patient_window(alert, window_days),
         "ack_form": AcknowledgeForm(), "follow_form": FollowUpForm(), "close_form": CloseForm(),
-        "incidents": _incidents_of(alert),
-        "escalate_url": _escalate_url(alert),
+        "incidents": list(alert.incident_reports.all()),
     }
     return render(request, "triggers/alert_detail.html", context)
 
 
-def _escalate_url(alert) -> str | None:
-    """The incident reports' escalation page (issue 8) when it is mounted; else this app's plain escalate step."""
-    try:
-        return reverse("incidents:from_alert", args=[alert.pk])
-    except NoReverseMatch:
-        return None
+_VALUE_KEYS = {"value", "previous_value", "threshold"}
 
 
-def _incidents_of(alert):
-    related = getattr(alert, "incident_reports", None)
-    return list(related.all()) if related is not None else []
+def _detail_text(quantity: str, detail: dict) -> str:
+    """An alert history entry's detail in words, its values with their units ("value: 4.1 Gy")."""
+    parts = []
+    for key, value in detail.items():
+        if key == "unit":
+            continue  # the values below carry it
+        if key in _VALUE_KEYS:
+            value = format_quantity(quantity, value)
+        elif isinstance(value, dict):
+            value = f"({_detail_text(quantity, value)})"
+        parts.append(f"{key.replace('_', ' ')}: {value}")
+    return "; ".join(parts)
 
 
 def _lifecycle(request, pk: int, form_class, action):
@@ -118,14 +123,11 @@ def alert_escalate_view(request, pk: int):
     alert = get_object_or_404(Alert, pk=pk)
     try:
         incident = services.alert_escalate(alert, request.user, create_incident=True, request=request)
-    except services.AlertStateError as exc:
+    except (services.AlertStateError, IncidentError) as exc:
         messages.error(request, str(exc))
         return redirect("triggers:alert_detail", pk=pk)
-    url = getattr(incident, "get_absolute_url", None)
-    if callable(url):
-        return redirect(url())
-    messages.success(request, f"Alert {alert.pk} escalated to an incident report.")
-    return redirect("triggers:alert_detail", pk=pk)
+    messages.success(request, f"Alert {alert.pk} escalated to incident report {incident.pk}.")
+    return redirect(incident)
 
 
 @permission_required("triggers.view_triggerrule", raise_exception=True)
@@ -162,7 +164,7 @@ def rule_edit(request, pk: int | None = None):
             messages.success(request, f"Rule saved as version {saved.version}. Existing alerts are kept; run "
                                       f"'manage.py check_triggers --since DATE' to re-evaluate past studies.")
             return redirect("triggers:rule_detail", pk=saved.pk)
-    return render(request, "triggers/rule_form.html", {"form": form, "rule": rule, "quantities": QUANTITIES})
+    return render(request, "triggers/rule_form.html", {"form": form, "rule": rule})
 
 
 @permission_required("triggers.export_alerts", raise_exception=True)

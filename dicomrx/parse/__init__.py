@@ -11,10 +11,13 @@ from __future__ import annotations
 import gc
 import io
 import re
+import struct
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import pydicom
+from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
 from dicomrx import codes as C
@@ -24,6 +27,7 @@ from dicomrx.parse._header import (
     header_report,
     patient_info,
     study_info,
+    text_of,
     uid_warnings,
 )
 from dicomrx.parse._tree import Decoder, Node, build_nodes
@@ -38,6 +42,7 @@ from dosereg.core.dose_report import (
     DoseReport,
     IrradiationEventData,
     NotADoseObject,
+    Quantity,
 )
 
 __all__ = ["parse_dose_object", "DoseParseError", "NotADoseObject"]
@@ -56,8 +61,8 @@ def parse_dose_object(data: bytes | bytearray | memoryview | Dataset, *, filenam
         raise type(exc)(f"{exc}{where}") from exc
     except RecursionError as exc:
         raise DoseParseError(f"content nested too deep{where}") from exc
-    except Exception as exc:  # noqa: BLE001 - anything else is an unreadable object
-        raise DoseParseError(f"unreadable object{where}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - anything else is an unreadable object, said in plain words
+        raise DoseParseError(f"{_plain_reason(exc)}{where}") from exc
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -88,7 +93,7 @@ def _read_header(buf: bytes, top: _raw.TopLevel | None) -> Dataset:
     try:
         ds = pydicom.dcmread(io.BytesIO(header_bytes), stop_before_pixels=True, force=True)
     except Exception as exc:  # noqa: BLE001
-        raise DoseParseError(f"not readable as DICOM: {type(exc).__name__}: {exc}") from exc
+        raise DoseParseError(f"not readable as DICOM: {_plain_reason(exc)}") from exc
     return ds
 
 
@@ -115,7 +120,7 @@ def _parse(data: Any) -> DoseReport:
         raw_error = exc
 
     ds = _read_header(buf, top)
-    sop_class = str(ds.get("SOPClassUID", "") or "").strip()
+    sop_class = _required_text(ds, "SOPClassUID", "(0008,0016)")
     if not sop_class:
         if raw_error is not None:
             raise DoseParseError(f"malformed or truncated DICOM: {raw_error}")
@@ -142,41 +147,94 @@ def _pydicom_reads_fully(buf: bytes) -> bool:
         return False
 
 
-_TEMPLATE_ID = re.compile(r"^\s*(\d+)\s*$")
+def _required_text(ds: Dataset, keyword: str, tag: str) -> str:
+    """A text attribute the parser cannot do without; an unreadable one refuses the object with a plain reason."""
+    try:
+        if keyword in ds:
+            ds.data_element(keyword)
+    except Exception as exc:  # noqa: BLE001
+        raise DoseParseError(f"{keyword} {tag} is unreadable: {_plain_reason(exc)}") from exc
+    return text_of(ds, keyword)
+
+
+_UNKNOWN_VR = re.compile(r"Unknown Value Representation '?([^' ]*)'? in tag (\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\))")
+
+
+def _plain_reason(exc: BaseException) -> str:
+    """A refusal reason a person can act on, without Python exception class names."""
+    text = str(exc).strip()
+    match = _UNKNOWN_VR.search(text)
+    if match:
+        return f"unknown value representation {match.group(1) or '(blank)'} in {match.group(2)}"
+    if isinstance(exc, _raw.RawError):
+        return f"malformed or truncated DICOM: {text}"
+    if isinstance(exc, (struct.error, EOFError, IndexError)):
+        return "malformed or truncated DICOM: an element runs past the end of its data"
+    if isinstance(exc, UnicodeError):
+        return f"text that cannot be decoded with the object's Specific Character Set ({text})"
+    if isinstance(exc, MemoryError):
+        return "malformed DICOM: an element declares an impossible length"
+    return f"unreadable object: {text or 'malformed DICOM'}"
+
+
+def _predecessors(ds: Dataset, warnings: list[str]) -> tuple[str, ...]:
+    """Referenced SOP Instance UIDs under the Predecessor Documents Sequence (0040,A360) (PS3.3 C.17.2: study ->
+    Referenced Series Sequence -> Referenced SOP Sequence), found at any nesting, in order, without repeats."""
+    found: list[str] = []
+
+    def walk(items, depth: int) -> None:
+        for item in items or ():
+            uid = text_of(item, "ReferencedSOPInstanceUID")
+            if uid and uid not in found:
+                found.append(uid)
+            if depth > 8:
+                continue
+            for elem in item:
+                if elem.VR == "SQ":
+                    walk(elem.value, depth + 1)
+
+    try:
+        walk(ds.get("PredecessorDocumentsSequence"), 0)
+    except Exception:  # noqa: BLE001 - a damaged sequence: the report is kept, without its predecessors
+        warnings.append("Predecessor Documents Sequence (0040,A360) is unreadable; predecessors not read")
+    return tuple(found)
 
 
 def _template_id(ds: Dataset) -> str:
     try:
         seq = ds.get("ContentTemplateSequence")
-        if seq:
-            tid = str(seq[0].get("TemplateIdentifier", "") or "")
-            return tid.strip()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a damaged template sequence: the template is found from the content
         return ""
-    return ""
+    return text_of(seq[0], "TemplateIdentifier") if seq else ""
 
 
 def _root_concept(ds: Dataset) -> tuple[str, str, str] | None:
-    seq = ds.get("ConceptNameCodeSequence")
+    try:
+        seq = ds.get("ConceptNameCodeSequence")
+    except Exception as exc:  # noqa: BLE001
+        reason = _plain_reason(exc)
+        raise DoseParseError(f"the root Concept Name Code Sequence (0040,A043) is unreadable: {reason}") from exc
     if not seq:
         return None
     item = seq[0]
-    scheme, value = C.normalise(str(item.get("CodingSchemeDesignator", "") or ""), str(item.get("CodeValue", "") or ""))
-    return scheme, value, str(item.get("CodeMeaning", "") or "")
+    scheme, value = C.normalise(text_of(item, "CodingSchemeDesignator"), text_of(item, "CodeValue"))
+    return scheme, value, text_of(item, "CodeMeaning")
 
 
 def _parse_sr(buf: bytes, top: _raw.TopLevel | None, ds: Dataset, sop_class: str) -> DoseReport:
     warnings = uid_warnings(ds)
+    predecessors = _predecessors(ds, warnings)
     root = _root_concept(ds)
     root_key = (root[0], root[1]) if root else None
     common = dict(
         sop_class_uid=sop_class,
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        sop_instance_uid=text_of(ds, "SOPInstanceUID"),
         study=study_info(ds),
         patient=patient_info(ds),
         equipment=equipment_info(ds),
         content_datetime=_sr.parse_dicom_datetime(
-            (str(ds.get("ContentDate", "") or "") + str(ds.get("ContentTime", "") or "")) or None),
+            (text_of(ds, "ContentDate") + text_of(ds, "ContentTime")) or None),
+        predecessor_sop_uids=predecessors,
     )
     if sop_class == C.SOP_PRDSR:
         return DoseReport(source_kind=SOURCE_PRDSR, template="TID 10030", flags=("not_supported_yet",),
@@ -209,9 +267,9 @@ def _parse_sr(buf: bytes, top: _raw.TopLevel | None, ds: Dataset, sop_class: str
 
 
 def _encodings(ds: Dataset) -> list[str]:
+    """Python codecs of the Specific Character Set (0008,0005); an unknown or damaged term falls back to the default
+    repertoire, as pydicom does when it reads the header."""
     try:
-        from pydicom.charset import convert_encodings
-
         value = ds.get("SpecificCharacterSet", "ISO_IR 6") or "ISO_IR 6"
         return convert_encodings(value if isinstance(value, (list, pydicom.multival.MultiValue)) else [value])
     except Exception:  # noqa: BLE001
@@ -238,8 +296,6 @@ def _observer(nodes: list[Node]) -> dict[str, str]:
 
 
 def _with_observer(common: dict, nodes: list[Node]) -> None:
-    from dataclasses import replace
-
     obs = _observer(nodes)
     eq = common["equipment"]
     updates = {}
@@ -337,8 +393,6 @@ def _projection_types(proc_key, events, accumulated) -> tuple[str, ...]:
 
 
 def _rrdsr(nodes: list[Node], ctx: _sr.Context, common: dict, ds: Dataset) -> DoseReport:
-    from dataclasses import replace
-
     events = []
     content = []
     procedure = None
@@ -363,8 +417,6 @@ def _rrdsr(nodes: list[Node], ctx: _sr.Context, common: dict, ds: Dataset) -> Do
         if len(values) == 1:
             acc_q[name] = values[0]
         elif values:
-            from dosereg.core.dose_report import Quantity
-
             acc_q[name] = Quantity(value=sum(v.value for v in values), raw_value=";".join(v.raw_value for v in values),
                                    raw_unit=values[0].raw_unit)
     return DoseReport(

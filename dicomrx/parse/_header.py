@@ -9,6 +9,8 @@ import datetime as dt
 import re
 from typing import Any
 
+from pydicom.charset import decode_bytes
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 
 from dicomrx import codes as C
@@ -26,6 +28,7 @@ from dosereg.core.dose_report import (
     Quantity,
     StudyInfo,
 )
+from dosereg.core.quantities import modality_order
 
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
@@ -38,13 +41,52 @@ def _get(ds: Dataset, keyword: str) -> Any:
     return value
 
 
-def _str(ds: Dataset, keyword: str) -> str:
-    value = _get(ds, keyword)
-    if value is None:
+def text_of(ds: Dataset, keyword: str) -> str:
+    """The text of an attribute as a str: decoded with the Specific Character Set, multiple values joined with
+    '\\', NUL characters removed, never cut; '' when absent or damaged.
+
+    pydicom decodes text when it reads a value, except where a writer had to store a text element as UN: a value
+    over 64 KB cannot have a 16-bit length in explicit VR, so it is written as UN (PS3.5 §6.2.2) and read back as
+    bytes; str() of those would be a Python bytes literal ("b'...'").  Those are decoded here.
+    """
+    tag = tag_for_keyword(keyword)
+    try:
+        if tag is None or tag not in ds:
+            return ""
+        elem = ds[tag]
+    except Exception:  # noqa: BLE001 - a damaged value (unknown VR, bad length): treat as absent
         return ""
+    if elem.value is None:
+        return ""
+    value = elem.value
+    if isinstance(value, (bytes, bytearray)):
+        value = _decode_un(ds, elem.tag, bytes(value))
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return str(value).strip()
+        value = "\\".join(str(v) for v in value)
+    return str(value).replace("\x00", "").strip()
+
+
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
+                       "UR", "UT"})
+
+
+def _decode_un(ds: Dataset, tag: int, raw: bytes) -> str:
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        vr = ""
+    if vr not in _TEXT_VRS:
+        return ""  # binary, or a private element of unknown meaning: not text
+    encodings = list(getattr(ds, "_character_set", None) or ["iso8859"])
+    delims = {0x5E, 0x3D} if vr == "PN" else set()
+    try:
+        return decode_bytes(raw, encodings, delims)
+    except (UnicodeDecodeError, LookupError):
+        return raw.decode(encodings[0], "replace")
+
+
+def _str(ds: Dataset, keyword: str) -> str:
+    return text_of(ds, keyword)
 
 
 def _float(value: Any) -> float | None:
@@ -114,15 +156,14 @@ def study_info(ds: Dataset) -> StudyInfo:
     seq = _get(ds, "RequestedProcedureCodeSequence")
     if seq:
         item = seq[0]
-        scheme, value = C.normalise(str(item.get("CodingSchemeDesignator", "") or ""),
-                                    str(item.get("CodeValue", "") or ""))
-        code = Code(scheme, value, str(item.get("CodeMeaning", "") or ""))
+        scheme, value = C.normalise(_str(item, "CodingSchemeDesignator"), _str(item, "CodeValue"))
+        code = Code(scheme, value, _str(item, "CodeMeaning"))
     requested = _str(ds, "RequestedProcedureDescription")
     if not requested:
         for seq_name in ("RequestAttributesSequence",):
             seq = _get(ds, seq_name)
             if seq:
-                requested = str(seq[0].get("RequestedProcedureDescription", "") or "")
+                requested = _str(seq[0], "RequestedProcedureDescription")
     return StudyInfo(
         study_instance_uid=_str(ds, "StudyInstanceUID"),
         accession_number=_str(ds, "AccessionNumber"),
@@ -201,104 +242,130 @@ def _q(name: str, raw: Any, unit: str) -> Quantity | None:
 
 def header_report(ds: Dataset, sop_class: str) -> DoseReport:
     """A report from the dose attributes of an image header; NotADoseObject if there are none."""
-    events: list[IrradiationEventData] = []
-    accumulated: list[AccumulatedDoseData] = []
-    types: list[str] = []
     modality = _str(ds, "Modality").upper()
-    base_attrs = _common_image_attributes(ds)
     when = _image_datetime(ds)
-    uid = _str(ds, "IrradiationEventUID").split("\\")[0] or None
-
-    exposure_items = _get(ds, "ExposureDoseSequence") or []
-    ct_items = [item for item in exposure_items if "CTDIvol" in item]
+    ct_items = [item for item in _get(ds, "ExposureDoseSequence") or [] if "CTDIvol" in item]
     if ct_items:  # Philips "Dose Info" secondary capture: one event per Exposure Dose Sequence item
-        total = 0.0
-        any_dlp = False
-        for item in ct_items:
-            quantities: dict[str, Quantity] = {}
-            q = _q("ctdivol_mgy", item.get("CTDIvol"), "mGy")
-            if q is not None:
-                quantities["ctdivol_mgy"] = q
-            dlp_raw = item.get((0x00E1, 0x1021))
-            dlp = _q("dlp_mgycm", dlp_raw.value if dlp_raw is not None else None, "mGy.cm")
-            if dlp is not None:
-                quantities["dlp_mgycm"] = dlp
-                total += dlp.value
-                any_dlp = True
-            kvp = _q("kvp", item.get("KVP"), "kV")
-            if kvp is not None:
-                quantities["kvp"] = kvp
-            ua = _q("tube_current_ma", item.get("XRayTubeCurrentInuA"), "uA")
-            if ua is not None:
-                quantities["tube_current_ma"] = ua
-            acq = str(item.get("AcquisitionType", "") or "").upper()
-            attrs = {"series_description": str(item.get("SeriesDescription", "") or ""),
-                     "acquisition_type": acq or None}
-            for kw, name in (("SingleCollimationWidth", "nominal_single_collimation_mm"),
-                             ("TotalCollimationWidth", "nominal_total_collimation_mm"),
-                             ("SpiralPitchFactor", "pitch_factor")):
-                value = item.get(kw)
-                if value is not None:
-                    quantities[name] = Quantity(float(value), str(value), "mm" if "mm" in name else "1")
-            events.append(IrradiationEventData(
-                irradiation_event_uid=None, event_type=_CT_ACQ_TYPES.get(acq, "image_header"), datetime=when,
-                quantities=quantities, attributes=attrs, is_localizer=acq == "CONSTANT_ANGLE",
-                exposure_key=None))
-        acc_q = {}
-        if any_dlp:
-            acc_q["dlp_total_mgycm"] = Quantity(total, repr(total), "mGy.cm")
-        acc_q["ct_event_count"] = Quantity(float(len(ct_items)), str(len(ct_items)), "{events}")
-        accumulated.append(AccumulatedDoseData(quantities=acc_q))
-        types.append("CT")
+        events = [_dose_info_event(item, when) for item in ct_items]
+        accumulated = (_dose_info_totals(events),)
+        types = ["CT"]
     else:
-        quantities = {}
-        attrs = dict(base_attrs)
-        ctdi = _find_ctdivol(ds)
-        if ctdi is not None:
-            quantities["ctdivol_mgy"] = ctdi
-            types.append("CT")
-        kap = _q("kap_gycm2", _get(ds, "ImageAndFluoroscopyAreaDoseProduct"), "dGy.cm2")
-        if kap is not None and not (ctdi is not None and modality == "CT"):
-            quantities["kap_gycm2"] = kap
-        organ = _q("agd_mgy", _get(ds, "OrganDose"), "dGy")
-        if organ is not None:
-            quantities["agd_mgy"] = organ
-        entrance = _float(_get(ds, "EntranceDoseInmGy"))
-        if entrance is not None:
-            attrs["entrance_dose_mgy"] = entrance
-        activity = _header_activity(ds, sop_class, attrs)
-        if activity is not None:
-            quantities["activity_mbq"] = activity
-        if not quantities:
-            raise NotADoseObject(f"image ({modality or 'no modality'}) without dose attributes")
-        for kw, name, unit in (("KVP", "kvp", "kV"), ("BodyPartThickness", "compression_thickness_mm", "mm"),
-                               ("HalfValueLayer", "hvl_mmal", "mm")):
-            q = _q(name, _get(ds, kw), unit)
-            if q is not None and (name != "compression_thickness_mm" or organ is not None):
-                quantities[name] = q
-        exposure_uas = _float(_get(ds, "ExposureInuAs"))
-        if exposure_uas is not None:
-            quantities["exposure_mas"] = Quantity(exposure_uas / 1000.0, str(_get(ds, "ExposureInuAs")), "uA.s")
-        elif _float(_get(ds, "Exposure")) is not None:
-            quantities["exposure_mas"] = Quantity(_float(_get(ds, "Exposure")), str(_get(ds, "Exposure")), "mA.s")
-        if organ is not None or modality == "MG":
-            types.append("mammography")
-        if kap is not None and "kap_gycm2" in quantities and organ is None:
-            types.append("fluoroscopy" if modality in ("XA", "RF") else "radiography")
-        if activity is not None:
-            types.append("nuclear_medicine")
-        events.append(IrradiationEventData(
-            irradiation_event_uid=uid, event_type="image_header", datetime=when, quantities=quantities,
-            attributes=attrs, exposure_key=_exposure_key(ds, quantities),
-        ))
-    ordered = tuple(t for t in ("CT", "fluoroscopy", "mammography", "radiography", "nuclear_medicine") if t in types)
+        event = _image_event(ds, sop_class, modality, when)
+        events, accumulated = [event], ()
+        types = _image_modality_types(event.quantities, modality)
     return DoseReport(
         source_kind=SOURCE_IMAGE_HEADER, sop_class_uid=sop_class, sop_instance_uid=_str(ds, "SOPInstanceUID"),
         study=study_info(ds), patient=patient_info(ds), equipment=equipment_info(ds), template="header",
-        modality_types=ordered, content_datetime=parse_dicom_datetime(
+        modality_types=tuple(modality_order(types)), content_datetime=parse_dicom_datetime(
             (_str(ds, "ContentDate") + _str(ds, "ContentTime")) or None),
-        accumulated=tuple(accumulated), events=tuple(events), warnings=tuple(uid_warnings(ds)),
+        accumulated=accumulated, events=tuple(events), warnings=tuple(uid_warnings(ds)),
     )
+
+
+# an Exposure Dose Sequence item of a Philips "Dose Info" capture: attribute (keyword or private tag) -> quantity, unit
+# (PS3.3 fixes the units of the standard attributes; (00E1,1021) is Philips's DLP in mGy·cm)
+_DOSE_INFO_QUANTITIES = (
+    ("CTDIvol", "ctdivol_mgy", "mGy"), ((0x00E1, 0x1021), "dlp_mgycm", "mGy.cm"), ("KVP", "kvp", "kV"),
+    ("XRayTubeCurrentInuA", "tube_current_ma", "uA"),
+)
+_DOSE_INFO_GEOMETRY = (("SingleCollimationWidth", "nominal_single_collimation_mm", "mm"),
+                       ("TotalCollimationWidth", "nominal_total_collimation_mm", "mm"),
+                       ("SpiralPitchFactor", "pitch_factor", "1"))
+
+
+def _dose_info_event(item: Dataset, when: dt.datetime | None) -> IrradiationEventData:
+    quantities: dict[str, Quantity] = {}
+    for attribute, name, unit in _DOSE_INFO_QUANTITIES:
+        raw = item.get(attribute)
+        if isinstance(attribute, tuple) and raw is not None:  # a private tag: get() gives the element
+            raw = raw.value
+        q = _q(name, raw, unit)
+        if q is not None:
+            quantities[name] = q
+    acq = _str(item, "AcquisitionType").upper()
+    attrs = {"series_description": _str(item, "SeriesDescription"), "acquisition_type": acq or None}
+    for keyword, name, unit in _DOSE_INFO_GEOMETRY:
+        value = item.get(keyword)
+        if value is not None:
+            quantities[name] = Quantity(float(value), str(value), unit)
+    return IrradiationEventData(
+        irradiation_event_uid=None, event_type=_CT_ACQ_TYPES.get(acq, "image_header"), datetime=when,
+        quantities=quantities, attributes=attrs, is_localizer=acq == "CONSTANT_ANGLE", exposure_key=None)
+
+
+def _dose_info_totals(events: list[IrradiationEventData]) -> AccumulatedDoseData:
+    """The capture sends no totals: the DLP total is the sum over its items, the event count the number of items."""
+    dlps = [event.quantities["dlp_mgycm"].value for event in events if "dlp_mgycm" in event.quantities]
+    totals: dict[str, Quantity] = {}
+    if dlps:
+        total = sum(dlps, 0.0)
+        totals["dlp_total_mgycm"] = Quantity(total, repr(total), "mGy.cm")
+    totals["ct_event_count"] = Quantity(float(len(events)), str(len(events)), "{events}")
+    return AccumulatedDoseData(quantities=totals)
+
+
+def _image_event(ds: Dataset, sop_class: str, modality: str, when: dt.datetime | None) -> IrradiationEventData:
+    """The one event of an image carrying dose attributes; NotADoseObject if it carries none."""
+    attrs = _common_image_attributes(ds)
+    quantities = _image_dose_quantities(ds, sop_class, modality, attrs)
+    if not quantities:
+        raise NotADoseObject(f"image ({modality or 'no modality'}) without dose attributes")
+    _add_technique(ds, quantities)
+    uid = _str(ds, "IrradiationEventUID").split("\\")[0] or None
+    return IrradiationEventData(
+        irradiation_event_uid=uid, event_type="image_header", datetime=when, quantities=quantities,
+        attributes=attrs, exposure_key=_exposure_key(ds, quantities),
+    )
+
+
+def _image_dose_quantities(ds: Dataset, sop_class: str, modality: str, attrs: dict[str, Any]) -> dict[str, Quantity]:
+    """CTDIvol, KAP, mammography Organ Dose (the AGD) and administered activity of an image header."""
+    quantities: dict[str, Quantity] = {}
+    ctdi = _find_ctdivol(ds)
+    if ctdi is not None:
+        quantities["ctdivol_mgy"] = ctdi
+    kap = _q("kap_gycm2", _get(ds, "ImageAndFluoroscopyAreaDoseProduct"), "dGy.cm2")
+    if kap is not None and not (ctdi is not None and modality == "CT"):
+        quantities["kap_gycm2"] = kap
+    organ = _q("agd_mgy", _get(ds, "OrganDose"), "dGy")
+    if organ is not None:
+        quantities["agd_mgy"] = organ
+    entrance = _float(_get(ds, "EntranceDoseInmGy"))
+    if entrance is not None:
+        attrs["entrance_dose_mgy"] = entrance
+    activity = _header_activity(ds, sop_class, attrs)
+    if activity is not None:
+        quantities["activity_mbq"] = activity
+    return quantities
+
+
+def _add_technique(ds: Dataset, quantities: dict[str, Quantity]) -> None:
+    """kVp, compressed breast thickness (mammography only), HVL and exposure of an image with dose attributes."""
+    for kw, name, unit in (("KVP", "kvp", "kV"), ("BodyPartThickness", "compression_thickness_mm", "mm"),
+                           ("HalfValueLayer", "hvl_mmal", "mm")):
+        q = _q(name, _get(ds, kw), unit)
+        if q is not None and (name != "compression_thickness_mm" or "agd_mgy" in quantities):
+            quantities[name] = q
+    exposure_uas = _float(_get(ds, "ExposureInuAs"))
+    if exposure_uas is not None:
+        quantities["exposure_mas"] = Quantity(exposure_uas / 1000.0, str(_get(ds, "ExposureInuAs")), "uA.s")
+    elif _float(_get(ds, "Exposure")) is not None:
+        quantities["exposure_mas"] = Quantity(_float(_get(ds, "Exposure")), str(_get(ds, "Exposure")), "mA.s")
+
+
+def _image_modality_types(quantities: dict[str, Quantity], modality: str) -> list[str]:
+    """What an image's dose attributes say about its modality type: CTDIvol is CT, an Organ Dose (or modality MG)
+    mammography, KAP without one fluoroscopy (XA, RF) or radiography, an activity nuclear medicine."""
+    types = []
+    if "ctdivol_mgy" in quantities:
+        types.append("CT")
+    if "agd_mgy" in quantities or modality == "MG":
+        types.append("mammography")
+    if "kap_gycm2" in quantities and "agd_mgy" not in quantities:
+        types.append("fluoroscopy" if modality in ("XA", "RF") else "radiography")
+    if "activity_mbq" in quantities:
+        types.append("nuclear_medicine")
+    return types
 
 
 def _find_ctdivol(ds: Dataset) -> Quantity | None:
@@ -335,11 +402,11 @@ def _header_activity(ds: Dataset, sop_class: str, attrs: dict) -> Quantity | Non
     for kw in ("RadiopharmaceuticalStartDateTime", "RadiopharmaceuticalStartTime", "Radiopharmaceutical"):
         value = item.get(kw)
         if value:
-            attrs[kw] = str(value)
+            attrs[kw] = _str(item, kw)
     nuclide = item.get("RadionuclideCodeSequence")
     if nuclide:
-        attrs["radionuclide"] = [str(nuclide[0].get("CodingSchemeDesignator", "")), str(nuclide[0].get("CodeValue", "")),
-                                 str(nuclide[0].get("CodeMeaning", ""))]
+        attrs["radionuclide"] = [_str(nuclide[0], "CodingSchemeDesignator"), _str(nuclide[0], "CodeValue"),
+                                 _str(nuclide[0], "CodeMeaning")]
     return fixed_unit("activity_mbq", str(raw).strip(), unit)
 
 

@@ -182,11 +182,44 @@ class TopLevel:
 def scan_top_level(buf: bytes) -> TopLevel:
     """Walk the file meta and the top-level elements (skipping over values) up to the pixel data."""
     top = TopLevel()
-    pos = 0
+    pos = _scan_file_meta(buf, top)
+    top.dataset_start = pos
+    implicit = _dataset_is_implicit(buf, top)
+    header = _implicit_header if implicit else _explicit_header
     size = len(buf)
-    if size >= 132 and buf[128:132] == b"DICM":
-        pos = 132
-    # file meta information: always explicit VR little endian
+    while pos + 8 <= size:
+        start = pos
+        tag, length, pos, is_sq, sub_implicit = header(buf, pos)
+        if tag >= PIXEL_DATA:
+            if tag == PIXEL_DATA:
+                top.pixel_ok = _pixel_data_complete(buf, pos, length)
+            break
+        value_start = pos
+        if length == _UNDEFINED:
+            if not is_sq:
+                raise RawError(f"undefined length on {tag:08X}")
+            items, pos = parse_items(buf, pos, -1, sub_implicit)
+            value_end = -1
+            if tag == CONTENT_SEQUENCE:
+                top.content_items = items
+        else:
+            pos += length
+            value_end = pos
+            if pos > size:
+                raise RawError(f"truncated value of top-level element {tag:08X}")
+        if tag == CONTENT_SEQUENCE:
+            top.content_span = (start, pos)
+            top.content_value = (value_start, value_end)
+    if pos < size and pos + 8 > size:
+        raise RawError("truncated: a partial element header at the end of the data")
+    return top
+
+
+def _scan_file_meta(buf: bytes, top: TopLevel) -> int:
+    """Read the transfer syntax from the file meta information (always explicit VR little endian) into ``top``;
+    returns where the dataset starts."""
+    pos = 132 if len(buf) >= 132 and buf[128:132] == b"DICM" else 0
+    size = len(buf)
     while pos + 8 <= size:
         group, elem, vr, length = _EXP.unpack_from(buf, pos)
         if group != 0x0002:
@@ -201,60 +234,49 @@ def scan_top_level(buf: bytes) -> TopLevel:
         if elem == 0x0010:
             top.transfer_syntax = bytes(buf[pos:pos + length]).rstrip(b"\x00 ").decode("ascii", "replace")
         pos += length
-    top.dataset_start = pos
+    return pos
+
+
+def _dataset_is_implicit(buf: bytes, top: TopLevel) -> bool:
+    """Implicit VR or not, from the transfer syntax; without one, guessed from the data (and recorded in ``top``)."""
     ts = top.transfer_syntax
     if ts in (DEFLATED, EXPLICIT_BE):
         raise RawError(f"transfer syntax {ts} is re-encoded by the caller")
-    implicit = ts == IMPLICIT_LE
-    if not ts:
-        implicit = _looks_implicit(buf, pos)
-        top.transfer_syntax = IMPLICIT_LE if implicit else EXPLICIT_LE
-    while pos + 8 <= size:
-        start = pos
-        if implicit:
-            group, elem, length = _HDR.unpack_from(buf, pos)
-            pos += 8
-            tag = group << 16 | elem
-            is_sq = sw(tag) in _SQ_TAGS or (length == _UNDEFINED and tag != PIXEL_DATA)
-            sub_implicit = True
-        else:
-            group, elem, vr, length = _EXP.unpack_from(buf, pos)
-            tag = group << 16 | elem
-            if vr in _LONG_VRS:
-                if pos + 12 > size:
-                    raise RawError("truncated element header")
-                length = _U32.unpack_from(buf, pos + 8)[0]
-                pos += 12
-            else:
-                pos += 8
-            is_sq = vr == b"SQ" or (vr == b"UN" and length == _UNDEFINED)
-            sub_implicit = vr == b"UN"
-        if tag >= PIXEL_DATA:
-            if tag == PIXEL_DATA and length != _UNDEFINED and pos + length > size:
-                top.pixel_ok = False
-            elif tag == PIXEL_DATA and length == _UNDEFINED and buf.find(_SEQ_DELIM_BYTES, pos) < 0:
-                top.pixel_ok = False
-            break
-        if length == _UNDEFINED:
-            if not is_sq:
-                raise RawError(f"undefined length on {tag:08X}")
-            value_start = pos
-            items, pos = parse_items(buf, pos, -1, sub_implicit)
-            value_end = -1
-            if tag == CONTENT_SEQUENCE:
-                top.content_items = items
-        else:
-            value_start = pos
-            pos += length
-            value_end = pos
-            if pos > size:
-                raise RawError(f"truncated value of top-level element {tag:08X}")
-        if tag == CONTENT_SEQUENCE:
-            top.content_span = (start, pos)
-            top.content_value = (value_start, value_end)
-    if pos < size and pos + 8 > size:
-        raise RawError("truncated: a partial element header at the end of the data")
-    return top
+    if ts:
+        return ts == IMPLICIT_LE
+    implicit = _looks_implicit(buf, top.dataset_start)
+    top.transfer_syntax = IMPLICIT_LE if implicit else EXPLICIT_LE
+    return implicit
+
+
+def _implicit_header(buf: bytes, pos: int) -> tuple[int, int, int, bool, bool]:
+    """(tag, value length, value position, is a sequence, items implicit) of an implicit VR element at ``pos``."""
+    group, elem, length = _HDR.unpack_from(buf, pos)
+    tag = group << 16 | elem
+    is_sq = sw(tag) in _SQ_TAGS or (length == _UNDEFINED and tag != PIXEL_DATA)
+    return tag, length, pos + 8, is_sq, True
+
+
+def _explicit_header(buf: bytes, pos: int) -> tuple[int, int, int, bool, bool]:
+    """The same for an explicit VR element (a UN sequence's items are implicit VR, PS3.5 §6.2.2)."""
+    group, elem, vr, length = _EXP.unpack_from(buf, pos)
+    tag = group << 16 | elem
+    if vr in _LONG_VRS:
+        if pos + 12 > len(buf):
+            raise RawError("truncated element header")
+        length = _U32.unpack_from(buf, pos + 8)[0]
+        pos += 12
+    else:
+        pos += 8
+    is_sq = vr == b"SQ" or (vr == b"UN" and length == _UNDEFINED)
+    return tag, length, pos, is_sq, vr == b"UN"
+
+
+def _pixel_data_complete(buf: bytes, pos: int, length: int) -> bool:
+    """Pixel data whose value ends within the data (defined length) or has its sequence delimiter (encapsulated)."""
+    if length == _UNDEFINED:
+        return buf.find(_SEQ_DELIM_BYTES, pos) >= 0
+    return pos + length <= len(buf)
 
 
 def _looks_implicit(buf: bytes, pos: int) -> bool:

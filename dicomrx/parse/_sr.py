@@ -3,6 +3,8 @@ TID 10021-10024 (radiopharmaceutical), and the Siemens private 99SMS_RADSUM C-10
 
 Items are found by their parent container and (scheme, value) only; sub-templates included flat (TID 10003A/B/C,
 10004-10007) are read as direct children of their container in any order.
+An event template is a table: concept -> reader (one small function per concept, filling one event builder);
+an item no reader knows is kept, JSON-able, in the event's content.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from dicomrx import codes as C
 from dicomrx.parse._tree import Node
-from dicomrx.units import is_strict, to_canonical
+from dicomrx.units import is_strict, parse_number, to_canonical
 from dosereg.core.dose_report import (
     AccumulatedDoseData,
     Code,
@@ -83,6 +85,65 @@ def _float(q: Quantity | None) -> float | None:
     return q.value if q is not None else None
 
 
+# --- irradiation events: one builder, a reader per concept --------------------------------------------------------
+class _Event:
+    """An irradiation event being read: what every template fills in, and the one place that builds the
+    IrradiationEventData.  Per-template state lives in the subclasses below."""
+
+    __slots__ = ("uid", "event_type", "event_code", "started", "protocol", "target", "quantities", "attributes",
+                 "content")
+
+    def __init__(self) -> None:
+        self.uid: str | None = None
+        self.event_type = ""
+        self.event_code: Code | None = None
+        self.started: dt.datetime | None = None
+        self.protocol = ""
+        self.target: Code | None = None
+        self.quantities: dict[str, Quantity] = {}
+        self.attributes: dict[str, Any] = {}
+        self.content: list[dict[str, Any]] = []
+
+    def keep(self, child: Node) -> None:
+        """An item no reader knows: kept, JSON-able, in the event's content."""
+        self.content.append(child.to_json())
+
+    def build(self, **more: Any) -> IrradiationEventData:
+        return IrradiationEventData(
+            irradiation_event_uid=self.uid, event_type=self.event_type or "unknown", event_type_code=self.event_code,
+            datetime=self.started, protocol=self.protocol, target_region=self.target, quantities=self.quantities,
+            attributes=self.attributes, content=self.content, **more,
+        )
+
+
+def _read_uid(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.uid = child.value
+
+
+def _read_started(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.started = parse_dicom_datetime(child.value)
+
+
+def _read_protocol(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.protocol = child.value or ""
+
+
+def _read_target(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.target = code_of(child.value)
+
+
+def _read_label(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.attributes["label"] = child.value
+
+
+# items of TID 10003 and TID 10013 alike
+_COMMON_READERS = {
+    C.IRRADIATION_EVENT_UID: _read_uid, C.DATETIME_STARTED: _read_started, C.ACQUISITION_PROTOCOL: _read_protocol,
+    C.TARGET_REGION: _read_target, C.IRRADIATION_EVENT_LABEL: _read_label,
+}
+
+
+
 # --- projection X-ray (TID 10001 / 10002 / 10003) --------------------------------------------------------------------
 def projection_accumulated(node: Node, ctx: Context) -> AccumulatedDoseData:
     quantities: dict[str, Quantity] = {}
@@ -128,90 +189,200 @@ def projection_accumulated(node: Node, ctx: Context) -> AccumulatedDoseData:
     return AccumulatedDoseData(plane=plane, quantities=quantities, attributes=attributes)
 
 
+# --- projection event (TID 10003) ---
+class _ProjectionEvent(_Event):
+    __slots__ = ("plane", "filters", "sides", "exposures")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plane: str | None = None
+        self.filters: list[dict[str, Any]] = []
+        self.sides: dict[str, str] = {}  # where the event's laterality was given -> side
+        self.exposures: list[Node] = []
+
+
+# Exposure (DCM 113736) is summed over the event's projections (_sum_exposures), not read as one value
+_PROJECTION_QUANTITIES = {key: name for key, name in C.EVENT_PROJECTION_QUANTITIES.items() if key != C.EXPOSURE}
+
+
 def projection_event(node: Node, ctx: Context) -> IrradiationEventData:
-    quantities: dict[str, Quantity] = {}
-    attributes: dict[str, Any] = {}
-    content: list[dict[str, Any]] = []
-    uid = None
-    event_type = ""
-    event_code = None
-    started = None
-    protocol = ""
-    target = None
-    plane = None
-    filters = []
+    ev = _ProjectionEvent()
+    quantity_names = _PROJECTION_QUANTITIES
+    readers = _PROJECTION_READERS
     for child in node.children:
-        key = child.key
-        name = C.EVENT_PROJECTION_QUANTITIES.get(key)
+        name = quantity_names.get(child.key)
         if name:
-            q = quantity(child, name, ctx)
-            if q is None:
-                if child.value is not None or child.qualifier:
-                    content.append(child.to_json())
-                continue
-            if name in quantities:  # 1-n items (kVp, tube current, pulse width per pulse): first is typed, all kept
-                attributes.setdefault(f"{name}_values", [quantities[name].value]).append(q.value)
-            else:
-                quantities[name] = q
-        elif key == C.IRRADIATION_EVENT_UID:
-            uid = child.value
-        elif key == C.DATETIME_STARTED:
-            started = parse_dicom_datetime(child.value)
-        elif key == C.IRRADIATION_EVENT_TYPE:
-            event_code, event_type = _event_type(child, C.EVENT_TYPES, "irradiation event type", ctx)
-        elif key == C.ACQUISITION_PROTOCOL:
-            protocol = child.value or ""
-        elif key == C.TARGET_REGION:
-            target = code_of(child.value)
-        elif key == C.ACQUISITION_PLANE:
-            plane = C.PLANE_CODES.get(child.code_key())
-        elif key == C.XRAY_FILTERS:
-            filters.append(_filter(child, ctx))
-        elif key == C.ANATOMICAL_STRUCTURE:
-            attributes["anatomical_structure"] = code_json(child.value)
-            side = C.BREAST_SIDE.get(child.code_key())
-            lat = child.first(C.LATERALITY)
-            if lat is not None and lat.code_key():
-                side = C.LATERALITY_SIDE.get(lat.code_key(), side)
-            if side:
-                attributes["laterality"] = side
-        elif key == C.IMAGE_VIEW:
-            attributes["view"] = code_json(child.value)
-            modifiers = [code_json(m.value) for m in child.children if m.vt == "CODE" and m.value]
-            if modifiers:
-                attributes["view_modifiers"] = modifiers
-        elif key == C.REFERENCE_POINT_DEFINITION:
-            attributes["reference_point_definition"] = child.value if child.vt == "TEXT" else code_json(child.value)
-        elif key == C.FLUORO_MODE:
-            attributes["fluoro_mode"] = code_json(child.value)
-        elif key == C.ANODE_TARGET_MATERIAL:
-            attributes["anode_target_material"] = code_json(child.value)
-        elif key == C.XRAY_GRID:
-            attributes.setdefault("grid", []).append(code_json(child.value))
-        elif key == C.IRRADIATION_EVENT_LABEL:
-            attributes["label"] = child.value
-        elif key == C.PATIENT_TABLE_RELATIONSHIP:
-            attributes["patient_table_relationship"] = code_json(child.value)
-        elif key == C.PATIENT_ORIENTATION:
-            attributes["patient_orientation"] = code_json(child.value)
-            mod = child.first(C.PATIENT_ORIENTATION_MODIFIER)
-            if mod is not None:
-                attributes["patient_orientation_modifier"] = code_json(mod.value)
-        elif key == C.PATIENT_ORIENTATION_MODIFIER:  # sent as a sibling (Canon, rdsr-codes.md §1.3)
-            attributes["patient_orientation_modifier"] = code_json(child.value)
-        elif key == C.AVERAGE_XRAY_TUBE_CURRENT:
-            q = quantity(child, "tube_current_ma", ctx)
-            if q is not None:
-                attributes["average_tube_current_ma"] = q.value
+            _read_repeatable_quantity(ev, child, name, ctx)
+            continue
+        reader = readers.get(child.key)
+        if reader is None:
+            ev.keep(child)
         else:
-            content.append(child.to_json())
-    if filters:
-        attributes["filters"] = filters
-    return IrradiationEventData(
-        irradiation_event_uid=uid, event_type=event_type or "unknown", event_type_code=event_code, datetime=started,
-        protocol=protocol, target_region=target, plane=plane, quantities=quantities, attributes=attributes,
-        content=content,
-    )
+            reader(ev, child, ctx)
+    if ev.filters:
+        ev.attributes["filters"] = ev.filters
+    _set_laterality(ev.sides, ev.attributes, ev.uid, ctx)
+    exposures = ev.exposures
+    if not exposures:  # per-projection Exposure items inside a container of the event (an X-ray source, a projection)
+        exposures = [n for child in node.children if child.vt == "CONTAINER" and child.key != C.XRAY_FILTERS
+                     for n in _find_all(child, C.EXPOSURE)]
+    _sum_exposures(exposures, ev.quantities, ev.attributes, ev.content, ctx)
+    return ev.build(plane=ev.plane)
+
+
+def _read_repeatable_quantity(ev: _Event, child: Node, name: str, ctx: Context) -> None:
+    """1-n items (kVp, tube current, pulse width per pulse): the first is typed, every value is kept."""
+    q = quantity(child, name, ctx)
+    if q is None:
+        if child.value is not None or child.qualifier:
+            ev.keep(child)
+    elif name in ev.quantities:
+        ev.attributes.setdefault(f"{name}_values", [ev.quantities[name].value]).append(q.value)
+    else:
+        ev.quantities[name] = q
+
+
+def _read_exposure(ev: _ProjectionEvent, child: Node, ctx: Context) -> None:
+    ev.exposures.append(child)
+
+
+def _read_event_type(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.event_code, ev.event_type = _event_type(child, C.EVENT_TYPES, "irradiation event type", ctx)
+
+
+def _read_plane(ev: _ProjectionEvent, child: Node, ctx: Context) -> None:
+    ev.plane = C.PLANE_CODES.get(child.code_key())
+
+
+def _read_filters(ev: _ProjectionEvent, child: Node, ctx: Context) -> None:
+    ev.filters.append(_filter(child, ctx))
+
+
+def _read_target_side(ev: _ProjectionEvent, child: Node, ctx: Context) -> None:
+    ev.target = code_of(child.value)
+    _note_side(ev.sides, "target", child)
+
+
+def _read_anatomy(ev: _ProjectionEvent, child: Node, ctx: Context) -> None:
+    ev.attributes["anatomical_structure"] = code_json(child.value)
+    _note_side(ev.sides, "anatomy", child)
+
+
+def _read_event_laterality(ev: _ProjectionEvent, child: Node, ctx: Context) -> None:
+    _note_side(ev.sides, "event", child)  # a Laterality item of the event itself
+
+
+def _code_attribute(attribute: str):
+    """A reader keeping a CODE item as the attribute ``attribute`` (code as sent)."""
+    def read(ev: _Event, child: Node, ctx: Context) -> None:
+        ev.attributes[attribute] = code_json(child.value)
+    return read
+
+
+def _read_view(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.attributes["view"] = code_json(child.value)
+    modifiers = [code_json(m.value) for m in child.children if m.vt == "CODE" and m.value]
+    if modifiers:
+        ev.attributes["view_modifiers"] = modifiers
+
+
+def _read_reference_point(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.attributes["reference_point_definition"] = child.value if child.vt == "TEXT" else code_json(child.value)
+
+
+def _read_grid(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.attributes.setdefault("grid", []).append(code_json(child.value))
+
+
+def _read_orientation(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.attributes["patient_orientation"] = code_json(child.value)
+    mod = child.first(C.PATIENT_ORIENTATION_MODIFIER)
+    if mod is not None:
+        ev.attributes["patient_orientation_modifier"] = code_json(mod.value)
+
+
+def _read_average_current(ev: _Event, child: Node, ctx: Context) -> None:
+    q = quantity(child, "tube_current_ma", ctx)
+    if q is not None:
+        ev.attributes["average_tube_current_ma"] = q.value
+
+
+# concept of a projection event's item -> its reader; an item not here is kept as content.  PATIENT_ORIENTATION_MODIFIER
+# is also sent as a sibling of Patient Orientation (Canon, rdsr-codes.md §1.3)
+_PROJECTION_READERS = {
+    **_COMMON_READERS,
+    C.EXPOSURE: _read_exposure, C.IRRADIATION_EVENT_TYPE: _read_event_type, C.TARGET_REGION: _read_target_side,
+    C.ACQUISITION_PLANE: _read_plane, C.XRAY_FILTERS: _read_filters, C.ANATOMICAL_STRUCTURE: _read_anatomy,
+    C.LATERALITY: _read_event_laterality,
+    C.FLUORO_MODE: _code_attribute("fluoro_mode"), C.ANODE_TARGET_MATERIAL: _code_attribute("anode_target_material"),
+    C.PATIENT_TABLE_RELATIONSHIP: _code_attribute("patient_table_relationship"),
+    C.PATIENT_ORIENTATION_MODIFIER: _code_attribute("patient_orientation_modifier"),
+    C.IMAGE_VIEW: _read_view, C.REFERENCE_POINT_DEFINITION: _read_reference_point, C.XRAY_GRID: _read_grid,
+    C.PATIENT_ORIENTATION: _read_orientation, C.AVERAGE_XRAY_TUBE_CURRENT: _read_average_current,
+}
+
+
+_SIDES = ("left", "right", "both")
+
+
+def _set_laterality(sides: dict[str, str], attributes: dict[str, Any], uid: str | None, ctx: Context) -> None:
+    """The event's breast side: from its Anatomical structure, else its Target Region, else its own Laterality."""
+    side = sides.get("anatomy") or sides.get("target") or sides.get("event")
+    if side:
+        attributes["laterality"] = side
+    if len(set(sides.values())) > 1:
+        ctx.warn(f"irradiation event {uid or '(no UID)'} names more than one laterality; {side} kept")
+
+
+def _note_side(sides: dict[str, str], where: str, node: Node) -> None:
+    """The breast side a CODE item names: its Laterality modifier (HAS CONCEPT MOD, SNOMED 272741003 / G-C171), else
+    its own code (Left breast, Right breast, ...); 'unilateral' and unknown codes say nothing."""
+    side = None
+    lat = node.first(C.LATERALITY)
+    if lat is not None and lat.code_key():
+        side = C.LATERALITY_SIDE.get(lat.code_key())
+    if side not in _SIDES and node.key == C.LATERALITY:
+        side = C.LATERALITY_SIDE.get(node.code_key())
+    if side not in _SIDES:
+        side = C.BREAST_SIDE.get(node.code_key())
+    if side in _SIDES and where not in sides:
+        sides[where] = side
+
+
+def _find_all(node: Node, key: tuple[str, str]) -> list[Node]:
+    out = []
+    for child in node.children:
+        if child.key == key:
+            out.append(child)
+        else:
+            out.extend(_find_all(child, key))
+    return out
+
+
+def _sum_exposures(items: list[Node], quantities: dict, attributes: dict, content: list, ctx: Context) -> None:
+    """Exposure (DCM 113736, TID 10003B) of an event: the sum over its projections (a tomosynthesis sweep sends one
+    item per projection), each projection's value kept in ``exposure_mas_projections`` (mAs)."""
+    found: list[Quantity] = []
+    for item in items:
+        q = quantity(item, "exposure_mas", ctx)
+        if q is None:
+            if item.value is not None or item.qualifier:
+                content.append(item.to_json())
+            continue
+        found.append(q)
+    if not found:
+        return
+    if len(found) == 1:
+        quantities["exposure_mas"] = found[0]
+        return
+    total = sum(q.value for q in found)
+    units = {q.raw_unit for q in found}
+    if len(units) == 1:  # the sum also in the unit the device used, for the patient sheet
+        raw_total = sum(parse_number(q.raw_value) for q in found)
+        quantities["exposure_mas"] = Quantity(total, f"{raw_total:.12g}", found[0].raw_unit)
+    else:
+        quantities["exposure_mas"] = Quantity(total, f"{total:.12g}", "mA.s")
+    attributes["exposure_mas_projections"] = [q.value for q in found]
 
 
 def _filter(node: Node, ctx: Context) -> dict[str, Any]:
@@ -269,73 +440,87 @@ def ct_accumulated(node: Node, ctx: Context) -> AccumulatedDoseData:
     return AccumulatedDoseData(plane=None, quantities=quantities, attributes=attributes)
 
 
+# --- CT irradiation event (TID 10013) ---
+class _CtEvent(_Event):
+    __slots__ = ("doses",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.doses: list[Node] = []  # CT Dose containers: read once the event's UID is known (dose checks name it)
+
+
 def ct_event(node: Node, ctx: Context, checks: list[DoseCheckData]) -> IrradiationEventData:
-    quantities: dict[str, Quantity] = {}
-    attributes: dict[str, Any] = {}
-    content: list[dict[str, Any]] = []
-    uid = None
-    event_type = ""
-    event_code = None
-    started = None
-    protocol = ""
-    target = None
-    dose_nodes: list[Node] = []
+    ev = _CtEvent()
+    readers = _CT_READERS
     for child in node.children:
-        key = child.key
-        if key == C.ACQUISITION_PROTOCOL:
-            protocol = child.value or ""
-        elif key == C.TARGET_REGION:
-            target = code_of(child.value)
-        elif key == C.CT_ACQUISITION_TYPE:
-            event_code, event_type = _event_type(child, C.CT_ACQUISITION_TYPES, "CT acquisition type", ctx)
-        elif key == C.IRRADIATION_EVENT_UID:
-            uid = child.value
-        elif key == C.DATETIME_STARTED:
-            started = parse_dicom_datetime(child.value)
-        elif key == C.PROCEDURE_CONTEXT:
-            attributes["procedure_context"] = code_json(child.value)
-        elif key == C.IRRADIATION_EVENT_LABEL:
-            attributes["label"] = child.value
-        elif key == C.XRAY_MODULATION_TYPE:
-            attributes["modulation_type"] = child.value
-        elif key == C.CT_ACQUISITION_PARAMETERS:
-            _ct_parameters(child, ctx, quantities, attributes, content)
-        elif key == C.CT_DOSE:
-            dose_nodes.append(child)
+        reader = readers.get(child.key)
+        if reader is None:
+            ev.keep(child)
         else:
-            content.append(child.to_json())
-    for dose in dose_nodes:
-        for child in dose.children:
-            key = child.key
-            name = C.CT_DOSE_QUANTITIES.get(key)
-            if name:
-                q = quantity(child, name, ctx)
-                if q is not None:
-                    quantities.setdefault(name, q)
-                if key == C.SSDE:  # water-equivalent diameter and method sit under the SSDE item
-                    for sub in child.children:
-                        if sub.key == C.WATER_EQUIVALENT_DIAMETER:
-                            wq = quantity(sub, "water_equivalent_diameter_mm", ctx)
-                            if wq is not None:
-                                quantities.setdefault("water_equivalent_diameter_mm", wq)
-                        else:
-                            attributes.setdefault("ssde_content", []).append(sub.to_json())
-            elif key == C.CTDIW_PHANTOM_TYPE:
-                ck = child.code_key()
-                attributes["ctdi_phantom"] = C.PHANTOMS.get(ck, "other") if ck else None
-                attributes["ctdi_phantom_code"] = code_json(child.value)
-            elif key == C.DOSE_CHECK_ALERT:
-                checks.append(_dose_check(child, "alert", uid, ctx))
-            elif key == C.DOSE_CHECK_NOTIFICATION:
-                checks.append(_dose_check(child, "notification", uid, ctx))
-            else:
-                content.append(child.to_json())
-    localizer = event_code is not None and (event_code.scheme, event_code.value) == C.CONSTANT_ANGLE
-    return IrradiationEventData(
-        irradiation_event_uid=uid, event_type=event_type or "unknown", event_type_code=event_code, datetime=started,
-        protocol=protocol, target_region=target, plane=None, quantities=quantities, attributes=attributes,
-        content=content, is_localizer=localizer,
-    )
+            reader(ev, child, ctx)
+    for dose in ev.doses:
+        _ct_dose(dose, ev, ctx, checks)
+    localizer = ev.event_code is not None and (ev.event_code.scheme, ev.event_code.value) == C.CONSTANT_ANGLE
+    return ev.build(is_localizer=localizer)
+
+
+def _read_ct_acquisition_type(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.event_code, ev.event_type = _event_type(child, C.CT_ACQUISITION_TYPES, "CT acquisition type", ctx)
+
+
+def _read_modulation_type(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.attributes["modulation_type"] = child.value
+
+
+def _read_ct_parameters(ev: _Event, child: Node, ctx: Context) -> None:
+    _ct_parameters(child, ctx, ev.quantities, ev.attributes, ev.content)
+
+
+def _read_ct_dose(ev: _CtEvent, child: Node, ctx: Context) -> None:
+    ev.doses.append(child)
+
+
+# concept of a CT Acquisition item -> its reader; an item not here is kept as content
+_CT_READERS = {
+    **_COMMON_READERS,
+    C.CT_ACQUISITION_TYPE: _read_ct_acquisition_type, C.PROCEDURE_CONTEXT: _code_attribute("procedure_context"),
+    C.XRAY_MODULATION_TYPE: _read_modulation_type, C.CT_ACQUISITION_PARAMETERS: _read_ct_parameters,
+    C.CT_DOSE: _read_ct_dose,
+}
+
+
+def _ct_dose(dose: Node, ev: _Event, ctx: Context, checks: list[DoseCheckData]) -> None:
+    """One CT Dose container (TID 10013): CTDIvol, DLP, SSDE ... typed, its phantom, its dose check details."""
+    for child in dose.children:
+        key = child.key
+        name = C.CT_DOSE_QUANTITIES.get(key)
+        if name:
+            q = quantity(child, name, ctx)
+            if q is not None:
+                ev.quantities.setdefault(name, q)
+            if key == C.SSDE:
+                _ssde_details(child, ev, ctx)
+        elif key == C.CTDIW_PHANTOM_TYPE:
+            ck = child.code_key()
+            ev.attributes["ctdi_phantom"] = C.PHANTOMS.get(ck, "other") if ck else None
+            ev.attributes["ctdi_phantom_code"] = code_json(child.value)
+        elif key == C.DOSE_CHECK_ALERT:
+            checks.append(_dose_check(child, "alert", ev.uid, ctx))
+        elif key == C.DOSE_CHECK_NOTIFICATION:
+            checks.append(_dose_check(child, "notification", ev.uid, ctx))
+        else:
+            ev.keep(child)
+
+
+def _ssde_details(ssde: Node, ev: _Event, ctx: Context) -> None:
+    """Water-equivalent diameter and method sit under the SSDE item."""
+    for sub in ssde.children:
+        if sub.key == C.WATER_EQUIVALENT_DIAMETER:
+            wq = quantity(sub, "water_equivalent_diameter_mm", ctx)
+            if wq is not None:
+                ev.quantities.setdefault("water_equivalent_diameter_mm", wq)
+        else:
+            ev.attributes.setdefault("ssde_content", []).append(sub.to_json())
 
 
 def _ct_parameters(node: Node, ctx: Context, quantities: dict, attributes: dict, content: list) -> None:
@@ -398,63 +583,101 @@ def _dose_check(node: Node, kind: str, uid: str | None, ctx: Context) -> DoseChe
 
 
 # --- radiopharmaceutical (TID 10021-10024) ---------------------------------------------------------------------------
+class _RadiopharmEvent(_Event):
+    __slots__ = ("organ_doses",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event_type = "radiopharmaceutical_administration"
+        self.organ_doses: list[dict[str, Any]] = []
+
+
 def radiopharm_event(node: Node, ctx: Context) -> IrradiationEventData:
-    quantities: dict[str, Quantity] = {}
-    attributes: dict[str, Any] = {}
-    content: list[dict[str, Any]] = []
-    uid = None
-    started = None
-    organ_doses = []
+    ev = _RadiopharmEvent()
+    readers = _RADIOPHARM_READERS
     for child in node.children:
-        key = child.key
-        if key == C.RADIOPHARM_AGENT:
-            attributes["radiopharmaceutical"] = code_json(child.value)
-            for sub in child.children:
-                if sub.key == C.RADIONUCLIDE:
-                    attributes["radionuclide"] = code_json(sub.value)
-                elif sub.key == C.RADIONUCLIDE_HALF_LIFE:
-                    q = quantity(sub, "exposure_time_s", ctx)
-                    attributes["half_life_s"] = _float(q)
-        elif key == C.RADIOPHARM_EVENT_UID:
-            uid = child.value
-        elif key == C.RADIOPHARM_START:
-            started = parse_dicom_datetime(child.value)
-            attributes["start_datetime"] = child.value
-        elif key == C.RADIOPHARM_STOP:
-            attributes["stop_datetime"] = child.value
-        elif key == C.ADMINISTERED_ACTIVITY:
-            q = quantity(child, "activity_mbq", ctx)
-            if q is not None:
-                quantities["activity_mbq"] = q
-        elif key in (C.PRE_ADMIN_ACTIVITY, C.POST_ADMIN_ACTIVITY):
-            name = "pre_administration_activity_mbq" if key == C.PRE_ADMIN_ACTIVITY else "post_administration_activity_mbq"
-            attributes[name] = _float(quantity(child, "activity_mbq", ctx))
-        elif key == C.ORGAN_DOSE_INFORMATION:
-            organ_doses.append(_organ_dose(child))
-        elif key == C.ROUTE_OF_ADMINISTRATION:
-            attributes["route"] = code_json(child.value)
-            site = child.first(C.SITE_OF)
-            if site is not None:
-                attributes["site"] = code_json(site.value)
-        elif key == C.PERSON_NAME:
-            pass  # administering person: not kept (patient-identifying context is the registry's business)
+        reader = readers.get(child.key)
+        if reader is None:
+            _private_effective_dose(ev, child, ctx)
+            ev.keep(child)
         else:
-            eff = _find_deep(child, C.EFFECTIVE_DOSE)  # Siemens: private container 99SHS 220001 (rdsr-codes.md §1.2)
-            if eff is not None and "effective_dose_msv" not in quantities:
-                q = quantity(eff, "effective_dose_msv", ctx)
-                if q is not None:
-                    quantities["effective_dose_msv"] = q
-                    authority = eff.first(C.REFERENCE_AUTHORITY)
-                    if authority is not None:
-                        attributes["effective_dose_reference_authority"] = (
-                            authority.value if authority.vt == "TEXT" else code_json(authority.value))
-            content.append(child.to_json())
-    if organ_doses:
-        attributes["organ_doses"] = organ_doses
-    return IrradiationEventData(
-        irradiation_event_uid=uid, event_type="radiopharmaceutical_administration", datetime=started,
-        quantities=quantities, attributes=attributes, content=content,
-    )
+            reader(ev, child, ctx)
+    if ev.organ_doses:
+        ev.attributes["organ_doses"] = ev.organ_doses
+    return ev.build()
+
+
+def _read_agent(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.attributes["radiopharmaceutical"] = code_json(child.value)
+    for sub in child.children:
+        if sub.key == C.RADIONUCLIDE:
+            ev.attributes["radionuclide"] = code_json(sub.value)
+        elif sub.key == C.RADIONUCLIDE_HALF_LIFE:
+            ev.attributes["half_life_s"] = _float(quantity(sub, "exposure_time_s", ctx))
+
+
+def _read_administration_start(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.started = parse_dicom_datetime(child.value)
+    ev.attributes["start_datetime"] = child.value
+
+
+def _read_administration_stop(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.attributes["stop_datetime"] = child.value
+
+
+def _read_administered_activity(ev: _Event, child: Node, ctx: Context) -> None:
+    q = quantity(child, "activity_mbq", ctx)
+    if q is not None:
+        ev.quantities["activity_mbq"] = q
+
+
+def _activity_attribute(attribute: str):
+    """A reader keeping an activity item (MBq) as the attribute ``attribute``."""
+    def read(ev: _Event, child: Node, ctx: Context) -> None:
+        ev.attributes[attribute] = _float(quantity(child, "activity_mbq", ctx))
+    return read
+
+
+def _read_organ_dose(ev: _RadiopharmEvent, child: Node, ctx: Context) -> None:
+    ev.organ_doses.append(_organ_dose(child))
+
+
+def _read_route(ev: _Event, child: Node, ctx: Context) -> None:
+    ev.attributes["route"] = code_json(child.value)
+    site = child.first(C.SITE_OF)
+    if site is not None:
+        ev.attributes["site"] = code_json(site.value)
+
+
+def _skip(ev: _Event, child: Node, ctx: Context) -> None:
+    """An item deliberately not kept."""
+
+
+def _private_effective_dose(ev: _Event, child: Node, ctx: Context) -> None:
+    """Siemens sends the effective dose in a private container 99SHS 220001 (rdsr-codes.md §1.2): the first one found
+    is typed (the container itself is still kept as content)."""
+    eff = _find_deep(child, C.EFFECTIVE_DOSE)
+    if eff is None or "effective_dose_msv" in ev.quantities:
+        return
+    q = quantity(eff, "effective_dose_msv", ctx)
+    if q is None:
+        return
+    ev.quantities["effective_dose_msv"] = q
+    authority = eff.first(C.REFERENCE_AUTHORITY)
+    if authority is not None:
+        ev.attributes["effective_dose_reference_authority"] = (
+            authority.value if authority.vt == "TEXT" else code_json(authority.value))
+
+
+# concept of a Radiopharmaceutical Administration item -> its reader; any other item is kept as content
+_RADIOPHARM_READERS = {
+    C.RADIOPHARM_AGENT: _read_agent, C.RADIOPHARM_EVENT_UID: _read_uid, C.RADIOPHARM_START: _read_administration_start,
+    C.RADIOPHARM_STOP: _read_administration_stop, C.ADMINISTERED_ACTIVITY: _read_administered_activity,
+    C.PRE_ADMIN_ACTIVITY: _activity_attribute("pre_administration_activity_mbq"),
+    C.POST_ADMIN_ACTIVITY: _activity_attribute("post_administration_activity_mbq"),
+    C.ORGAN_DOSE_INFORMATION: _read_organ_dose, C.ROUTE_OF_ADMINISTRATION: _read_route,
+    C.PERSON_NAME: _skip,  # administering person: not kept (patient-identifying context is the registry's business)
+}
 
 
 def _organ_dose(node: Node) -> dict[str, Any]:

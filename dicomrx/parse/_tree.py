@@ -6,12 +6,14 @@ Concept codes are normalised on the way in (``dicomrx.codes.normalise``: SRT/SNM
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from pydicom.charset import decode_bytes
 
 from dicomrx.codes import normalise
-from dicomrx.parse._raw import decode_code_sequence, sw
+from dicomrx.parse._raw import RawError, decode_code_sequence, sw
+from dosereg.core.dose_report import DoseParseError
 
 T_VALUE_TYPE = sw(0x0040A040)
 T_RELATIONSHIP = sw(0x0040A010)
@@ -49,26 +51,35 @@ class Decoder:
         self.strings: dict[bytes, str] = {}
 
     def text(self, raw: bytes | None, *, person: bool = False) -> str:
+        """A str decoded with the Specific Character Set, NUL characters removed, never cut."""
         if not raw:
             return ""
+        if not isinstance(raw, (bytes, bytearray)):
+            raise _NotText()
         if not person:
             hit = self.strings.get(raw)
             if hit is not None:
                 return hit
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError:
+        # ASCII fast path, except ISO 2022 text: its escape sequences switch to 7-bit multi-byte sets (IR 87)
+        if b"\x1b" in raw or not raw.isascii():
             delims = {0x5E, 0x3D} if person else set()
-            text = decode_bytes(raw, self.encodings, delims)
+            try:
+                text = decode_bytes(bytes(raw), self.encodings, delims)
+            except (UnicodeDecodeError, LookupError):  # pydicom in strict mode: undecodable bytes become U+FFFD
+                text = bytes(raw).decode(self.encodings[0] if self.encodings else "latin_1", "replace")
+        else:
+            text = raw.decode("ascii")
+        text = text.replace("\x00", "")
         if person:
-            return text.rstrip("\x00 ")
-        text = text.rstrip("\x00 ").lstrip(" ")
+            return text.rstrip(" ")
+        text = text.strip(" ")
         if len(raw) <= 64:
             self.strings[raw] = text
         return text
 
     def code(self, raw: Any) -> tuple | None:
-        """(scheme, value, meaning, raw_scheme, raw_value) of the first item of a code sequence, or None."""
+        """(scheme, value, meaning, raw_scheme, raw_value) of the first item of a code sequence, or None.
+        Raises _NotCode when the element does not hold a code sequence (a damaged encoding)."""
         if raw is None:
             return None
         if isinstance(raw, list):  # parsed already (nested in an unusual place)
@@ -76,19 +87,35 @@ class Decoder:
         hit = self.codes.get(raw, False)
         if hit is not False:
             return hit
-        items = decode_code_sequence(raw, self.implicit)
-        result = self._code_item(items[0]) if items else None
+        try:
+            items = decode_code_sequence(raw, self.implicit)
+            result = self._code_item(items[0]) if items else None
+        except (RawError, _NotText, struct.error) as exc:
+            raise _NotCode() from exc
         self.codes[raw] = result
         return result
 
     def _code_item(self, item: dict) -> tuple | None:
-        value = self.text(item.get(T_CODE_VALUE) or item.get(T_LONG_CODE) or item.get(T_URN_CODE))
-        raw_scheme = self.text(item.get(T_SCHEME))
-        meaning = self.text(item.get(T_MEANING))
+        if not isinstance(item, dict):
+            raise _NotCode()
+        try:
+            value = self.text(item.get(T_CODE_VALUE) or item.get(T_LONG_CODE) or item.get(T_URN_CODE))
+            raw_scheme = self.text(item.get(T_SCHEME))
+            meaning = self.text(item.get(T_MEANING))
+        except _NotText as exc:
+            raise _NotCode() from exc
         if not value and not raw_scheme:
             return None
         scheme, norm = normalise(raw_scheme, value)
         return (scheme, norm, meaning, raw_scheme, value)
+
+
+class _NotText(ValueError):
+    """A text element holds a sequence (a damaged encoding)."""
+
+
+class _NotCode(ValueError):
+    """A code sequence element holds something else (a damaged encoding)."""
 
 
 class Node:
@@ -137,40 +164,63 @@ class Node:
         return item
 
 
-def build_nodes(items: list[dict], dec: Decoder, depth: int = 0) -> list[Node]:
+def build_nodes(items: list[dict], dec: Decoder, depth: int = 0, parent: str = "") -> list[Node]:
+    """Nodes of a ContentSequence's items.  A damaged item raises DoseParseError naming it by its position in the
+    tree ("content item 3.2.1": the third root item's second child's first child)."""
     if depth > 60:
-        raise ValueError("content tree nested too deep")
+        raise DoseParseError("content tree nested too deep")
     nodes = []
-    text = dec.text
     new = Node.__new__
-    for item in items:
+    for index, item in enumerate(items, 1):
+        where = f"{parent}.{index}" if parent else str(index)
+        if not isinstance(item, dict):
+            raise DoseParseError(f"content item {where}: not a sequence item")
         node = new(Node)
-        node.vt = vt = text(item.get(T_VALUE_TYPE)).upper()
-        node.rel = text(item.get(T_RELATIONSHIP))
-        concept = dec.code(item.get(T_CONCEPT_NAME))
-        if concept:
-            node.key = (concept[0], concept[1])
-            node.meaning = concept[2]
-        else:
-            node.key = ("", "")
-            node.meaning = ""
-        node.value = None
-        node.unit = None
-        node.unit_scheme = ""
-        node.qualifier = None
-        if vt == "NUM":
-            _read_num(node, item, dec)
-        elif vt == "CODE":
-            node.value = dec.code(item.get(T_CONCEPT_CODE))
-        elif vt in _STRING_VALUE_TAGS:
-            tag = _STRING_VALUE_TAGS[vt]
-            node.value = dec.text(item.get(tag), person=tag == T_PNAME) or None
-            if vt == "PERSON NAME":
-                node.vt = "PNAME"
+        try:
+            _fill(node, item, dec)
+        except _NotText:
+            raise DoseParseError(f"content item {where}: a text value is encoded as a sequence") from None
+        except _NotCode:
+            raise DoseParseError(f"content item {where}: a code (concept name, value or unit) is not a code "
+                                 "sequence") from None
+        except _NotSequence as exc:
+            raise DoseParseError(f"content item {where}: {exc} is not a sequence") from None
         children = item.get(T_CONTENT)
-        node.children = build_nodes(children, dec, depth + 1) if children else []
+        if children is not None and not isinstance(children, list):
+            raise DoseParseError(f"content item {where}: its Content Sequence (0040,A730) is not a sequence")
+        node.children = build_nodes(children, dec, depth + 1, where) if children else []
         nodes.append(node)
     return nodes
+
+
+class _NotSequence(ValueError):
+    """A sequence element holds something else; the message names the element."""
+
+
+def _fill(node: Node, item: dict, dec: Decoder) -> None:
+    text = dec.text
+    node.vt = vt = text(item.get(T_VALUE_TYPE)).upper()
+    node.rel = text(item.get(T_RELATIONSHIP))
+    concept = dec.code(item.get(T_CONCEPT_NAME))
+    if concept:
+        node.key = (concept[0], concept[1])
+        node.meaning = concept[2]
+    else:
+        node.key = ("", "")
+        node.meaning = ""
+    node.value = None
+    node.unit = None
+    node.unit_scheme = ""
+    node.qualifier = None
+    if vt == "NUM":
+        _read_num(node, item, dec)
+    elif vt == "CODE":
+        node.value = dec.code(item.get(T_CONCEPT_CODE))
+    elif vt in _STRING_VALUE_TAGS:
+        tag = _STRING_VALUE_TAGS[vt]
+        node.value = dec.text(item.get(tag), person=tag == T_PNAME) or None
+        if vt == "PERSON NAME":
+            node.vt = "PNAME"
 
 
 def _read_num(node: Node, item: dict, dec: Decoder) -> None:
@@ -178,15 +228,17 @@ def _read_num(node: Node, item: dict, dec: Decoder) -> None:
     measured = item.get(T_MEASURED_VALUE)
     if not measured:  # empty MeasuredValueSequence (with or without qualifier): the value is missing, not 0
         return
+    if not isinstance(measured, list) or not isinstance(measured[0], dict):
+        raise _NotSequence("its Measured Value Sequence (0040,A300)")
     mv = measured[0]
     raw_num = mv.get(T_NUMERIC_VALUE)
     text = dec.text(raw_num) if raw_num else ""
-    if not text and mv.get(T_FLOAT_VALUE):
-        import struct
-
-        fv = mv[T_FLOAT_VALUE]
+    fv = mv.get(T_FLOAT_VALUE)
+    if not text and fv:
+        if not isinstance(fv, (bytes, bytearray)):
+            raise _NotText()
         if len(fv) >= 8:
-            text = repr(struct.unpack_from("<d", fv)[0])
+            text = repr(struct.unpack_from("<d", fv)[0])  # FD: 'nan' / 'inf' pass through as such
     node.value = text or None
     unit = dec.code(mv.get(T_UNITS))
     if unit:

@@ -6,6 +6,8 @@ can re-shape roles in the admin.  Each app's data migration calls :func:`grant` 
 
 from __future__ import annotations
 
+from django.contrib.auth.management import create_permissions
+
 ROLES = ("radiographer", "practitioner", "physicist", "qa_committee", "admin", "api_client")
 
 # registry permissions per role (app label "registry"); triggers and drl grant theirs in their own migrations.
@@ -32,8 +34,6 @@ REGISTRY_PERMISSIONS = {
 
 def create_all_permissions(apps) -> None:
     """Create the permission rows now (Django normally does it after all migrations, too late for a grant)."""
-    from django.contrib.auth.management import create_permissions
-
     for app_config in apps.get_app_configs():
         original = getattr(app_config, "models_module", None)
         app_config.models_module = original or True  # historical app configs have none; create_permissions wants one

@@ -34,6 +34,10 @@ _SNOMED = {
     "no": ("R-00339", "373067005", "No"),
     "laterality": ("G-C171", "272741003", "Laterality"),
     "right_breast": ("T-04020", "73056007", "Right breast"),
+    "breast": ("T-04000", "76752008", "Breast"),
+    "right": ("G-A100", "24028007", "Right"),
+    "left": ("G-A101", "7771000", "Left"),
+    "both": ("G-A102", "51440002", "Right and left"),
     "left_breast": ("T-04030", "80248007", "Left breast"),
     "mammography": ("P5-40010", "71651007", "Mammography"),
     "aluminum": ("C-120F9", "12503006", "Aluminum"),
@@ -251,7 +255,10 @@ def build_projection_rdsr(study_uid: str | None = None, events: list[dict] | Non
                           patient: dict | None = None) -> bytes | Dataset:
     """A TID 10001 Projection X-Ray report.  Event keys: uid, event_type ('fluoroscopy', 'stationary', ...),
     kap_gym2, ka_r_gy (None -> an empty measured value), kvp, filters [(material, min_mm, max_mm)], agd_mgy,
-    laterality ('left'/'right'), kap_unit.  totals: kap_gym2, ka_r_gy, fluoro_time_s, fluoro_kap_gym2.
+    laterality ('left'/'right': Anatomical structure Left/Right breast), target_laterality ('left'/'right'/'both':
+    Target Region Breast with a Laterality modifier; laterality_concept (scheme, value) overrides its concept),
+    exposure_uas, exposures_uas [one Exposure item per projection], projections_uas [one container per projection],
+    exposure_unit, kap_unit.  totals: kap_gym2, ka_r_gy, fluoro_time_s, fluoro_kap_gym2.
     agd_totals: {'left': mGy, 'right': mGy}."""
     study_uid = study_uid or generate_uid()
     events = events if events is not None else [{"event_type": "fluoroscopy", "kap_gym2": 1e-4, "ka_r_gy": 0.002}]
@@ -268,55 +275,102 @@ def build_projection_rdsr(study_uid: str | None = None, events: list[dict] | Non
                   children=[code_item(_sn("has_intent", snomed), _sn("diagnostic", snomed), rel="HAS CONCEPT MOD")]),
         *_observer(study_uid),
     ]
-    acc = [code_item(dcm("113764", "Acquisition Plane"), plane_code, rel="HAS CONCEPT MOD")]
-    if "kap_gym2" in totals:
-        acc.append(num(dcm("113722", "Dose Area Product Total"), totals["kap_gym2"], kap_unit))
-    if "ka_r_gy" in totals:
-        acc.append(num(dcm("113725", "Dose (RP) Total"), totals["ka_r_gy"], "Gy"))
-    if "fluoro_time_s" in totals:
-        acc.append(num(dcm("113730", "Total Fluoro Time"), totals["fluoro_time_s"], "s"))
-    if "fluoro_kap_gym2" in totals:
-        acc.append(num(dcm("113726", "Fluoro Dose Area Product Total"), totals["fluoro_kap_gym2"], kap_unit))
-    for side, value in (agd_totals or {}).items():
-        acc.append(_agd_total(value, side, snomed))
-    children.append(item("CONTAINER", dcm("113702", "Accumulated X-Ray Dose Data"), children=acc))
+    children.append(_projection_accumulated(plane_code, totals, agd_totals or {}, kap_unit, snomed))
     for ev in events:
-        kind = ev.get("event_type", "fluoroscopy")
-        etype = _sn("fluoroscopy", snomed) if kind == "fluoroscopy" else dcm(_DCM_EVENT_TYPES[kind], kind)
-        event_children = [
-            code_item(dcm("113764", "Acquisition Plane"), plane_code, rel="HAS CONCEPT MOD"),
-            text(dcm("113769", "Irradiation Event UID"), ev.get("uid") or generate_uid(), vt="UIDREF"),
-            text(dcm("111526", "DateTime Started"), ev.get("datetime", "20240102101600"), vt="DATETIME"),
-            code_item(dcm("113721", "Irradiation Event Type"), etype),
-            text(dcm("125203", "Acquisition Protocol"), ev.get("protocol", "Test protocol")),
-        ]
-        if "kap_gym2" in ev:
-            event_children.append(num(dcm("122130", "Dose Area Product"), ev["kap_gym2"],
-                                      ev.get("kap_unit", kap_unit)))
-        if "ka_r_gy" in ev:
-            event_children.append(num(dcm("113738", "Dose (RP)"), ev["ka_r_gy"], "Gy"))
-        if "agd_mgy" in ev:
-            event_children.append(num(dcm("111631", "Average Glandular Dose"), ev["agd_mgy"], "mGy"))
-        if "laterality" in ev:
-            breast = _sn("right_breast" if ev["laterality"] == "right" else "left_breast", snomed)
-            event_children.append(code_item(code("91723000" if snomed == "SCT" else "T-D0005", snomed,
-                                                 "Anatomical structure"), breast))
-        if "kvp" in ev:
-            event_children.append(num(dcm("113733", "KVP"), ev["kvp"], "kV"))
-        if "exposure_uas" in ev:
-            event_children.append(num(dcm("113736", "Exposure"), ev["exposure_uas"], "uA.s"))
-        for material, tmin, tmax in ev.get("filters", []):
-            event_children.append(item("CONTAINER", dcm("113771", "X-Ray Filters"), children=[
-                code_item(dcm("113772", "X-Ray Filter Type"), dcm("113653", "Flat filter")),
-                code_item(dcm("113757", "X-Ray Filter Material"), _sn(material, snomed)),
-                num(dcm("113758", "X-Ray Filter Thickness Minimum"), tmin, "mm"),
-                num(dcm("113773", "X-Ray Filter Thickness Maximum"), tmax, "mm"),
-            ]))
-        children.append(item("CONTAINER", dcm("113706", "Irradiation Event X-Ray Data"), children=event_children))
+        children.append(item("CONTAINER", dcm("113706", "Irradiation Event X-Ray Data"),
+                             children=_projection_event_items(ev, plane_code, kap_unit, snomed)))
     children.append(code_item(dcm("113854", "Source of Dose Information"), dcm("113856", "Automated Data Collection")))
     ds = _document(XRAY_RDSR, study_uid, dcm("113701", "X-Ray Radiation Dose Report"), children, "10001", patient,
                    implicit)
     return ds if as_dataset else to_bytes(ds)
+
+
+# TID 10002 Accumulated X-Ray Dose: totals key -> (concept, unit; None: the report's KAP unit)
+_PROJECTION_TOTALS = (
+    ("kap_gym2", dcm("113722", "Dose Area Product Total"), None),
+    ("ka_r_gy", dcm("113725", "Dose (RP) Total"), "Gy"),
+    ("fluoro_time_s", dcm("113730", "Total Fluoro Time"), "s"),
+    ("fluoro_kap_gym2", dcm("113726", "Fluoro Dose Area Product Total"), None),
+)
+
+
+def _projection_accumulated(plane_code, totals: dict, agd_totals: dict, kap_unit: str, snomed: str) -> Dataset:
+    acc = [code_item(dcm("113764", "Acquisition Plane"), plane_code, rel="HAS CONCEPT MOD")]
+    acc += [num(concept, totals[key], unit or kap_unit) for key, concept, unit in _PROJECTION_TOTALS if key in totals]
+    acc += [_agd_total(value, side, snomed) for side, value in agd_totals.items()]
+    return item("CONTAINER", dcm("113702", "Accumulated X-Ray Dose Data"), children=acc)
+
+
+def _projection_event_items(ev: dict, plane_code, kap_unit: str, snomed: str) -> list[Dataset]:
+    """The content of one TID 10003 Irradiation Event X-Ray Data container (event keys: build_projection_rdsr)."""
+    kind = ev.get("event_type", "fluoroscopy")
+    etype = _sn("fluoroscopy", snomed) if kind == "fluoroscopy" else dcm(_DCM_EVENT_TYPES[kind], kind)
+    event_children = [
+        code_item(dcm("113764", "Acquisition Plane"), plane_code, rel="HAS CONCEPT MOD"),
+        text(dcm("113769", "Irradiation Event UID"), ev.get("uid") or generate_uid(), vt="UIDREF"),
+        text(dcm("111526", "DateTime Started"), ev.get("datetime", "20240102101600"), vt="DATETIME"),
+        code_item(dcm("113721", "Irradiation Event Type"), etype),
+        text(dcm("125203", "Acquisition Protocol"), ev.get("protocol", "Test protocol")),
+    ]
+    if "kap_gym2" in ev:
+        event_children.append(num(dcm("122130", "Dose Area Product"), ev["kap_gym2"],
+                                  ev.get("kap_unit", kap_unit)))
+    if "ka_r_gy" in ev:
+        event_children.append(num(dcm("113738", "Dose (RP)"), ev["ka_r_gy"], "Gy"))
+    if "agd_mgy" in ev:
+        event_children.append(num(dcm("111631", "Average Glandular Dose"), ev["agd_mgy"], "mGy"))
+    if "laterality" in ev:
+        breast = _sn("right_breast" if ev["laterality"] == "right" else "left_breast", snomed)
+        event_children.append(code_item(code("91723000" if snomed == "SCT" else "T-D0005", snomed,
+                                             "Anatomical structure"), breast))
+    if "kvp" in ev:
+        event_children.append(num(dcm("113733", "KVP"), ev["kvp"], "kV"))
+    if "exposure_uas" in ev:
+        event_children.append(num(dcm("113736", "Exposure"), ev["exposure_uas"], "uA.s"))
+    for value in ev.get("exposures_uas", []):  # tomosynthesis: one Exposure item per projection
+        event_children.append(num(dcm("113736", "Exposure"), value, ev.get("exposure_unit", "uA.s")))
+    for index, value in enumerate(ev.get("projections_uas", []), 1):  # ... or one container per projection
+        event_children.append(item("CONTAINER", code(f"P{index}", "99TEST", "Projection"), children=[
+            num(dcm("113733", "KVP"), 30, "kV"), num(dcm("113736", "Exposure"), value, "uA.s")]))
+    if "target_laterality" in ev:  # Target Region Breast, laterality as a HAS CONCEPT MOD modifier
+        scheme, value = ev.get("laterality_concept", (None, None))
+        concept = code(value, scheme, "Laterality") if value else \
+            _sn("laterality", snomed)
+        event_children.append(code_item(dcm("123014", "Target Region"), _sn("breast", snomed), children=[
+            code_item(concept, _sn(ev["target_laterality"], snomed), rel="HAS CONCEPT MOD")]))
+    for material, tmin, tmax in ev.get("filters", []):
+        event_children.append(item("CONTAINER", dcm("113771", "X-Ray Filters"), children=[
+            code_item(dcm("113772", "X-Ray Filter Type"), dcm("113653", "Flat filter")),
+            code_item(dcm("113757", "X-Ray Filter Material"), _sn(material, snomed)),
+            num(dcm("113758", "X-Ray Filter Thickness Minimum"), tmin, "mm"),
+            num(dcm("113773", "X-Ray Filter Thickness Maximum"), tmax, "mm"),
+        ]))
+    return event_children
+
+
+def add_predecessors(ds: Dataset, studies: list[tuple[str, list[tuple[str, list[str]]]]]) -> Dataset:
+    """Predecessor Documents Sequence (0040,A360) of the SR Document General Module (PS3.3 C.17.2):
+    [(study UID, [(series UID, [SOP Instance UIDs])])]."""
+    items = []
+    for study_uid, series in studies:
+        study = Dataset()
+        study.StudyInstanceUID = study_uid
+        series_items = []
+        for series_uid, sops in series:
+            one = Dataset()
+            one.SeriesInstanceUID = series_uid
+            refs = []
+            for sop in sops:
+                ref = Dataset()
+                ref.ReferencedSOPClassUID = ds.SOPClassUID
+                ref.ReferencedSOPInstanceUID = sop
+                refs.append(ref)
+            one.ReferencedSOPSequence = Sequence(refs)
+            series_items.append(one)
+        study.ReferencedSeriesSequence = Sequence(series_items)
+        items.append(study)
+    ds.PredecessorDocumentsSequence = Sequence(items)
+    return ds
 
 
 def _agd_total(value: float, side: str, snomed: str) -> Dataset:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from dicomrx.parse import parse_dose_object
 from dicomrx.units import to_canonical
 from dosereg.core.dose_report import DoseParseError, NotADoseObject
-
-try:
-    from tests.dicomrx import synthetic
-except ImportError:  # pragma: no cover - run from inside tests/dicomrx
-    import synthetic  # type: ignore[no-redef]
-
-pytestmark = []
+from tests.dicomrx import synthetic
 
 
 @pytest.mark.parametrize("snomed", ["SRT", "SCT"])
@@ -190,8 +186,135 @@ def test_units(unit: str, value: str, name: str, expected: float) -> None:
 def test_units_refuse() -> None:
     with pytest.raises(DoseParseError, match="unknown unit 'xyz' for dlp_mgycm"):
         to_canonical("dlp_mgycm", "1", "xyz")
-    with pytest.raises(DoseParseError):
-        to_canonical("ctdivol_mgy", "abc", "mGy")
+    for text in ("abc", "1,5", "1_000", "", "1.2.3", "٣"):  # not DICOM numbers (the last: an Arabic-Indic digit)
+        with pytest.raises(DoseParseError, match="unreadable number"):
+            to_canonical("ctdivol_mgy", text, "mGy")
     with pytest.raises(DoseParseError):
         to_canonical("kap_gycm2", "1", None)
     assert to_canonical("kap_gycm2", "1", "Gy.m2", scheme="UCM").value == 1e4
+
+
+@pytest.mark.parametrize(("name", "text", "unit", "check"), [
+    ("kap_gycm2", "1e308", "Gy.m2", lambda v: v == math.inf),  # finite as sent, beyond the float range converted
+    ("ctdivol_mgy", "NaN", "mGy", math.isnan),
+    ("ctdivol_mgy", "-inf", "mGy", lambda v: v == -math.inf),
+    ("dlp_mgycm", "-12.5", "mGy.cm", lambda v: v == -12.5),
+    ("ka_r_mgy", " -0.002 ", "Gy", lambda v: v == pytest.approx(-2.0)),
+])
+def test_units_pass_non_finite_and_negative_values(name: str, text: str, unit: str, check) -> None:
+    """The registry's border (dosereg.core.sanity) judges these; the parser reports them as sent."""
+    q = to_canonical(name, text, unit)
+    assert check(q.value)
+    assert q.raw_value == text.strip() and q.raw_unit == unit
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")  # pydicom, writing 'NaN' and 'inf'
+def test_report_kept_with_non_finite_and_negative_values() -> None:
+    data = synthetic.build_ct_rdsr(events=[{"ctdivol": "NaN", "dlp": "-251.2"}, {"ctdivol": "inf", "dlp": 10}],
+                                   dlp_total=-241.2)
+    report = parse_dose_object(data)
+    first, second = report.events
+    assert math.isnan(first.quantities["ctdivol_mgy"].value)
+    assert first.quantities["dlp_mgycm"].value == pytest.approx(-251.2)
+    assert second.quantities["ctdivol_mgy"].value == math.inf
+    assert report.accumulated[0].quantities["dlp_total_mgycm"].value == pytest.approx(-241.2)
+    proj = synthetic.build_projection_rdsr(events=[{"event_type": "stationary", "kap_gym2": "1e308", "ka_r_gy": "-1"}],
+                                           totals={"kap_gym2": "1e308"})
+    report = parse_dose_object(proj)
+    assert report.events[0].quantities["kap_gycm2"].value == math.inf
+    assert report.events[0].quantities["ka_r_mgy"].value == -1000
+    assert report.accumulated[0].quantities["kap_total_gycm2"].value == math.inf
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -1.5])
+def test_image_header_passes_non_finite_and_negative_values(value: float) -> None:
+    img = synthetic.build_ct_rdsr(as_dataset=True)
+    del img.ContentSequence
+    del img.ConceptNameCodeSequence
+    img.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    img.file_meta.MediaStorageSOPClassUID = img.SOPClassUID
+    img.Modality = "CT"
+    img.CTDIvol = value  # FD: the float as stored
+    got = parse_dose_object(synthetic.to_bytes(img)).events[0].quantities["ctdivol_mgy"].value
+    assert math.isnan(got) if math.isnan(value) else got == value
+
+
+def test_unreadable_number_on_a_typed_quantity_still_refuses() -> None:
+    data = synthetic.build_ct_rdsr(events=[{"ctdivol": "7.25", "dlp": 1}])  # pydicom refuses to write "abc" as DS
+    for text in ("abc", "1,5"):
+        with pytest.raises(DoseParseError, match=f"unreadable number '{text}' for ctdivol_mgy"):
+            parse_dose_object(data.replace(b"7.25", f"{text} ".encode()))
+
+
+# --- Predecessor Documents Sequence (0040,A360) ---------------------------------------------------------------------
+def test_predecessors_at_any_nesting() -> None:
+    ds = synthetic.build_ct_rdsr(as_dataset=True)
+    synthetic.add_predecessors(ds, [
+        ("1.2.3", [("1.2.3.1", ["1.2.3.1.1", "1.2.3.1.2"]), ("1.2.3.2", ["1.2.3.2.1"])]),
+        ("1.2.4", [("1.2.4.1", ["1.2.4.1.1", "1.2.3.1.1"])]),  # the same document named twice: once
+    ])
+    report = parse_dose_object(synthetic.to_bytes(ds))
+    assert report.predecessor_sop_uids == ("1.2.3.1.1", "1.2.3.1.2", "1.2.3.2.1", "1.2.4.1.1")
+    assert parse_dose_object(synthetic.build_ct_rdsr()).predecessor_sop_uids == ()
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_predecessors_of_projection_and_radiopharmaceutical_reports(implicit: bool) -> None:
+    ds = synthetic.build_projection_rdsr(implicit=implicit, as_dataset=True)
+    synthetic.add_predecessors(ds, [("1.2.3", [("1.2.3.1", ["1.2.3.1.9"])])])
+    assert parse_dose_object(synthetic.to_bytes(ds)).predecessor_sop_uids == ("1.2.3.1.9",)
+    ds = synthetic.build_rrdsr(as_dataset=True)
+    synthetic.add_predecessors(ds, [("1.2.3", [("1.2.3.1", ["1.2.3.1.8"])])])
+    assert parse_dose_object(synthetic.to_bytes(ds)).predecessor_sop_uids == ("1.2.3.1.8",)
+
+
+# --- tomosynthesis (TID 10003 events with several projections) ----------------------------------------------------
+def _tomo(event: dict, snomed: str = "SRT"):
+    event = {"event_type": "rotational", "agd_mgy": 1.09, **event}
+    return parse_dose_object(synthetic.build_projection_rdsr(snomed=snomed, mammography=True, events=[event],
+                                                             totals={}, agd_totals={"right": 1.09})).events[0]
+
+
+def test_tomosynthesis_exposure_is_the_sum_of_its_projections() -> None:
+    ev = _tomo({"exposures_uas": [2010, 2740, 2740, 2730]})
+    assert ev.quantities["exposure_mas"].value == pytest.approx(10.22)
+    assert ev.quantities["exposure_mas"].raw_value == "10220" and ev.quantities["exposure_mas"].raw_unit == "uA.s"
+    assert ev.attributes["exposure_mas_projections"] == pytest.approx([2.01, 2.74, 2.74, 2.73])
+    nested = _tomo({"projections_uas": [1000, 1500, 500]})  # one container per projection
+    assert nested.quantities["exposure_mas"].value == pytest.approx(3.0)
+    assert nested.attributes["exposure_mas_projections"] == pytest.approx([1.0, 1.5, 0.5])
+    single = _tomo({"exposure_uas": 125000})  # a 2D exposure: one value, no per-projection list
+    assert single.quantities["exposure_mas"].value == pytest.approx(125)
+    assert single.quantities["exposure_mas"].raw_value == "125000"
+    assert "exposure_mas_projections" not in single.attributes
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+def test_tomosynthesis_exposure_in_mas_and_a_non_finite_projection() -> None:
+    ev = _tomo({"exposures_uas": ["2.5", "2.5"], "exposure_unit": "mA.s"})
+    assert ev.quantities["exposure_mas"].value == 5.0 and ev.quantities["exposure_mas"].raw_unit == "mA.s"
+    bad = _tomo({"exposures_uas": [1000, "NaN"]})
+    assert math.isnan(bad.quantities["exposure_mas"].value)  # passed on for the registry to record as invalid
+
+
+@pytest.mark.parametrize("snomed", ["SRT", "SCT"])
+@pytest.mark.parametrize("side", ["left", "right", "both"])
+def test_laterality_as_modifier_of_target_region(snomed: str, side: str) -> None:
+    ev = _tomo({"target_laterality": side}, snomed)
+    assert ev.attributes["laterality"] == side
+    assert ev.target_region.value == "76752008"  # Breast
+
+
+@pytest.mark.parametrize("concept", [("DCM", "G-C171"), ("SRT", "G-C171"), ("SCT", "272741003")])
+def test_laterality_concept_spellings(concept: tuple[str, str]) -> None:
+    assert _tomo({"target_laterality": "left", "laterality_concept": concept}).attributes["laterality"] == "left"
+
+
+def test_laterality_anatomical_structure_wins_over_target_region() -> None:
+    ev = _tomo({"laterality": "right", "target_laterality": "right"})
+    assert ev.attributes["laterality"] == "right"
+    data = synthetic.build_projection_rdsr(mammography=True, totals={}, events=[
+        {"event_type": "rotational", "agd_mgy": 1, "laterality": "right", "target_laterality": "left"}])
+    report = parse_dose_object(data)
+    assert report.events[0].attributes["laterality"] == "right"
+    assert any("more than one laterality" in w for w in report.warnings)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.urls("tests.incidents.urls"),
+from triggers.incidents.models import IncidentReport
+
+pytestmark = [pytest.mark.browser,
               pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
@@ -25,8 +27,6 @@ def _login(browser, live_server, username: str):
 
 
 def test_radiographer_reports_an_exposure_and_qa_closes_it(browser, live_server, registry_rows, make_user):
-    from triggers.incidents.models import IncidentReport
-
     study = registry_rows("ct")
     radiographer = make_user("radiographer", username="rad-anna")
     make_user("qa_committee", username="qa-ben")
@@ -37,7 +37,7 @@ def test_radiographer_reports_an_exposure_and_qa_closes_it(browser, live_server,
     page.fill("#study-ref", study.accession_number)
     page.click("text=Report an exposure >> nth=-1")
     page.wait_for_selector("#incident-form")
-    assert "2450" in page.content()  # the study's DLP total, shown before saving
+    assert "2,450" in page.content()  # the study's DLP total, shown before saving
     page.select_option("select[name=category]", "repeated_exposure")
     page.fill("textarea[name=description]", "Head CT repeated after patient motion; the first series was unusable.")
     page.click("#incident-form button[type=submit]")

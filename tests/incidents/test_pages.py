@@ -11,7 +11,7 @@ from django.utils import timezone
 from triggers.incidents import services
 from triggers.incidents.models import IncidentReport
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.incidents.urls")]
+pytestmark = pytest.mark.django_db
 
 
 def test_blank_report_without_category_or_date_is_refused(client, make_user):
@@ -60,7 +60,7 @@ def test_blank_report_links_studies_and_snapshots_them(client, make_user, regist
     assert incident.origin == "blank" and list(incident.studies.all()) == [study]
     assert incident.dose_snapshot["studies"][0]["totals"]["dlp_total_mgycm"] == 2450.0
     page = client.get(f"/incidents/{incident.pk}/print/").content.decode()
-    assert "Wrong patient" in page and "2450" in page and "mGy·cm" in page
+    assert "Wrong patient" in page and "2,450" in page and "mGy·cm" in page
     pdf = client.get(f"/incidents/{incident.pk}/pdf/")
     assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import io
 import subprocess
+import sys
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.utils import timezone
 
-from dosereg.registry.models import AuditLog, Study
-from tests.conftest import require_program
+from dosereg.registry.models import AuditLog, NotificationDelivery, NotificationSubscription, Study
+from tests.conftest import REPO, require_program
 from triggers.incidents import services
 from triggers.incidents.models import IncidentReport
 from triggers.incidents.services import IncidentError
@@ -56,8 +58,7 @@ def test_escalating_an_alert_creates_a_report_with_the_studys_quantities(registr
 
 
 def test_snapshot_is_kept_after_reimport_and_the_difference_is_shown(registry_rows, rule_and_alert, make_user,
-                                                                     client, settings):
-    settings.ROOT_URLCONF = "tests.incidents.urls"
+                                                                     client):
     study = registry_rows("fluoro")
     physicist = make_user("physicist")
     incident = services.incident_from_alert(rule_and_alert(study).pk, user=physicist)
@@ -72,14 +73,14 @@ def test_snapshot_is_kept_after_reimport_and_the_difference_is_shown(registry_ro
     assert incident.dose_snapshot == before
     diffs = services.snapshot_differences(incident)
     changes = {c["what"]: (c["snapshot"], c["current"]) for c in diffs[0]["changes"]}
-    assert changes["Ka,r total"] == (5100.0, 5600.0)
-    assert changes["KAP total"] == (120.75, 130.0)
+    assert changes["Ka,r total"] == ("5.1 Gy", "5.6 Gy")
+    assert changes["KAP total"] == ("121 Gy·cm²", "130 Gy·cm²")
 
     client.force_login(physicist)
     page = client.get(f"/incidents/{incident.pk}/").content.decode()
     assert "The registry&#x27;s values have changed since this snapshot was taken" in page or \
         "The registry's values have changed since this snapshot was taken" in page
-    assert "5600" in page and "5100" in page
+    assert "5.6 Gy" in page and "5.1 Gy" in page
 
 
 def test_significant_event_alert_opens_a_significant_draft_with_due_date(registry_rows, rule_and_alert, settings):
@@ -178,8 +179,6 @@ def test_bad_input_is_refused(registry_rows, make_user):
     with pytest.raises(IncidentError):
         services.incident_create(user=nobody, data={"category": "other", "incident_date": dt.date(2026, 1, 1)})
     # a user who may create reports but may not see studies cannot link one
-    from django.contrib.auth.models import Permission
-
     clerk = make_user(None)
     clerk.user_permissions.add(Permission.objects.get(codename="add_incidentreport"))
     clerk = type(clerk).objects.get(pk=clerk.pk)
@@ -198,8 +197,7 @@ def test_bad_input_is_refused(registry_rows, make_user):
         services.incident_update_analysis(incident, user=radiographer, data={"root_cause": "x"})
 
 
-def test_visibility_reporters_see_their_own_and_qa_sees_all(registry_rows, make_user, client, settings):
-    settings.ROOT_URLCONF = "tests.incidents.urls"
+def test_visibility_reporters_see_their_own_and_qa_sees_all(registry_rows, make_user, client):
     study = registry_rows("fluoro")
     r1, r2, qa = make_user("radiographer"), make_user("radiographer"), make_user("qa_committee")
     mine = services.incident_from_study(study.pk, user=r1, data={"category": "other", "description": "x",
@@ -265,10 +263,6 @@ def test_period_summary_renders_empty_and_counts(registry_rows, make_user, setti
 
 
 def test_command_usage_and_missing_incident():
-    import sys
-
-    from tests.conftest import REPO
-
     run = [sys.executable, "manage.py", "incident_report"]
     bad_period = subprocess.run(run + ["--period", "2026-Q9"], cwd=REPO, capture_output=True, text=True)
     assert bad_period.returncode == 2 and "YYYY-Qn" in bad_period.stderr
@@ -286,19 +280,17 @@ def test_incident_pdf_contains_quantities_with_units(registry_rows, rule_and_ale
     text = subprocess.run([pdftotext, "-layout", str(out), "-"], capture_output=True, text=True,
                           check=True).stdout
     flat = " ".join(text.split())
-    assert "KAP total 120.75 Gy·cm²" in flat
-    assert "Ka,r total 5100 mGy" in flat
-    assert "Fluoroscopy time 2100 s" in flat
+    assert "KAP total 121 Gy·cm²" in flat
+    assert "Ka,r total 5.1 Gy" in flat
+    assert "Fluoroscopy time 35:00 min" in flat
     assert "surrogate for skin dose" in flat and "not a skin-dose estimate" in flat
     assert study.study_instance_uid in flat
     html = io.StringIO()
     call_command("incident_report", "--id", str(incident.pk), "--format", "html", stdout=html)
-    assert "120.75" in html.getvalue() and "Gy·cm²" in html.getvalue()
+    assert "121" in html.getvalue() and "Gy·cm²" in html.getvalue()
 
 
 def test_subscribers_are_told_of_submitted_and_automatic_reports(registry_rows, rule_and_alert, make_user):
-    from dosereg.registry.models import NotificationDelivery, NotificationSubscription
-
     qa = make_user("qa_committee", email="qa@example.org")
     NotificationSubscription.objects.create(user=qa, topic="incident")
     study = registry_rows("ct")
@@ -331,8 +323,7 @@ def test_a_later_significant_alert_joins_the_open_report_of_its_study(registry_r
     assert list(incident.alerts.all()) == [alert]
 
 
-def test_edit_page_links_another_study_with_its_snapshot(registry_rows, make_user, client, settings):
-    settings.ROOT_URLCONF = "tests.incidents.urls"
+def test_edit_page_links_another_study_with_its_snapshot(registry_rows, make_user, client):
     first, second = registry_rows("ct"), registry_rows("fluoro")
     radiographer = make_user("radiographer")
     incident = services.incident_from_study(first.pk, user=radiographer, data={

@@ -99,7 +99,8 @@ def test_a_corrected_reissue_replaces_the_values_and_reevaluates_alerts(multi3, 
     assert not IrradiationEvent.objects.filter(report=old, is_current=True).exists()
     # the alert was re-evaluated on the corrected value (177 mGy·cm is below 200)
     alert = Alert.objects.get(study=study, rule__key="dlp-200")
-    assert alert.value != pytest.approx(236.09)
+    assert alert.still_exceeds is False  # kept with its history, marked as no longer exceeded
+    assert alert.details["no_longer_exceeds"]["value"] == pytest.approx(new_total)
 
     # the earlier version arriving again changes nothing
     again = _import(multi3, capture)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from dosereg.registry.models import StaffDoseReading
+from dosereg.registry.models import Dosimeter, Room, StaffDoseReading, Study
 from dosereg.registry.services.staff import staff_procedures, staff_readings_rematch
 from tests.conftest import REPO
 
-from .conftest import run_import
+from .conftest import at, run_import
 
 EPD = """dosimeter_id,start,end,hp10_usv,hp007_usv,hp3_usv,room
 EPD-A,2025-03-04T09:05:00+01:00,2025-03-04T09:50:00+01:00,12.5,13.0,,
@@ -127,10 +127,6 @@ def test_mapping_and_units_from_column_names(angio, tmp_path):
 
 
 def test_late_procedure_is_matched_by_rematch(angio, tmp_path):
-    from dosereg.registry.models import Study
-
-    from .conftest import at
-
     text = "dosimeter_id,start,end,hp10_usv\nEPD-A,2025-03-05T10:00:00+01:00,2025-03-05T10:30:00+01:00,5\n"
     assert run_import(tmp_path, text)[0] == 0
     assert StaffDoseReading.objects.get().study_id is None
@@ -143,8 +139,6 @@ def test_late_procedure_is_matched_by_rematch(angio, tmp_path):
 
 def test_example_files_import(angio, tmp_path):
     """docs/examples: the EPD example against rooms and dosimeters named like it."""
-    from dosereg.registry.models import Dosimeter, Room
-
     Room.objects.filter(name="Angio 1").update(name="Angio 1")
     alice = angio["alice"]
     for did in ("EPD-0001", "EPD-0002"):
@@ -164,10 +158,6 @@ def test_example_files_import(angio, tmp_path):
 
 def test_outlier_against_the_rooms_usual_ratio_and_the_procedure_page(angio, tmp_path, make_user, client):
     """Six procedures in Angio 1 with a usual ratio of 0.1 µSv per Gy·cm²; one at 1.0 is flagged high."""
-    from dosereg.registry.models import Study
-
-    from .conftest import at
-
     unit = angio["studies"]["a"].equipment
     lines = ["dosimeter_id,start,end,hp10_usv"]
     for day in range(10, 17):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from dosereg.registry.models import AuditLog, StaffDoseReading
 from dosereg.registry.services.staff import outlier_flag, reading_year, staff_year_summaries, staff_year_summary
@@ -82,8 +83,6 @@ def test_epd_readings_never_count_towards_legal_totals(angio):
 
 
 def test_double_dosimetry_needs_a_source_and_five_year_eye_mode(crafted, monkeypatch):
-    from django.core.exceptions import ImproperlyConfigured
-
     monkeypatch.setenv("DOSEREG_STAFF_DOUBLE_DOSIMETRY", "0.5,0.025")
     with pytest.raises(ImproperlyConfigured, match="SOURCE"):
         staff_config()

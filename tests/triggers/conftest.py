@@ -1,21 +1,22 @@
-"""Helpers for the triggers tests: import real files through the ingestion command (when it exists)."""
+"""Helpers for the triggers tests: import real files through the ingestion command."""
 
 from __future__ import annotations
 
-import importlib.util
+import io
 
 import pytest
+from django.core.management import call_command
+
+from dosereg.celery import app
 
 
-def eager(app) -> None:
+def eager(celery_app=app) -> None:
     """Run Celery tasks in this process for the rest of the test (restored by the autouse fixture below)."""
-    app.conf.task_always_eager = True
+    celery_app.conf.task_always_eager = True
 
 
 @pytest.fixture(autouse=True)
 def _restore_eager():
-    from dosereg.celery import app
-
     before = app.conf.task_always_eager
     yield
     app.conf.task_always_eager = before
@@ -25,18 +26,9 @@ def _restore_eager():
 def import_dose(django_capture_on_commit_callbacks):
     """import_dose(path) -> runs `manage.py import_dose` with on-commit steps (mapping, triggers) executed in this
     process (also when a broker is configured: these tests are about the alerts, not the Celery transport)."""
-    from django.core.management import call_command
-
-    from dosereg.celery import app
-
-    eager(app)
-
-    if importlib.util.find_spec("dicomrx.ingest") is None:
-        pytest.skip("the ingestion engineer's import_dose command is not available yet")
+    eager()
 
     def _import(*paths):
-        import io
-
         out = io.StringIO()
         with django_capture_on_commit_callbacks(execute=True):
             try:

@@ -33,7 +33,7 @@ def test_physicist_acknowledges_and_schedules_follow_up(browser, live_server, ma
 
     page.click(f"tr[data-alert-id='{alert.pk}'] a >> nth=1")
     page.wait_for_url(f"{live_server.url}/alerts/{alert.pk}/")
-    assert "5200 mGy" in page.inner_text("#alert-value")
+    assert page.inner_text("#alert-value") == "5.2 Gy"
     assert "not a skin-dose estimate" in page.inner_text("#kar-note")
     page.select_option("#ack-form select[name=reason]", "patient_size")
     page.fill("#ack-form textarea[name=comment]", "BMI 41, long procedure")

@@ -8,6 +8,7 @@ from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 
 from dosereg.registry.models import NotificationDelivery, NotificationSubscription, Room
 from dosereg.registry.services.notifications import notification_retry_pending
+from tests.triggers.conftest import eager
 from tests.triggers.factories import fluoro_study
 from triggers.models import Alert
 from triggers.services import check_study
@@ -19,10 +20,7 @@ pytestmark = pytest.mark.django_db
 def _deliver_in_process():
     """Deliver in this process (locmem outbox) even when a broker is configured; the Celery transport of the
     registry's delivery task is not what these tests are about."""
-    from dosereg.celery import app
-    from tests.triggers.conftest import eager
-
-    eager(app)
+    eager()
 
 
 class FlakyBackend(LocmemBackend):

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from dosereg.registry.models import AuditLog
-from tests.triggers.factories import fluoro_study
+from dosereg.registry.models import AuditLog, DoseCheckOverride
+from tests.triggers.factories import ct_study, fluoro_study
 from triggers.models import Alert, TriggerRule
 from triggers.selectors import EXPORT_FIELDS, alert_inbox_count, rule_tuning
 from triggers.services import alert_acknowledge, alert_close, check_study
@@ -53,7 +53,7 @@ def test_inbox_count_detail_and_lifecycle(client, make_user, raised):
     page = client.get("/alerts/").content.decode()
     assert "NCRP 168 SRDL: Ka,r 5 Gy" in page and "surrogate for skin dose" in page
     detail = client.get(f"/alerts/{raised.pk}/").content.decode()
-    assert "5200 mGy" in detail and "Verify against the primary publication" in detail
+    assert "5.2 Gy" in detail and "Verify against the primary publication" in detail
     assert "not a skin-dose estimate" in detail
     assert AuditLog.objects.filter(action="view_alert", object_id=str(raised.pk)).exists()
     # acknowledging without a reason is refused
@@ -143,7 +143,7 @@ def test_api_lists_alerts_in_the_drf_envelope(make_user, raised):
     body = api.get("/api/v1/alerts/").json()
     assert set(body) == {"count", "next", "previous", "results"} and body["count"] == 2
     row = next(r for r in body["results"] if r["id"] == raised.pk)
-    assert row["quantity"] == "ka_r_total_mgy" and row["quantity_label"] == "Ka,r" and row["unit"] == "mGy"
+    assert row["quantity"] == "ka_r_total_mgy" and row["quantity_label"] == "Ka,r total" and row["unit"] == "mGy"
     assert api.get("/api/v1/alerts/?state=bogus").status_code == 400
     assert api.post(f"/api/v1/alerts/{raised.pk}/acknowledge/", {"reason": "false_alert"}).status_code == 403
     assert api.post("/api/v1/rules/", _rule_post(), format="json").status_code == 403
@@ -170,7 +170,7 @@ def test_export_alerts_json_and_csv(raised, tmp_path):
     rows = json.loads(out.getvalue())
     assert len(rows) == 2 and all(list(r) == EXPORT_FIELDS for r in rows)
     row = next(r for r in rows if r["rule"] == "NCRP 168 SRDL: Ka,r 5 Gy")
-    assert row["scope"] == "study" and row["quantity"] == "ka_r_total_mgy" and row["quantity_label"] == "Ka,r"
+    assert row["scope"] == "study" and row["quantity"] == "ka_r_total_mgy" and row["quantity_label"] == "Ka,r total"
     assert row["value"] == 5200.0 and row["threshold"] == 5000.0 and row["unit"] == "mGy"
     assert row["severity"] == "alert" and row["state"] == "new" and row["patient_id"] == raised.patient.patient_id
     assert "NCRP Report 168" in row["rule_source"]
@@ -226,9 +226,6 @@ def test_rule_and_tuning_pages_render(client, make_user, raised):
 
 
 def test_dose_check_alert_page_lists_every_acquisition(client, make_user):
-    from dosereg.registry.models import DoseCheckOverride
-    from tests.triggers.factories import ct_study
-
     study = ct_study(acquisitions=[(5.3, "Chest"), (10.6, "Chest")], description="CT Chest")
     report = study.reports.get()
     for uid, fwd in (("1.2.4.x.10", 251.2), ("1.2.4.x.11", 502.4)):
@@ -239,5 +236,5 @@ def test_dose_check_alert_page_lists_every_acquisition(client, make_user):
     alert = Alert.objects.get(study=study, rule__key="ct-dose-check-override")
     client.force_login(make_user("physicist"))
     page = client.get(f"/alerts/{alert.pk}/").content.decode()
-    assert "251.2" in page and "502.4" in page and "clinical need" in page
+    assert "251 mGy·cm" in page and "502 mGy·cm" in page and "clinical need" in page
     assert "Dose Check" in page

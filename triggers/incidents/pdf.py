@@ -9,6 +9,7 @@ from __future__ import annotations
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
+from triggers.incidents.document import document_context
 from triggers.incidents.models import IncidentReport
 
 REPLACE = {"—": "-", "–": "-", "→": "->", "≥": ">=", "≤": "<=", "…": "...", "‘": "'", "’": "'", "“": '"', "”": '"',
@@ -79,10 +80,14 @@ class _Doc(FPDF):
 
 
 def incident_pdf_bytes(incident: IncidentReport) -> bytes:
-    from triggers.incidents.views import document_context
-
     ctx = document_context(incident)
     doc = _Doc(f"Incident report {incident.pk}")
+    for section in (_facts, _significance, _dose_parameters, _analysis, _actions_and_comments):
+        section(doc, incident, ctx)
+    return bytes(doc.output())
+
+
+def _facts(doc: _Doc, incident: IncidentReport, ctx: dict) -> None:
     doc.h1(f"Incident report {incident.pk}" + (f": {incident.title}" if incident.title else ""))
     doc.para(f"Generated {ctx['generated_at']:%Y-%m-%d %H:%M} for the quality assurance committee.", italic=True)
     doc.h2("The incident")
@@ -102,19 +107,15 @@ def incident_pdf_bytes(incident: IncidentReport) -> bytes:
     doc.h3("What happened")
     doc.para(incident.description or "-")
 
+
+def _significance(doc: _Doc, incident: IncidentReport, ctx: dict) -> None:
     doc.h2("Significance")
     if incident.is_significant:
         due = incident.notification_due_date.isoformat() if incident.notification_due_date else "-"
         doc.para(f"SIGNIFICANT EVENT - to be notified to the competent authority. Due {due}"
                  + (" (OVERDUE)" if incident.notification_overdue else "") + ".")
-        for r in incident.significance_reasons:
-            line = r.get("rule", "")
-            if r.get("quantity"):
-                line += f": {r['quantity']} {r.get('value')} {r.get('unit', '')} (criterion {r.get('threshold')} " \
-                        f"{r.get('unit', '')})"
-            if r.get("source"):
-                line += f" - {r['source']}"
-            doc.para(f"- {line}")
+        for r in ctx["significance"]:
+            doc.para(f"- {r['text']}" + (f" - {r['source']}" if r["source"] else ""))
         if incident.notified_date:
             doc.para(f"Notified on {incident.notified_date.isoformat()} to {incident.notified_authority or '-'}, "
                      f"reference {incident.notification_reference or '-'}.")
@@ -123,16 +124,16 @@ def incident_pdf_bytes(incident: IncidentReport) -> bytes:
     else:
         doc.para("Not a significant event under the active significant-event rules.")
 
+
+def _dose_parameters(doc: _Doc, incident: IncidentReport, ctx: dict) -> None:
     doc.h2("Dose parameters (physical quantities)")
     taken = incident.snapshot_taken_at.strftime("%Y-%m-%d %H:%M") if incident.snapshot_taken_at else "-"
     doc.para(f"Snapshot taken {taken} when the report was made; kept unchanged if a study is re-imported.",
              italic=True)
     for d in ctx["differences"]:
         doc.para(f"NOTE: the registry's values for study {d['study_instance_uid']} have changed since the snapshot:")
-        doc.table_rows(["Quantity", "In this report", "In the registry now", "Unit"],
-                       [[c["what"], c["snapshot"] if c["snapshot"] is not None else "-",
-                         c["current"] if c["current"] is not None else "-", c["unit"]] for c in d["changes"]],
-                       widths=[70, 40, 40, 30])
+        doc.table_rows(["Quantity", "In this report", "In the registry now"],
+                       [[c["what"], c["snapshot"], c["current"]] for c in d["changes"]], widths=[80, 50, 50])
     for s in ctx["snapshot_studies"]:
         doc.h3(f"Study {s['study_instance_uid']}")
         doc.para(f"{s.get('study_date') or 'no date'} - {s.get('modality_type') or ''} - "
@@ -146,15 +147,16 @@ def incident_pdf_bytes(incident: IncidentReport) -> bytes:
             doc.para(f"Effective dose method: {s['effective_dose_method']}. {ctx['effective_dose_note']}",
                      italic=True, size=8)
         if s["plane_rows"]:
-            header = ["Plane"] + [f"{label} ({unit})" for label, _v, unit in s["plane_rows"][0]["values"]]
-            doc.table_rows(header, [[p["plane"]] + [v for _l, v, _u in p["values"]] for p in s["plane_rows"]])
+            doc.table_rows(["Plane", *s["plane_cols"]], [[p["plane"], *p["values"]] for p in s["plane_rows"]])
         if s["has_ka_r"]:
             doc.para(ctx["ka_r_note"], italic=True, size=8)
         if s["event_rows"]:
-            header = ["#", "Type", "Protocol", "Plane"] + [f"{label} ({unit})" for _k, label, unit in s["event_cols"]]
+            header = ["#", "Type", "Protocol", "Plane", *s["event_cols"]]
             doc.table_rows(header, [[e["n"], e["type"], e["protocol"], e["plane"], *e["values"]]
                                     for e in s["event_rows"]], size=7)
 
+
+def _analysis(doc: _Doc, incident: IncidentReport, ctx: dict) -> None:
     doc.h2("Analysis")
     doc.h3("Comparison with the DRL")
     for s in ctx["snapshot_studies"]:
@@ -163,9 +165,9 @@ def incident_pdf_bytes(incident: IncidentReport) -> bytes:
     doc.para(incident.drl_comparison or "-")
     doc.h3("Comparison with the trigger levels")
     if ctx["triggers"]:
-        doc.table_rows(["Alert", "Rule", "Severity", "Quantity", "Value", "Threshold", "Unit"],
-                       [[t["alert_id"], t["rule"], t["severity"], t["quantity"], t["value"], t["threshold"],
-                         t["unit"]] for t in ctx["triggers"]], widths=[12, 60, 24, 24, 20, 20, 20])
+        doc.table_rows(["Alert", "Rule", "Severity", "Quantity", "Value", "Threshold"],
+                       [[t["alert_id"], t["rule"], t["severity_label"], t["quantity"], t["value_text"],
+                         t["threshold_text"]] for t in ctx["triggers"]], widths=[12, 62, 26, 28, 26, 26])
     else:
         doc.para("No trigger level was reached by the linked studies.")
     if incident.trigger_level_comparison:
@@ -176,7 +178,7 @@ def incident_pdf_bytes(incident: IncidentReport) -> bytes:
         doc.para(incident.skin_dose_note)
     doc.h3("Effective dose estimate")
     if incident.effective_dose_estimate_msv is not None:
-        doc.para(f"{incident.effective_dose_estimate_msv:.4g} mSv - method: "
+        doc.para(f"{ctx['effective_dose_text']} - method: "
                  f"{incident.effective_dose_method or 'not stated'}. {ctx['effective_dose_note']}")
     else:
         doc.para("No effective dose estimate.")
@@ -195,6 +197,8 @@ def incident_pdf_bytes(incident: IncidentReport) -> bytes:
              + f". Referrer informed: {yn(incident.referrer_informed)}"
              + (f" ({incident.referrer_informed_date})" if incident.referrer_informed_date else "") + ".")
 
+
+def _actions_and_comments(doc: _Doc, incident: IncidentReport, ctx: dict) -> None:
     doc.h2("Corrective and preventive actions")
     if ctx["actions"]:
         today = ctx["today"]
@@ -213,7 +217,7 @@ def incident_pdf_bytes(incident: IncidentReport) -> bytes:
             doc.para(f"{c.created_at:%Y-%m-%d %H:%M} {who}{move}" + (f": {c.text}" if c.text else ""))
     else:
         doc.para("None yet.")
-    return bytes(doc.output())
+
 
 
 def summary_pdf_bytes(summary: dict) -> bytes:

@@ -8,50 +8,34 @@ changed (with their length), never copied into the audit log, so patient details
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 import os
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from dosereg.registry.models import AccumulatedDose, IrradiationEvent, Study
+from dosereg.core.display import format_number, format_quantity, show
+from dosereg.core.quantities import PLANE_QUANTITIES, QUANTITIES, STUDY_TOTALS
+from dosereg.registry.models import AuditLog, Study
+from dosereg.registry.selectors import study_export_dict
 from dosereg.registry.services.audit import audit_record
+from dosereg.registry.services.notifications import notification_send
+from drl import selectors as drl_selectors
+from triggers import services as trigger_services
 from triggers.incidents.models import CATEGORY_CHOICES, IncidentAction, IncidentComment, IncidentReport
+from triggers.models import Alert
 
 log = logging.getLogger(__name__)
 
 OBJECT_TYPE = "incident_report"
 
-# Quantities of the snapshot: export_doses field name -> (label, unit).  Units are the registry's canonical units.
-TOTAL_QUANTITIES: dict[str, tuple[str, str]] = {
-    "max_ctdivol_mgy": ("CTDIvol (highest acquisition)", "mGy"),
-    "dlp_total_mgycm": ("DLP total", "mGy·cm"),
-    "kap_total_gycm2": ("KAP total", "Gy·cm²"),
-    "ka_r_total_mgy": ("Ka,r total", "mGy"),
-    "fluoro_time_total_s": ("Fluoroscopy time", "s"),
-    "agd_left_mgy": ("AGD left breast", "mGy"),
-    "agd_right_mgy": ("AGD right breast", "mGy"),
-    "activity_mbq": ("Administered activity", "MBq"),
-    "effective_dose_msv": ("Effective dose (estimate, for comparison only)", "mSv"),
-}
-PLANE_QUANTITIES: dict[str, tuple[str, str]] = {
-    "kap_total_gycm2": ("KAP", "Gy·cm²"),
-    "ka_r_total_mgy": ("Ka,r", "mGy"),
-    "fluoro_time_total_s": ("Fluoroscopy time", "s"),
-}
-EVENT_QUANTITIES: dict[str, tuple[str, str]] = {
-    "ctdivol_mgy": ("CTDIvol", "mGy"),
-    "dlp_mgycm": ("DLP", "mGy·cm"),
-    "kap_gycm2": ("KAP", "Gy·cm²"),
-    "ka_r_mgy": ("Ka,r", "mGy"),
-    "irradiation_duration_s": ("Irradiation time", "s"),
-    "agd_mgy": ("AGD", "mGy"),
-    "activity_mbq": ("Activity", "MBq"),
-}
+# Quantities of the snapshot, by their catalogue names (labels and units come from dosereg.core.quantities): the
+# study totals, the per-plane totals (biplane units), and the irradiation event columns.
+TOTAL_QUANTITIES: tuple[str, ...] = STUDY_TOTALS
+SNAPSHOT_EVENT_QUANTITIES: tuple[str, ...] = ("ctdivol_mgy", "dlp_mgycm", "kap_gycm2", "ka_r_mgy",
+                                              "irradiation_duration_s", "agd_mgy", "activity_mbq")
 EVENT_TEXT = ("irradiation_event_uid", "event_type", "protocol", "target_region", "plane", "laterality", "view")
 
 KA_R_NOTE = ("Ka,r (air kerma at the interventional reference point) is shown as a surrogate for skin dose. It is "
@@ -118,22 +102,25 @@ def _num(value) -> float | None:
         return None
 
 
-def _export_dict(study: Study) -> dict | None:
-    try:
-        selectors = importlib.import_module("dosereg.registry.selectors")
-        study_export_dict = selectors.study_export_dict
-    except (ImportError, AttributeError):
-        return None
-    return study_export_dict(study, events=True)
-
-
 def study_dose_parameters(study: Study) -> dict:
-    """The physical quantities of one study as the registry holds them now, in canonical units, per plane and per
-    irradiation event (from ``study_export_dict`` when the registry provides it, else from the study's columns)."""
-    study = Study.objects.select_related("equipment__room", "standard_exam").get(pk=study.pk)
-    unit = study.equipment.display_name if study.equipment_id else ""
-    room = study.equipment.room.name if study.equipment_id and study.equipment.room_id else ""
-    out: dict[str, Any] = {
+    """The physical quantities of one study as the registry holds them now (its ``export_doses`` object), in the
+    catalogue's canonical units, per plane and per irradiation event."""
+    study = Study.objects.select_related("equipment__room", "standard_exam", "patient").get(pk=study.pk)
+    export = study_export_dict(study, events=True)
+    totals = export.get("totals") or {}
+    agd = totals.get("agd_total_mgy") or {}
+    values = {**{k: totals.get(k) for k in TOTAL_QUANTITIES},
+              "agd_left_mgy": agd.get("left"), "agd_right_mgy": agd.get("right")}
+    events = [{**{k: (e.get(k) or "") for k in EVENT_TEXT if k != "irradiation_event_uid"},
+               "irradiation_event_uid": e.get("irradiation_event_uid"),
+               **{k: _num(e.get(k)) for k in SNAPSHOT_EVENT_QUANTITIES}}
+              for e in export.get("events") or []]
+    if values.get("max_ctdivol_mgy") is None:
+        ctdis = [e["ctdivol_mgy"] for e in events if e.get("ctdivol_mgy") is not None]
+        values["max_ctdivol_mgy"] = max(ctdis) if ctdis else None
+    planes = [{"plane": p.get("plane") or "", **{k: _num(p.get(k)) for k in PLANE_QUANTITIES}}
+              for p in totals.get("planes") or []]
+    return {
         "study_id": study.pk,
         "study_instance_uid": study.study_instance_uid,
         "accession_number": study.accession_number,
@@ -141,54 +128,16 @@ def study_dose_parameters(study: Study) -> dict:
         "modality_type": study.modality_type,
         "study_description": study.study_description,
         "standard_exam": study.standard_exam.name if study.standard_exam_id else None,
-        "unit": unit,
-        "room": room,
-        "effective_dose_method": study.effective_dose_method,
+        "unit": study.equipment.display_name if study.equipment_id else "",
+        "room": study.equipment.room.name if study.equipment_id and study.equipment.room_id else "",
+        "effective_dose_method": totals.get("effective_dose_method") or study.effective_dose_method,
+        "source": "study_export_dict",
+        "totals": {k: _num(values.get(k)) for k in TOTAL_QUANTITIES},
+        # a plane table only says something when there are planes with values
+        "planes": [p for p in planes if any(p[k] is not None for k in PLANE_QUANTITIES)],
+        "events": events,
+        "event_count": len(events),
     }
-    export = _export_dict(study)
-    if export is not None:
-        totals = export.get("totals") or {}
-        agd = totals.get("agd_total_mgy") or {}
-        values = {
-            "dlp_total_mgycm": totals.get("dlp_total_mgycm"),
-            "kap_total_gycm2": totals.get("kap_total_gycm2"),
-            "ka_r_total_mgy": totals.get("ka_r_total_mgy"),
-            "fluoro_time_total_s": totals.get("fluoro_time_total_s"),
-            "agd_left_mgy": agd.get("left") if isinstance(agd, dict) else None,
-            "agd_right_mgy": agd.get("right") if isinstance(agd, dict) else None,
-            "activity_mbq": totals.get("activity_mbq"),
-            "effective_dose_msv": totals.get("effective_dose_msv"),
-            "max_ctdivol_mgy": totals.get("max_ctdivol_mgy"),
-        }
-        out["effective_dose_method"] = totals.get("effective_dose_method") or study.effective_dose_method
-        planes = [{"plane": p.get("plane") or "", **{k: _num(p.get(k)) for k in PLANE_QUANTITIES}}
-                  for p in totals.get("planes") or []]
-        events = [{**{k: (e.get(k) or "") for k in EVENT_TEXT if k != "irradiation_event_uid"},
-                   "irradiation_event_uid": e.get("irradiation_event_uid"),
-                   **{k: _num(e.get(k)) for k in EVENT_QUANTITIES}}
-                  for e in export.get("events") or []]
-        out["source"] = "study_export_dict"
-    else:
-        values = {k: getattr(study, k) for k in TOTAL_QUANTITIES}
-        plane_rows = (AccumulatedDose.objects.filter(report__study=study, report__state="current")
-                      .values("plane").order_by("plane")
-                      .annotate(**{k: Sum(k) for k in PLANE_QUANTITIES}))
-        planes = [{"plane": r["plane"] or "", **{k: _num(r[k]) for k in PLANE_QUANTITIES}} for r in plane_rows]
-        events = [{**{k: (r[k] or "") for k in EVENT_TEXT if k != "irradiation_event_uid"},
-                   "irradiation_event_uid": r["irradiation_event_uid"],
-                   **{k: _num(r[k]) for k in EVENT_QUANTITIES}}
-                  for r in IrradiationEvent.objects.filter(study=study, is_current=True)
-                  .order_by("sequence", "id").values(*EVENT_TEXT, *EVENT_QUANTITIES)]
-        out["source"] = "study_columns"
-    if values.get("max_ctdivol_mgy") is None:
-        ctdis = [e["ctdivol_mgy"] for e in events if e.get("ctdivol_mgy") is not None]
-        values["max_ctdivol_mgy"] = max(ctdis) if ctdis else None
-    out["totals"] = {k: _num(values.get(k)) for k in TOTAL_QUANTITIES}
-    # a plane table only says something when there are planes with values
-    out["planes"] = [p for p in planes if any(p[k] is not None for k in PLANE_QUANTITIES)]
-    out["events"] = events
-    out["event_count"] = len(events)
-    return out
 
 
 def dose_snapshot(studies) -> dict:
@@ -196,39 +145,43 @@ def dose_snapshot(studies) -> dict:
     out = []
     for study in studies:
         params = study_dose_parameters(study)
-        params["drl"] = drl_position(study)
+        params["drl"] = drl_position_text(study)
         out.append(params)
     return {"taken_at": timezone.now().isoformat(), "studies": out}
 
 
+def _change(name: str | None, what: str, old, new) -> dict:
+    """One difference between the snapshot and the registry, both values as people read them."""
+    shown = (lambda v: format_quantity(name, v)) if name else format_number
+    return {"what": what, "snapshot": shown(old), "current": shown(new)}
+
+
 def _differences_one(old: dict, new: dict) -> list[dict]:
     diffs = []
-    for key, (label, unit) in TOTAL_QUANTITIES.items():
+    for key in TOTAL_QUANTITIES:
         a, b = old.get("totals", {}).get(key), new.get("totals", {}).get(key)
         if a != b:
-            diffs.append({"what": label, "unit": unit, "snapshot": a, "current": b})
+            diffs.append(_change(key, QUANTITIES[key].label, a, b))
     old_planes = {p["plane"]: p for p in old.get("planes", [])}
     new_planes = {p["plane"]: p for p in new.get("planes", [])}
     for plane in sorted(set(old_planes) | set(new_planes)):
-        for key, (label, unit) in PLANE_QUANTITIES.items():
+        for key in PLANE_QUANTITIES:
             a, b = old_planes.get(plane, {}).get(key), new_planes.get(plane, {}).get(key)
             if a != b:
-                diffs.append({"what": f"{label}, plane {plane or 'single'}", "unit": unit, "snapshot": a,
-                              "current": b})
+                diffs.append(_change(key, f"{QUANTITIES[key].label}, plane {plane or 'single'}", a, b))
     if old.get("event_count") != new.get("event_count"):
-        diffs.append({"what": "Number of irradiation events", "unit": "", "snapshot": old.get("event_count"),
-                      "current": new.get("event_count")})
-    else:
-        for i, (ea, eb) in enumerate(zip(old.get("events", []), new.get("events", []), strict=False), 1):
-            for key, (label, unit) in EVENT_QUANTITIES.items():
-                if ea.get(key) != eb.get(key):
-                    diffs.append({"what": f"{label}, event {i}", "unit": unit, "snapshot": ea.get(key),
-                                  "current": eb.get(key)})
+        diffs.append(_change(None, "Number of irradiation events", old.get("event_count"), new.get("event_count")))
+        return diffs
+    for i, (ea, eb) in enumerate(zip(old.get("events", []), new.get("events", []), strict=False), 1):
+        for key in SNAPSHOT_EVENT_QUANTITIES:
+            if ea.get(key) != eb.get(key):
+                diffs.append(_change(key, f"{QUANTITIES[key].label}, event {i}", ea.get(key), eb.get(key)))
     return diffs
 
 
 def snapshot_differences(incident: IncidentReport) -> list[dict]:
-    """What the registry holds now that differs from the snapshot (after a re-import), per study; [] when equal."""
+    """What the registry holds now that differs from the snapshot (after a re-import or a correction), per study;
+    [] when equal.  Values are shown with their units."""
     out = []
     snap = {s["study_id"]: s for s in (incident.dose_snapshot or {}).get("studies", [])}
     for study in incident.studies.all():
@@ -242,57 +195,67 @@ def snapshot_differences(incident: IncidentReport) -> list[dict]:
 
 
 # --- analysis helpers -------------------------------------------------------------------------------------------------
-def drl_position(study: Study | None) -> str | None:
-    """The study's position against the DRL of its mapped examination, when the drl app offers the lookup
-    (``drl.services.drl_position``, imported lazily); None when unmapped or no DRL applies."""
+def _position_text(p: dict) -> str:
+    name = p.get("quantity")
+    shown = (lambda v: format_quantity(name, v)) if name in QUANTITIES else (lambda v: format_number(v))
+    label = QUANTITIES[name].label if name in QUANTITIES else (p.get("label") or name or "")
+    ratio = p.get("ratio")
+    text = (f"{p.get('exam_name', p.get('standard_exam', ''))} ({p.get('patient_group', '')}): {label} "
+            f"{shown(p.get('value'))} against the DRL {shown(p.get('drl'))}")
+    if isinstance(ratio, int | float):
+        text += f" (ratio {format_number(ratio)}, {p.get('status')})"
+    text += f", {p.get('drl_set', '')}"
+    if p.get("verify"):
+        text += " [verify against the primary publication]"
+    return text
+
+
+def drl_position_text(study: Study | None) -> str | None:
+    """The study's position against the DRL of its mapped examination, in words (``drl.selectors.drl_position``);
+    None when the study is unmapped or no DRL applies."""
     if study is None:
         return None
     try:
-        lookup = importlib.import_module("drl.services").drl_position
-    except (ImportError, AttributeError):
-        return None
-    try:
-        result = lookup(study.pk)
-    except Exception as exc:  # noqa: BLE001 - an optional lookup in another app must not break the report
+        result = drl_selectors.drl_position(study.pk)
+    except Exception as exc:  # noqa: BLE001 - the report (an automatic draft on ingest, too) must stand; logged
         log.warning("DRL lookup failed for study %s: %s", study.pk, exc)
         return None
     if not result:
         return None
-    parts = []
-    for p in result.get("positions") or [result]:
-        ratio = p.get("ratio")
-        parts.append(f"{p.get('exam_name', p.get('standard_exam', ''))} ({p.get('patient_group', '')}): "
-                     f"{p.get('quantity')} {fmt(p.get('value'))} {p.get('unit', '')} against the DRL "
-                     f"{fmt(p.get('drl'))} {p.get('unit', '')}"
-                     + (f" (ratio {ratio:.2f}, {p.get('status')})" if isinstance(ratio, int | float) else "")
-                     + f", {p.get('drl_set', '')}" + (" [verify against the primary publication]"
-                                                      if p.get("verify") else ""))
     note = result.get("note")
-    return "; ".join(parts) + (f". Note: {note}." if note else "")
+    return "; ".join(_position_text(p) for p in result.get("positions") or [result]) + (
+        f". Note: {note}." if note else "")
 
 
-def alert_summary(alert) -> dict:
+def alert_summary(alert: Alert) -> dict:
+    """An alert as the report shows it; ``value_text``/``threshold_text`` carry the unit (the catalogue's format)."""
     rule = alert.rule
     return {
         "alert_id": alert.pk,
         "study_id": alert.study_id,
         "rule": rule.name,
-        "rule_key": getattr(rule, "key", ""),
-        "source": getattr(rule, "source", ""),
-        "verify": bool(getattr(rule, "verify", False)),
+        "rule_key": rule.key,
+        "source": rule.source,
+        "verify": bool(rule.verify),
         "severity": alert.severity,
-        "quantity": getattr(alert, "quantity_label", "") or getattr(alert, "quantity", ""),
-        "value": _num(getattr(alert, "value", None)),
-        "threshold": _num(getattr(alert, "threshold", None)),
-        "unit": getattr(alert, "unit", ""),
-        "summary": getattr(alert, "summary", ""),
+        "severity_label": alert.get_severity_display(),
+        "quantity": alert.quantity_label or alert.quantity,
+        "value": _num(alert.value),
+        "threshold": _num(alert.threshold),
+        "unit": alert.unit,
+        "value_text": _alert_value_text(alert.quantity, alert.value),
+        "threshold_text": _alert_value_text(alert.quantity, alert.threshold),
+        "still_exceeds": alert.still_exceeds,
+        "summary": alert.summary,
     }
+
+
+def _alert_value_text(name: str, value) -> str:
+    return format_quantity(name, value) if name in QUANTITIES else format_number(value)
 
 
 def trigger_level_rows(incident: IncidentReport) -> list[dict]:
     """Alerts raised on the linked studies (linked or not): the trigger levels their quantities reached."""
-    from triggers.models import Alert
-
     study_ids = list(incident.studies.values_list("pk", flat=True))
     qs = Alert.objects.filter(Q(pk__in=incident.alerts.values("pk")) | Q(study_id__in=study_ids)).select_related("rule")
     return [alert_summary(a) for a in qs.order_by("study_id", "id").distinct()]
@@ -313,8 +276,6 @@ def notification_days() -> int:
 def significance_check(incident: IncidentReport) -> list[dict]:
     """Reasons the incident is significant: the significant_event alerts of its studies (raised by the active
     significant_event rules, e.g. StrlSchV Anlage 14) and of its linked alerts, plus any manual mark kept."""
-    from triggers.models import Alert
-
     study_ids = list(incident.studies.values_list("pk", flat=True))
     qs = (Alert.objects.filter(Q(pk__in=incident.alerts.values("pk")) | Q(study_id__in=study_ids))
           .filter(severity="significant_event", rule__active=True).select_related("rule").order_by("id").distinct())
@@ -395,8 +356,6 @@ def _set_fields(incident: IncidentReport, data: dict, fields) -> dict:
 
 
 def incident_history(incident: IncidentReport):
-    from dosereg.registry.models import AuditLog
-
     return AuditLog.objects.filter(object_type=OBJECT_TYPE, object_id=str(incident.pk)).order_by("at", "id")
 
 
@@ -404,8 +363,6 @@ def incident_history(incident: IncidentReport):
 def _notify(incident: IncidentReport, *, event: str, version: str) -> None:
     """Queue an e-mail to the users subscribed to incident reports (rows first; the registry's service sends them
     after commit, once).  No patient details: the message names the report, its category, date and room."""
-    from dosereg.registry.services.notifications import notification_send
-
     what = {"opened": "opened automatically as a draft (significant-event criterion)",
             "submitted": "submitted for QA review"}[event]
     lines = [f"Incident report {incident.pk} was {what}.",
@@ -485,8 +442,6 @@ def incident_create(*, user, data: dict, studies=(), alerts=(), origin: str = "b
 
 def _escalate_alert(alert, *, user, request=None) -> None:
     """Alert state -> escalated through the triggers app's lifecycle service (history row and audit)."""
-    from triggers import services as trigger_services
-
     if alert.state == "escalated":
         return
     try:
@@ -501,8 +456,6 @@ def incident_from_alert(alert_id: int, *, automatic: bool = False, user=None, da
     significant_event alert raised on ingest), open a draft report for it; the alert's state is then left as it is,
     so it stays in the inbox.  Idempotent: an alert already linked to a report returns that report.  ``user=None``
     with ``automatic=False`` is a system call whose caller checked the permission."""
-    from triggers.models import Alert
-
     alert = Alert.objects.select_related("rule", "study__equipment").get(pk=alert_id)
     if not automatic and user is not None and not user.has_perm("triggers.escalate_alert"):
         raise IncidentError("You may not escalate alerts.")
@@ -530,7 +483,7 @@ def incident_from_alert(alert_id: int, *, automatic: bool = False, user=None, da
         "discovered_date": timezone.now().date(),
         "title": f"{alert.rule.name}"[:200],
         "description": (f"{'Opened automatically from' if automatic else 'Escalated from'} alert {alert.pk}: "
-                        f"{getattr(alert, 'summary', '') or alert.rule.name}"),
+                        f"{alert.summary or alert.rule.name}"),
     }
     base.update({k: v for k, v in (data or {}).items() if v not in (None, "")})
     with transaction.atomic():
@@ -552,8 +505,6 @@ def incident_from_study(study_id: int, *, user, data: dict, request=None) -> Inc
     study = Study.objects.select_related("equipment").get(pk=study_id)
     if not user_may_see_study(user, study):
         raise IncidentError("You may not link this study: you cannot see it.")
-    from triggers.models import Alert
-
     alerts = list(Alert.objects.filter(study=study, severity="significant_event"))
     return incident_create(user=user, data=data, studies=[study], alerts=alerts, origin="study", request=request)
 
@@ -782,16 +733,33 @@ def period_summary(period: str, *, queryset=None) -> dict:
 
 
 def total_rows(parameters: dict) -> list[tuple[str, str, str]]:
-    """(label, value, unit) for the study totals that have a value."""
+    """(label, number, unit) for the study totals that have a value, as the catalogue's formatter shows them (the
+    unit may be switched, e.g. 7.69 Gy; a clock time such as 47:07 min carries its unit in the number)."""
     totals = parameters.get("totals") or {}
-    return [(label, fmt(totals.get(k)), unit) for k, (label, unit) in TOTAL_QUANTITIES.items()
-            if totals.get(k) is not None]
+    rows = []
+    for name in TOTAL_QUANTITIES:
+        if totals.get(name) is not None:
+            shown = show(name, totals[name])
+            rows.append((QUANTITIES[name].label, shown.number, shown.unit))
+    return rows
 
 
-def fmt(value, digits: int = 6) -> str:
-    """A quantity for display: up to six significant digits, no trailing noise; '—' when absent."""
-    if value is None:
-        return "—"
-    if isinstance(value, int | float):
-        return f"{value:.{digits}g}"
-    return str(value)
+def column_values(names, row: dict) -> list[str]:
+    """Numbers of a table row whose column headers name the unit (``column_label``): canonical unit, no switching."""
+    return [show(name, row.get(name), switch=False).number for name in names]
+
+
+def reason_text(reason: dict) -> str:
+    """A significance reason in words: 'Rule: Ka,r total 5.1 Gy (criterion 5 Gy) - source'."""
+    text = reason.get("rule", "")
+    if reason.get("quantity"):
+        value = reason.get("value_text") or f"{format_number(reason.get('value'))} {reason.get('unit', '')}".strip()
+        limit = (reason.get("threshold_text")
+                 or f"{format_number(reason.get('threshold'))} {reason.get('unit', '')}".strip())
+        text += f": {reason['quantity']} {value} (criterion {limit})"
+    return text
+
+
+def event_type_words(event_type: str) -> str:
+    """'stationary_acquisition' -> 'Stationary acquisition' (an identifier is not a word a PDF line can wrap)."""
+    return (event_type or "").replace("_", " ").strip().capitalize()

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from dosereg.registry.models import Study
 from dosereg.registry.services.audit import audit_record
 from triggers.incidents import services
+from triggers.incidents.document import document_context
 from triggers.incidents.forms import (
     ActionForm,
     AnalysisForm,
@@ -23,7 +24,9 @@ from triggers.incidents.forms import (
     TransitionForm,
 )
 from triggers.incidents.models import CATEGORY_CHOICES, IncidentAction, IncidentReport
+from triggers.incidents.pdf import incident_pdf_bytes, summary_pdf_bytes
 from triggers.incidents.services import IncidentError
+from triggers.models import Alert
 
 VIEW = "triggers.view_incidentreport"
 
@@ -116,8 +119,6 @@ def incident_new_from_study(request, study_id: int):
 @login_required
 @permission_required("triggers.escalate_alert", raise_exception=True)
 def incident_escalate(request, alert_id: int):
-    from triggers.models import Alert
-
     alert = get_object_or_404(Alert.objects.select_related("rule", "study"), pk=alert_id)
     if request.method == "POST":
         try:
@@ -129,43 +130,6 @@ def incident_escalate(request, alert_id: int):
             return redirect(incident)
     return render(request, "triggers/incidents/escalate.html", {"alert": alert,
                                                                 "existing": alert.incident_reports.first()})
-
-
-def document_context(incident: IncidentReport) -> dict:
-    """Everything the page, the printable page and the PDF show about one incident."""
-    snapshot = incident.dose_snapshot or {}
-    studies = []
-    for s in snapshot.get("studies", []):
-        totals = services.total_rows(s)
-        event_cols = [(k, label, unit) for k, (label, unit) in services.EVENT_QUANTITIES.items()
-                      if any(e.get(k) is not None for e in s.get("events", []))]
-        events = [{"n": i, "type": e.get("event_type", ""), "protocol": e.get("protocol", ""),
-                   "plane": e.get("plane", ""), "region": e.get("target_region", ""),
-                   "values": [services.fmt(e.get(k)) for k, _l, _u in event_cols]}
-                  for i, e in enumerate(s.get("events", []), 1)]
-        planes = [{"plane": p["plane"] or "single",
-                   "values": [(label, services.fmt(p.get(k)), unit)
-                              for k, (label, unit) in services.PLANE_QUANTITIES.items()]}
-                  for p in s.get("planes", [])]
-        drl = s.get("drl")
-        if "drl" not in s:  # a snapshot without its DRL position: look it up now
-            drl = services.drl_position(Study.objects.filter(pk=s["study_id"]).first())
-        studies.append({**s, "total_rows": totals, "event_cols": event_cols, "event_rows": events,
-                        "plane_rows": planes, "has_ka_r": s["totals"].get("ka_r_total_mgy") is not None,
-                        "drl": drl})
-    return {
-        "incident": incident,
-        "snapshot": snapshot,
-        "snapshot_studies": studies,
-        "differences": services.snapshot_differences(incident),
-        "triggers": services.trigger_level_rows(incident),
-        "actions": list(incident.actions.all()),
-        "comments": list(incident.comments.select_related("author")),
-        "ka_r_note": services.KA_R_NOTE,
-        "effective_dose_note": services.EFFECTIVE_DOSE_NOTE,
-        "today": timezone.now().date(),
-        "generated_at": timezone.now(),
-    }
 
 
 @login_required
@@ -225,8 +189,6 @@ def incident_print(request, pk: int):
 @login_required
 @permission_required(VIEW, raise_exception=True)
 def incident_pdf(request, pk: int):
-    from triggers.incidents.pdf import incident_pdf_bytes
-
     incident = _visible(request, pk)
     audit_record(user=request.user, action="incident_pdf", object_type=services.OBJECT_TYPE, object_id=incident.pk,
                  request=request)
@@ -386,8 +348,6 @@ def incident_summary(request):
         _error(request, exc)
         summary = services.period_summary(str(timezone.now().year))
     if request.GET.get("format") == "pdf":
-        from triggers.incidents.pdf import summary_pdf_bytes
-
         response = HttpResponse(summary_pdf_bytes(summary), content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="incidents-{summary["period"]}.pdf"'
         return response

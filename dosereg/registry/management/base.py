@@ -7,13 +7,14 @@ failures print one line, never a traceback.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import sys
 from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
-MODALITY_TYPES = ("CT", "fluoroscopy", "radiography", "mammography", "nuclear_medicine")
+from dosereg.core.quantities import MODALITY_TYPES
 
 
 class UsageError(CommandError):
@@ -34,15 +35,11 @@ def parse_date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        import argparse
-
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (use YYYY-MM-DD)") from None
 
 
 def modality_type(value: str) -> str:
     if value not in MODALITY_TYPES:
-        import argparse
-
         raise argparse.ArgumentTypeError(f"{value!r} is not a modality type (one of {', '.join(MODALITY_TYPES)})")
     return value
 

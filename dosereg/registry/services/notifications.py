@@ -55,7 +55,8 @@ def notification_send(*, topic: str, subject: str, body: str, object_type: str =
 
 
 def _schedule(delivery_id: int) -> None:
-    from dosereg.registry.tasks import deliver_notification
+    # registry.tasks imports this module (its task wraps notification_deliver): a top-level import is a cycle
+    from dosereg.registry.tasks import deliver_notification  # noqa: PLC0415 - circular import, see above
 
     try:
         deliver_notification.delay(delivery_id)

@@ -33,6 +33,7 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from dosereg.registry.models import Dosimeter, Room, StaffDoseReading, StaffMember, Study
+from dosereg.registry.services.audit import audit_record
 from dosereg.registry.staff_config import StaffConfig, staff_config
 
 REQUIRED_COLUMNS = ("dosimeter_id", "start", "end")
@@ -202,6 +203,26 @@ def staff_readings_parse(text: str, *, source: str, mapping: dict[str, str] | No
     """Parse and validate a readings file; nothing is written.  Errors are per row (a file-level problem raises)."""
     if source not in SOURCES:
         raise StaffImportError(f"unknown source {source!r} (epd or approved_service)")
+    records, units = _read_records(text, mapping)
+    result = ParseResult(columns=units)
+    ids = {r["dosimeter_id"].strip() for _, r, _ in records}
+    dosimeters = {d.dosimeter_id: d for d in Dosimeter.objects.filter(dosimeter_id__in=ids).select_related("room")}
+    room_names = {r.get("room", "").strip() for _, r, _ in records} - {""}
+    rooms = {room.name: room for room in Room.objects.filter(name__in=room_names)}
+    candidates: list[ParsedRow] = []
+    for line, rec, original in records:
+        parsed = _parse_row(line, rec, original, source=source, units=units, dosimeters=dosimeters, rooms=rooms)
+        if isinstance(parsed, RowError):
+            result.errors.append(parsed)
+        else:
+            candidates.append(parsed)
+    _check_overlaps(candidates, result)
+    result.errors.sort(key=lambda e: e.line)
+    return result
+
+
+def _read_records(text: str, mapping: dict[str, str] | None) -> tuple[list[tuple[int, dict, dict]], dict[str, str]]:
+    """([(line, row under our column names, row as read)] without blank rows, quantity -> unit suffix)."""
     text = text.lstrip("\ufeff")
     if not text.strip():
         raise StaffImportError("the file is empty")
@@ -211,8 +232,6 @@ def staff_readings_parse(text: str, *, source: str, mapping: dict[str, str] | No
         dialect = csv.excel
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
     renamed, units = _header(reader.fieldnames or [], mapping)
-    result = ParseResult(columns=units)
-
     records = []
     for row in reader:
         line = reader.line_num
@@ -220,56 +239,58 @@ def staff_readings_parse(text: str, *, source: str, mapping: dict[str, str] | No
             continue
         records.append((line, {renamed.get(k, k): (v if isinstance(v, str) else "") for k, v in row.items()
                                if k is not None}, row))
+    return records, units
 
-    ids = {r["dosimeter_id"].strip() for _, r, _ in records}
-    dosimeters = {d.dosimeter_id: d for d in Dosimeter.objects.filter(dosimeter_id__in=ids).select_related("room")}
-    room_names = {r.get("room", "").strip() for _, r, _ in records} - {""}
-    rooms = {room.name: room for room in Room.objects.filter(name__in=room_names)}
 
-    candidates: list[ParsedRow] = []
-    for line, rec, original in records:
-        problems = []
-        did = rec["dosimeter_id"].strip()
-        dosimeter = dosimeters.get(did)
-        if not did:
-            problems.append("dosimeter_id is empty")
-        elif dosimeter is None:
-            problems.append(f"unknown dosimeter {did!r}")
-        elif dosimeter.source != source:
-            problems.append(f"dosimeter {did!r} is registered as {dosimeter.source}, not {source}")
-        start, err = _parse_time(rec["start"], "start")
+def _parse_row(line: int, rec: dict, original: dict, *, source: str, units: dict[str, str],
+               dosimeters: dict[str, Dosimeter], rooms: dict[str, Room]) -> ParsedRow | RowError:
+    """One row checked against the registered dosimeters and rooms: the reading, or every problem of the row."""
+    problems: list[str] = []
+    did = rec["dosimeter_id"].strip()
+    dosimeter = dosimeters.get(did)
+    if not did:
+        problems.append("dosimeter_id is empty")
+    elif dosimeter is None:
+        problems.append(f"unknown dosimeter {did!r}")
+    elif dosimeter.source != source:
+        problems.append(f"dosimeter {did!r} is registered as {dosimeter.source}, not {source}")
+    start, end = _parse_interval(rec, problems)
+    values = {}
+    for quantity, unit in units.items():
+        column = f"{quantity}_{unit}"
+        values[quantity], err = _parse_value(rec.get(column, ""), column, unit)
         if err:
             problems.append(err)
-        end, err = _parse_time(rec["end"], "end")
-        if err:
-            problems.append(err)
-        if start and end and end <= start:
-            problems.append("end is not after start")
-        values = {}
-        for quantity, unit in units.items():
-            column = f"{quantity}_{unit}"
-            values[quantity], err = _parse_value(rec.get(column, ""), column, unit)
-            if err:
-                problems.append(err)
-        if not problems and all(v is None for v in values.values()):
-            problems.append("no dose value in the row")
-        room = None
-        room_name = rec.get("room", "").strip()
-        if room_name:
-            room = rooms.get(room_name)
-            if room is None:
-                problems.append(f"unknown room {room_name!r}")
-        elif dosimeter is not None:
-            room = dosimeter.room
-        if problems:
-            result.errors.append(RowError(line, "; ".join(problems)))
-            continue
-        candidates.append(ParsedRow(line, dosimeter, start, end, room, values.get("hp10"), values.get("hp007"),
-                                    values.get("hp3"), {k: v for k, v in original.items() if k is not None}))
+    if not problems and all(v is None for v in values.values()):
+        problems.append("no dose value in the row")
+    room = _row_room(rec, dosimeter, rooms, problems)
+    if problems:
+        return RowError(line, "; ".join(problems))
+    return ParsedRow(line, dosimeter, start, end, room, values.get("hp10"), values.get("hp007"), values.get("hp3"),
+                     {k: v for k, v in original.items() if k is not None})
 
-    _check_overlaps(candidates, result)
-    result.errors.sort(key=lambda e: e.line)
-    return result
+
+def _parse_interval(rec: dict, problems: list[str]) -> tuple[dt.datetime | None, dt.datetime | None]:
+    start, err = _parse_time(rec["start"], "start")
+    if err:
+        problems.append(err)
+    end, err = _parse_time(rec["end"], "end")
+    if err:
+        problems.append(err)
+    if start and end and end <= start:
+        problems.append("end is not after start")
+    return start, end
+
+
+def _row_room(rec: dict, dosimeter: Dosimeter | None, rooms: dict[str, Room], problems: list[str]) -> Room | None:
+    """The row's room column, else the dosimeter's room."""
+    room_name = rec.get("room", "").strip()
+    if not room_name:
+        return dosimeter.room if dosimeter is not None else None
+    room = rooms.get(room_name)
+    if room is None:
+        problems.append(f"unknown room {room_name!r}")
+    return room
 
 
 def _check_overlaps(candidates: list[ParsedRow], result: ParseResult) -> None:
@@ -327,8 +348,6 @@ def _close(a: float | None, b: float | None) -> bool:
 def staff_import(text: str, *, source: str, mapping: dict[str, str] | None = None, skip_bad_rows: bool = False,
                  user=None) -> ImportSummary:
     """Validate a readings file and store it in one transaction (nothing when a row is bad, unless skip_bad_rows)."""
-    from dosereg.registry.services.audit import audit_record
-
     parsed = staff_readings_parse(text, source=source, mapping=mapping)
     rows_read = len(parsed.rows) + len(parsed.errors) + len(parsed.unchanged)
     refused = bool(parsed.errors) and not skip_bad_rows
@@ -645,9 +664,29 @@ def staff_year_summaries(*, year: int, staff_member_ids: list[int] | None = None
     if staff_member_ids is not None:
         members = members.filter(pk__in=staff_member_ids)
     members = list(members)
+    per_position, counts = _legal_sums(members, year)
+    epd = _epd_hp10_msv(members, year)
+    out = []
+    for member in members:
+        years = {y: _legal_values(per_position.get((member.pk, y), {}), cfg) for y in range(year - 4, year + 1)}
+        quantities = {}
+        for key, limit in cfg.limits.items():
+            value, method = years[year][key]
+            five = _sum(years[y][key][0] for y in years) if limit.mode == "5year" else None
+            status, notes = _status(value, limit, five)
+            quantities[key] = QuantityResult(key, limit.label, value, method, limit.limit_msv,
+                                             limit.investigation_msv, status, five, notes)
+        pregnancy = _pregnancy(member, years[year], cfg)
+        out.append(YearSummary(member, year, quantities, pregnancy, epd.get(member.pk), counts.get(member.pk, 0)))
+    return out
+
+
+def _legal_sums(members: list[StaffMember], year: int) -> tuple[dict[tuple[int, int], dict], dict[int, int]]:
+    """The legal readings (reading AND dosimeter from the approved service) of ``year`` and the four before it:
+    ({(person, year): {(position, quantity): mSv}}, {person: readings in ``year``}).  Readings are summed per
+    dosimeter; two dosimeters at one position count the higher sum."""
     lo, hi = _year_bounds(year - 4, year)
-    # sums per (person, year, dosimeter) in mSv; legal: reading AND dosimeter from the approved service
-    sums: dict[tuple[int, int, int], dict[str, float | None]] = {}
+    sums: dict[tuple[int, int, int], dict[str, float | None]] = {}  # (person, year, dosimeter) -> mSv per quantity
     positions: dict[int, str] = {}
     counts: dict[int, int] = defaultdict(int)
     legal = (StaffDoseReading.objects.filter(source="approved_service", dosimeter__source="approved_service",
@@ -665,48 +704,38 @@ def staff_year_summaries(*, year: int, staff_member_ids: list[int] | None = None
         for q, v in (("hp10", hp10), ("hp007", hp007), ("hp3", hp3)):
             if v is not None:
                 slot[q] = (slot[q] or 0.0) + v / 1000.0
+    per_position: dict[tuple[int, int], dict[tuple[str, str], float]] = defaultdict(dict)
+    for (member_id, y, dosimeter_id), values in sums.items():
+        per = per_position[(member_id, y)]
+        for q, v in values.items():
+            if v is not None:
+                key = (positions[dosimeter_id], q)
+                per[key] = max(per.get(key, v), v)
+    return per_position, counts
+
+
+def _epd_hp10_msv(members: list[StaffMember], year: int) -> dict[int, float]:
+    """Each person's EPD Hp(10) of the year in mSv: operational information, never part of the legal record."""
     epd: dict[int, float] = defaultdict(float)
-    epd_lo, epd_hi = _year_bounds(year, year)
+    lo, hi = _year_bounds(year, year)
     for member_id, end, hp10 in (StaffDoseReading.objects.filter(source="epd", dosimeter__staff_member__in=members,
-                                                                   end__gt=epd_lo, end__lte=epd_hi,
-                                                                   hp10_usv__isnull=False)
+                                                                   end__gt=lo, end__lte=hi, hp10_usv__isnull=False)
                                  .values_list("dosimeter__staff_member_id", "end", "hp10_usv")):
         if reading_year(end) == year:
             epd[member_id] += hp10 / 1000.0
+    return epd
 
-    def year_values(member_id: int, y: int) -> dict[str, tuple]:
-        per: dict[tuple[str, str], float] = {}
-        for (m, yy, dosimeter_id), values in sums.items():
-            if m != member_id or yy != y:
-                continue
-            for q, v in values.items():
-                if v is None:
-                    continue
-                key = (positions[dosimeter_id], q)
-                per[key] = max(per.get(key, v), v)  # two dosimeters at one position: the higher one
-        return _legal_values(per, cfg)
 
-    out = []
-    for member in members:
-        years = {y: year_values(member.pk, y) for y in range(year - 4, year + 1)}
-        current = years[year]
-        quantities = {}
-        for key, limit in cfg.limits.items():
-            value, method = current[key]
-            five = _sum(years[y][key][0] for y in years) if limit.mode == "5year" else None
-            status, notes = _status(value, limit, five)
-            quantities[key] = QuantityResult(key, limit.label, value, method, limit.limit_msv,
-                                             limit.investigation_msv, status, five, notes)
-        pregnancy = None
-        if member.pregnancy_declared and cfg.pregnancy_level_msv is not None:
-            value, method = current["effective"]
-            status = "no_data" if value is None else ("investigation" if value > cfg.pregnancy_level_msv else "ok")
-            pregnancy = QuantityResult("pregnancy", "Declared pregnancy (unborn child)", value, method,
-                                       cfg.pregnancy_level_msv, cfg.pregnancy_level_msv, status, None,
-                                       ["whole-year value: the declaration date is not recorded, so this is "
-                                        "conservative; see " + "Art. 10"])
-        out.append(YearSummary(member, year, quantities, pregnancy, epd.get(member.pk), counts.get(member.pk, 0)))
-    return out
+def _pregnancy(member: StaffMember, current: dict[str, tuple], cfg: StaffConfig) -> QuantityResult | None:
+    """A declared pregnancy: the year's effective dose against the level for the unborn child (Art. 10)."""
+    if not member.pregnancy_declared or cfg.pregnancy_level_msv is None:
+        return None
+    value, method = current["effective"]
+    status = "no_data" if value is None else ("investigation" if value > cfg.pregnancy_level_msv else "ok")
+    return QuantityResult("pregnancy", "Declared pregnancy (unborn child)", value, method,
+                          cfg.pregnancy_level_msv, cfg.pregnancy_level_msv, status, None,
+                          ["whole-year value: the declaration date is not recorded, so this is "
+                           "conservative; see Art. 10"])
 
 
 def staff_year_summary(*, staff_member: StaffMember, year: int) -> YearSummary:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from dosereg.registry.management.base import DoseRegCommand, parse_date
+from dosereg.registry.management.base import DoseRegCommand, UsageError, parse_date
 from triggers.services import check_triggers_period
 
 
@@ -19,8 +19,6 @@ class Command(DoseRegCommand):
 
     def handle(self, *args, since=None, until=None, **options):
         if since and until and until < since:
-            from dosereg.registry.management.base import UsageError
-
             raise UsageError("--until is before --since")
         sys.stderr.write(f"checking studies{' from ' + since.isoformat() if since else ''}...\n")
         result = check_triggers_period(since, until)

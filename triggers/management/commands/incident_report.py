@@ -13,6 +13,10 @@ from django.db import DatabaseError
 from django.template.loader import render_to_string
 
 from dosereg.registry.management.base import DoseRegCommand, InputFailed, UsageError
+from triggers.incidents import services
+from triggers.incidents.document import document_context
+from triggers.incidents.models import IncidentReport
+from triggers.incidents.pdf import incident_pdf_bytes, summary_pdf_bytes
 
 
 class Command(DoseRegCommand):
@@ -34,10 +38,6 @@ class Command(DoseRegCommand):
             raise CommandError(f"database error: {first} (has 'manage.py migrate' been run?)") from exc
 
     def _handle(self, opts):
-        from triggers.incidents import services
-        from triggers.incidents.models import IncidentReport
-        from triggers.incidents.pdf import incident_pdf_bytes, summary_pdf_bytes
-
         fmt = opts["format"]
         if opts["id"] is not None:
             incident = IncidentReport.objects.filter(pk=opts["id"]).first()
@@ -46,8 +46,6 @@ class Command(DoseRegCommand):
             if fmt == "pdf":
                 payload = incident_pdf_bytes(incident)
             else:
-                from triggers.incidents.views import document_context
-
                 payload = render_to_string("triggers/incidents/print.html", document_context(incident))
             services.audit_record(user=None, action="incident_export", object_type=services.OBJECT_TYPE,
                                   object_id=incident.pk, detail={"format": fmt, "via": "incident_report command"})

@@ -1,0 +1,1 @@
+"""Tests of the dose-object parser (dicomrx.parse) and its unit conversion."""
