@@ -1,21 +1,33 @@
-"""The post-ingest steps, run after the recording transaction commits (design §2, step 3).
+"""The one post-commit orchestrator (design §2, step 3): what happens after studies were recorded, for the listener,
+``import_dose``, ``pacs_pull``, ``reprocess`` and ``generate_demo_data --bulk`` alike (one study is a batch of one).
 
-Order: ``drl.services.map_study`` (sets the standard examination), the CT effective-dose estimates that fall back on
-the examination's body region, ``triggers.services.check_study`` (alerts), then ``drl.services.note_equipment_change``
-for each equipment change.  The other apps are imported inside the function (they
-import the registry, which dicomrx also loads at start-up).
+Order, each app's batch entry point:
+
+1. examination mapping (``drl.services.map_studies``), the unmapped names noted, the units' acquisition protocols
+   tracked (a new protocol on a unit with history, or a kVp shift, makes the unit's comparisons due);
+2. the CT effective-dose estimates that fall back on the examination's body region
+   (``studies_update_effective_dose``);
+3. trigger checks (``triggers.bulk.check_studies``: ``check_study`` for every study that could create or change an
+   alert — a corrected study's alerts are re-evaluated here);
+4. ``drl.services.note_equipment_change`` for each equipment change.
 """
 
 from __future__ import annotations
 
+from dosereg.registry.models import Study
+from dosereg.registry.services.recording import studies_update_effective_dose
+from drl.services import map_studies, note_equipment_change, note_protocols_of, note_unmapped_names_of
+from triggers.bulk import check_studies
 
-def after_study_recorded(study_id: int, equipment_change_ids: list[int] | tuple[int, ...] = ()) -> None:
-    from dosereg.registry.services.recording import study_update_effective_dose
-    from drl.services import map_study, note_equipment_change
-    from triggers.services import check_study
 
-    map_study(study_id)
-    study_update_effective_dose(study_id)
-    check_study(study_id)
+def after_studies_recorded(study_ids: list[int], equipment_change_ids: list[int] | tuple[int, ...] = ()) -> None:
+    """Run the post-commit steps for these studies (in recording order; a study may appear once per object)."""
+    ids = list(dict.fromkeys(i for i in study_ids if i))
+    if ids:
+        map_studies(Study.objects.filter(pk__in=ids))
+        note_unmapped_names_of(ids)
+        note_protocols_of([i for i in study_ids if i])  # once per recorded object, as a unit's protocol counts go
+        studies_update_effective_dose(ids)
+        check_studies(ids)
     for change_id in equipment_change_ids:
         note_equipment_change(change_id)

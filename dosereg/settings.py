@@ -88,6 +88,28 @@ PACS_RETRIEVE = env_str("DOSEREG_PACS_RETRIEVE", "move").lower()
 if PACS_RETRIEVE not in {"move", "get"}:
     fail(f"DOSEREG_PACS_RETRIEVE={PACS_RETRIEVE!r} must be 'move' or 'get'")
 
+# Query/retrieve: the C-MOVE destinations DoseReg may send to, 'AET@host:port,...' (dicomrx.qr) -> {AET: (host, port)}
+QR_DESTINATIONS: dict[str, tuple[str, int]] = {}
+for _entry in env_list("DOSEREG_QR_DESTINATIONS", ""):
+    _aet, _, _address = _entry.partition("@")
+    _host, _, _port = _address.rpartition(":")
+    if not _aet.strip() or len(_aet.strip()) > 16 or not _host or not _port.isdigit() or not 0 < int(_port) < 65536:
+        fail(f"DOSEREG_QR_DESTINATIONS entry {_entry!r} is not AET@host:port")
+    QR_DESTINATIONS[_aet.strip()] = (_host.strip(), int(_port))
+
+# --- FHIR and HL7 v2 (dosereg.interop; each off unless set) ---------------------------------------------------------
+FHIR_BASE_URL = env_str("DOSEREG_FHIR_BASE_URL").rstrip("/")  # push new/corrected studies to this FHIR server
+if FHIR_BASE_URL and not FHIR_BASE_URL.startswith(("http://", "https://")):
+    fail(f"DOSEREG_FHIR_BASE_URL={FHIR_BASE_URL!r} is not an http(s) URL")
+FHIR_AUTHORIZATION = env_str("DOSEREG_FHIR_AUTHORIZATION")  # the Authorization header sent with each push
+HL7_RIS_HOST = env_str("DOSEREG_HL7_RIS_HOST")  # ORU^R01 with the dose text to the RIS over MLLP
+HL7_RIS_PORT = env_int("DOSEREG_HL7_RIS_PORT", 2575, minimum=1, maximum=65535)
+HL7_LISTEN_PORT = env_int("DOSEREG_HL7_LISTEN_PORT", 0, minimum=0, maximum=65535)  # ADT^A40/A08 in; 0 = off
+HL7_LISTEN_BIND = env_str("DOSEREG_HL7_LISTEN_BIND", "0.0.0.0")
+HL7_SENDING_FACILITY = env_str("DOSEREG_HL7_SENDING_FACILITY", "DOSEREG")
+HL7_RIS_APPLICATION = env_str("DOSEREG_HL7_RIS_APPLICATION", "RIS")
+INTEROP_MAX_ATTEMPTS = env_int("DOSEREG_INTEROP_MAX_ATTEMPTS", 8, minimum=1, maximum=100)
+
 # --- privacy -------------------------------------------------------------------------------------------------------
 # With a key, patient IDs are stored as keyed HMAC-SHA-256 pseudonyms and names and birth dates are not stored.
 PSEUDONYM_KEY = env_str("DOSEREG_PSEUDONYM_KEY")
@@ -114,6 +136,7 @@ INSTALLED_APPS = [
     "triggers",
     "drl",
     "dosereg.web",
+    "dosereg.interop",
 ]
 
 MIDDLEWARE = [

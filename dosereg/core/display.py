@@ -42,7 +42,7 @@ def format_number(value, significant: int = 3, *, seps: Separators = PLAIN) -> s
         return MISSING
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond a float's range
         return MISSING
     if not math.isfinite(number):
         return MISSING
@@ -99,7 +99,7 @@ def show(name: str, value, *, switch: bool = True, seps: Separators = PLAIN) -> 
         return Shown(MISSING, q.unit_symbol)
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return Shown(MISSING, q.unit_symbol)
     if not math.isfinite(number):
         return Shown(MISSING, q.unit_symbol)

@@ -195,6 +195,10 @@ _ENTRIES: list[QuantityDef] = [
        plausible_max=150000.0, modalities=_FL, display=_GY),
     _q("acquisition_ka_r_total_mgy", "Ka,r acquisition", "Ka,r acq", "mGy", DOSE_UNITS, strict=True,
        plausible_max=150000.0, modalities=_FL, display=_GY),
+    # Peak skin dose: estimated by dosereg.core.skin_dose from the event geometry (not sent by the modality).
+    _q("psd_mgy", "Peak skin dose", "PSD", "mGy", DOSE_UNITS, strict=True, plausible_max=100000.0, modalities=_FL,
+       display=_GY, explanation="The highest dose estimated on the skin, from where the X-ray beam entered the body "
+                                "during the procedure: an estimate (about ±50 %), not a measurement.", is_dose=True),
     _q("fluoro_time_total_s", "Fluoroscopy time", "t fluoro", "s", TIME_UNITS, strict=True, plausible_max=36000.0,
        event_column="irradiation_duration_s", study_column="fluoro_time_total_s", modalities=_FL, display=_CLOCK,
        explanation="How long the X-ray beam was switched on for live imaging (fluoroscopy).", is_dose=True),

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from dosereg.core.display import format_number
 from dosereg.core.quantities import QUANTITIES
 
 # Finding flags (Study.flags; each with its details in Study.flag_details)
@@ -69,7 +70,7 @@ def screen_value(name: str, value: float | None, *, where: str = "") -> Finding 
         return Finding(INVALID_VALUE, name, f"{q.label} cannot be negative{place}", {"value": value})
     if q.plausible_max is not None and abs(value) > q.plausible_max:
         return Finding(IMPLAUSIBLE_VALUE, name,
-                       f"{q.label} above the plausible maximum of {q.plausible_max:g} {q.unit_symbol}{place}",
+                       f"{q.label} above the plausible maximum of {format_number(q.plausible_max)} {q.unit_symbol}{place}",
                        {"value": value, "unit": q.unit_symbol, "plausible_max": q.plausible_max})
     return None
 

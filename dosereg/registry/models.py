@@ -12,17 +12,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-MODALITY_TYPE_CHOICES = [
-    ("CT", "CT"),
-    ("fluoroscopy", "Fluoroscopy / interventional"),
-    ("mammography", "Mammography"),
-    ("radiography", "Radiography"),
-    ("nuclear_medicine", "Nuclear medicine"),
-]
+from dosereg.core.quantities import MODALITY_CHOICES
+
+MODALITY_TYPE_CHOICES = MODALITY_CHOICES
 PLANE_CHOICES = [("A", "Plane A"), ("B", "Plane B"), ("single", "Single plane")]
 
 
-def _q(**kwargs) -> models.FloatField:
+def _quantity_field(**kwargs) -> models.FloatField:
+    """A quantity column: canonical unit in the column's name (catalogue), null when not reported or invalid."""
     return models.FloatField(null=True, blank=True, **kwargs)
 
 
@@ -152,25 +149,31 @@ class Study(models.Model):
     referring_physician = models.CharField(max_length=200, blank=True)
     performing_physician = models.CharField(max_length=200, blank=True)
     operators = models.CharField(max_length=255, blank=True)
-    age_years = _q()
+    age_years = _quantity_field()
     sex = models.CharField(max_length=1, blank=True)
-    weight_kg = _q()
-    height_m = _q()
+    weight_kg = _quantity_field()
+    height_m = _quantity_field()
     standard_exam = models.ForeignKey(StandardExam, null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="studies")
     demo = models.BooleanField(default=False)
     flags = models.JSONField(default=list, blank=True)
+    # each finding behind a flag: {"flag", "quantity", "reason", ...} (dosereg.core.sanity.Finding.as_dict)
+    flag_details = models.JSONField(default=list, blank=True)
+    # an implausible value awaits a physicist's confirmation: the study stays out of DRL medians until then
+    values_unconfirmed = models.BooleanField(default=False)
+    values_confirmed_by = models.CharField(max_length=150, blank=True)
+    values_confirmed_at = models.DateTimeField(null=True, blank=True)
     # current totals, maintained by the recording service from the current reports (see services.recording)
-    dlp_total_mgycm = _q()
-    kap_total_gycm2 = _q()
-    ka_r_total_mgy = _q()
-    fluoro_time_total_s = _q()
-    agd_left_mgy = _q()
-    agd_right_mgy = _q()
-    activity_mbq = _q()
-    effective_dose_msv = _q()
+    dlp_total_mgycm = _quantity_field()
+    kap_total_gycm2 = _quantity_field()
+    ka_r_total_mgy = _quantity_field()
+    fluoro_time_total_s = _quantity_field()
+    agd_left_mgy = _quantity_field()
+    agd_right_mgy = _quantity_field()
+    activity_mbq = _quantity_field()
+    effective_dose_msv = _quantity_field()
     effective_dose_method = models.CharField(max_length=200, blank=True)
-    max_ctdivol_mgy = _q()
+    max_ctdivol_mgy = _quantity_field()
     event_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -255,13 +258,19 @@ class DoseReport(models.Model):
     scope_of_accumulation = models.CharField(max_length=40, blank=True)
     scope_uid = models.CharField(max_length=128, blank=True)
     event_uid_count = models.PositiveIntegerField(default=0)
+    # the dose content's digest (dosereg.core.versions.dose_digest): same SOP Instance UID and digest = same object
+    dose_digest = models.CharField(max_length=64, blank=True)
+    predecessor_sop_uids = models.JSONField(default=list, blank=True)  # Predecessor Documents Sequence
+    # what this report corrected: [{"quantity", "old", "new"}] against the report(s) it superseded
+    corrections = models.JSONField(default=list, blank=True)
     flags = models.JSONField(default=list, blank=True)
     warnings = models.JSONField(default=list, blank=True)
     content = models.JSONField(default=list, blank=True)
     recorded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["study", "state"], name="report_study_state_idx")]
+        indexes = [models.Index(fields=["study", "state"], name="report_study_state_idx"),
+                   models.Index(fields=["sop_instance_uid", "dose_digest"], name="report_sop_digest_idx")]
 
 
 class AccumulatedDose(models.Model):
@@ -269,22 +278,22 @@ class AccumulatedDose(models.Model):
 
     report = models.ForeignKey(DoseReport, on_delete=models.CASCADE, related_name="accumulated")
     plane = models.CharField(max_length=8, blank=True, choices=PLANE_CHOICES)
-    dlp_total_mgycm = _q()
-    ct_event_count = _q()
-    kap_total_gycm2 = _q()
-    fluoro_kap_total_gycm2 = _q()
-    acquisition_kap_total_gycm2 = _q()
-    ka_r_total_mgy = _q()
-    fluoro_ka_r_total_mgy = _q()
-    acquisition_ka_r_total_mgy = _q()
-    fluoro_time_total_s = _q()
-    acquisition_time_total_s = _q()
-    total_number_of_radiographic_frames = _q()
-    agd_left_mgy = _q()
-    agd_right_mgy = _q()
-    agd_both_mgy = _q()
-    activity_mbq = _q()
-    effective_dose_msv = _q()
+    dlp_total_mgycm = _quantity_field()
+    ct_event_count = _quantity_field()
+    kap_total_gycm2 = _quantity_field()
+    fluoro_kap_total_gycm2 = _quantity_field()
+    acquisition_kap_total_gycm2 = _quantity_field()
+    ka_r_total_mgy = _quantity_field()
+    fluoro_ka_r_total_mgy = _quantity_field()
+    acquisition_ka_r_total_mgy = _quantity_field()
+    fluoro_time_total_s = _quantity_field()
+    acquisition_time_total_s = _quantity_field()
+    total_number_of_radiographic_frames = _quantity_field()
+    agd_left_mgy = _quantity_field()
+    agd_right_mgy = _quantity_field()
+    agd_both_mgy = _quantity_field()
+    activity_mbq = _quantity_field()
+    effective_dose_msv = _quantity_field()
     raw = models.JSONField(default=dict, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
 
@@ -292,8 +301,9 @@ class AccumulatedDose(models.Model):
 class IrradiationEvent(models.Model):
     """An irradiation event (TID 10003/10013/10022), or one dose-carrying image (``event_type='image_header'``).
 
-    ``is_current`` is false for events of a superseded report and for an image exposure already counted (the same
-    exposure sent for processing and for presentation)."""
+    ``is_current`` is false for events of a superseded report, for an image exposure already counted (the same
+    exposure sent for processing and for presentation), and for an image header of a study whose report covers its
+    modality (``attributes["matched_event_id"]`` then names the report's event it describes, when one matches)."""
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="events")
     report = models.ForeignKey(DoseReport, on_delete=models.CASCADE, related_name="events")
@@ -312,52 +322,53 @@ class IrradiationEvent(models.Model):
     laterality = models.CharField(max_length=8, blank=True)
     view = models.CharField(max_length=64, blank=True)
     exposure_key = models.CharField(max_length=255, blank=True)
+    value_digest = models.CharField(max_length=32, blank=True)  # dosereg.core.versions.event_digest
     # CT
-    ctdivol_mgy = _q()
-    dlp_mgycm = _q()
-    ctdiw_mgy = _q()
-    scanning_length_mm = _q()
-    exposure_time_s = _q()
-    pitch_factor = _q()
-    nominal_single_collimation_mm = _q()
-    nominal_total_collimation_mm = _q()
-    exposure_time_per_rotation_s = _q()
-    ssde_mgy = _q()
-    water_equivalent_diameter_mm = _q()
-    number_of_xray_sources = _q()
+    ctdivol_mgy = _quantity_field()
+    dlp_mgycm = _quantity_field()
+    ctdiw_mgy = _quantity_field()
+    scanning_length_mm = _quantity_field()
+    exposure_time_s = _quantity_field()
+    pitch_factor = _quantity_field()
+    nominal_single_collimation_mm = _quantity_field()
+    nominal_total_collimation_mm = _quantity_field()
+    exposure_time_per_rotation_s = _quantity_field()
+    ssde_mgy = _quantity_field()
+    water_equivalent_diameter_mm = _quantity_field()
+    number_of_xray_sources = _quantity_field()
     # projection
-    kap_gycm2 = _q()
-    ka_r_mgy = _q()
-    positioner_primary_angle_deg = _q()
-    positioner_secondary_angle_deg = _q()
-    table_longitudinal_position_mm = _q()
-    table_lateral_position_mm = _q()
-    table_height_position_mm = _q()
-    distance_source_to_isocenter_mm = _q()
-    distance_source_to_detector_mm = _q()
-    distance_source_to_rp_mm = _q()
-    collimated_field_area_m2 = _q()
-    collimated_field_height_mm = _q()
-    collimated_field_width_mm = _q()
-    pulse_rate_per_s = _q()
-    pulse_width_ms = _q()
-    number_of_pulses = _q()
-    irradiation_duration_s = _q()
-    exposure_mas = _q()
-    number_of_frames = _q()
-    kvp = _q()
-    tube_current_ma = _q()
-    max_tube_current_ma = _q()
+    kap_gycm2 = _quantity_field()
+    ka_r_mgy = _quantity_field()
+    positioner_primary_angle_deg = _quantity_field()
+    positioner_secondary_angle_deg = _quantity_field()
+    table_longitudinal_position_mm = _quantity_field()
+    table_lateral_position_mm = _quantity_field()
+    table_height_position_mm = _quantity_field()
+    distance_source_to_isocenter_mm = _quantity_field()
+    distance_source_to_detector_mm = _quantity_field()
+    distance_source_to_rp_mm = _quantity_field()
+    collimated_field_area_m2 = _quantity_field()
+    collimated_field_height_mm = _quantity_field()
+    collimated_field_width_mm = _quantity_field()
+    pulse_rate_per_s = _quantity_field()
+    pulse_width_ms = _quantity_field()
+    number_of_pulses = _quantity_field()
+    irradiation_duration_s = _quantity_field()
+    exposure_mas = _quantity_field()
+    number_of_frames = _quantity_field()
+    kvp = _quantity_field()
+    tube_current_ma = _quantity_field()
+    max_tube_current_ma = _quantity_field()
     # mammography
-    agd_mgy = _q()
-    esak_mgy = _q()
-    compression_thickness_mm = _q()
-    hvl_mmal = _q()
+    agd_mgy = _quantity_field()
+    esak_mgy = _quantity_field()
+    compression_thickness_mm = _quantity_field()
+    hvl_mmal = _quantity_field()
     # nuclear medicine
-    activity_mbq = _q()
-    effective_dose_msv = _q()
+    activity_mbq = _quantity_field()
+    effective_dose_msv = _quantity_field()
     # derived (method label and the source of the factors)
-    effective_dose_estimate_msv = _q()
+    effective_dose_estimate_msv = _quantity_field()
     effective_dose_method = models.CharField(max_length=200, blank=True)
     raw = models.JSONField(default=dict, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
@@ -384,10 +395,10 @@ class DoseCheckOverride(models.Model):
     kind = models.CharField(max_length=12)
     dlp_configured = models.BooleanField(default=False)
     ctdivol_configured = models.BooleanField(default=False)
-    dlp_value_mgycm = _q()
-    ctdivol_value_mgy = _q()
-    dlp_forward_estimate_mgycm = _q()
-    ctdivol_forward_estimate_mgy = _q()
+    dlp_value_mgycm = _quantity_field()
+    ctdivol_value_mgy = _quantity_field()
+    dlp_forward_estimate_mgycm = _quantity_field()
+    ctdivol_forward_estimate_mgy = _quantity_field()
     reason_for_proceeding = models.TextField(blank=True)
     person_name = models.CharField(max_length=200, blank=True)
 
@@ -506,9 +517,9 @@ class StaffDoseReading(models.Model):
     end = models.DateTimeField()
     source = models.CharField(max_length=20, choices=Dosimeter.SOURCES)
     room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.SET_NULL)
-    hp10_usv = _q()
-    hp007_usv = _q()
-    hp3_usv = _q()
+    hp10_usv = _quantity_field()
+    hp007_usv = _quantity_field()
+    hp3_usv = _quantity_field()
     raw = models.JSONField(default=dict, blank=True)
     study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL, related_name="staff_readings")
     imported_at = models.DateTimeField(auto_now_add=True)

@@ -2,23 +2,41 @@
 
 ``study_export_dict(study)`` builds one study object; ``iter_export_dicts(queryset)`` streams them chunk by chunk
 (keyset pagination on the primary key, a few prefetch queries per chunk, never all rows in memory).  Quantities are
-JSON numbers exactly as stored (no rounding), null where the object had no value.
+JSON numbers exactly as stored (no rounding), null where the object had no value or the value is not a finite number
+(a value stored before the border checks, or written past them, never breaks an export).  ``flags`` names each
+finding of the study; ``flag_details`` gives its quantity and reason (``dosereg.core.sanity``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from django.db.models import Prefetch, QuerySet
 
-from dosereg.core.dose_report import EVENT_QUANTITIES
+from dosereg.core.quantities import EVENT_QUANTITIES
+from dosereg.core.versions import REPORT_KINDS
 from dosereg.registry.models import AccumulatedDose, DoseReport, IrradiationEvent, Study
 
 EVENT_NUMBERS = tuple(EVENT_QUANTITIES) + ("effective_dose_estimate_msv",)
 EVENT_FIELDS = ("id", "study_id", "report_id", "irradiation_event_uid", "source_sop_instance_uid", "sequence",
                 "event_type", "datetime", "protocol", "target_region", "target_region_code", "plane",
                 "is_localizer", "ctdi_phantom", "laterality", "view", "effective_dose_method") + EVENT_NUMBERS
-REPORT_KINDS = ("rdsr", "rrdsr", "private_summary")
+
+
+def _finite(value):
+    """A stored number as JSON can carry it: None for NaN and infinities."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return _finite(value)
 
 
 def _plane(value: str) -> str:
@@ -51,7 +69,7 @@ def _planes(study: Study) -> list[dict]:
                                                         "ka_r_total_mgy": None, "fluoro_time_total_s": None})
             for key in ("kap_total_gycm2", "ka_r_total_mgy", "fluoro_time_total_s"):
                 v = getattr(acc, key)
-                if v is not None:
+                if _finite(v) is not None:
                     p[key] = v if p[key] is None else p[key] + v
     return [by_plane[k] for k in sorted(by_plane)]
 
@@ -71,7 +89,7 @@ def event_export_dict(ev: IrradiationEvent) -> dict:
         "view": ev.view or None,
     }
     for name in EVENT_NUMBERS:
-        d[name] = getattr(ev, name)
+        d[name] = _finite(getattr(ev, name))
     d["effective_dose_method"] = ev.effective_dose_method or None
     return d
 
@@ -119,7 +137,11 @@ def study_export_dict(study: Study, *, events: bool = True) -> dict:
             "planes": _planes(study),
         },
         "flags": list(study.flags or []),
+        "flag_details": _json_safe(list(study.flag_details or [])),
+        "values_unconfirmed": study.values_unconfirmed,
     }
+    d["totals"] = _json_safe(d["totals"])
+    d["patient"] = _json_safe(d["patient"])
     if events:
         evs = getattr(study, "export_events", None)
         if evs is None:

@@ -3,6 +3,8 @@ permissions, DRF's {count, next, previous, results} envelope, 400 with a message
 
 from __future__ import annotations
 
+import math
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -13,11 +15,17 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dosereg.core.quantities import MODALITY_CHOICES, MODALITY_TYPES, STUDY_TOTALS
 from dosereg.registry.models import Patient, Study
 from dosereg.registry.services.audit import audit_record
 from dosereg.web import selectors
 from dosereg.web.forms import StudyFilterForm
 from dosereg.web.study_object import study_object, study_objects
+
+
+def _finite(value):
+    """JSON has no inf or NaN: a stored non-finite number is answered as null (not a value anyone reported)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def require_perms(*perms: str) -> type[BasePermission]:
@@ -64,13 +72,23 @@ class StudyObjectSerializer(serializers.Serializer):
     study_instance_uid = serializers.CharField()
     accession_number = serializers.CharField()
     study_date = serializers.DateField(allow_null=True)
-    modality_type = serializers.CharField()
-    modality_types = serializers.ListField(child=serializers.CharField())
+    modality_type = serializers.ChoiceField(choices=MODALITY_CHOICES, allow_blank=True)
+    modality_types = serializers.ListField(child=serializers.CharField(), help_text=(
+        "every modality type of the study, in classification order: " + ", ".join(MODALITY_TYPES)))
     equipment_id = serializers.IntegerField(allow_null=True)
     standard_exam = serializers.CharField(allow_null=True)
     demo = serializers.BooleanField()
     patient = serializers.DictField()
-    totals = serializers.DictField()
+    totals = serializers.DictField(help_text=(
+        "the study totals in their canonical units (export names: " + ", ".join(STUDY_TOTALS)
+        + "; AGD as agd_total_mgy {left, right}), event_count and per-plane totals (planes)"))
+    flags = serializers.ListField(child=serializers.CharField(), help_text=(
+        "findings about the values: invalid_value, implausible_value, device_total_mismatch, text_truncated, "
+        "corrected, ..."))
+    flag_details = serializers.ListField(child=serializers.DictField(), help_text=(
+        'one entry per finding: {"flag", "quantity", "reason", ...}; corrected: old, new, date; '
+        "device_total_mismatch: reported, events_sum, unit, plane"))
+    values_unconfirmed = serializers.BooleanField(required=False)
     events = serializers.ListField(child=serializers.DictField(), required=False)
     dose_text = serializers.CharField()
 
@@ -134,7 +152,7 @@ class PatientHistoryView(APIView):
         data = selectors.patient_history(patient)
         audit_record(action="api_view_patient_history", object_type="patient", object_id=patient.pk,
                      request=request)
-        totals = {k: v for k, v in data["totals"].items() if k != "n"}
+        totals = {k: _finite(v) for k, v in data["totals"].items() if k != "n"}
         return Response({
             "patient": {"id": patient.patient_id, "issuer": patient.issuer, "sex": patient.sex or None,
                         "pseudonymised": patient.pseudonymised, "study_count": data["totals"]["n"]},
@@ -144,7 +162,7 @@ class PatientHistoryView(APIView):
                          "modality_type": s.modality_type, "modality_types": s.modality_types,
                          "study_description": s.study_description, "equipment_id": s.equipment_id,
                          "standard_exam": s.standard_exam.code if s.standard_exam_id else None, "demo": s.demo,
-                         "quantities": {f: v for f, v in s.shown_totals},
-                         "alerts": [a.get("severity") or a.get("level") or "alert" for a in s.alert_badges]}
+                         "quantities": {f: _finite(v) for f, v in s.shown_totals},
+                         "alerts": [a["severity"] for a in s.alert_badges]}
                         for s in data["studies"]],
         })

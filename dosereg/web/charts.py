@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from html import escape
 
-from dosereg.web.quantities import QUANTITIES, fmt
+from dosereg.core.display import column_label
+from dosereg.core.quantities import MODALITY_LABELS, QUANTITIES
+from dosereg.web.formatting import number, quantity
 
 MODALITY_COLOURS = {"CT": "#0b6bcb", "fluoroscopy": "#c2410c", "radiography": "#15803d", "mammography": "#9333ea",
                     "nuclear_medicine": "#ca8a04"}
@@ -13,22 +16,23 @@ SERIES_COLOURS = ["#0b6bcb", "#c2410c", "#9333ea", "#15803d", "#ca8a04", "#0e749
 
 
 def _nice_max(v: float) -> float:
-    if v <= 0:
+    """The axis maximum: 1, 2, 2.5, 5 or 10 times a power of ten, at least ``v`` (``v`` itself near the float limit)."""
+    if not v > 0 or not math.isfinite(v):
         return 1.0
-    import math
-
-    exp = 10 ** math.floor(math.log10(v))
+    exp = 10.0 ** math.floor(math.log10(v))
     for m in (1, 2, 2.5, 5, 10):
         if v <= m * exp:
-            return m * exp
-    return 10 * exp
+            return m * exp if math.isfinite(m * exp) else v
+    return v
 
 
 def timeline_svg(points: dict[str, list[tuple[dt.date, float]]], *, width: int = 900) -> str:
     """One small panel per quantity (own scale, shared time axis): different quantities never share an axis.
 
     ``points`` maps a quantity field (``dlp_total_mgycm`` ...) to (date, value) pairs."""
-    series = [(f, pts) for f, pts in points.items() if pts]
+    plottable = {f: [(d, v) for d, v in pts if isinstance(v, int | float) and math.isfinite(v) and v > 0]
+                 for f, pts in points.items()}  # a stored inf, NaN or negative value has no place on the axis
+    series = [(f, pts) for f, pts in plottable.items() if pts]
     if not series:
         return ""
     dates = [d for _, pts in series for d, _ in pts]
@@ -46,8 +50,7 @@ def timeline_svg(points: dict[str, list[tuple[dt.date, float]]], *, width: int =
         return left + plot_w * (d - d0).days / span
 
     for i, (field, pts) in enumerate(series):
-        q = QUANTITIES.get(field)
-        label = f"{q.label} ({q.unit})" if q else field
+        label = column_label(field) if field in QUANTITIES else field
         y0 = top + i * (panel_h + gap)
         vmax = _nice_max(max(v for _, v in pts))
         colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
@@ -56,7 +59,7 @@ def timeline_svg(points: dict[str, list[tuple[dt.date, float]]], *, width: int =
         out.append(f'<text x="{left - 8}" y="{y0 + panel_h / 2 + 4}" text-anchor="end" font-size="12" '
                    f'fill="#1d2733">{escape(str(label))}</text>')
         out.append(f'<text x="{left - 8}" y="{y0 + 10}" text-anchor="end" font-size="10" fill="#5b6b7c">'
-                   f'{fmt(vmax)}</text>')
+                   f'{escape(quantity(field, vmax, switch=False))}</text>')
         out.append(f'<text x="{left - 8}" y="{y0 + panel_h}" text-anchor="end" font-size="10" fill="#5b6b7c">0</text>')
         for d, v in sorted(pts):
             cx = x(d)
@@ -64,7 +67,7 @@ def timeline_svg(points: dict[str, list[tuple[dt.date, float]]], *, width: int =
             out.append(f'<line x1="{cx:.1f}" y1="{y0 + panel_h}" x2="{cx:.1f}" y2="{y0 + panel_h - h:.1f}" '
                        f'stroke="{colour}" stroke-width="3" stroke-linecap="round"/>')
             out.append(f'<circle cx="{cx:.1f}" cy="{y0 + panel_h - h:.1f}" r="4" fill="{colour}">'
-                       f'<title>{d.isoformat()}: {escape(fmt(v))} {escape(q.unit if q else "")}</title></circle>')
+                       f'<title>{d.isoformat()}: {escape(quantity(field, v))}</title></circle>')
         out.append("</g>")
     axis_y = top + len(series) * (panel_h + gap) - gap + 16
     for frac in (0, 0.25, 0.5, 0.75, 1):
@@ -92,7 +95,7 @@ def weekly_bars_svg(rows: list[dict], *, weeks: list | None = None, width: int =
     bw = plot_w / len(weeks)
     out = [f'<svg class="chart weekly" role="img" aria-label="Studies per week" viewBox="0 0 {width} {height}" '
            f'xmlns="http://www.w3.org/2000/svg" width="100%">',
-           f'<text x="{left - 6}" y="{top + 10}" text-anchor="end" font-size="10" fill="#5b6b7c">{fmt(vmax)}</text>',
+           f'<text x="{left - 6}" y="{top + 10}" text-anchor="end" font-size="10" fill="#5b6b7c">{number(vmax)}</text>',
            f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#b8c4d0"/>']
     for i, w in enumerate(weeks):
         y = top + plot_h
@@ -108,12 +111,11 @@ def weekly_bars_svg(rows: list[dict], *, weeks: list | None = None, width: int =
         if len(weeks) <= 16 or i % 2 == 0:
             out.append(f'<text x="{left + (i + 0.5) * bw:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
                        f'font-size="10" fill="#5b6b7c">{w.strftime("%d %b") if hasattr(w, "strftime") else w}</text>')
-    from dosereg.web.dose_text import MODALITY_LABELS
-
     lx = left
     for m in mods:
         label = MODALITY_LABELS.get(m, m)
-        out.append(f'<rect x="{lx}" y="{height - 16}" width="10" height="10" fill="{MODALITY_COLOURS.get(m, "#64748b")}"/>'
+        colour = MODALITY_COLOURS.get(m, "#64748b")
+        out.append(f'<rect x="{lx}" y="{height - 16}" width="10" height="10" fill="{colour}"/>'
                    f'<text x="{lx + 14}" y="{height - 7}" font-size="11" fill="#1d2733">{escape(label)}</text>')
         lx += 34 + 7 * len(label)
     out.append("</svg>")

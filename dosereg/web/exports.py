@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
+import re
 import tempfile
 
 from django.db.models import QuerySet
 from django.http import FileResponse, StreamingHttpResponse
+from openpyxl import Workbook
+
+from dosereg.core.display import column_label
+from dosereg.core.quantities import QUANTITIES
 
 EXPORT_COLUMNS = [
     ("study_instance_uid", "study_instance_uid"), ("accession_number", "accession_number"),
@@ -24,17 +30,33 @@ EXPORT_COLUMNS = [
     ("effective_dose_msv", "effective_dose_msv"), ("effective_dose_method", "effective_dose_method"),
     ("event_count", "event_count"), ("demo", "demo"),
 ]
-HEADER = [h for _, h in EXPORT_COLUMNS]
+# quantity columns carry the catalogue's label and unit ("DLP total (mGy·cm)"); the others their field name
+HEADER = [column_label(h) if h in QUANTITIES else h for _, h in EXPORT_COLUMNS]
 XLSX_MAX_ROWS = 1_048_575  # data rows per sheet: Excel's 1,048,576 rows minus the header
 CHUNK = 2000
 
 
+# XML 1.0 forbids these characters: openpyxl refuses a cell holding one (a NUL in a description, say)
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _cell(value):
+    """A stored value as a spreadsheet cell: dates in ISO form, no inf or NaN (empty: not a number anyone reported),
+    text without the characters XML and UTF-8 cannot carry."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return _NOT_XML.sub("", value)
+    return value
+
+
 def _rows(qs: QuerySet):
     for row in qs.values_list(*[c for c, _ in EXPORT_COLUMNS]).iterator(chunk_size=CHUNK):
-        out = list(row)
-        out[4] = ",".join(out[4] or [])
-        if isinstance(out[2], dt.date):
-            out[2] = out[2].isoformat()
+        out = [_cell(v) for v in row]
+        types = row[4] if isinstance(row[4], list) else []
+        out[4] = ",".join(_cell(str(m)) for m in types)
         yield out
 
 
@@ -58,8 +80,6 @@ def csv_response(qs: QuerySet, filename: str) -> StreamingHttpResponse:
 
 def write_xlsx(qs: QuerySet, fh, *, max_rows: int | None = None) -> int:
     """Write the rows to ``fh`` as XLSX; returns the number of sheets."""
-    from openpyxl import Workbook
-
     limit = max_rows or XLSX_MAX_ROWS
     wb = Workbook(write_only=True)
     sheets, ws, n = 0, None, limit

@@ -5,28 +5,29 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from dosereg.registry.models import MODALITY_TYPE_CHOICES, Equipment, Room, StandardExam
+from dosereg.core.display import column_label
+from dosereg.core.quantities import MODALITY_CHOICES, QUANTITIES
+from dosereg.registry.models import Equipment, Room, StandardExam
 from dosereg.web import widgets
 from dosereg.web.selectors import DOSE_FILTERS
 
+_SORT_QUANTITIES = ("dlp_total_mgycm", "max_ctdivol_mgy", "kap_total_gycm2", "ka_r_total_mgy", "fluoro_time_total_s",
+                    "agd_left_mgy", "agd_right_mgy", "activity_mbq", "effective_dose_msv")
 SORT_FIELDS = [
-    ("study_date", _("Date")), ("modality_type", _("Modality")), ("dlp_total_mgycm", "DLP"),
-    ("max_ctdivol_mgy", "CTDIvol"), ("kap_total_gycm2", "KAP"), ("ka_r_total_mgy", "Ka,r"),
-    ("fluoro_time_total_s", _("Fluoroscopy time")), ("agd_left_mgy", _("AGD left")),
-    ("agd_right_mgy", _("AGD right")), ("activity_mbq", _("Activity")), ("effective_dose_msv", _("Effective dose")),
+    ("study_date", _("Date")), ("modality_type", _("Modality")),
+    *[(name, QUANTITIES[name].label) for name in _SORT_QUANTITIES],
     ("accession_number", _("Accession number")), ("study_description", _("Description")),
 ]
 SORT_CHOICES = [(k, v) for k, v in SORT_FIELDS] + [(f"-{k}", f"{v} ↓") for k, v in SORT_FIELDS]
 
-DOSE_LABELS = {"dlp": "DLP (mGy·cm)", "ctdivol": "CTDIvol (mGy)", "kap": "KAP (Gy·cm²)", "ka_r": "Ka,r (mGy)",
-               "fluoro_time": _("Fluoro time (s)"), "activity": _("Activity (MBq)"),
-               "effective_dose": _("Effective dose (mSv)"), "agd": "AGD (mGy)"}
+# dose filter prefix -> the catalogue quantity its label and unit come from (AGD filters either breast)
+DOSE_FILTER_QUANTITIES = {**DOSE_FILTERS, "agd": "agd_mgy"}
 
 
 class StudyFilterForm(forms.Form):
     date_from = forms.DateField(required=False, label=_("From"), widget=widgets.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label=_("To"), widget=widgets.DateInput(attrs={"type": "date"}))
-    modality = forms.MultipleChoiceField(required=False, choices=MODALITY_TYPE_CHOICES, label=_("Modality"),
+    modality = forms.MultipleChoiceField(required=False, choices=MODALITY_CHOICES, label=_("Modality"),
                                          widget=widgets.SelectMultiple)
     room = forms.IntegerField(required=False, min_value=1, label=_("Room"), widget=widgets.NumberInput)
     unit = forms.IntegerField(required=False, min_value=1, label=_("Unit"), widget=widgets.NumberInput)
@@ -45,7 +46,7 @@ class StudyFilterForm(forms.Form):
         for prefix in [*DOSE_FILTERS, "agd"]:
             for end in ("min", "max"):
                 self.fields[f"{prefix}_{end}"] = forms.FloatField(
-                    required=False, min_value=0, label=f"{DOSE_LABELS[prefix]} {end}",
+                    required=False, min_value=0, label=f"{column_label(DOSE_FILTER_QUANTITIES[prefix])} {end}",
                     widget=widgets.NumberInput(attrs={"step": "any", "class": "dose"}))
 
     def clean(self):
@@ -67,7 +68,7 @@ class StudyFilterForm(forms.Form):
         self.fields["room"].widget = widgets.Select(choices=rooms)
         self.fields["unit"].widget = widgets.Select(choices=units)
         self.fields["exam"].widget = widgets.Select(choices=exams)
-        self.fields["modality"].widget = widgets.SelectMultiple(choices=MODALITY_TYPE_CHOICES, attrs={"size": 5})
+        self.fields["modality"].widget = widgets.SelectMultiple(choices=MODALITY_CHOICES, attrs={"size": 5})
         return self
 
 

@@ -4,14 +4,17 @@ small, fixed number of queries however many rows it lists."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from collections import defaultdict
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.db.models import F as models_F
 from django.utils import timezone
 
+from dosereg.core.quantities import MODALITY_TOTALS, MODALITY_TYPES, QUANTITIES, STUDY_TOTALS
 from dosereg.registry.models import (
     AccumulatedDose,
     DoseReport,
@@ -24,11 +27,10 @@ from dosereg.registry.models import (
     Study,
 )
 from dosereg.registry.services.pseudonyms import patient_pseudonym, pseudonym_enabled
-from dosereg.web.quantities import MODALITY_TOTALS, STUDY_TOTALS
+from dosereg.web import formatting
+from triggers import selectors as alert_selectors
 
 LIST_CAP = 1_000  # lists count at most this many rows past the current page (then "N+"): never scan millions
-
-MODALITY_ORDER = ["CT", "fluoroscopy", "radiography", "mammography", "nuclear_medicine"]
 
 
 # --- patients ------------------------------------------------------------------------------------------------------
@@ -67,26 +69,6 @@ def patient_search(*, query: str = "", date: dt.date | None = None, limit: int =
     return rows
 
 
-def _alerts_by_study(study_ids: list[int]) -> dict[int, list[dict]]:
-    """Alert badges per study, if the triggers app provides its Alert model (imported lazily)."""
-    if not study_ids:
-        return {}
-    try:
-        from triggers.models import Alert  # noqa: PLC0415 - optional: the triggers app may not define it yet
-    except ImportError:
-        return {}
-    out: dict[int, list[dict]] = defaultdict(list)
-    try:
-        fields = {f.name for f in Alert._meta.get_fields()}
-        wanted = [f for f in ("id", "study_id", "severity", "state", "demo", "summary", "quantity_label")
-                  if f.removesuffix("_id") in fields or f in fields]
-        for row in Alert.objects.filter(study_id__in=study_ids).values(*wanted):
-            out[row["study_id"]].append(row)
-    except Exception:  # noqa: BLE001 - badges come from another app; its schema must not break the history page
-        return {}
-    return out
-
-
 def patient_history(patient: Patient) -> dict:
     """The patient's studies in time order, totals per quantity type, alert badges."""
     studies = list(Study.objects.filter(patient=patient).select_related("equipment__room", "standard_exam")
@@ -94,7 +76,7 @@ def patient_history(patient: Patient) -> dict:
     totals = Study.objects.filter(patient=patient).aggregate(
         **{f: Sum(f) for f in STUDY_TOTALS if f != "max_ctdivol_mgy"}, max_ctdivol_mgy=Max("max_ctdivol_mgy"),
         n=Count("id"))
-    alerts = _alerts_by_study([s.pk for s in studies])
+    alerts = alert_selectors.alert_badges([s.pk for s in studies])
     for s in studies:
         s.alert_badges = alerts.get(s.pk, [])
         s.shown_totals = study_shown_totals(s)
@@ -132,7 +114,7 @@ def study_detail(study: Study) -> dict:
         by_kind[_event_kind(e, study)].append(e)
     planes = sorted({e.plane for e in by_kind.get("projection", []) if e.plane})
     return {"study": study, "events": events, "events_by_kind": dict(by_kind), "reports": reports,
-            "objects": objects, "planes": planes, "alerts": _alerts_by_study([study.pk]).get(study.pk, [])}
+            "objects": objects, "planes": planes, "alerts": alert_selectors.alert_badges([study.pk]).get(study.pk, [])}
 
 
 def _event_kind(e: IrradiationEvent, study: Study) -> str:
@@ -151,12 +133,12 @@ def _event_kind(e: IrradiationEvent, study: Study) -> str:
 def modality_condition(modalities: list[str]) -> Q:
     """A study matches a modality type when its primary type or any of its types is it.
 
-    The primary type is the first of the study's types in MODALITY_ORDER (ingestion's rule), so a study can hold
+    The primary type is the first of the study's types in MODALITY_TYPES (ingestion's rule), so a study can hold
     ``m`` as a secondary type only when its primary type comes earlier in that order: the JSON test is confined to
     those studies and the rest is an indexed equality (for CT, the first type, nothing else is needed)."""
     cond = Q(modality_type__in=modalities)
     for m in modalities:
-        earlier = MODALITY_ORDER[:MODALITY_ORDER.index(m)] if m in MODALITY_ORDER else MODALITY_ORDER
+        earlier = MODALITY_TYPES[:MODALITY_TYPES.index(m)] if m in MODALITY_TYPES else MODALITY_TYPES
         if not earlier:
             continue
         if connection.vendor == "postgresql":
@@ -173,31 +155,7 @@ DOSE_FILTERS = {  # form field prefix -> study column
 }
 
 
-def study_queryset(filters: dict) -> QuerySet:
-    """Studies filtered by a cleaned StudyFilterForm's data (dates, modality, room, unit, exam, protocol, doses)."""
-    qs = Study.objects.all()
-    f = filters
-    if f.get("date_from"):
-        qs = qs.filter(study_date__gte=f["date_from"])
-    if f.get("date_to"):
-        qs = qs.filter(study_date__lte=f["date_to"])
-    if f.get("modality"):
-        qs = qs.filter(modality_condition(list(f["modality"])))
-    if f.get("room"):  # resolved to unit ids first: the (equipment, study_date) index serves the rest
-        qs = qs.filter(equipment_id__in=list(Equipment.objects.filter(room_id=f["room"]).values_list("pk", flat=True)))
-    if f.get("unit"):
-        qs = qs.filter(equipment_id=f["unit"])
-    if f.get("exam"):
-        exam_ids = list(StandardExam.objects.filter(code=f["exam"]).values_list("pk", flat=True))
-        qs = qs.filter(standard_exam_id__in=exam_ids)
-    if f.get("protocol"):
-        p = f["protocol"]
-        qs = qs.filter(Q(study_description__icontains=p) | Q(requested_procedure_description__icontains=p)
-                       | Q(performed_procedure_description__icontains=p))
-    if f.get("accession_number"):
-        qs = qs.filter(accession_number=f["accession_number"])
-    if f.get("patient"):
-        qs = qs.filter(patient_id=f["patient"])
+def _filter_doses(qs: QuerySet, f: dict) -> QuerySet:
     for prefix, column in DOSE_FILTERS.items():
         if f.get(f"{prefix}_min") is not None:
             qs = qs.filter(**{f"{column}__gte": f[f"{prefix}_min"]})
@@ -209,12 +167,26 @@ def study_queryset(filters: dict) -> QuerySet:
         qs = qs.filter(Q(agd_left_mgy__isnull=True) | Q(agd_left_mgy__lte=f["agd_max"]),
                        Q(agd_right_mgy__isnull=True) | Q(agd_right_mgy__lte=f["agd_max"]),
                        Q(agd_left_mgy__isnull=False) | Q(agd_right_mgy__isnull=False))
-    demo = f.get("demo") or ""
-    if demo == "exclude":
-        qs = qs.filter(demo=False)
-    elif demo == "only":
-        qs = qs.filter(demo=True)
-    sort = f.get("sort") or "-study_date"
+    return qs
+
+
+def _filter_where(qs: QuerySet, f: dict) -> QuerySet:
+    """Room, unit, examination and protocol."""
+    if f.get("room"):  # resolved to unit ids first: the (equipment, study_date) index serves the rest
+        qs = qs.filter(equipment_id__in=list(Equipment.objects.filter(room_id=f["room"]).values_list("pk", flat=True)))
+    if f.get("unit"):
+        qs = qs.filter(equipment_id=f["unit"])
+    if f.get("exam"):
+        exam_ids = list(StandardExam.objects.filter(code=f["exam"]).values_list("pk", flat=True))
+        qs = qs.filter(standard_exam_id__in=exam_ids)
+    if f.get("protocol"):
+        p = f["protocol"]
+        qs = qs.filter(Q(study_description__icontains=p) | Q(requested_procedure_description__icontains=p)
+                       | Q(performed_procedure_description__icontains=p))
+    return qs
+
+
+def _ordered(qs: QuerySet, sort: str) -> QuerySet:
     desc = sort.startswith("-")
     col = sort.lstrip("-")
     order = [f"-{col}" if desc else col]
@@ -222,10 +194,31 @@ def study_queryset(filters: dict) -> QuerySet:
         order.append("-study_date")
     order.append("-id" if desc or col != "study_date" else "id")
     if col in DOSE_FILTERS.values() or col in ("agd_left_mgy", "agd_right_mgy"):
-        from django.db.models import F
-
-        order[0] = F(col).desc(nulls_last=True) if desc else F(col).asc(nulls_last=True)
+        order[0] = models_F(col).desc(nulls_last=True) if desc else models_F(col).asc(nulls_last=True)
     return qs.order_by(*order)
+
+
+def study_queryset(filters: dict) -> QuerySet:
+    """Studies filtered by a cleaned StudyFilterForm's data (dates, modality, room, unit, exam, protocol, doses)."""
+    qs = Study.objects.all()
+    f = filters
+    if f.get("date_from"):
+        qs = qs.filter(study_date__gte=f["date_from"])
+    if f.get("date_to"):
+        qs = qs.filter(study_date__lte=f["date_to"])
+    if f.get("modality"):
+        qs = qs.filter(modality_condition(list(f["modality"])))
+    qs = _filter_doses(_filter_where(qs, f), f)
+    if f.get("accession_number"):
+        qs = qs.filter(accession_number=f["accession_number"])
+    if f.get("patient"):
+        qs = qs.filter(patient_id=f["patient"])
+    demo = f.get("demo") or ""
+    if demo == "exclude":
+        qs = qs.filter(demo=False)
+    elif demo == "only":
+        qs = qs.filter(demo=True)
+    return _ordered(qs, f.get("sort") or "-study_date")
 
 
 def capped_count(qs: QuerySet, cap: int = LIST_CAP) -> tuple[int, bool]:
@@ -280,7 +273,7 @@ def unit_detail(unit: Equipment) -> dict:
 
 
 # --- dashboard -----------------------------------------------------------------------------------------------------
-def dashboard(*, weeks: int = 12) -> dict:
+def dashboard(*, weeks: int = 12, user=None) -> dict:
     """Studies per modality type and week (the latest weeks with data), open alerts, refused objects."""
     last = Study.objects.filter(study_date__isnull=False).order_by("-study_date").values_list(
         "study_date", flat=True).first()
@@ -298,53 +291,28 @@ def dashboard(*, weeks: int = 12) -> dict:
     for row in per_week:
         totals_by_modality[row["modality_type"] or ""] += row["n"]
     return {"per_week": per_week, "weeks": week_list, "last_date": last,
-            "period_totals": sorted(totals_by_modality.items(), key=lambda kv: MODALITY_ORDER.index(kv[0])
-                                    if kv[0] in MODALITY_ORDER else 99), "refused": refused, "refused_count": refused_count,
-            "open_alerts": _open_alerts()}
+            "period_totals": sorted(totals_by_modality.items(), key=lambda kv: MODALITY_TYPES.index(kv[0])
+                                    if kv[0] in MODALITY_TYPES else 99),
+            "refused": refused, "refused_count": refused_count,
+            "open_alerts": alert_selectors.open_alerts(limit=10, user=user)}
 
 
 def _weekly_counts(start: dt.date, end: dt.date) -> list[dict]:
     """Studies per (week, modality type): counted per day in the database (a few hundred rows), folded into weeks
     here; cached for five minutes, keyed by the period and the newest study id."""
-    from django.core.cache import cache
-
     newest = Study.objects.order_by("-pk").values_list("pk", flat=True).first()
     key = f"web:weekly:{start}:{end}:{newest}"
     cached = cache.get(key)
     if cached is not None:
         return cached
     weeks: dict[tuple, int] = defaultdict(int)
-    for day, modality, n in (Study.objects.filter(study_date__gte=start, study_date__lte=end).order_by()
-                             .values_list("study_date", "modality_type").annotate(n=Count("*"))):  # COUNT(*): index-only scan
+    per_day = (Study.objects.filter(study_date__gte=start, study_date__lte=end).order_by()
+               .values_list("study_date", "modality_type").annotate(n=Count("*")))  # COUNT(*): index-only scan
+    for day, modality, n in per_day:
         weeks[(day - dt.timedelta(days=day.weekday()), modality)] += n
     rows = [{"week": w, "modality_type": m, "n": n} for (w, m), n in sorted(weeks.items())]
     cache.set(key, rows, 300)
     return rows
-
-
-def _open_alerts() -> list[dict] | None:
-    try:
-        from triggers.models import Alert  # noqa: PLC0415 - optional app model
-    except ImportError:
-        return None
-    try:
-        fields = {f.name for f in Alert._meta.get_fields()}
-        qs = Alert.objects.all()
-        open_states = getattr(Alert, "OPEN_STATES", None)
-        if open_states and "state" in fields:
-            qs = qs.filter(state__in=open_states)
-        elif "state" in fields:
-            qs = qs.exclude(state__in=("closed", "escalated"))
-        order = "-created_at" if "created_at" in fields else "-pk"
-        wanted = [f for f in ("id", "severity", "state", "created_at", "study", "summary", "quantity_label", "demo")
-                  if f in fields]
-        rows = list(qs.order_by(order).values(*wanted)[:10])
-        for r in rows:
-            if "study" in r:
-                r["study_id"] = r.pop("study")
-        return rows
-    except Exception:  # noqa: BLE001 - another app's schema must not break the dashboard
-        return None
 
 
 def is_empty_registry() -> bool:
@@ -352,8 +320,6 @@ def is_empty_registry() -> bool:
 
 
 def first_run_info(request=None) -> dict:
-    import socket
-
     host = request.get_host().split(":")[0] if request is not None else socket.getfqdn()
     return {"ae_title": settings.DICOM_AE_TITLE, "host": host, "port": settings.DICOM_PORT,
             "allowlist": settings.ALLOWED_CALLING_AETS}
@@ -365,21 +331,57 @@ SHEET_ACCUMULATED = ["dlp_total_mgycm", "kap_total_gycm2", "ka_r_total_mgy", "fl
 SHEET_EVENT = ["ctdivol_mgy", "dlp_mgycm", "kap_gycm2", "agd_mgy", "activity_mbq"]
 
 
-def _sheet_item(field: str, canonical, raw: dict, label_suffix: str = "") -> dict:
-    from dosereg.web.quantities import QUANTITIES
-
-    q = QUANTITIES.get(field)
+def _sheet_item(field: str, canonical, raw: dict, label_suffix: str = "", note: str = "") -> dict:
+    """One line of the patient sheet: the value as the X-ray system reported it (``raw``: [value, unit code]) and
+    the same value in DoseReg's standard unit, both through the one formatter."""
     reported = raw.get(field)
-    value, unit = (reported[0], reported[1]) if isinstance(reported, list | tuple) and len(reported) >= 2 else (
-        None, "")
-    return {"field": field, "label": f"{q.label if q else field}{label_suffix}", "reported_value": value,
-            "reported_unit": unit, "canonical": canonical, "canonical_unit": q.unit if q else ""}
+    as_reported = None
+    if isinstance(reported, list | tuple) and len(reported) >= 2:
+        as_reported = formatting.raw(reported[0], str(reported[1] or ""))
+    q = QUANTITIES.get(field)
+    return {"field": field, "label": f"{q.label if q else field}{label_suffix}", "reported": as_reported,
+            "standard": formatting.quantity(field, canonical) if q else formatting.number(canonical), "note": note}
+
+
+def _sheet_effective_dose(study: Study, items: list[dict]) -> None:
+    """The study's effective dose estimate with its method label (CT derived, NM reported alike): an estimate for
+    comparing examinations, shown where the registry has one."""
+    if study.effective_dose_msv is None:
+        return
+    method = study.effective_dose_method or "method not recorded"
+    for it in items:
+        if it["field"] == "effective_dose_msv":
+            it["note"] = it["note"] or method
+            return
+    items.append(_sheet_item("effective_dose_msv", study.effective_dose_msv, {}, note=method))
+
+
+def _sheet_items(study: Study, accumulated: list, events: list) -> list[dict]:
+    items = []
+    for acc in accumulated:
+        suffix = f" — {acc.get_plane_display()}" if acc.plane in ("A", "B") else ""
+        for f in SHEET_ACCUMULATED:
+            if getattr(acc, f) is not None:
+                items.append(_sheet_item(f, getattr(acc, f), acc.raw or {}, suffix))
+    if not items:
+        for i, ev in enumerate(events, 1):
+            for f in SHEET_EVENT:
+                if getattr(ev, f) is not None:
+                    what = ev.protocol or ev.view or f"#{i}"
+                    items.append(_sheet_item(f, getattr(ev, f), ev.raw or {}, f" — {what}"))
+    elif "CT" in (study.modality_types or [study.modality_type]):
+        for ev in events:
+            if ev.ctdivol_mgy is not None and not ev.is_localizer:
+                items.append(_sheet_item("ctdivol_mgy", ev.ctdivol_mgy, ev.raw or {}, f" — {ev.protocol}"))
+    _sheet_effective_dose(study, items)
+    return items
 
 
 def patient_sheet_rows(studies: list[Study]) -> list[dict]:
     """Per study, the dose values as the X-ray system reported them (value and unit code from ``raw``) with the
-    canonical value beside; the accumulated (total) values of the current reports, or, for a study without any,
-    the values of its events.  CT studies also list CTDIvol per acquisition."""
+    standard value beside; the accumulated (total) values of the current reports, or, for a study without any,
+    the values of its events.  CT studies also list CTDIvol per acquisition; every study its effective dose
+    estimate with the method, where it has one."""
     ids = [s.pk for s in studies]
     acc_by_study: dict[int, list] = defaultdict(list)
     for acc in (AccumulatedDose.objects.filter(report__study_id__in=ids, report__state="current")
@@ -389,30 +391,8 @@ def patient_sheet_rows(studies: list[Study]) -> list[dict]:
     for ev in IrradiationEvent.objects.filter(study_id__in=ids, is_current=True).order_by("study_id", "sequence",
                                                                                           "id"):
         ev_by_study[ev.study_id].append(ev)
-    rows, used = [], []
-    for s in studies:
-        items = []
-        for acc in acc_by_study.get(s.pk, []):
-            suffix = f" — {acc.get_plane_display()}" if acc.plane in ("A", "B") else ""
-            for f in SHEET_ACCUMULATED:
-                if getattr(acc, f) is not None:
-                    items.append(_sheet_item(f, getattr(acc, f), acc.raw or {}, suffix))
-        events = ev_by_study.get(s.pk, [])
-        if not items:
-            for i, ev in enumerate(events, 1):
-                for f in SHEET_EVENT:
-                    if getattr(ev, f) is not None:
-                        what = ev.protocol or ev.view or f"#{i}"
-                        items.append(_sheet_item(f, getattr(ev, f), ev.raw or {}, f" — {what}"))
-        elif "CT" in (s.modality_types or [s.modality_type]):
-            for ev in events:
-                if ev.ctdivol_mgy is not None and not ev.is_localizer:
-                    items.append(_sheet_item("ctdivol_mgy", ev.ctdivol_mgy, ev.raw or {}, f" — {ev.protocol}"))
-        for it in items:
-            if it["field"] not in used:
-                used.append(it["field"])
-        rows.append({"study": s, "items": items})
-    return rows
+    return [{"study": s, "items": _sheet_items(s, acc_by_study.get(s.pk, []), ev_by_study.get(s.pk, []))}
+            for s in studies]
 
 
 def sheet_glossary(rows: list[dict]) -> list[str]:

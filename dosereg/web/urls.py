@@ -13,6 +13,7 @@ urlpatterns = [
     path("patients/<int:pk>/sheet/", views.patient_sheet, name="patient_sheet"),
     path("studies/", views.study_list, name="study_list"),
     path("studies/<int:pk>/", views.study_detail, name="study_detail"),
+    path("studies/<int:pk>/confirm-values/", views.study_confirm_values, name="study_confirm_values"),
     path("objects/<int:pk>/download/", views.download_object, name="download_object"),
     path("units/", views.unit_list, name="unit_list"),
     path("units/<int:pk>/", views.unit_detail, name="unit_detail"),

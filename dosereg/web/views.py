@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
 from django.core.paginator import Paginator
 from django.db import connection, transaction
@@ -18,12 +19,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from dosereg.core.quantities import STUDY_TOTALS
 from dosereg.registry.models import AuditLog, Equipment, Patient, ReceivedObject, Room, SiteSettings, Study
+from dosereg.registry.services import studies as study_services
 from dosereg.registry.services.audit import audit_record
 from dosereg.web import charts, exports, selectors
 from dosereg.web.dose_text import study_dose_text
+from dosereg.web.findings import study_findings
 from dosereg.web.forms import PatientSearchForm, StudyFilterForm, UnitRoomForm
-from dosereg.web.quantities import STUDY_TOTALS
 
 PAGE_SIZE = 50
 
@@ -34,7 +37,7 @@ def home(request):
         return render(request, "web/home.html", {"empty_registry": True, "info": selectors.first_run_info(request),
                                                  "can_load_demo": request.user.has_perm(
                                                      "registry.manage_site_settings")})
-    data = selectors.dashboard()
+    data = selectors.dashboard(user=request.user)
     if not request.user.has_perm("registry.view_receivedobject"):
         data["refused"] = []
     data["chart"] = charts.weekly_bars_svg(data["per_week"], weeks=data["weeks"])
@@ -110,26 +113,21 @@ def study_list(request):
         return render(request, "web/study_list.html", {"form": form, "page": None}, status=400)
     filters = form.cleaned_data if form.is_bound else {}
     qs = selectors.study_queryset(filters)
-    fmt_ = request.GET.get("format")
-    if fmt_ in ("csv", "xlsx"):
+    export_format = request.GET.get("format")
+    if export_format in ("csv", "xlsx"):
         if not request.user.has_perm("registry.export_studies"):
-            _forbidden(request)
+            raise PermissionDenied
         audit_record(action="export_studies", object_type="study", detail={
-            "format": fmt_, "filters": {k: str(v) for k, v in filters.items() if v not in (None, "", [])}},
+            "format": export_format, "filters": {k: str(v) for k, v in filters.items() if v not in (None, "", [])}},
             request=request)
         name = f"dosereg-studies-{dt.date.today().isoformat()}"
-        return exports.csv_response(qs, name) if fmt_ == "csv" else exports.xlsx_response(qs, name)
-    try:
-        page_number = max(1, int(request.GET.get("page") or 1))
-    except ValueError:
-        page_number = 1
+        return exports.csv_response(qs, name) if export_format == "csv" else exports.xlsx_response(qs, name)
+    page_text = request.GET.get("page") or "1"
+    page_number = max(1, int(page_text)) if page_text.isdigit() else 1
     count, capped = selectors.capped_count(qs, cap=page_number * PAGE_SIZE + selectors.LIST_CAP)
     paginator = Paginator(selectors.study_rows(qs), PAGE_SIZE)
     paginator.count = count  # capped: a page always knows of the next 1,000 rows, never counts millions
-    try:
-        page = paginator.page(page_number)
-    except Exception:  # noqa: BLE001 - PageNotAnInteger / EmptyPage: show the first page
-        page = paginator.page(1)
+    page = paginator.get_page(page_number)
     query = request.GET.copy()
     query.pop("page", None)
     sort_query = request.GET.copy()
@@ -141,23 +139,40 @@ def study_list(request):
         "can_export": request.user.has_perm("registry.export_studies")})
 
 
-def _forbidden(request):
-    from django.core.exceptions import PermissionDenied
-
-    raise PermissionDenied
-
-
 @permission_required("registry.view_study_detail", raise_exception=True)
 def study_detail(request, pk: int):
     study = get_object_or_404(Study.objects.select_related("patient", "equipment__room", "standard_exam"), pk=pk)
     data = selectors.study_detail(study)
     data["dose_text"] = study_dose_text(study)
+    data["totals"] = [(name, getattr(study, name)) for name in STUDY_TOTALS if getattr(study, name) is not None]
+    data["findings"] = study_findings(study)
+    data["can_confirm"] = _may_confirm_values(request.user)
     data["site"] = SiteSettings.load()
     data["can_download"] = request.user.has_perm("registry.download_dicom")
     data["can_sheet"] = request.user.has_perm("registry.view_patient_sheet")
     data["can_history"] = request.user.has_perm("registry.view_patient_history")
     audit_record(action="view_study", object_type="study", object_id=study.pk, request=request)
     return render(request, "web/study_detail.html", data)
+
+
+def _may_confirm_values(user) -> bool:
+    """Physicists confirm implausible values: those who map examinations or manage units."""
+    return user.has_perm("drl.manage_mapping") or user.has_perm("registry.manage_equipment")
+
+
+@require_POST
+@login_required
+def study_confirm_values(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    if not _may_confirm_values(request.user):
+        raise PermissionDenied
+    try:
+        study_services.study_confirm_values(study_id=study.pk, user=request.user)
+    except study_services.NothingToConfirm:
+        messages.info(request, _("No value of this study awaits confirmation."))
+    else:
+        messages.success(request, _("Values confirmed: the study counts in DRL medians again."))
+    return redirect("study_detail", pk=study.pk)
 
 
 @permission_required("registry.download_dicom", raise_exception=True)
@@ -192,7 +207,7 @@ def unit_detail(request, pk: int):
     form = UnitRoomForm(initial={"room": unit.room_id})
     if request.method == "POST":
         if not can_map:
-            _forbidden(request)
+            raise PermissionDenied
         form = UnitRoomForm(request.POST)
         if form.is_valid():
             with transaction.atomic():

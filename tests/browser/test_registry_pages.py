@@ -22,6 +22,26 @@ def _login(browser, live_server, username, viewport=None):
     return page
 
 
+_OVERLAPS = """() => {
+  const out = [];
+  for (const row of document.querySelectorAll('table.sheet-values thead tr')) {
+    const cells = [...row.querySelectorAll('th')];
+    cells.forEach((th, i) => {
+      if (th.scrollWidth > th.clientWidth + 1) out.push(`${th.innerText} overflows its cell`);
+      const next = cells[i + 1];
+      if (next && th.getBoundingClientRect().right > next.getBoundingClientRect().left + 0.5)
+        out.push(`${th.innerText} overlaps ${next.innerText}`);
+    });
+  }
+  return out;
+}"""
+
+
+def _sheet_header_overlaps(page) -> list[str]:
+    """The patient sheet's column headers that run out of their cell or into the next (measured in the page)."""
+    return page.evaluate(_OVERLAPS)
+
+
 def test_radiographer_finds_patient_history_study_and_prints_sheet(chromium_browser, live_server, make_user,
                                                                   artifacts):
     patient = factories.patient_with_history()
@@ -45,7 +65,8 @@ def test_radiographer_finds_patient_history_study_and_prints_sheet(chromium_brow
 
     page.click("#history >> text=2024-05-06")
     page.wait_for_selector("#projection-events")
-    assert "Kerma-area product (KAP), total: 33.40 Gy·cm²" in page.locator("#dose-text").inner_text()
+    dose_text = page.locator("#dose-text p").inner_text()
+    assert "KAP total: 33.4 Gy·cm²\nKa,r total: 512 mGy\nFluoroscopy time: 6:12 min" in dose_text  # one a line
     page.screenshot(path=str(artifacts / "web-study-fluoro.png"), full_page=True)
 
     ct = Study.objects.get(patient=patient, study_date=factories.dt.date(2024, 3, 4))
@@ -55,8 +76,13 @@ def test_radiographer_finds_patient_history_study_and_prints_sheet(chromium_brow
 
     page.goto(f"{live_server.url}/patients/{patient.pk}/sheet/")
     assert "0.00251 Gy·m²" in page.content()
+    assert _sheet_header_overlaps(page) == []
     page.emulate_media(media="print")
     assert not page.locator("header.topbar").is_visible()
+    assert _sheet_header_overlaps(page) == []
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    assert _sheet_header_overlaps(page) == []
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.screenshot(path=str(artifacts / "web-patient-sheet-print.png"), full_page=True)
     pdf = page.pdf(path=str(artifacts / "web-patient-sheet.pdf"), format="A4")
     assert pdf[:4] == b"%PDF"

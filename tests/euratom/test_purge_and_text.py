@@ -20,6 +20,7 @@ from dosereg.registry.models import (
 )
 from dosereg.registry.services.dose_text import study_dose_text
 from dosereg.registry.services.euratom import equipment_reporting_status
+from triggers.incidents.models import IncidentReport
 
 
 def make_study(uid, date, patient, tmp_path=None, **kw):
@@ -45,12 +46,7 @@ def purge(*args) -> tuple[int, str]:
 
 @pytest.fixture
 def incident_model():
-    from django.apps import apps
-
-    try:
-        return apps.get_model("triggers", "IncidentReport")
-    except LookupError:
-        pytest.skip("triggers.IncidentReport is not installed: the legal-hold test needs it")
+    return IncidentReport
 
 
 @pytest.mark.django_db
@@ -117,8 +113,8 @@ def test_dose_text_lists_reported_quantities_and_follows_the_template():
                                  study_date=dt.date(2025, 2, 3), dlp_total_mgycm=512.34, max_ctdivol_mgy=12.1,
                                  effective_dose_msv=7.17, effective_dose_method="DLP x k, AAPM Report 96")
     text = study_dose_text(study)
-    assert "Dose-length product (DLP), total: 512.3 mGy·cm" in text
-    assert "CTDIvol, highest acquisition: 12.10 mGy" in text
+    assert "DLP total: 512 mGy·cm\nHighest CTDIvol: 12.1 mGy" in text  # one quantity per line
+    assert "e+" not in text
     assert "Acme CT 9 (CT1)" in text and "2025-02-03" in text
     assert "Effective dose" not in text  # the site's default referrer summary is physical quantities
     assert "Doe" not in text and "T" not in text.split(":")[0].split()  # no patient identifiers
@@ -127,12 +123,12 @@ def test_dose_text_lists_reported_quantities_and_follows_the_template():
     site.dose_text_template = "Dose: {quantities_inline}. {summary} {unknown_placeholder}"
     site.save()
     text = study_dose_text(study)
-    assert text.startswith("Dose: Dose-length product (DLP), total: 512.3 mGy·cm; CTDIvol")
+    assert text.startswith("Dose: DLP total: 512 mGy·cm; Highest CTDIvol: 12.1 mGy.")
     assert "Effective dose estimate: 7.17 mSv (DLP x k, AAPM Report 96)" in text and "not a personal risk" in text
     assert "{unknown_placeholder}" in text
     site.dose_text_template = "broken {"
     site.save()
-    assert "512.3 mGy·cm" in study_dose_text(study)  # falls back to the default template
+    assert "512 mGy·cm" in study_dose_text(study)  # falls back to the default template
 
 
 @pytest.mark.django_db
@@ -149,3 +145,42 @@ def test_equipment_reporting_status():
     assert status["A"]["status"] == "reporting" and status["A"]["days_since_last_report"] == 2
     assert status["B"]["status"] == "silent" and status["B"]["days_since_last_report"] == 90
     assert status["C"]["status"] == "never" and status["C"]["last_report_at"] is None
+
+
+@pytest.mark.django_db
+def test_purge_service_keeps_what_its_caller_holds():
+    from dosereg.registry.services.euratom import purge_studies
+
+    patient = Patient.objects.create(patient_id="h")
+    kept, gone = make_study("6.1", dt.date(2015, 1, 1), patient), make_study("6.2", dt.date(2015, 1, 2), patient)
+    asked: list[list[int]] = []
+
+    def holds(ids: list[int]) -> dict[int, str]:
+        asked.append(list(ids))
+        return {kept.pk: "held by the caller"}
+
+    result = purge_studies(before=dt.date(2020, 1, 1), legal_holds=holds)
+    assert asked == [[kept.pk, gone.pk]]
+    assert result.held == {kept.pk: "held by the caller"} and result.deleted_studies == 1
+    assert list(Study.objects.values_list("pk", flat=True)) == [kept.pk]
+
+
+@pytest.mark.django_db
+def test_an_alert_linked_to_an_open_incident_holds_its_study():
+    from dosereg.web.retention import incident_legal_holds
+    from triggers.models import Alert, TriggerRule
+
+    patient = Patient.objects.create(patient_id="a")
+    study, other = make_study("7.1", dt.date(2015, 1, 1), patient), make_study("7.2", dt.date(2015, 1, 1), patient)
+    rule = TriggerRule.objects.create(name="Ka,r 5 Gy", modality_type="fluoroscopy", quantity="ka_r_total_mgy",
+                                      threshold=5000, unit="mGy", scope="study", severity="alert", source="test")
+    alert = Alert.objects.create(study=study, rule=rule, patient=patient, severity="alert", scope="study",
+                                 quantity="ka_r_total_mgy", quantity_label="Ka,r", value=7689, unit="mGy",
+                                 threshold=5000)
+    report = IncidentReport.objects.create(category="other", incident_date=dt.date(2015, 1, 1), state="submitted")
+    report.alerts.add(alert)
+    assert incident_legal_holds([study.pk, other.pk]) == {
+        study.pk: f"an alert of it is linked to open incident report {report.pk}"}
+    report.state = "closed"
+    report.save()
+    assert incident_legal_holds([study.pk, other.pk]) == {}

@@ -6,10 +6,9 @@ import dataclasses
 
 import pytest
 
-from dicomrx.bulk import after_studies_recorded
 from dicomrx.demo import demo_report, demo_studies
 from dicomrx.management.commands.generate_demo_data import purge_demo_data
-from dicomrx.pipeline import after_study_recorded
+from dicomrx.pipeline import after_studies_recorded
 from dosereg.registry.models import (
     DoseReport,
     Equipment,
@@ -64,7 +63,7 @@ def _per_object(reports):
             sop_instance_uid=r.sop_instance_uid, sop_class_uid=r.sop_class_uid, sha256=bulk_sha256(r),
             study_instance_uid=r.study.study_instance_uid, modality="SR", source="demo")
         outcome = record_report(r, received, demo=True)
-        after_study_recorded(outcome.study_id, outcome.equipment_change_ids)
+        after_studies_recorded([outcome.study_id], outcome.equipment_change_ids)
 
 
 def _bulk(reports, batch: int):

@@ -52,7 +52,7 @@ def test_study_list_envelope_and_filters(api_for, history):
     assert study["modality_type"] == "CT"
     assert study["totals"]["dlp_total_mgycm"] == 968.4
     assert study["patient"]["id"] == "PAT001"
-    assert "Dose-length product (DLP), total: 968.4 mGy·cm" in study["dose_text"]
+    assert "DLP total: 968 mGy·cm\nHighest CTDIvol: 11.5 mGy" in study["dose_text"]
     assert api.get("/api/v1/studies/", {"dlp_min": 1000}).json()["count"] == 0
     assert api.get("/api/v1/studies/", {"date_from": "2024-06-01"}).json()["count"] == 3
     page = api.get("/api/v1/studies/", {"page_size": 2}).json()
@@ -79,7 +79,7 @@ def test_study_detail_is_export_object_plus_dose_text(api_for, history):
     assert {p["plane"] for p in body["totals"]["planes"]} == {"A", "B"}
     assert len(body["events"]) == 3 and body["events"][1]["kap_gycm2"] == 2.113
     assert body["manufacturer"] == "Philips"
-    assert "Kerma-area product (KAP), total: 33.40 Gy·cm²" in body["dose_text"]
+    assert "KAP total: 33.4 Gy·cm²\nKa,r total: 512 mGy\nFluoroscopy time: 6:12 min" in body["dose_text"]
     assert AuditLog.objects.filter(action="api_view_study", object_id=str(study.pk)).exists()
     assert api.get("/api/v1/studies/1.2.3.4.5/").status_code == 404
 

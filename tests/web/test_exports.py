@@ -19,7 +19,7 @@ def test_csv_export_streams_filtered_rows(client, login, history):
     assert response.status_code == 200 and response.streaming
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert len(rows) == 1
-    assert rows[0]["modality_type"] == "CT" and rows[0]["dlp_total_mgycm"] == "968.4"
+    assert rows[0]["modality_type"] == "CT" and rows[0]["DLP total (mGy·cm)"] == "968.4"
     assert rows[0]["patient_id"] == "PAT001" and rows[0]["room"] == "CT 1"
     log = AuditLog.objects.get(action="export_studies", username=user.username)
     assert log.detail["format"] == "csv" and "CT" in log.detail["filters"]["modality"]

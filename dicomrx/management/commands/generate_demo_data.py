@@ -113,7 +113,7 @@ class Command(DoseRegCommand):
 
 
 def _after(study_ids: list[int], change_ids: list[int]) -> None:
-    from dicomrx.bulk import after_studies_recorded
+    from dicomrx.pipeline import after_studies_recorded
 
     after_studies_recorded(study_ids, change_ids)
 

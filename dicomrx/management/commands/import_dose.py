@@ -22,7 +22,7 @@ class Command(DoseRegCommand):
             if not Path(p).exists():
                 raise UsageError(f"no such file or folder: {p}")
         files = list(ingest.iter_files(paths))
-        counts = Counter({k: 0 for k in ("imported", "already_present", "superseded", "skipped", "failed")})
+        counts = Counter(dict.fromkeys(ingest.STATUSES, 0))
         failures = []
         for path in self.progress(files, total=len(files), label="import"):
             try:
@@ -38,8 +38,7 @@ class Command(DoseRegCommand):
                 sys.stderr.write(f"warning {path}: {warning}\n")
         for path, reason in failures:
             self.stdout.write(f"failed {path}: {reason}")
-        summary = " ".join(f"{k}={counts[k]}" for k in ("imported", "already_present", "superseded", "skipped",
-                                                        "failed"))
+        summary = " ".join(f"{k}={counts[k]}" for k in ingest.STATUSES)
         self.stdout.write(summary)
         if failures:
             raise InputFailed(f"{len(failures)} file(s) failed")

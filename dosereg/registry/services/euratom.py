@@ -3,11 +3,9 @@
 - ``equipment_reporting_status()``: Art. 60(3) -- which units send dose reports and since when nothing arrived.
 - ``population_rows(year=...)``: Art. 64 -- examination frequencies and dose distributions by examination, age band
   and sex, for the population dose estimate.
-- ``retention_settings()`` and ``purge_studies(before=...)``: how long data are kept, and deleting what is older,
-  skipping what is under a legal hold (studies linked to an open incident report).
-
-The registry imports none of the other apps at module level: the incident model is looked up lazily through the app
-registry (``triggers.IncidentReport``) and purge works without it.
+- ``retention_settings()`` and ``purge_studies(before=..., legal_holds=...)``: how long data are kept, and deleting
+  what is older, skipping what is under a legal hold.  The registry imports no other app: the caller says which
+  studies are held (the ``purge`` command asks the incident reports, ``dosereg.web.retention``).
 """
 
 from __future__ import annotations
@@ -17,16 +15,18 @@ import logging
 import os
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.apps import apps
 from django.db import connection, transaction
 from django.db.models import Aggregate, Avg, Case, CharField, Count, F, FloatField, Q, Value, When
 from django.db.models.deletion import ProtectedError, RestrictedError
 from django.utils import timezone
 
+from dosereg.core.quantities import STUDY_TOTALS
 from dosereg.registry.models import DoseReport, Equipment, Patient, ReceivedObject, SiteSettings, Study
+from dosereg.registry.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +73,7 @@ def equipment_reporting_status(*, now: dt.datetime | None = None, include_demo: 
 # (label, lower bound inclusive, upper bound exclusive) in years at the examination
 AGE_BANDS = [("0", 0, 1), ("1-4", 1, 5), ("5-9", 5, 10), ("10-14", 10, 15), ("15-17", 15, 18), ("18-39", 18, 40),
              ("40-59", 40, 60), ("60-74", 60, 75), ("75+", 75, None)]
-POPULATION_QUANTITIES = [
-    ("dlp_total_mgycm", "mGy·cm"), ("max_ctdivol_mgy", "mGy"), ("kap_total_gycm2", "Gy·cm²"),
-    ("ka_r_total_mgy", "mGy"), ("fluoro_time_total_s", "s"), ("agd_left_mgy", "mGy"), ("agd_right_mgy", "mGy"),
-    ("activity_mbq", "MBq"), ("effective_dose_msv", "mSv"),
-]
+POPULATION_QUANTITIES = STUDY_TOTALS  # the study totals of the catalogue; each name carries its unit
 STATS = ("n", "median", "mean", "p75")
 
 
@@ -132,7 +128,7 @@ def population_rows(*, year: int, include_demo: bool = False) -> list[dict]:
     keys = ["standard_exam_id", "standard_exam__code", "standard_exam__name", "modality_type", "age_band", "sex_band"]
     aggregates = {"examinations": Count("pk")}
     postgres = connection.vendor == "postgresql"
-    for name, _unit in POPULATION_QUANTITIES:
+    for name in POPULATION_QUANTITIES:
         aggregates[f"{name}_n"] = Count(name)
         aggregates[f"{name}_mean"] = Avg(name)
         if postgres:
@@ -144,7 +140,7 @@ def population_rows(*, year: int, include_demo: bool = False) -> list[dict]:
         return tuple(row[k] for k in keys)
 
     if not postgres:  # the embedded SQLite mode: percentiles in Python over one year's values, one query per quantity
-        for name, _unit in POPULATION_QUANTITIES:
+        for name in POPULATION_QUANTITIES:
             values: dict[tuple, list[float]] = defaultdict(list)
             for row in qs.filter(**{f"{name}__isnull": False}).values(*keys, name).order_by(name):
                 values[key_of(row)].append(row[name])
@@ -169,7 +165,7 @@ def population_rows(*, year: int, include_demo: bool = False) -> list[dict]:
             "modality_type": g["modality_type"] or "unknown",
             "age_band": g["age_band"], "sex": g["sex_band"], "examinations": g["examinations"],
         }
-        for name, _unit in POPULATION_QUANTITIES:
+        for name in POPULATION_QUANTITIES:
             for stat in STATS:
                 row[f"{name}_{stat}"] = g.get(f"{name}_{stat}")
         found = sorted(methods.get(key_of(g), ()))
@@ -185,7 +181,7 @@ def population_rows(*, year: int, include_demo: bool = False) -> list[dict]:
 
 def population_columns() -> list[str]:
     cols = ["year", "group_type", "exam_code", "exam_name", "modality_type", "age_band", "sex", "examinations"]
-    for name, _unit in POPULATION_QUANTITIES:  # every name carries its unit (mgycm, mgy, gycm2, s, mbq, msv)
+    for name in POPULATION_QUANTITIES:  # every name carries its unit (mgycm, mgy, gycm2, s, mbq, msv)
         cols += [f"{name}_{stat}" for stat in STATS]
     return cols + ["effective_dose_method"]
 
@@ -216,38 +212,8 @@ def retention_settings() -> dict[str, int | None]:
     return out
 
 
-def _incident_model():
-    try:
-        return apps.get_model("triggers", "IncidentReport")
-    except LookupError:
-        return None
-
-
-def legal_holds(study_ids) -> dict[int, str]:
-    """{study id: reason} for studies that must not be deleted: linked to an incident report that is not closed
-    (directly or through a linked alert).  Issued DRL snapshots hold aggregates, not studies, so they hold nothing;
-    incident dose snapshots are JSON on the incident report and survive the study."""
-    model = _incident_model()
-    holds: dict[int, str] = {}
-    if model is None:
-        return holds
-    open_ids = list(model.objects.exclude(state="closed").values_list("pk", flat=True))
-    if not open_ids:
-        return holds
-    studies = model._meta.get_field("studies")
-    src, dst = studies.m2m_field_name(), studies.m2m_reverse_field_name()
-    for study_id, report_id in (studies.remote_field.through.objects
-                                .filter(**{f"{src}_id__in": open_ids, f"{dst}_id__in": study_ids})
-                                .values_list(f"{dst}_id", f"{src}_id")):
-        holds.setdefault(study_id, f"linked to open incident report {report_id}")
-    if any(f.name == "alerts" for f in model._meta.get_fields()):
-        alerts = model._meta.get_field("alerts")
-        src, dst = alerts.m2m_field_name(), alerts.m2m_reverse_field_name()
-        for study_id, report_id in (alerts.remote_field.through.objects
-                                    .filter(**{f"{src}_id__in": open_ids, f"{dst}__study_id__in": study_ids})
-                                    .values_list(f"{dst}__study_id", f"{src}_id")):
-            holds.setdefault(study_id, f"an alert of it is linked to open incident report {report_id}")
-    return holds
+# study ids of a batch -> {study id: why it must be kept}; given by the caller (the registry imports no other app)
+LegalHolds = Callable[[list[int]], dict[int, str]]
 
 
 @dataclass
@@ -279,13 +245,11 @@ class RetentionViolation(Exception):
     """--before would delete data younger than the configured retention period."""
 
 
-def purge_studies(*, before: dt.date, dry_run: bool = False, user=None, today: dt.date | None = None,
-                  batch_size: int = 500) -> PurgeResult:
+def purge_studies(*, before: dt.date, legal_holds: LegalHolds, dry_run: bool = False, user=None,
+                  today: dt.date | None = None, batch_size: int = 500) -> PurgeResult:
     """Delete the studies dated before ``before`` (and their reports, events, accumulated doses, alerts, received
-    objects with their files, and patients left without studies), skipping those under a legal hold.  Writes one
-    audit entry.  With ``dry_run`` nothing changes."""
-    from dosereg.registry.services.audit import audit_record
-
+    objects with their files, and patients left without studies), skipping those ``legal_holds`` names (asked once
+    per batch).  Writes one audit entry.  With ``dry_run`` nothing changes."""
     today = today or timezone.localdate()
     years = retention_settings().get("studies")
     if years:

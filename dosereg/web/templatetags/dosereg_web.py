@@ -1,42 +1,71 @@
-"""Template filters for dose pages: numbers, quantities, units, person names."""
+"""Template filters for dose pages.  Every number goes through the one formatter (``dosereg.core.display`` via
+``dosereg.web.formatting``); labels, units and explanations come from the quantity catalogue."""
 
 from __future__ import annotations
 
 from django import template
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
+from django.utils.translation import gettext
 
-from dosereg.web import quantities
+from dosereg.core import display
+from dosereg.core.quantities import MODALITY_LABELS, QUANTITIES, unit_symbol
+from dosereg.web import formatting
 
 register = template.Library()
 
 
 @register.filter
 def num(value, digits=3):
-    return quantities.fmt(value, int(digits))
+    """A number that is not a catalogue quantity (a count, a ratio): significant digits, never an exponent."""
+    return formatting.number(value, int(digits))
 
 
 @register.filter
-def qlabel(field):
-    q = quantities.QUANTITIES.get(field)
-    return q.label if q else field
+def quantity(value, name):
+    """A value of catalogue quantity ``name`` with its unit, switched where the catalogue says (7.69 Gy, 47:07 min)."""
+    return formatting.quantity(name, value)
 
 
 @register.filter
-def qunit(field):
-    q = quantities.QUANTITIES.get(field)
-    return q.unit if q else ""
+def cell(value, name):
+    """A value in the canonical unit, for a table column whose header names the unit (``column_label``)."""
+    return formatting.quantity(name, value, switch=False).removesuffix(f" {QUANTITIES[name].unit_symbol}")
 
 
 @register.filter
-def qexplain(field):
-    q = quantities.QUANTITIES.get(field)
-    return q.explanation if q else ""
+def labelled(value, name):
+    return formatting.labelled(name, value)
+
+
+@register.filter
+def qlabel(name):
+    q = QUANTITIES.get(name)
+    return gettext(q.label) if q else name
+
+
+@register.filter
+def qunit(name):
+    q = QUANTITIES.get(name)
+    return q.unit_symbol if q else ""
+
+
+@register.filter
+def qexplain(name):
+    q = QUANTITIES.get(name)
+    return gettext(q.explanation) if q else ""
+
+
+@register.filter
+def column_label(name):
+    return display.column_label(name) if name in QUANTITIES else name
 
 
 @register.filter
 def unit(code):
-    return quantities.unit_display(code or "")
+    return unit_symbol(code or "")
 
 
 @register.filter
@@ -59,34 +88,42 @@ def get(mapping, key):
 
 
 @register.filter
-def duration(seconds):
-    if seconds is None:
-        return ""
-    m, s = divmod(round(float(seconds)), 60)
-    return f"{m} min {s:02d} s" if m else f"{s} s"
+def attr(obj, name):
+    return getattr(obj, name, None)
 
 
 @register.filter
 def modality_label(code):
-    from dosereg.web.dose_text import MODALITY_LABELS
+    return gettext(MODALITY_LABELS[code]) if code in MODALITY_LABELS else (code or "—")
 
-    return MODALITY_LABELS.get(code, code or "—")
+
+@register.filter
+def words(code):
+    """A code name for people: 'spiral_acquisition' -> 'Spiral acquisition'."""
+    text = str(code or "").replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
 
 
 @register.filter
 def severity(alert):
-    if not isinstance(alert, dict):
-        return ""
-    return alert.get("severity") or alert.get("level") or "alert"
+    if isinstance(alert, dict):
+        return alert.get("severity") or "alert"
+    return getattr(alert, "severity", "") or "alert"
+
+
+def _cells(s) -> list[str]:
+    agd = ""
+    if s.agd_left_mgy is not None or s.agd_right_mgy is not None:
+        agd = f"{cell(s.agd_left_mgy, 'agd_left_mgy')} / {cell(s.agd_right_mgy, 'agd_right_mgy')}"
+    return [cell(s.dlp_total_mgycm, "dlp_total_mgycm"), cell(s.max_ctdivol_mgy, "max_ctdivol_mgy"),
+            cell(s.kap_total_gycm2, "kap_total_gycm2"), cell(s.ka_r_total_mgy, "ka_r_total_mgy"), agd,
+            cell(s.activity_mbq, "activity_mbq")]
 
 
 @register.simple_tag(takes_context=True)
 def study_list_rows(context, studies):
     """The study list's table rows, built in Python: the template loop was most of a 50-row page's server time (see
     dosereg/web/widgets.py for the measurement).  The markup is the same as the template's was; values are escaped."""
-    from django.urls import reverse
-    from django.utils.text import Truncator
-
     user = context.get("user")
     linked = bool(user and user.has_perm("registry.view_study_detail"))
     rows = []
@@ -97,11 +134,9 @@ def study_list_rows(context, studies):
         else:
             date_cell = date
         exam = format_html('<br><span class="muted small">{}</span>', s.standard_exam.name) if s.standard_exam else ""
-        unit = s.equipment
-        room = format_html('<br><span class="muted small">{}</span>', unit.room.name) if unit and unit.room else ""
-        agd = ""
-        if s.agd_left_mgy is not None or s.agd_right_mgy is not None:
-            agd = f"{num(s.agd_left_mgy) or '–'} / {num(s.agd_right_mgy) or '–'}"
+        unit_ = s.equipment
+        room = format_html('<br><span class="muted small">{}</span>', unit_.room.name) if unit_ and unit_.room else ""
+        dlp, ctdi, kap, kar, agd, activity = _cells(s)
         rows.append(format_html(
             '<tr><td class="nowrap">{}{}</td>\n<td>{}</td>\n<td>{}{}</td>\n<td>{}{}</td>\n'
             '<td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td>\n'
@@ -109,7 +144,6 @@ def study_list_rows(context, studies):
             date_cell, mark_safe(' <span class="badge demo">demo</span>') if s.demo else "",
             modality_label(s.modality_type),
             Truncator(s.study_description or "—").chars(48), exam,
-            Truncator((unit.display_name if unit else "") or "—").chars(36), room,
-            num(s.dlp_total_mgycm), num(s.max_ctdivol_mgy), num(s.kap_total_gycm2), num(s.ka_r_total_mgy), agd,
-            num(s.activity_mbq)))
+            Truncator((unit_.display_name if unit_ else "") or "—").chars(36), room,
+            dlp, ctdi, kap, kar, agd, activity))
     return mark_safe("".join(rows))

@@ -13,16 +13,19 @@ from __future__ import annotations
 import csv
 import io
 
-from dosereg.registry.management.base import DoseRegCommand
+from dosereg.core.display import Separators, format_number
+from dosereg.registry.management.base import DoseRegCommand, UsageError
 from dosereg.registry.models import Study
 from dosereg.registry.services.euratom import population_columns, population_rows
+
+_CSV_NUMBER = Separators(thousands="", decimal=".")  # machine-readable: no grouping, never an exponent
 
 
 def _cell(value):
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return format_number(value, 6, seps=_CSV_NUMBER)
     return value
 
 
@@ -37,8 +40,6 @@ class Command(DoseRegCommand):
     def handle(self, *args, **options):
         year = options["year"]
         if not 1900 <= year <= 2999:
-            from dosereg.registry.management.base import UsageError
-
             raise UsageError(f"--year {year} is out of range")
         rows = population_rows(year=year, include_demo=options["include_demo"])
         columns = population_columns()

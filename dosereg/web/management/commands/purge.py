@@ -8,12 +8,16 @@ legal hold are kept and listed: those linked to an incident report that is not c
 Incident dose snapshots are stored on the report and stay; issued DRL comparisons hold aggregates and stay.  Refuses
 (exit 2) a date that would delete studies younger than the configured retention (DOSEREG_RETENTION_STUDIES_YEARS or
 SiteSettings.retention["studies"]).  Writes one entry to the audit trail; --dry-run changes nothing but that entry.
+
+The command lives in the web app because the legal holds come from the incident reports of ``triggers``, which the
+registry may not import.
 """
 
 from __future__ import annotations
 
 from dosereg.registry.management.base import DoseRegCommand, UsageError, parse_date
 from dosereg.registry.services.euratom import RetentionViolation, purge_studies
+from dosereg.web.retention import incident_legal_holds
 
 
 class Command(DoseRegCommand):
@@ -26,7 +30,8 @@ class Command(DoseRegCommand):
 
     def handle(self, *args, **options):
         try:
-            result = purge_studies(before=options["before"], dry_run=options["dry_run"])
+            result = purge_studies(before=options["before"], dry_run=options["dry_run"],
+                                   legal_holds=incident_legal_holds)
         except RetentionViolation as exc:
             raise UsageError(str(exc)) from exc
         for line in result.lines():
