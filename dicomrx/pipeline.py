@@ -6,7 +6,8 @@ Order, each app's batch entry point:
 1. examination mapping (``drl.services.map_studies``), the unmapped names noted, the units' acquisition protocols
    tracked (a new protocol on a unit with history, or a kVp shift, makes the unit's comparisons due);
 2. the CT effective-dose estimates that fall back on the examination's body region
-   (``studies_update_effective_dose``);
+   (``studies_update_effective_dose``), and the peak skin dose of fluoroscopy studies from their event geometry
+   (``studies_update_skin_dose``; recomputed when a report is corrected, since the study is recorded again);
 3. trigger checks (``triggers.bulk.check_studies``: ``check_study`` for every study that could create or change an
    alert — a corrected study's alerts are re-evaluated here);
 4. ``drl.services.note_equipment_change`` for each equipment change.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from dosereg.registry.models import Study
 from dosereg.registry.services.recording import studies_update_effective_dose
+from dosereg.registry.services.skin_dose import studies_update_skin_dose
 from drl.services import map_studies, note_equipment_change, note_protocols_of, note_unmapped_names_of
 from triggers.bulk import check_studies
 
@@ -28,6 +30,7 @@ def after_studies_recorded(study_ids: list[int], equipment_change_ids: list[int]
         note_unmapped_names_of(ids)
         note_protocols_of([i for i in study_ids if i])  # once per recorded object, as a unit's protocol counts go
         studies_update_effective_dose(ids)
+        studies_update_skin_dose(ids)
         check_studies(ids)
     for change_id in equipment_change_ids:
         note_equipment_change(change_id)

@@ -23,6 +23,11 @@ from dosereg.core.quantities import (
 # The quantities a rule may watch, by their export name (the catalogue's ``QuantityDef.key``), and the units its
 # threshold may be typed in (display spellings; the catalogue converts them).
 QUANTITY_CHOICES = [(name, f"{QUANTITIES[name].label} ({name})") for name in RULE_QUANTITIES]
+
+
+def quantity_choices() -> list[tuple[str, str]]:
+    """The rule quantities of the catalogue (a callable, so a new catalogue quantity needs no migration)."""
+    return [(name, f"{QUANTITIES[name].label} ({name})") for name in RULE_QUANTITIES]
 UNIT_CHOICES = sorted({(u, u) for name in RULE_QUANTITIES for u in input_units(name)})
 SCOPE_CHOICES = [("event", "Per irradiation event"), ("study", "Per study"),
                  ("patient_window", "Cumulative per patient over a window")]
@@ -63,7 +68,7 @@ class TriggerRule(models.Model):
     age_min_years = models.FloatField(null=True, blank=True, help_text="inclusive")
     age_max_years = models.FloatField(null=True, blank=True, help_text="exclusive")
     # what and how much
-    quantity = models.CharField(max_length=32, choices=QUANTITY_CHOICES)
+    quantity = models.CharField(max_length=32, choices=quantity_choices)
     plane_mode = models.CharField(max_length=4, choices=PLANE_MODE_CHOICES, default="each",
                                   help_text="Ka,r, KAP and fluoroscopy time: per plane (biplane beams enter at "
                                             "different skin sites) or summed")

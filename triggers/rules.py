@@ -18,7 +18,9 @@ from dosereg.core.display import format_quantity
 from dosereg.core.quantities import PLANE_QUANTITIES, QUANTITIES, RULE_QUANTITIES
 
 # quantity (its export name) -> the irradiation event's column, for per-event rules
-EVENT_FIELD = {name: QUANTITIES[name].event_column for name in RULE_QUANTITIES}
+# rule quantity -> its irradiation event column, for per-event rules (a quantity without one, such as the peak skin
+# dose of the whole procedure, has no per-event scope)
+EVENT_FIELD = {name: QUANTITIES[name].event_column for name in RULE_QUANTITIES if QUANTITIES[name].event_column}
 
 # Head regions: SNOMED RT / SNOMED CT codes (PS3.16 CID 4030) for head, brain, skull, and text keywords.
 HEAD_CODES = {"T-D1100", "69536005", "T-A0100", "12738006", "T-11100", "89546000", "T-D1213", "T-D1200"}
@@ -321,7 +323,9 @@ def _evaluate_study_scope(rule: RuleSpec, study: StudyFacts) -> Exceedance | Non
 
 
 def _evaluate_event_scope(rule: RuleSpec, study: StudyFacts) -> Exceedance | None:
-    column = EVENT_FIELD[rule.quantity]
+    column = EVENT_FIELD.get(rule.quantity)
+    if column is None:  # rule_validate refuses this; a row edited around it evaluates to nothing
+        return None
     hits = []
     for event in study.events:
         if rule.quantity in ("ctdivol_mgy", "dlp_total_mgycm") and event.is_localizer:
@@ -413,7 +417,7 @@ def _evaluate_dose_check(rule: RuleSpec, study: StudyFacts) -> Exceedance | None
 def current_value(rule: RuleSpec, study: StudyFacts) -> float | None:
     """The study's own value of the rule's quantity, as the rule reads it (the highest event value for an event rule),
     e.g. to say what a corrected study now shows once an alert no longer applies.  None when it has none."""
-    if rule.scope == "event":
+    if rule.scope == "event" and rule.quantity in EVENT_FIELD:
         column = EVENT_FIELD[rule.quantity]
         values = [_usable(e.values.get(column)) for e in study.events]
         values = [v for v in values if v is not None]

@@ -104,7 +104,7 @@ def _studies_facts(studies: list[Study], *, with_events: bool) -> dict[int, rule
         totals = {"ka_r_total_mgy": s.ka_r_total_mgy, "kap_total_gycm2": s.kap_total_gycm2,
                   "fluoro_time_total_s": s.fluoro_time_total_s, "dlp_total_mgycm": s.dlp_total_mgycm,
                   "ctdivol_mgy": s.max_ctdivol_mgy, "agd_mgy": max(agd) if agd else None,
-                  "activity_mbq": s.activity_mbq, "effective_dose_msv": s.effective_dose_msv}
+                  "activity_mbq": s.activity_mbq, "effective_dose_msv": s.effective_dose_msv, "psd_mgy": s.psd_mgy}
         out[s.pk] = rules.StudyFacts(
             study_id=s.pk, patient_id=s.patient_id, study_date=s.study_date,
             modality_types=tuple(s.modality_types or ([s.modality_type] if s.modality_type else [])),
@@ -423,6 +423,9 @@ def _check_scope(data: dict) -> dict[str, str]:
     if scope not in dict(SCOPE_CHOICES):
         return {"scope": "choose a scope: event, study or patient_window" if not scope else
                 f"unknown scope {scope!r}; use event, study or patient_window"}
+    if scope == "event" and data.get("quantity") in RULE_QUANTITIES and data.get("quantity") not in rules.EVENT_FIELD:
+        return {"scope": f"{QUANTITIES[data['quantity']].label} is a value of the whole study: use the study or "
+                         "patient_window scope"}
     if scope != "patient_window":
         return {}
     errors = {}

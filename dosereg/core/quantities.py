@@ -159,7 +159,12 @@ _ENTRIES: list[QuantityDef] = [
        event_column="dlp_mgycm", study_column="dlp_total_mgycm", modalities=_CT,
        explanation=_EXPLAIN_DLP + " Added up over the whole examination.", is_dose=True),
     _q("ctdiw_mgy", "CTDIw", "CTDIw", "mGy", DOSE_UNITS, strict=True, plausible_max=10000.0, modalities=_CT),
-    _q("ssde_mgy", "SSDE", "SSDE", "mGy", DOSE_UNITS, strict=True, plausible_max=20000.0, modalities=_CT),
+    _q("ssde_mgy", "SSDE", "SSDE", "mGy", DOSE_UNITS, strict=True, plausible_max=20000.0, modalities=_CT,
+       explanation="Size-specific dose estimate: the CT dose index adjusted to the patient's size (AAPM Reports "
+                   "204 and 220)."),
+    # the scanner's own SSDE as sent (the parser's ``ssde_mgy``); DoseReg's own is ``ssde_mgy`` (dosereg.core.ssde)
+    _q("ssde_reported_mgy", "SSDE (reported)", "SSDE rep.", "mGy", DOSE_UNITS, strict=True, plausible_max=20000.0,
+       modalities=_CT),
     _q("scanning_length_mm", "Scanning length", "L", "mm", LENGTH_UNITS, plausible_max=5000.0, modalities=_CT),
     _q("exposure_time_s", "Exposure time", "t", "s", TIME_UNITS, strict=True, plausible_max=3600.0, modalities=_CT),
     _q("exposure_time_per_rotation_s", "Rotation time", "t rot", "s", TIME_UNITS, strict=True, plausible_max=60.0,
@@ -197,7 +202,7 @@ _ENTRIES: list[QuantityDef] = [
        plausible_max=150000.0, modalities=_FL, display=_GY),
     # Peak skin dose: estimated by dosereg.core.skin_dose from the event geometry (not sent by the modality).
     _q("psd_mgy", "Peak skin dose", "PSD", "mGy", DOSE_UNITS, strict=True, plausible_max=100000.0, modalities=_FL,
-       display=_GY, explanation="The highest dose estimated on the skin, from where the X-ray beam entered the body "
+       study_column="psd_mgy", display=_GY, explanation="The highest dose estimated on the skin, from where the X-ray beam entered the body "
                                 "during the procedure: an estimate (about ±50 %), not a measurement.", is_dose=True),
     _q("fluoro_time_total_s", "Fluoroscopy time", "t fluoro", "s", TIME_UNITS, strict=True, plausible_max=36000.0,
        event_column="irradiation_duration_s", study_column="fluoro_time_total_s", modalities=_FL, display=_CLOCK,
@@ -295,7 +300,7 @@ ACCUMULATED_QUANTITIES: tuple[str, ...] = (
 )
 # A study's totals: the study columns, in the order pages show them.  Different quantities are never added together.
 STUDY_TOTALS: tuple[str, ...] = ("dlp_total_mgycm", "max_ctdivol_mgy", "kap_total_gycm2", "ka_r_total_mgy",
-                                 "fluoro_time_total_s", "agd_left_mgy", "agd_right_mgy", "activity_mbq",
+                                 "psd_mgy", "fluoro_time_total_s", "agd_left_mgy", "agd_right_mgy", "activity_mbq",
                                  "effective_dose_msv")
 # Study totals that are sums of the current reports' accumulated totals as written (the rest are derived).
 SUMMED_TOTALS: tuple[str, ...] = ("dlp_total_mgycm", "kap_total_gycm2", "ka_r_total_mgy", "fluoro_time_total_s",
@@ -303,14 +308,14 @@ SUMMED_TOTALS: tuple[str, ...] = ("dlp_total_mgycm", "kap_total_gycm2", "ka_r_to
 # What the pages show per study, by modality type.
 MODALITY_TOTALS: dict[str, tuple[str, ...]] = {
     "CT": ("dlp_total_mgycm", "max_ctdivol_mgy"),
-    "fluoroscopy": ("kap_total_gycm2", "ka_r_total_mgy", "fluoro_time_total_s"),
+    "fluoroscopy": ("kap_total_gycm2", "ka_r_total_mgy", "psd_mgy", "fluoro_time_total_s"),
     "radiography": ("kap_total_gycm2",),
     "mammography": ("agd_left_mgy", "agd_right_mgy"),
     "nuclear_medicine": ("activity_mbq",),
 }
 # The quantities a trigger rule may watch (its ``quantity``), and those a DRL may be set for.
 RULE_QUANTITIES: tuple[str, ...] = ("ka_r_total_mgy", "kap_total_gycm2", "fluoro_time_total_s", "ctdivol_mgy",
-                                    "dlp_total_mgycm", "agd_mgy", "activity_mbq", "effective_dose_msv")
+                                    "dlp_total_mgycm", "agd_mgy", "activity_mbq", "effective_dose_msv", "psd_mgy")
 DRL_QUANTITIES: tuple[str, ...] = ("dlp_total_mgycm", "ctdivol_mgy", "kap_total_gycm2", "ka_r_total_mgy",
                                    "agd_mgy", "activity_mbq")
 # Per-plane quantities (biplane units report Ka,r, KAP and fluoroscopy time per plane, TID 10002).

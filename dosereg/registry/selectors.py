@@ -18,10 +18,10 @@ from dosereg.core.quantities import EVENT_QUANTITIES
 from dosereg.core.versions import REPORT_KINDS
 from dosereg.registry.models import AccumulatedDose, DoseReport, IrradiationEvent, Study
 
-EVENT_NUMBERS = tuple(EVENT_QUANTITIES) + ("effective_dose_estimate_msv",)
+EVENT_NUMBERS = tuple(EVENT_QUANTITIES) + ("effective_dose_estimate_msv", "ssde_reported_mgy")
 EVENT_FIELDS = ("id", "study_id", "report_id", "irradiation_event_uid", "source_sop_instance_uid", "sequence",
                 "event_type", "datetime", "protocol", "target_region", "target_region_code", "plane",
-                "is_localizer", "ctdi_phantom", "laterality", "view", "effective_dose_method") + EVENT_NUMBERS
+                "is_localizer", "ctdi_phantom", "laterality", "view", "effective_dose_method", "ssde_method") + EVENT_NUMBERS
 
 
 def _finite(value):
@@ -91,6 +91,7 @@ def event_export_dict(ev: IrradiationEvent) -> dict:
     for name in EVENT_NUMBERS:
         d[name] = _finite(getattr(ev, name))
     d["effective_dose_method"] = ev.effective_dose_method or None
+    d["ssde_method"] = ev.ssde_method or None  # DICOM CID 10023 code of ssde_mgy (DoseReg's own)
     return d
 
 
@@ -132,7 +133,11 @@ def study_export_dict(study: Study, *, events: bool = True) -> dict:
             "activity_mbq": study.activity_mbq,
             "effective_dose_msv": study.effective_dose_msv,
             "effective_dose_method": study.effective_dose_method or None,
+            "effective_dose_coverage": _finite(study.effective_dose_coverage),
+            "effective_dose_detail": _json_safe(study.effective_dose_detail or {}),
             "max_ctdivol_mgy": study.max_ctdivol_mgy,
+            "psd_mgy": study.psd_mgy,
+            "psd_method": (study.skin_dose or {}).get("psd_method") if study.psd_mgy is not None else None,
             "event_count": study.event_count,
             "planes": _planes(study),
         },
@@ -153,7 +158,7 @@ def study_export_dict(study: Study, *, events: bool = True) -> dict:
 
 def iter_export_dicts(queryset: QuerySet[Study], chunk_size: int = 500, *, events: bool = True) -> Iterator[dict]:
     """Stream export objects in primary-key order, ``chunk_size`` studies per round of queries."""
-    base = queryset.select_related("equipment", "patient", "standard_exam").prefetch_related(
+    base = queryset.select_related("equipment", "patient", "standard_exam").defer("skin_dose_map").prefetch_related(
         *export_prefetches(events=events)).order_by("pk")
     last = 0
     while True:

@@ -1,0 +1,72 @@
+"""Peak skin dose of fluoroscopy and interventional studies, computed after ingest from the stored events.
+
+The engine is the core's (``dosereg.core.skin_dose``, pure); this service feeds it the study's current projection
+events, the patient's size and the unit, and keeps the result on the study: ``psd_mgy`` where the geometry is
+complete, else null with the reasons (the pages then show Ka,r with its label, never invented positions).  Recomputed
+whenever the study's events change (a corrected or cumulative report runs the post-commit steps again).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from dosereg.core import skin_dose
+from dosereg.registry.models import IrradiationEvent, Study
+
+log = logging.getLogger(__name__)
+
+SKIN_EVENT_VALUES = ("ka_r_mgy", "kap_gycm2", "kvp", "positioner_primary_angle_deg", "positioner_secondary_angle_deg",
+                     "table_longitudinal_position_mm", "table_lateral_position_mm", "table_height_position_mm",
+                     "distance_source_to_isocenter_mm", "distance_source_to_detector_mm", "distance_source_to_rp_mm",
+                     "collimated_field_height_mm", "collimated_field_width_mm", "collimated_field_area_m2")
+
+
+def _skin_events(study: Study) -> list[skin_dose.SkinEvent]:
+    rows = IrradiationEvent.objects.filter(study=study, is_current=True, is_localizer=False,
+                                           ka_r_mgy__isnull=False).exclude(event_type="image_header").order_by(
+        "report_id", "sequence").values("irradiation_event_uid", "plane", "attributes", "content", *SKIN_EVENT_VALUES)
+    return [skin_dose.skin_event_from_parts({k: r[k] for k in SKIN_EVENT_VALUES}, r["attributes"], r["content"],
+                                            plane=r["plane"] or None, event_uid=r["irradiation_event_uid"] or "")
+            for r in rows]
+
+
+def _finite_or_none(value):
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def study_skin_dose(study: Study) -> skin_dose.SkinDoseResult | None:
+    """The skin-dose result of a study, or None when it has no projection event with Ka,r."""
+    events = _skin_events(study)
+    if not events:
+        return None
+    unit = study.equipment
+    return skin_dose.compute_skin_dose(
+        events, unit=skin_dose.Unit(manufacturer=unit.manufacturer if unit else "", model=unit.model if unit else ""),
+        patient=skin_dose.Patient(height_m=study.height_m, weight_kg=study.weight_kg))
+
+
+def studies_update_skin_dose(study_ids: list[int]) -> int:
+    """Compute and keep the peak skin dose of these studies' fluoroscopy parts; returns how many were computed."""
+    studies = [s for s in Study.objects.filter(pk__in=list(study_ids)).select_related("equipment")
+               if "fluoroscopy" in (s.modality_types or [])]
+    done = 0
+    for study in studies:
+        result = study_skin_dose(study)
+        if result is None:
+            summary, dose_map, psd = {}, {}, None
+        else:
+            full = result.as_dict(include_map=True)
+            dose_map = {"map": full.pop("map")} if "map" in full else {}
+            summary = full
+            psd = _finite_or_none(result.psd_mgy) if result.geometry_complete else None
+        Study.objects.filter(pk=study.pk).update(skin_dose=summary, skin_dose_map=dose_map, psd_mgy=psd)
+        done += result is not None
+    return done
+
+
+def skin_dose_result(study: Study) -> skin_dose.SkinDoseResult | None:
+    """The stored result of a study with its map, for pages and pictures (None when none was computed)."""
+    if not study.skin_dose:
+        return None
+    return skin_dose.SkinDoseResult.from_dict({**study.skin_dose, **(study.skin_dose_map or {})})
