@@ -72,9 +72,10 @@ def _where(scope: Scope, band: Band, exam_ids: list[int] | None, *,
            unconfirmed: bool | None = False) -> tuple[list[str], list]:
     """SQL conditions on the study ``s``; ``unconfirmed``: only studies whose values await confirmation (True),
     only the others (False), or both (None)."""
-    conds = ["s.standard_exam_id IS NOT NULL", "s.equipment_id IS NOT NULL", "s.study_date >= %s",
-             "s.study_date <= %s"]
-    params: list = [scope.period_start, scope.period_end]
+    # "not for DRL" examinations (radiotherapy planning, QA, phantom, research) never enter a median
+    conds = [f"s.standard_exam_id IN (SELECT x.id FROM {StandardExam._meta.db_table} x WHERE x.not_for_drl = %s)",
+             "s.equipment_id IS NOT NULL", "s.study_date >= %s", "s.study_date <= %s"]
+    params: list = [False, scope.period_start, scope.period_end]
     if unconfirmed is not None:
         conds.append("s.values_unconfirmed = %s")
         params.append(unconfirmed)
@@ -284,7 +285,7 @@ def drl_report_rows(run: DrlComparison) -> list[dict]:
             "equipment": r.equipment_name, "equipment_id": r.equipment_id, "standard_exam": r.exam_code,
             "patient_group": r.patient_group, "quantity": r.quantity, "unit": r.unit, "per": r.per, "n": r.n,
             "n_studies": r.n_studies, "median": r.median, "p75": r.p75, "mean": r.mean, "drl": r.drl,
-            "ratio": r.ratio, "status": r.status, "size_filter": r.size_filter, "verify": r.verify,
+            "drl_set": r.drl_set_name or None, "drl_source": r.drl_source or None, "ratio": r.ratio, "status": r.status, "size_filter": r.size_filter, "verify": r.verify,
         })
     return out
 

@@ -22,6 +22,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from dosereg.core.quantities import QUANTITIES
+from dosereg.registry import spreadsheet
 from dosereg.registry.models import Equipment, EquipmentChange, IrradiationEvent, SiteSettings, StandardExam, Study
 from dosereg.registry.services.audit import audit_record
 from dosereg.registry.services.notifications import notification_send
@@ -616,16 +617,56 @@ def drl_due_run(*, due_id: int, user=None, today: dt.date | None = None) -> DrlC
                               equipment_id=due.equipment_id, note=f"after: {due.reason}")
 
 
+def _due_units_ready(today: dt.date, min_patients: int) -> dict[int, dt.date]:
+    """Units with an unresolved due comparison whose period since the earliest change (to ``today``) holds at
+    least ``min_patients`` patients of one mapped examination (non-demo studies).  unit id -> since."""
+    since_by_unit: dict[int, dt.date] = {}
+    for eq, since in DueComparison.objects.filter(resolved_by__isnull=True).values_list("equipment_id", "since"):
+        since_by_unit[eq] = min(since, since_by_unit.get(eq, since))
+    ready = {}
+    for eq, since in since_by_unit.items():
+        counts = (Study.objects.filter(equipment_id=eq, study_date__gte=since, study_date__lte=today, demo=False,
+                                       standard_exam__isnull=False, standard_exam__not_for_drl=False)
+                  .values("standard_exam_id").order_by().annotate(n=Count("patient_id", distinct=True)))
+        if any(c["n"] >= min_patients for c in counts):
+            ready[eq] = since
+    return ready
+
+
+def drl_due_comparisons_run(*, today: dt.date | None = None) -> list[DrlComparison]:
+    """Run the due comparisons that can be run: for each unit whose period since its change holds enough patients
+    (``SiteSettings.drl_min_patients`` of one examination), compare that period and store the snapshot (resolving
+    the unit's due rows), and tell the physicists.  Called by Celery beat (``drl.due_comparisons``) and, in the
+    embedded mode, by the ingest thread's timer; safe to call often (a unit not ready is left for next time)."""
+    today = today or timezone.localdate()
+    site = SiteSettings.load()
+    runs = []
+    for eq, since in sorted(_due_units_ready(today, site.drl_min_patients).items()):
+        due = DueComparison.objects.filter(equipment_id=eq, resolved_by__isnull=True).order_by("since").first()
+        if due is None:  # resolved meanwhile by another run
+            continue
+        run = drl_due_run(due_id=due.pk, today=today)
+        unit = due.equipment
+        above = run.rows.filter(status="above").count()
+        notification_send(
+            topic="drl_due", subject=f"DRL re-comparison done: {unit.display_name}"[:255],
+            body=(f"The DRL comparison of {unit.display_name} for {since.isoformat()} to {run.period_end.isoformat()} "
+                  f"(after: {due.reason}) ran on its own: {run.rows.count()} rows, {above} above the DRL. "
+                  f"Snapshot {run.pk} on the DRL page (/drl/)."),
+            object_type="drl_comparison", object_id=str(run.pk), room_id=unit.room_id)
+        log.info("due DRL comparison of unit %s ran on its own: snapshot %s", eq, run.pk)
+        runs.append(run)
+    return runs
+
+
 REPORT_FIELDS = ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per", "n",
-                 "n_studies", "median", "p75", "mean", "drl", "ratio", "status", "size_filter", "verify"]
+                 "n_studies", "median", "p75", "mean", "drl", "drl_set", "drl_source", "ratio", "status",
+                 "size_filter", "verify"]
 
 
 def drl_report_csv(rows: list[dict]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=REPORT_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row[k] is None else row[k]) for k in REPORT_FIELDS})
+    spreadsheet.write_dict_csv(out, REPORT_FIELDS, rows)
     return out.getvalue()
 
 

@@ -298,9 +298,10 @@ ACCUMULATED_QUANTITIES: tuple[str, ...] = (
     "agd_left_mgy", "agd_right_mgy", "agd_both_mgy",
     "activity_mbq", "effective_dose_msv",
 )
-# A study's totals: the study columns, in the order pages show them.  Different quantities are never added together.
+# A study's totals as the X-ray system reported them: the study columns, in the order pages show them (derived
+# values -- effective dose aside, which carries its method -- such as the peak skin dose are shown apart, labelled).  Different quantities are never added together.
 STUDY_TOTALS: tuple[str, ...] = ("dlp_total_mgycm", "max_ctdivol_mgy", "kap_total_gycm2", "ka_r_total_mgy",
-                                 "psd_mgy", "fluoro_time_total_s", "agd_left_mgy", "agd_right_mgy", "activity_mbq",
+                                 "fluoro_time_total_s", "agd_left_mgy", "agd_right_mgy", "activity_mbq",
                                  "effective_dose_msv")
 # Study totals that are sums of the current reports' accumulated totals as written (the rest are derived).
 SUMMED_TOTALS: tuple[str, ...] = ("dlp_total_mgycm", "kap_total_gycm2", "ka_r_total_mgy", "fluoro_time_total_s",
@@ -308,7 +309,7 @@ SUMMED_TOTALS: tuple[str, ...] = ("dlp_total_mgycm", "kap_total_gycm2", "ka_r_to
 # What the pages show per study, by modality type.
 MODALITY_TOTALS: dict[str, tuple[str, ...]] = {
     "CT": ("dlp_total_mgycm", "max_ctdivol_mgy"),
-    "fluoroscopy": ("kap_total_gycm2", "ka_r_total_mgy", "psd_mgy", "fluoro_time_total_s"),
+    "fluoroscopy": ("kap_total_gycm2", "ka_r_total_mgy", "fluoro_time_total_s"),
     "radiography": ("kap_total_gycm2",),
     "mammography": ("agd_left_mgy", "agd_right_mgy"),
     "nuclear_medicine": ("activity_mbq",),

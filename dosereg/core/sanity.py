@@ -92,6 +92,7 @@ class PlaneSums:
     plane: str
     totals: dict[str, float | None]  # accumulated column -> value as reported
     sums: dict[str, float | None]  # accumulated column -> sum of the events' values (None: no event value)
+    resolution: dict[str, float] = field(default_factory=dict)  # half the last digit the unit wrote, canonical unit
 
 
 # accumulated total -> the event quantity it sums (only where a total is by definition the events' sum)
@@ -108,8 +109,9 @@ def device_total_findings(planes: list[PlaneSums], *, tolerance: float = DEVICE_
             if reported is None or summed is None or not math.isfinite(reported) or not math.isfinite(summed):
                 continue
             base = max(abs(reported), abs(summed))
-            if base == 0 or abs(reported - summed) / base <= tolerance:
-                continue
+            difference = abs(reported - summed)
+            if base == 0 or difference / base <= tolerance or difference <= plane.resolution.get(total_name, 0.0):
+                continue  # within 5 %, or within the rounding of the total as the unit wrote it
             q = QUANTITIES[total_name]
             out.append(Finding(
                 DEVICE_TOTAL_MISMATCH, total_name,

@@ -121,6 +121,9 @@ class StandardExam(models.Model):
     name = models.CharField(max_length=200)
     modality_type = models.CharField(max_length=20, choices=MODALITY_TYPE_CHOICES)
     body_region = models.CharField(max_length=40, blank=True, help_text="effective-dose region: head, chest, ...")
+    # "not for DRL": radiotherapy planning, QA, phantom, research - mapped so they are known, kept out of DRL medians
+    # and of the Art. 64 population figures (they still get an effective dose estimate with its coverage)
+    not_for_drl = models.BooleanField(default=False, help_text="studies mapped here stay out of DRL medians")
     description = models.TextField(blank=True)
 
     class Meta:
@@ -173,7 +176,16 @@ class Study(models.Model):
     activity_mbq = _quantity_field()
     effective_dose_msv = _quantity_field()
     effective_dose_method = models.CharField(max_length=200, blank=True)
+    # share (0-1) of the study's DLP (or activity, KAP) the estimate covers; below 1 the estimate is partial
+    effective_dose_coverage = _quantity_field()
+    # dosereg.core.effective_dose.StudyEstimate.detail(): weighting, parts, what was left out and why
+    effective_dose_detail = models.JSONField(default=dict, blank=True)
     max_ctdivol_mgy = _quantity_field()
+    # peak skin dose (dosereg.core.skin_dose): null where the geometry is incomplete (Ka,r is then the surrogate)
+    psd_mgy = _quantity_field()
+    # SkinDoseResult.as_dict(): method, uncertainty, per-plane PSD, peak, or the reasons; the map (large) apart
+    skin_dose = models.JSONField(default=dict, blank=True)
+    skin_dose_map = models.JSONField(default=dict, blank=True)
     event_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -333,7 +345,9 @@ class IrradiationEvent(models.Model):
     nominal_single_collimation_mm = _quantity_field()
     nominal_total_collimation_mm = _quantity_field()
     exposure_time_per_rotation_s = _quantity_field()
-    ssde_mgy = _quantity_field()
+    ssde_mgy = _quantity_field()  # DoseReg's own (dosereg.core.ssde), method in ssde_method
+    ssde_method = models.CharField(max_length=8, blank=True, help_text="DICOM CID 10023 code")
+    ssde_reported_mgy = _quantity_field()  # the scanner's own SSDE, as sent
     water_equivalent_diameter_mm = _quantity_field()
     number_of_xray_sources = _quantity_field()
     # projection
@@ -408,6 +422,8 @@ class SiteSettings(models.Model):
 
     REFERRER_CHOICES = [("physical", "Physical quantities"), ("effective_dose", "Effective dose estimate"),
                         ("drl", "Position against the DRL")]
+    EFFECTIVE_DOSE_WEIGHTING_CHOICES = [("ICRP 103", "ICRP 103 (Directive 2013/59/Euratom)"),
+                                        ("ICRP 60", "ICRP 60 (continuity with older reports)")]
     referrer_summary = models.CharField(max_length=20, choices=REFERRER_CHOICES, default="physical")
     dose_text_template = models.TextField(blank=True, help_text="Art. 58(b) dose text; blank uses the default")
     drl_standard_size = models.BooleanField(default=False, help_text="ICRP 135 standard-size adults only")
@@ -415,10 +431,15 @@ class SiteSettings(models.Model):
     drl_weight_max_kg = models.FloatField(default=90)
     drl_min_patients = models.PositiveIntegerField(default=20)
     retention = models.JSONField(default=dict, blank=True)
+    effective_dose_weighting = models.CharField(max_length=10, choices=EFFECTIVE_DOSE_WEIGHTING_CHOICES,
+                                                default="ICRP 103")
+    population_include_partial = models.BooleanField(
+        default=False, help_text="Art. 64 totals also count partial effective dose estimates")
 
     class Meta:
         verbose_name_plural = "site settings"
-        permissions = [("manage_site_settings", "Can change site settings")]
+        permissions = [("manage_site_settings", "Can change site settings"),
+                       ("view_metrics", "Can read the Prometheus metrics (/metrics)")]
 
     @classmethod
     def load(cls) -> SiteSettings:

@@ -31,17 +31,27 @@ def test_after_studies_recorded_maps_estimates_checks_and_notes_changes():
     pipeline.after_studies_recorded([out.study_id], out.equipment_change_ids)
     study = Study.objects.get(pk=out.study_id)
     assert study.standard_exam == exam
-    assert study.effective_dose_msv == pytest.approx(1.4)  # the mapped exam's region (chest), adult k 0.014
+    assert study.effective_dose_msv == pytest.approx(2.1)  # the mapped exam's region (chest), ICRP 103 adult k 0.021
     assert Alert.objects.filter(study=study, rule__key="test-dlp").count() == 1
     assert DueComparison.objects.filter(equipment_change_id__in=out.equipment_change_ids).count() == len(
         out.equipment_change_ids)  # a new unit makes its DRL comparisons due
 
 
-def test_ingest_schedules_the_pipeline_on_commit(corpus, django_capture_on_commit_callbacks, monkeypatch):
-    from dicomrx import ingest, tasks
+def test_a_batch_runs_the_pipeline_once_on_commit(corpus, django_capture_on_commit_callbacks):
+    """The post-commit steps run once for a batch, after its commit, for every object recorded in it."""
+    from dicomrx import ingest
 
-    seen = []  # the task is scheduled on commit (with a broker, a worker would run it; here we only record it)
-    monkeypatch.setattr(tasks.after_record, "delay", lambda s, c: seen.append((list(s), list(c))))
-    with django_capture_on_commit_callbacks(execute=True):
-        outcome = ingest.import_file(corpus / "ct" / "CT-RDSR-Siemens-Multi-1.dcm")
-    assert seen == [([outcome.study_id], outcome.equipment_change_ids)] and outcome.equipment_change_ids
+    exam = StandardExam.objects.create(code="ct-any-test", name="CT any", modality_type="CT", body_region="chest")
+    MappingRule.objects.create(field="protocol", match="regex", pattern=".", modality_type="CT",
+                               standard_exam=exam, priority=1)
+    files = [corpus / "ct" / name for name in ("CT-RDSR-Siemens-Multi-1.dcm", "CT-RDSR-GEPixelMed.dcm",
+                                               "CT-RDSR-ToshibaPixelMed.dcm")]
+    rows = [ingest.store_file(f) for f in files]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        outcomes = ingest.ingest_batch([r.pk for r in rows])
+    assert [o.status for o in outcomes] == ["imported"] * 3 and len(callbacks) == 1
+    assert not Study.objects.filter(standard_exam=exam).exists()  # not before the commit
+    callbacks[0]()
+    with_protocol = set(Study.objects.filter(events__protocol__gt="").values_list("pk", flat=True))
+    assert set(Study.objects.filter(standard_exam=exam).values_list("pk", flat=True)) == with_protocol
+    assert len(with_protocol) >= 2

@@ -118,20 +118,23 @@ def test_ct_effective_dose_dlp_times_k_and_phantom_mismatch():
     out = record(ct_report("9.9", [ct_event("5.1", 100.0, phantom="body"), ct_event("5.2", 100.0, phantom="head"),
                                    ct_event("5.3", 100.0, region=("69536005", "Head"), phantom="head")]))
     rows = {e.irradiation_event_uid: e for e in IrradiationEvent.objects.filter(study_id=out.study_id)}
-    assert rows["5.1"].effective_dose_estimate_msv == pytest.approx(1.4)  # chest adult k = 0.014
-    assert "AAPM Report 96" in rows["5.1"].effective_dose_method
-    assert rows["5.2"].effective_dose_estimate_msv is None and rows["5.2"].effective_dose_method == "phantom_mismatch"
-    assert rows["5.3"].effective_dose_estimate_msv == pytest.approx(0.21)  # head adult k = 0.0021
+    # ICRP 103 (site default), NCI phantoms, Lee et al. 2012 Table XII
+    assert rows["5.1"].effective_dose_estimate_msv == pytest.approx(2.1)  # chest adult k = 0.021
+    assert "NCI/Lee 2012" in rows["5.1"].effective_dose_method
+    assert rows["5.2"].effective_dose_estimate_msv is None
+    assert rows["5.2"].effective_dose_method == "not estimated: CTDI phantom differs from the factor set's convention"
+    assert rows["5.3"].effective_dose_estimate_msv == pytest.approx(0.17)  # head adult k = 0.0017
     study = Study.objects.get(pk=out.study_id)
-    assert study.effective_dose_msv == pytest.approx(1.61)
-    assert "AAPM Report 96" in study.effective_dose_method
+    assert study.effective_dose_msv == pytest.approx(2.27)
+    assert study.effective_dose_method.startswith("ICRP 103: CT: DLP x k, NCI/Lee 2012")
+    assert study.effective_dose_coverage == pytest.approx(200 / 300)  # the mismatched acquisition is left out
 
 
 def test_paediatric_age_band_nearest_at_or_below():
     kid = dr.PatientInfo(patient_id="K1", birth_date=dt.date(2017, 1, 1))  # 7.2 years at the study -> 5 y band
     out = record(ct_report("9.10", [ct_event("6.1", 100.0, phantom="head")], patient=kid))
     ev = IrradiationEvent.objects.get(study_id=out.study_id)
-    assert ev.effective_dose_estimate_msv == pytest.approx(1.8)  # chest 5 y k = 0.018, 16 cm phantom
+    assert ev.effective_dose_estimate_msv == pytest.approx(2.4)  # ICRP 103 chest 5 y k = 0.024 (NCI, 120 kVp)
     assert Study.objects.get(pk=out.study_id).age_years == pytest.approx(7.16, abs=0.01)
 
 

@@ -109,3 +109,20 @@ def test_a_device_total_that_differs_from_its_events_is_kept_and_flagged():
     assert (detail["reported"], detail["events_sum"]) == (200.0, 150.0)
     same = ct_report("9.4", [ct_event("3", 100.0), ct_event("4", 50.0)], total=151.0)  # within 5 %
     assert "device_total_mismatch" not in Study.objects.get(pk=record_report(same, received(same)).study_id).flags
+
+
+def test_a_device_total_within_its_own_rounding_is_no_mismatch():
+    from dosereg.core.sanity import PlaneSums, device_total_findings
+    from dosereg.registry.services.recording.service import reported_resolution
+
+    # a unit that writes Ka,r with one decimal (0.1 mGy) beside events summing to 0.066 mGy: rounding, not a mismatch
+    resolution = reported_resolution(0.1, ["0.1", "mGy"])
+    assert resolution == pytest.approx(0.05)
+    assert reported_resolution(1000.0, ["1e-3", "Gy"]) == pytest.approx(0.5)
+    rounded = PlaneSums("A", {"ka_r_total_mgy": 0.1}, {"ka_r_total_mgy": 0.066}, {"ka_r_total_mgy": resolution})
+    assert device_total_findings([rounded]) == []
+    # the Philips sample's 19 % is well beyond its 12 written digits
+    real = PlaneSums("A", {"kap_total_gycm2": 0.0784}, {"kap_total_gycm2": 0.0659},
+                     {"kap_total_gycm2": reported_resolution(0.0784, ["7.8391324289e-06", "Gy.m2"])})
+    (finding,) = device_total_findings([real])
+    assert finding.detail["reported"] == 0.0784 and finding.detail["events_sum"] == 0.0659

@@ -1,103 +1,92 @@
-"""Effective dose estimates for CT: DLP x k per acquisition (AAPM Report 96 factors by default).
+"""Derived quantities of the registry: effective dose estimates (ICRP 103 by default) and SSDE per CT acquisition.
 
-An estimate for comparing procedures and for population statistics (Euratom Art. 64), not a personal risk figure.
-The factors are data (``dosereg/registry/data/k_factors.json``, copied with their sources from the shared reference
-data).  Rules (issue 3): body region from the acquisition's Target Region, else the mapped examination's
-``body_region``; age band = the nearest tabulated age at or below the patient's (0, 1, 5, 10 years, adult from 18;
-unknown age uses the adult factor); only where the acquisition's CTDI phantom matches the set's convention (adult head
-and neck: 16 cm head phantom; adult body: 32 cm body phantom; paediatric: 16 cm), else null with ``phantom_mismatch``.
+The computations are pure (``dosereg.core.effective_dose``, ``dosereg.core.ssde``); this module loads their data
+(``dosereg/registry/data/``: ``k_factors_icrp103.json``, ``k_factors.json`` (ICRP 60, AAPM Report 96) and
+``ssde_aapm204.json``, each copied with its sources and ``verify`` flags from ``../shared/reference``) and applies
+them to registry rows.  The weighting basis is the site's choice (``SiteSettings.effective_dose_weighting``, ICRP 103
+unless changed for continuity with older reports); one figure never mixes bases.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
 from functools import lru_cache
 from pathlib import Path
 
-FACTORS_PATH = Path(__file__).resolve().parent.parent / "data" / "k_factors.json"
+from dosereg.core import effective_dose as ed
+from dosereg.core import ssde as ss
+from dosereg.registry.models import IrradiationEvent, SiteSettings
 
-# SNOMED CT concept id of the Target Region (the parser maps SRT/SNM3 codes to SCT) -> k-factor region.
-REGION_BY_SCT = {
-    "69536005": "head",  # Head
-    "89546000": "head",  # Skull
-    "12738006": "head",  # Brain
-    "774007": "head_and_neck",  # Head and Neck
-    "45048000": "neck",  # Neck
-    "51185008": "chest",  # Chest
-    "43799004": "chest",  # Thorax
-    "113345001": "abdomen_pelvis",  # Abdomen (AAPM 96 tabulates abdomen and pelvis together)
-    "818981001": "abdomen_pelvis",  # Abdomen and Pelvis
-    "818982008": "abdomen_pelvis",
-    "12921003": "pelvis",  # Pelvis
-    "816092008": "pelvis",  # Pelvis (structure)
-    "416775004": "trunk",  # Chest, Abdomen and Pelvis
-    "416550000": "trunk",  # Chest and Abdomen
-    "22943007": "trunk",  # Trunk
-}
-# StandardExam.body_region free text -> k-factor region
-REGION_BY_NAME = {
-    "head": "head", "brain": "head", "head_and_neck": "head_and_neck", "neck": "neck", "chest": "chest",
-    "thorax": "chest", "abdomen": "abdomen_pelvis", "abdomen_pelvis": "abdomen_pelvis", "pelvis": "pelvis",
-    "trunk": "trunk", "chest_abdomen_pelvis": "trunk", "chest_abdomen": "trunk",
-}
+DATA = Path(__file__).resolve().parent.parent / "data"
+FACTOR_FILES = {ed.ICRP_103: DATA / "k_factors_icrp103.json", ed.ICRP_60: DATA / "k_factors.json"}
+SSDE_FILE = DATA / "ssde_aapm204.json"
+_WEIGHTING_TTL_S = 30.0  # the site setting is re-read at most this often by a long-running process
+_weighting_cache: dict[str, tuple[float, str]] = {}
 
 
-@dataclass(frozen=True)
-class Estimate:
-    value_msv: float | None
-    method: str  # label with the factor used, or the reason there is none
+@lru_cache(maxsize=4)
+def factor_set(weighting: str = ed.ICRP_103) -> ed.FactorSet:
+    with open(FACTOR_FILES[weighting], encoding="utf-8") as fh:
+        return ed.FactorSet.from_dict(json.load(fh))
 
 
 @lru_cache(maxsize=1)
-def factor_set() -> dict:
-    with open(FACTORS_PATH, encoding="utf-8") as fh:
-        return json.load(fh)
+def ssde_tables() -> ss.SsdeTables:
+    with open(SSDE_FILE, encoding="utf-8") as fh:
+        return ss.SsdeTables.from_dict(json.load(fh))
+
+
+def site_weighting() -> str:
+    """The site's weighting basis (cached for a few seconds: it is read once per recorded acquisition)."""
+    hit = _weighting_cache.get("w")
+    if hit and time.monotonic() - hit[0] < _WEIGHTING_TTL_S:
+        return hit[1]
+    value = SiteSettings.load().effective_dose_weighting or ed.ICRP_103
+    _weighting_cache["w"] = (time.monotonic(), value)
+    return value
+
+
+def site_weighting_changed() -> None:
+    """Forget the cached basis (after the site setting is saved; then re-estimate the studies)."""
+    _weighting_cache.clear()
+
+
+def site_factor_set() -> ed.FactorSet:
+    return factor_set(site_weighting())
 
 
 def method_label() -> str:
-    return factor_set()["label"]
+    return site_factor_set().label
 
 
 def region_for(target_region_code: str = "", exam_body_region: str = "") -> str | None:
-    if target_region_code and target_region_code in REGION_BY_SCT:
-        return REGION_BY_SCT[target_region_code]
-    key = (exam_body_region or "").strip().lower().replace(" ", "_").replace("-", "_").replace("/", "_")
-    return REGION_BY_NAME.get(key)
-
-
-def _band(age_years: float | None) -> str:
-    ages = factor_set()["ages"]
-    if age_years is None:
-        return "adult"
-    best = "0y"
-    for band, start in sorted(ages.items(), key=lambda kv: kv[1]):
-        if age_years >= start:
-            best = band
-    return best
+    return ed.region_for(target_region_code, exam_body_region)
 
 
 def ct_effective_dose(*, dlp_mgycm: float | None, region: str | None, age_years: float | None,
-                      phantom: str = "") -> Estimate:
-    """DLP x k for one CT acquisition; value None with a reason when no factor applies."""
-    if dlp_mgycm is None:
-        return Estimate(None, "no_dlp")
-    if region is None:
-        return Estimate(None, "region_unknown")
-    data = factor_set()
-    band = _band(age_years)
-    k = None
-    for s in data["sets"]:
-        k = (s["values"].get(region) or {}).get(band)
-        if k is not None:
-            break
-    if k is None:
-        return Estimate(None, "no_factor_for_region_and_age")
-    conv = data["phantom"]
-    expected = conv["paediatric"] if band != "adult" else (
-        conv["adult_head"] if region in conv["head_regions"] else conv["adult_body"])
-    if phantom and phantom != expected:
-        return Estimate(None, "phantom_mismatch")
-    if not phantom:
-        return Estimate(None, "phantom_unknown")
-    return Estimate(dlp_mgycm * k, f"{data['label']}: {region}, {band}, k={k}")
+                      phantom: str = "", weighting: str | None = None) -> ed.AcquisitionEstimate:
+    """DLP x k for one CT acquisition on the site's basis (or ``weighting``)."""
+    return ed.ct_acquisition(dlp_mgycm=dlp_mgycm, region=region, age_years=age_years, phantom=phantom,
+                             factors=factor_set(weighting or site_weighting()))
+
+
+def event_ssde(row: IrradiationEvent, *, age: float | None, exam_region: str = "") -> ss.Ssde:
+    """SSDE of a CT acquisition row: Dw when the RDSR carries it, else age (when a cited table is shipped); patient
+    dimensions are not recorded by DoseReg yet.  Head acquisitions are refused (AAPM 293 constants not shipped)."""
+    head = region_for(row.target_region_code, exam_region) in ("head", "head_and_neck") or (
+        row.ctdi_phantom == "head" and region_for(row.target_region_code, exam_region) is None)
+    return ss.ssde(ctdivol_mgy=row.ctdivol_mgy, phantom=row.ctdi_phantom, tables=ssde_tables(), head=head,
+                   dw_mm=row.water_equivalent_diameter_mm, age_years=age)
+
+
+def set_event_ssde(row: IrradiationEvent, *, age: float | None, exam_region: str = "") -> None:
+    """Our SSDE in ``ssde_mgy`` with its CID 10023 method in ``ssde_method``; the scanner's own (which the parser
+    delivers in ``ssde_mgy``) is kept in ``ssde_reported_mgy``."""
+    if row.ssde_reported_mgy is None and row.ssde_mgy is not None and not row.ssde_method:
+        row.ssde_reported_mgy = row.ssde_mgy  # first time: what the scanner sent
+    if row.ctdivol_mgy is None or row.is_localizer:
+        row.ssde_mgy, row.ssde_method = None, ""
+        return
+    result = event_ssde(row, age=age, exam_region=exam_region)
+    row.ssde_mgy, row.ssde_method = result.value_mgy, result.method if result.value_mgy is not None else ""

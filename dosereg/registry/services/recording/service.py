@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dosereg.core import dose_report as dr
+from dosereg.core.quantities import QUANTITIES
 from dosereg.core.sanity import (
     CORRECTED,
     DEVICE_TOTAL_MISMATCH,
@@ -72,19 +73,43 @@ class RecordOutcome:
 
 
 # --- findings on the study -------------------------------------------------------------------------------------------
+def reported_resolution(value: float | None, raw: list | None) -> float:
+    """Half the last digit of a value as the unit wrote it, in the canonical unit ("0.1" Gy.m2 -> 0.05 x 1e4): a
+    device total rounded to one decimal is not a mismatch with its events' unrounded sum."""
+    if value is None or not raw or not raw[0]:
+        return 0.0
+    text = str(raw[0]).strip().lower()
+    mantissa, _, exponent = text.partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    try:
+        sent = float(text)
+        shift = int(exponent) if exponent else 0
+    except ValueError:
+        return 0.0
+    if sent == 0:
+        return 0.0
+    return 0.5 * 10.0 ** (shift - decimals) * abs(value / sent)
+
+
 def plane_sums(acc_rows: list[AccumulatedDose], events: list[IrradiationEvent]) -> list[PlaneSums]:
     """Each accumulated row's totals beside the sums of the report's current events in its plane."""
     out = []
     for acc in acc_rows:
         same_plane = [e for e in events if e.is_current and (
             e.plane == acc.plane or (acc.plane in ("", "single") and e.plane in ("", "single")))]
-        totals, sums = {}, {}
+        totals, sums, resolution = {}, {}, {}
         for total_name, event_name in SUMMED_BY_EVENTS.items():
             values = [getattr(e, event_name) for e in same_plane if getattr(e, event_name) is not None]
             totals[total_name] = getattr(acc, total_name)
             sums[total_name] = sum(values) if values else None
-        out.append(PlaneSums(acc.plane or "", totals, sums))
+            resolution[total_name] = reported_resolution(totals[total_name], (acc.raw or {}).get(total_name))
+        out.append(PlaneSums(acc.plane or "", totals, sums, resolution))
     return out
+
+
+def _is_dose(name: str | None) -> bool:
+    q = QUANTITIES.get(name or "")
+    return bool(q and q.is_dose)
 
 
 def study_findings_merge(study: Study, findings: list[Finding], *, sop_instance_uid: str,
@@ -100,7 +125,10 @@ def study_findings_merge(study: Study, findings: list[Finding], *, sop_instance_
     for d in details:
         if d["flag"] not in flags:
             flags.append(d["flag"])
-    unconfirmed = any(d["flag"] == IMPLAUSIBLE_VALUE and not d.get("confirmed") for d in details)
+    # only an implausible dose (what DRLs and trigger levels compare) keeps the study out of DRL medians; an
+    # implausible technique value (an exposure time in ms sent as s) is flagged for the physicist all the same
+    unconfirmed = any(d["flag"] == IMPLAUSIBLE_VALUE and not d.get("confirmed") and _is_dose(d.get("quantity"))
+                      for d in details)
     return {"flags": flags, "flag_details": details, "values_unconfirmed": unconfirmed}
 
 

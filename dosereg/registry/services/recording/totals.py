@@ -11,6 +11,7 @@ from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from dosereg.core import dose_report as dr
+from dosereg.core import effective_dose as ed
 from dosereg.core.quantities import SUMMED_TOTALS, modality_order
 from dosereg.core.versions import REPORT_KINDS
 from dosereg.registry.models import AccumulatedDose, DoseReport, IrradiationEvent, Study
@@ -18,46 +19,62 @@ from dosereg.registry.services import effective_dose
 from dosereg.registry.services.recording.bulk_sql import update_rows
 
 
-def studies_update_effective_dose(study_ids: list[int]) -> int:
+def studies_update_effective_dose(study_ids: list[int], *, every_event: bool = False) -> int:
     """:func:`study_update_effective_dose` for many studies, in a few queries: the CT acquisitions of studies whose
-    mapped examination has a body region, and that take the exam's region, are re-estimated, and those studies'
-    totals recomputed.  Returns how many studies changed."""
-    studies = {s.pk: s for s in Study.objects.filter(pk__in=list(study_ids), standard_exam__isnull=False)
-               .exclude(standard_exam__body_region="").select_related("standard_exam")}
+    mapped examination has a body region, and that take the exam's region, are re-estimated (with their SSDE), and
+    those studies' totals recomputed.  ``every_event``: every current event of the studies (after a change of the
+    site's weighting basis or of the factor data).  Returns how many studies changed."""
+    qs = Study.objects.filter(pk__in=list(study_ids)).select_related("standard_exam")
+    if not every_event:
+        qs = qs.filter(standard_exam__isnull=False).exclude(standard_exam__body_region="")
+    studies = {s.pk: s for s in qs}
     if not studies:
         return 0
-    rows = [r for r in IrradiationEvent.objects.filter(study_id__in=list(studies), dlp_mgycm__isnull=False).only(
-        "id", "study_id", "dlp_mgycm", "ctdivol_mgy", "target_region_code", "ctdi_phantom", "effective_dose_msv")
-        if effective_dose.region_for(r.target_region_code) is None]  # only those that take the exam's region
+    events = IrradiationEvent.objects.filter(study_id__in=list(studies)).only(
+        "id", "study_id", "dlp_mgycm", "ctdivol_mgy", "target_region_code", "ctdi_phantom", "effective_dose_msv",
+        "is_localizer", "ssde_mgy", "ssde_method", "ssde_reported_mgy", "water_equivalent_diameter_mm")
+    if every_event:
+        rows = list(events)
+    else:  # only those that take the exam's region
+        rows = [r for r in events.filter(dlp_mgycm__isnull=False) if effective_dose.region_for(r.target_region_code)
+                is None]
     if not rows:
         return 0
     for row in rows:
         study = studies[row.study_id]
-        set_event_effective_dose(row, age=study.age_years, exam_region=study.standard_exam.body_region)
-    update_rows(IrradiationEvent, rows, ["effective_dose_estimate_msv", "effective_dose_method"])
+        set_event_effective_dose(row, age=study.age_years,
+                                 exam_region=study.standard_exam.body_region if study.standard_exam else "")
+    update_rows(IrradiationEvent, rows, ["effective_dose_estimate_msv", "effective_dose_method", "ssde_mgy",
+                                         "ssde_method", "ssde_reported_mgy"])
     changed = sorted({r.study_id for r in rows})
     studies_update_totals([studies[sid] for sid in changed])
     return len(changed)
 
 
 def set_event_effective_dose(row: IrradiationEvent, *, age: float | None, exam_region: str) -> None:
-    """CT: DLP x k with a method label, or null with the reason; NM: as reported; projection: null."""
+    """The event's derived quantities: effective dose (CT: DLP x k on the site's weighting basis, with a method
+    label, or null with the reason; NM: as reported, with its reference authority; projection: null) and, for CT,
+    SSDE (``effective_dose.set_event_ssde``)."""
     if row.effective_dose_msv is not None:  # reported (RRDSR)
+        authority = (row.attributes or {}).get("effective_dose_reference_authority", "")
+        basis = ed.weighting_of_authority(authority)
         row.effective_dose_estimate_msv = row.effective_dose_msv
-        row.effective_dose_method = "as reported in the RRDSR"
+        row.effective_dose_method = (f"as reported in the RRDSR ({authority or 'reference authority not stated'}"
+                                     f"{', ' + basis + ' weighting' if basis else ''})")[:200]
         return
     if row.dlp_mgycm is None and row.ctdivol_mgy is None:
         row.effective_dose_estimate_msv, row.effective_dose_method = None, ""
         return
+    effective_dose.set_event_ssde(row, age=age, exam_region=exam_region)
     region = effective_dose.region_for(row.target_region_code, exam_region)
     est = effective_dose.ct_effective_dose(dlp_mgycm=row.dlp_mgycm, region=region, age_years=age,
                                            phantom=row.ctdi_phantom)
-    row.effective_dose_estimate_msv, row.effective_dose_method = est.value_msv, est.method[:200]
+    row.effective_dose_estimate_msv, row.effective_dose_method = est.value_msv, est.method
 
 
-def study_update_effective_dose(study_id: int) -> None:
+def study_update_effective_dose(study_id: int, *, every_event: bool = False) -> None:
     """:func:`studies_update_effective_dose` for one study."""
-    studies_update_effective_dose([study_id])
+    studies_update_effective_dose([study_id], every_event=every_event)
 
 
 def study_update_totals(study: Study) -> None:
@@ -124,14 +141,48 @@ def _apply_totals(study: Study, acc: dict, ev: dict, kinds: set[str]) -> None:
 
 
 def _set_study_effective_dose(study: Study, *, ct: float | None, nm: float | None) -> None:
-    """The study's effective dose: CT estimates of its current acquisitions (DLP x k) plus NM as the RRDSR reports
-    it, with the method of each part (an estimate for comparing procedures, not a personal risk figure)."""
-    parts, labels = [], []
-    if ct is not None:
-        parts.append(ct)
-        labels.append(effective_dose.method_label())
-    if nm is not None:
-        parts.append(nm)
-        labels.append("NM: as reported in the RRDSR")
-    study.effective_dose_msv = sum(parts) if parts else None
-    study.effective_dose_method = " + ".join(labels)[:200]
+    """The study's effective dose on the site's weighting basis (``dosereg.core.effective_dose.study_estimate``): the
+    CT part (its current acquisitions' DLP x k) plus the NM part as the RRDSR reports it when that is on the same
+    basis, each part kept in ``effective_dose_detail``; ``effective_dose_coverage`` says how much of the study's DLP
+    (or administrations, KAP) the figure covers, and the detail what was left out and why.  An estimate for
+    comparing procedures and for population statistics, not a personal risk figure.  ``ct``/``nm``: the sums the
+    totals query already has; a study with either (or with DLP, activity, KAP or AGD) reads its current events."""
+    has_dose = any(v is not None for v in (ct, nm, study.dlp_total_mgycm, study.activity_mbq, study.kap_total_gycm2,
+                                           study.agd_left_mgy, study.agd_right_mgy))
+    if not has_dose:
+        study.effective_dose_msv, study.effective_dose_method = None, ""
+        study.effective_dose_coverage, study.effective_dose_detail = None, {}
+        Study.objects.filter(pk=study.pk).update(effective_dose_coverage=None, effective_dose_detail={})
+        return
+    acqs, admins = [], []
+    for ev in IrradiationEvent.objects.filter(study_id=study.pk, is_current=True).filter(
+            Q(dlp_mgycm__isnull=False) | Q(effective_dose_msv__isnull=False)).values(
+            "dlp_mgycm", "effective_dose_estimate_msv", "effective_dose_msv", "effective_dose_method", "protocol",
+            "target_region", "attributes"):
+        if ev["effective_dose_msv"] is not None:
+            admins.append(ed.NmAdministration(ev["effective_dose_msv"], (ev["attributes"] or {}).get(
+                "effective_dose_reference_authority", ""), ev["protocol"]))
+        else:
+            method = ev["effective_dose_method"] or ""
+            acqs.append(ed.CtAcquisition(ev["dlp_mgycm"], ev["effective_dose_estimate_msv"],
+                                         " ".join(p for p in (ev["protocol"], ev["target_region"]) if p),
+                                         _reason_of(method, ev["effective_dose_estimate_msv"]), method))
+    if not admins and nm is not None:  # an accumulated total without its events: authority unknown
+        admins.append(ed.NmAdministration(nm, "", "accumulated total"))
+    mammography = study.agd_left_mgy is not None or study.agd_right_mgy is not None
+    est = ed.study_estimate(factors=effective_dose.site_factor_set(), ct=acqs, nm=admins,
+                            activity_mbq=study.activity_mbq if not admins else None,
+                            kap_gycm2=None if mammography else study.kap_total_gycm2, mammography=mammography)
+    study.effective_dose_msv, study.effective_dose_method = est.value_msv, est.method
+    study.effective_dose_coverage, study.effective_dose_detail = est.coverage, est.detail()
+    # the totals' UPDATE does not list these two columns (recording/ is not this module's): written here
+    Study.objects.filter(pk=study.pk).update(effective_dose_coverage=est.coverage,
+                                             effective_dose_detail=study.effective_dose_detail)
+
+
+def _reason_of(method: str, value: float | None) -> str:
+    """The reason code behind an event's ``not estimated: ...`` method text."""
+    if value is not None:
+        return ""
+    text = method.removeprefix("not estimated: ")
+    return next((code for code, why in ed.REASON_TEXT.items() if why == text), ed.REGION_UNKNOWN)

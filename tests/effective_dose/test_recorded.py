@@ -1,0 +1,110 @@
+"""Effective dose and SSDE as the registry records them: corpus files through import_dose, synthetic objects through
+the recording service; hand-computed values (Lee et al. 2012 Table XII, ICRP 103; AAPM Report 204/220)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+
+import pytest
+from django.core.management import call_command
+
+from dosereg.registry.models import IrradiationEvent, SiteSettings, Study
+from dosereg.registry.selectors import study_export_dict
+from dosereg.registry.services import effective_dose
+from dosereg.registry.services.recording import record_report, studies_update_effective_dose
+from tests.ingest.factories import ct_event, ct_report, q, received
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_weighting():
+    effective_dose.site_weighting_changed()
+    yield
+    effective_dose.site_weighting_changed()
+
+
+def run_import(*paths) -> None:
+    call_command("import_dose", *[str(p) for p in paths], stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_ct_colonography_icrp103_then_icrp60_by_site_setting(corpus):
+    run_import(corpus / "ct" / "CT-ESR-GE_Optima.dcm")
+    study = Study.objects.get()
+    assert study.effective_dose_msv == pytest.approx(415.82 * 0.0179, rel=1e-6)  # 7.44 mSv
+    assert study.effective_dose_coverage == 1.0
+    assert study.effective_dose_method.startswith("ICRP 103: CT: DLP x k, NCI/Lee 2012")
+    totals = study_export_dict(study, events=False)["totals"]
+    assert totals["effective_dose_coverage"] == 1.0 and totals["effective_dose_detail"]["partial"] is False
+    site = SiteSettings.load()
+    site.effective_dose_weighting = "ICRP 60"
+    site.save()
+    effective_dose.site_weighting_changed()
+    assert studies_update_effective_dose([study.pk], every_event=True) == 1
+    study.refresh_from_db()
+    assert study.effective_dose_msv == pytest.approx(415.82 * 0.015, rel=1e-6)  # 6.24 mSv, never mixed
+    assert study.effective_dose_method.startswith("ICRP 60: CT: DLP x k, AAPM 96/Shrimpton")
+
+
+def test_flash_qa_heart_acquisitions_make_it_partial(corpus):
+    run_import(corpus / "ct" / "CT-RDSR-Siemens_Flash-QA-DS.dcm")
+    study = Study.objects.get()
+    assert study.effective_dose_msv == pytest.approx(29.67 * 0.0179, rel=1e-4)
+    assert study.effective_dose_coverage == pytest.approx(29.67 / 1590.0, rel=1e-4)
+    detail = study.effective_dose_detail
+    assert detail["partial"] is True and len(detail["left_out"]) == 8
+    assert all(x["reason"] == "region_unknown" and "Heart" in x["what"] for x in detail["left_out"])
+    assert "partial (2 % covered)" in study.effective_dose_method
+    heart = IrradiationEvent.objects.filter(study=study, target_region="Heart").first()
+    assert heart.effective_dose_estimate_msv is None and heart.effective_dose_method.startswith("not estimated")
+
+
+def test_multi3_chest_and_rrdsr_alone(corpus):
+    run_import(corpus / "ct" / "CT-RDSR-Siemens-Multi-3.dcm")
+    study = Study.objects.get()
+    assert study.effective_dose_msv == pytest.approx(236.09 * 0.021, rel=1e-6)
+    assert study.effective_dose_coverage == 1.0
+    Study.objects.all().delete()
+
+
+def test_nm_rrdsr_value_named_with_its_basis(corpus):
+    run_import(corpus / "nm" / "NM-PetIm-Siemens.dcm", corpus / "nm" / "NM-RRDSR-Siemens.dcm")
+    study = Study.objects.get()
+    assert study.effective_dose_msv == pytest.approx(7.486)
+    assert study.effective_dose_method == "ICRP 60: NM: as reported in the RRDSR (ICRP Publication 128)"
+    assert study.effective_dose_coverage == 1.0
+
+
+def test_projection_and_mammography_have_no_estimate_and_say_why(corpus):
+    run_import(corpus / "dx" / "DX-Im-Carestream_DR7500-1.dcm")
+    dx = Study.objects.get()
+    assert dx.effective_dose_msv is None and dx.effective_dose_coverage == 0.0
+    assert dx.effective_dose_detail["left_out"][0]["reason"] == "no_kap_coefficient"
+
+
+def _ct_with(quantities: dict, *, region=("416775004", "Chest, Abdomen and Pelvis"), phantom="body"):
+    ev = ct_event("1.2.3.4.5.1", 300.0, 10.0, phantom=phantom, region=region)
+    ev = dataclasses.replace(ev, quantities={**ev.quantities, **quantities})
+    report = ct_report("1.2.3.4.5", [ev], total=300.0)
+    record_report(report, received(report))
+    return IrradiationEvent.objects.get(irradiation_event_uid="1.2.3.4.5.1")
+
+
+def test_ssde_from_water_equivalent_diameter_keeps_the_scanners_own():
+    row = _ct_with({"water_equivalent_diameter_mm": q(250.0, unit="mm"), "ssde_mgy": q(14.0, unit="mGy")})
+    assert row.ssde_method == "113988"
+    assert row.ssde_mgy == pytest.approx(10.0 * 3.704369 * math.exp(-0.03671937 * 25.0))  # 14.79 mGy
+    assert row.ssde_reported_mgy == 14.0
+    exported = study_export_dict(row.study)["events"][0]
+    assert exported["ssde_method"] == "113988" and exported["ssde_reported_mgy"] == 14.0
+
+
+def test_ssde_refused_without_size_or_for_head():
+    row = _ct_with({"ssde_mgy": q(9.0, unit="mGy")})
+    assert row.ssde_mgy is None and row.ssde_method == "" and row.ssde_reported_mgy == 9.0
+    Study.objects.all().delete()
+    head = _ct_with({"water_equivalent_diameter_mm": q(160.0, unit="mm")}, region=("69536005", "Head"),
+                    phantom="head")
+    assert head.ssde_mgy is None  # AAPM Report 293 head constants are not shipped
