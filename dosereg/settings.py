@@ -6,6 +6,7 @@ CELERY_BROKER_URL switch to PostgreSQL and a Celery worker on Redis; the code is
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import sys
@@ -110,6 +111,14 @@ HL7_SENDING_FACILITY = env_str("DOSEREG_HL7_SENDING_FACILITY", "DOSEREG")
 HL7_RIS_APPLICATION = env_str("DOSEREG_HL7_RIS_APPLICATION", "RIS")
 INTEROP_MAX_ATTEMPTS = env_int("DOSEREG_INTEROP_MAX_ATTEMPTS", 8, minimum=1, maximum=100)
 
+# --- operations (dosereg.ops): who may read /metrics without an API token --------------------------------------------
+METRICS_ALLOW = env_list("DOSEREG_METRICS_ALLOW", "127.0.0.1,::1")  # addresses or networks (CIDR)
+for _entry in METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError:
+        fail(f"DOSEREG_METRICS_ALLOW entry {_entry!r} is not an IP address or network")
+
 # --- privacy -------------------------------------------------------------------------------------------------------
 # With a key, patient IDs are stored as keyed HMAC-SHA-256 pseudonyms and names and birth dates are not stored.
 PSEUDONYM_KEY = env_str("DOSEREG_PSEUDONYM_KEY")
@@ -137,6 +146,7 @@ INSTALLED_APPS = [
     "drl",
     "dosereg.web",
     "dosereg.interop",
+    "dosereg.ops",
 ]
 
 MIDDLEWARE = [
@@ -180,11 +190,23 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (CELERY_BROKER_URL or None)
 # Embedded mode: no broker, tasks run in the caller (the listener's ingest thread is separate; see dicomrx).
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Eager tasks still build a broker connection object: name the in-memory transport, or kombu warns on every task
+# "No hostname was supplied. Reverting to default 'localhost'" (an AMQP default this mode never uses).
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_READ_URL = CELERY_BROKER_WRITE_URL = "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
+# Ingest (dicomrx.dispatch, dicomrx.tasks): received objects are parsed and recorded in batches of up to this many
+# objects, or what arrived within INGEST_BATCH_WAIT_MS while associations are open, one transaction per batch.
+INGEST_BATCH_SIZE = env_int("DOSEREG_INGEST_BATCH_SIZE", 50, minimum=1, maximum=5000)
+INGEST_BATCH_WAIT_MS = env_int("DOSEREG_INGEST_BATCH_WAIT_MS", 500, minimum=0, maximum=60000)
+# An object whose ingest raised (not a refusal: an unreadable file, a parser error) is tried again after
+# INGEST_RETRY_DELAY_S x 2^(attempts-1) seconds, at most INGEST_MAX_ATTEMPTS times; then it waits for `reprocess`.
+INGEST_MAX_ATTEMPTS = env_int("DOSEREG_INGEST_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
+INGEST_RETRY_DELAY_S = env_int("DOSEREG_INGEST_RETRY_DELAY_S", 60, minimum=1, maximum=86400)
 # Schedules run by Celery beat (production).  The embedded mode has no beat: run the commands from cron instead.
 CELERY_BEAT_SCHEDULE: dict = {
     # the yearly DRL comparison of the previous calendar year (ESR EuroSafe Imaging: at least once a year)
@@ -193,6 +215,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": crontab(minute=0, hour=3,
                             day_of_month=env_int("DOSEREG_DRL_YEARLY_DAY", 15, minimum=1, maximum=28),
                             month_of_year=env_int("DOSEREG_DRL_YEARLY_MONTH", 1, minimum=1, maximum=12)),
+    },
+    # due DRL re-comparisons (after an equipment or protocol change) run on their own once the period since the
+    # change holds enough patients (drl.services.drl_due_comparisons_run; the embedded mode calls it from its timer)
+    "drl-due-comparisons": {
+        "task": "drl.due_comparisons",
+        "schedule": crontab(minute=40, hour=2),
     },
     # rooms that cannot push: pull their dose objects from the PACS every hour (no-op without DOSEREG_PACS_HOST)
     "dicomrx-pacs-pull": {
@@ -204,6 +232,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "retry-pending-notifications": {
         "task": "dosereg.registry.tasks.retry_pending_notifications",
         "schedule": 300.0,
+    },
+    # FHIR and HL7 deliveries whose attempt failed (server down, 503, NAK): retried with backoff (dosereg.interop)
+    "interop-retry-due-deliveries": {
+        "task": "dosereg.interop.tasks.retry_due_deliveries",
+        "schedule": 60.0,
     },
 }
 
@@ -288,6 +321,8 @@ DEFAULT_FROM_EMAIL = env_str("DOSEREG_EMAIL_FROM", "dosereg@localhost")
 
 # --- logging: UIDs, calling AE titles and reasons; never patient names, IDs or birth dates --------------------------
 LOG_LEVEL = env_str("DOSEREG_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    fail(f"DOSEREG_LOG_LEVEL={LOG_LEVEL!r} is not a log level (use DEBUG, INFO, WARNING, ERROR or CRITICAL)")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -307,3 +342,74 @@ LOGGING = {
         "celery.app.trace": {"level": "WARNING"},  # one line per task in the embedded mode is noise
     },
 }
+
+# --- security ------------------------------------------------------------------------------------------------------
+# Files: everything this process creates is private to the service user (database, WAL, logs, inbox objects, secret);
+# the data directory, inbox and logs are 0700.  Set again at every start; the check dosereg.E010 reports drift.
+os.umask(0o077)
+PRIVATE_DIRS = [DATA_DIR, INBOX_DIR, LOG_DIR]
+PRIVATE_FILES = [DATA_DIR / "secret_key", LOG_DIR / "dosereg.log"]
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    PRIVATE_FILES += [Path(DATABASES["default"]["NAME"] + suffix) for suffix in ("", "-wal", "-shm")]
+for _p in PRIVATE_DIRS + PRIVATE_FILES:
+    try:
+        if _p.exists() and _p.stat().st_mode & 0o077:
+            _p.chmod(0o700 if _p.is_dir() else 0o600)
+    except OSError:
+        pass  # not ours (a mounted volume owned by another user): the system check says so
+
+# Access log without patient data (dosereg.web.middleware.AccessLogMiddleware replaces the web server's) and
+# django.request's "Not Found: <path>" warnings with a patient ID in the path redacted (dosereg.web.privacy_log).
+MIDDLEWARE.insert(0, "dosereg.web.middleware.AccessLogMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "dosereg.web.middleware.SecurityHeadersMiddleware")
+LOGGING["filters"] = {"redact_paths": {"()": "dosereg.web.privacy_log.RedactRequestPaths"}}
+for _handler in LOGGING["handlers"].values():
+    _handler["filters"] = ["redact_paths"]
+LOGGING["loggers"]["dosereg.access"] = {"level": env_str("DOSEREG_ACCESS_LOG_LEVEL", "INFO").upper()}
+
+# Sign-in throttling (dosereg.web.signin): this many failed sign-ins for one user name from one address within
+# LOGIN_LOCKOUT_MINUTES lock that pair for LOGIN_LOCKOUT_MINUTES; an administrator can unlock (admin, unlock_login).
+LOGIN_FAILURE_LIMIT = env_int("DOSEREG_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+LOGIN_LOCKOUT_MINUTES = env_int("DOSEREG_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60)
+INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = "dosereg.web.admin_site.DoseRegAdminConfig"  # admin role
+AUTHENTICATION_BACKENDS = [
+    "dosereg.web.signin.LockoutBackend",  # first: refuses a locked user name/address before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# API throttling per user (token or session) and per address for anonymous calls (DRF rate syntax: N/second,
+# minute, hour or day).  A test run gets a high default so suites that page through many results are not throttled.
+_TEST_RUN = "pytest" in sys.modules
+API_THROTTLE_RATES = {
+    "user": env_str("DOSEREG_API_RATE_USER", "100000/minute" if _TEST_RUN else "600/minute"),
+    "anon": env_str("DOSEREG_API_RATE_ANON", "100000/minute" if _TEST_RUN else "60/minute"),
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["dosereg.web.throttles.UserThrottle", "dosereg.web.throttles.AnonThrottle"]
+
+# Headers.  Scripts only from this origin, never inline (templates keep JavaScript in static/); inline style
+# attributes stay allowed.  Every response but static files is "Cache-Control: no-store" (SecurityHeadersMiddleware).
+CONTENT_SECURITY_POLICY = env_str("DOSEREG_CSP", "; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
+    "font-src 'self'", "object-src 'none'", "base-uri 'self'", "form-action 'self'", "frame-ancestors 'none'",
+]))
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+CSRF_COOKIE_HTTPONLY = True
+# DOSEREG_HTTPS=1: DoseReg is reached over HTTPS only (directly or behind a TLS-terminating proxy that sets
+# X-Forwarded-Proto and strips it from clients): HTTP is redirected, HSTS sent, cookies marked Secure.
+HTTPS = env_bool("DOSEREG_HTTPS", False)
+if HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env_int("DOSEREG_HSTS_SECONDS", 31536000, minimum=0, maximum=2 * 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DOSEREG_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("DOSEREG_HSTS_PRELOAD", False)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    if env_bool("DOSEREG_TRUST_X_FORWARDED_PROTO", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # probes and scrapers inside the cluster
+    # An internal host name usually shares its domain with other hospital systems: includeSubDomains and preload
+    # are the site's decision (the two env vars above), so their deploy-check warnings are not shown.
+    SILENCED_SYSTEM_CHECKS = [c for c, on in (("security.W005", SECURE_HSTS_INCLUDE_SUBDOMAINS),
+                                              ("security.W021", SECURE_HSTS_PRELOAD)) if not on]
