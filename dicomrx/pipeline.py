@@ -10,11 +10,14 @@ Order, each app's batch entry point:
    (``studies_update_skin_dose``; recomputed when a report is corrected, since the study is recorded again);
 3. trigger checks (``triggers.bulk.check_studies``: ``check_study`` for every study that could create or change an
    alert — a corrected study's alerts are re-evaluated here);
-4. ``drl.services.note_equipment_change`` for each equipment change.
+4. ``drl.services.note_equipment_change`` for each equipment change;
+5. the FHIR Bundle and the HL7 ORU of each new or corrected study, when configured
+   (``dosereg.interop.push.interop_after_studies_recorded``: recorded deliveries, retried on failure).
 """
 
 from __future__ import annotations
 
+from dosereg.interop.push import interop_after_studies_recorded
 from dosereg.registry.models import Study
 from dosereg.registry.services.recording import studies_update_effective_dose
 from dosereg.registry.services.skin_dose import studies_update_skin_dose
@@ -34,3 +37,5 @@ def after_studies_recorded(study_ids: list[int], equipment_change_ids: list[int]
         check_studies(ids)
     for change_id in equipment_change_ids:
         note_equipment_change(change_id)
+    if ids:
+        interop_after_studies_recorded(ids)

@@ -109,3 +109,40 @@ def test_nothing_is_queued_when_not_configured(corpus, settings):
     import_corpus(corpus, "ct/CT-ESR-GE_Optima.dcm")
     assert interop_after_studies_recorded(Study.objects.values_list("pk", flat=True)) == []
     assert not Delivery.objects.exists()
+
+
+def test_the_pipeline_pushes_new_and_corrected_studies(corpus, settings, receiver, tasks_in_process, tmp_path,
+                                                         django_capture_on_commit_callbacks):
+    """Through the real ingest path: the post-commit orchestrator queues the push; a corrected re-issue (same
+    events, other values, later content time) sends the same Observation again, amended."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from dicomrx import ingest
+
+    receiver.unavailable = 0
+    path = corpus / "ct" / "CT-RDSR-Siemens-Multi-3.dcm"
+    with django_capture_on_commit_callbacks(execute=True):
+        first = ingest.import_file(path)
+    assert len(receiver.bundles) == 1
+    ds = pydicom.dcmread(path)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.ContentDate, ds.ContentTime = "20991231", "235959"
+    for item in _num_items(ds):
+        code = item.ConceptNameCodeSequence[0]
+        if (code.CodingSchemeDesignator, code.CodeValue) in (("DCM", "113838"), ("DCM", "113813")):
+            mv = item.MeasuredValueSequence[0]
+            mv.NumericValue = f"{float(mv.NumericValue) * 0.5:.4f}"
+    ds.save_as(tmp_path / "reissue.dcm", enforce_file_format=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        second = ingest.import_file(tmp_path / "reissue.dcm")
+    assert second.status == ingest.CORRECTED and second.study_id == first.study_id
+    assert len(receiver.bundles) == 2
+    assert receiver.bundles[1]["entry"][-1]["resource"]["status"] == "amended"
+
+
+def _num_items(ds):
+    for item in getattr(ds, "ContentSequence", []):
+        if getattr(item, "ValueType", "") == "NUM":
+            yield item
+        yield from _num_items(item)
