@@ -34,3 +34,17 @@ def limit_text(name: str, value) -> str:
 def number_text(value) -> str:
     """A number that is not a catalogue quantity (a ratio, a weight limit)."""
     return display.format_number(value, 3)
+
+
+STATUS_TEXT = {"above": "above DRL", "below": "below DRL", "insufficient_data": "insufficient data",
+               "no_drl": "no DRL"}
+
+
+def status_text(status: str) -> str:
+    return STATUS_TEXT.get(status, status)
+
+
+def quantity_label(name: str) -> str:
+    """The catalogue label of a quantity (``DLP total``), or the name itself."""
+    q = QUANTITIES.get(name)
+    return q.label if q else name

@@ -111,16 +111,24 @@ class DrlEntry(models.Model):
 
 
 class MappingRule(models.Model):
-    """Maps what the modality sends onto a standard examination.  Rules are tried in ascending ``priority`` (then
-    id); the first whose pattern is found in its field wins.  ``match`` = ``regex`` (Python regular expression,
-    searched case-insensitively), ``contains`` or ``exact`` (both case-insensitive)."""
+    """Maps what the modality sends onto a standard examination.  Rules are tried in ascending ``priority``, then
+    by the weight of their field (``FIELD_WEIGHT``), then id; the first whose pattern is found in its field wins.
+    ``match`` = ``regex`` (Python regular expression, searched case-insensitively), ``contains`` or ``exact`` (both
+    case-insensitive).
 
-    FIELD_CHOICES = [
-        ("study_description", "Study description"),
-        ("requested_procedure_description", "Requested procedure description"),
+    Field weight, heaviest first: what the referrer asked for (the requested procedure's code, then its
+    description) says the indication; the study description is what the radiographer chose on the console; the
+    acquisition protocol is the technique, run for many indications.  The reason for the study (DICOM Reason for
+    the Requested Procedure) would sit between the requested procedure and the study description, but the registry
+    does not keep it."""
+
+    FIELD_CHOICES = [  # in order of weight
         ("requested_procedure_code", "Requested procedure code"),
+        ("requested_procedure_description", "Requested procedure description"),
+        ("study_description", "Study description"),
         ("protocol", "Acquisition protocol (any irradiation event)"),
     ]
+    FIELD_WEIGHT = {field: rank for rank, (field, _) in enumerate(FIELD_CHOICES)}
     MATCH_CHOICES = [("exact", "exact (case-insensitive)"), ("contains", "contains"), ("regex", "regular expression")]
 
     priority = models.PositiveIntegerField(default=100)
@@ -142,6 +150,11 @@ class MappingRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field} {self.match} {self.pattern!r} -> {self.standard_exam_id}"
+
+    @property
+    def order_key(self) -> tuple:
+        """Where the rule is tried: priority, then field weight, then id (an unsaved rule last among its equals)."""
+        return self.priority, self.FIELD_WEIGHT.get(self.field, len(self.FIELD_WEIGHT)), self.pk or float("inf")
 
 
 class UnmappedName(models.Model):

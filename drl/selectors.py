@@ -36,7 +36,7 @@ from drl.comparison import (
     ratio,
     value_column,
 )
-from drl.models import DrlComparison, DrlEntry
+from drl.models import DrlComparison, DrlEntry, DueComparison
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -285,7 +285,8 @@ def drl_report_rows(run: DrlComparison) -> list[dict]:
             "equipment": r.equipment_name, "equipment_id": r.equipment_id, "standard_exam": r.exam_code,
             "patient_group": r.patient_group, "quantity": r.quantity, "unit": r.unit, "per": r.per, "n": r.n,
             "n_studies": r.n_studies, "median": r.median, "p75": r.p75, "mean": r.mean, "drl": r.drl,
-            "drl_set": r.drl_set_name or None, "drl_source": r.drl_source or None, "ratio": r.ratio, "status": r.status, "size_filter": r.size_filter, "verify": r.verify,
+            "drl_set": r.drl_set_name or None, "drl_source": r.drl_source or None, "ratio": r.ratio,
+            "status": r.status, "size_filter": r.size_filter, "verify": r.verify,
         })
     return out
 
@@ -294,6 +295,28 @@ def drl_latest_for_year(year: int, *, include_demo: bool = False) -> DrlComparis
     return (DrlComparison.objects.filter(period_start=dt.date(year, 1, 1), period_end=dt.date(year, 12, 31),
                                          equipment__isnull=True, include_demo=include_demo)
             .order_by("-created_at", "-id").first())
+
+
+# --- due comparisons ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DueUnit:
+    """A unit's unresolved due comparisons: one line on the DRL page (``first``: the earliest, whose run covers
+    them all)."""
+
+    equipment: object
+    since: dt.date
+    dues: list
+    first: object
+
+
+def due_by_unit() -> list[DueUnit]:
+    """Unresolved due comparisons grouped by unit, the earliest change first within a unit, units by name."""
+    per_unit: dict[int, list] = defaultdict(list)
+    for due in (DueComparison.objects.filter(resolved_by__isnull=True).select_related("equipment")
+                .order_by("since", "id")):
+        per_unit[due.equipment_id].append(due)
+    units = [DueUnit(dues[0].equipment, dues[0].since, dues, dues[0]) for dues in per_unit.values()]
+    return sorted(units, key=lambda u: (u.equipment.display_name, u.equipment.pk))
 
 
 # --- unmapped names --------------------------------------------------------------------------------------------------

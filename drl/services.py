@@ -35,6 +35,7 @@ from drl.comparison import (
     comparison_status,
     entry_check,
     ratio,
+    value_column,
 )
 from drl.models import (
     DrlComparison,
@@ -103,12 +104,22 @@ def mapping_rule_compile(rule: MappingRule) -> _CompiledRule:
     return _CompiledRule(rule.pk, rule.field, rule.modality_type, rule.equipment_id, rule.standard_exam_id, test)
 
 
-def _active_rules() -> list[_CompiledRule]:
+def mapping_rules_in_order(rules) -> list[MappingRule]:
+    """The rules in the order they are tried (``MappingRule.order_key``: priority, field weight, id)."""
+    return sorted(rules, key=lambda r: r.order_key)
+
+
+def _active_rules(extra: MappingRule | None = None) -> list[_CompiledRule]:
+    """The active rules compiled, in the order they are tried; ``extra``: an unsaved rule tried among them (a
+    preview)."""
+    rules = list(MappingRule.objects.filter(active=True)) + ([extra] if extra is not None else [])
     compiled = []
-    for rule in MappingRule.objects.filter(active=True).order_by("priority", "id"):
+    for rule in mapping_rules_in_order(rules):
         try:
             compiled.append(mapping_rule_compile(rule))
         except MappingError as exc:
+            if rule is extra:
+                raise
             log.warning("mapping rule %s skipped: %s", rule.pk, exc)
     return compiled
 
@@ -163,33 +174,59 @@ def map_study(study_id: int) -> str | None:
     return exam.code if exam else None
 
 
-def map_studies(queryset: QuerySet | None = None) -> dict[str, int]:
-    """Re-apply the mapping rules to stored studies (all, or the queryset's).  Works on distinct name combinations
-    (grouped in the database), falling back to one study at a time only where a protocol rule must be tested.
-    Returns {"changed": n, "mapped": n, "unmapped": n}."""
-    qs = Study.objects.all() if queryset is None else queryset
-    compiled = _active_rules()
-    counts = {"changed": 0, "mapped": 0, "unmapped": 0}
-    exams = {e.pk: e for e in StandardExam.objects.all()}
-    targets: dict[int | None, list[Q]] = defaultdict(list)
+@dataclass
+class _MappingPlan:
+    """What re-applying the rules to a set of studies does: exam id (None: unmapped) -> conditions selecting the
+    studies that get it; and (current exam id, new exam id) -> number of studies moved."""
+
+    targets: dict[int | None, list[Q]]
+    moves: Counter
+    mapped: int = 0
+    unmapped: int = 0
+
+
+def _mapping_plan(qs: QuerySet, compiled: list[_CompiledRule]) -> _MappingPlan:
+    """Match each distinct combination of names (grouped in the database) once; one study at a time only where a
+    protocol rule must be tested.  Reads only."""
+    plan = _MappingPlan(defaultdict(list), Counter())
     per_study: list[Q] = []
-    for combo in qs.values(*_FIELDS).annotate(n=Count("id")).order_by():
-        n = combo.pop("n")
+    for combo in qs.values(*_FIELDS, "standard_exam_id").annotate(n=Count("id")).order_by():
+        n, current = combo.pop("n"), combo.pop("standard_exam_id")
         exam_id = _match(compiled, combo, None)
-        where = Q(**{k: v for k, v in combo.items()})
+        where = Q(standard_exam_id=current, **combo)
         if exam_id is _NEEDS_PROTOCOLS:
             per_study.append(where)
             continue
-        targets[exam_id].append(where)
-        counts["mapped" if exam_id else "unmapped"] += n
+        plan.targets[exam_id].append(where)
+        plan.moves[(current, exam_id)] += n if current != exam_id else 0
+        if exam_id:
+            plan.mapped += n
+        else:
+            plan.unmapped += n
     for where in per_study:
-        for study in qs.filter(where).values("id", *_FIELDS):
+        for study in qs.filter(where).values("id", "standard_exam_id", *_FIELDS):
             exam_id = _match(compiled, study, _study_protocols(study["id"]))
-            targets[exam_id].append(Q(pk=study["id"]))
-            counts["mapped" if exam_id else "unmapped"] += 1
-    for exam_id, wheres in targets.items():
-        counts["changed"] += _set_exam(qs, wheres, exams.get(exam_id))
-    return counts
+            plan.targets[exam_id].append(Q(pk=study["id"]))
+            plan.moves[(study["standard_exam_id"], exam_id)] += 1 if study["standard_exam_id"] != exam_id else 0
+            if exam_id:
+                plan.mapped += 1
+            else:
+                plan.unmapped += 1
+    plan.moves = Counter({k: n for k, n in plan.moves.items() if n})
+    return plan
+
+
+def _plan_apply(qs: QuerySet, plan: _MappingPlan) -> int:
+    exams = {e.pk: e for e in StandardExam.objects.all()}
+    return sum(_set_exam(qs, wheres, exams.get(exam_id)) for exam_id, wheres in plan.targets.items())
+
+
+def map_studies(queryset: QuerySet | None = None) -> dict[str, int]:
+    """Re-apply the mapping rules to stored studies (all, or the queryset's).  Returns {"changed": n, "mapped": n,
+    "unmapped": n}."""
+    qs = Study.objects.all() if queryset is None else queryset
+    plan = _mapping_plan(qs, _active_rules())
+    return {"changed": _plan_apply(qs, plan), "mapped": plan.mapped, "unmapped": plan.unmapped}
 
 
 def _set_exam(qs: QuerySet, wheres: list[Q], exam: StandardExam | None) -> int:
@@ -266,14 +303,150 @@ def mapping_rule_save(rule: MappingRule, *, user=None, apply: bool = True) -> tu
 def mapping_name_assign(*, name: str, modality_type: str, exam: StandardExam, user=None) -> tuple[MappingRule, dict]:
     """Map one study description (exactly, case-insensitively) to a standard examination: a local rule ahead of
     the defaults, applied at once to the stored studies with that name."""
-    rule = MappingRule(priority=5, field="study_description", match="exact", pattern=name,
-                       modality_type=modality_type, standard_exam=exam, created_by=user if user and user.pk else None)
+    rule = mapping_name_rule(name=name, modality_type=modality_type, exam=exam, user=user)
     rule.save()
     audit_record(user=user, action="drl_name_mapped", object_type="drl.MappingRule", object_id=str(rule.pk),
                  detail={"name": name, "modality_type": modality_type, "exam": exam.code})
-    counts = map_studies(Study.objects.filter(study_description__iexact=name, modality_type=modality_type))
+    counts = map_studies(mapping_name_studies(name=name, modality_type=modality_type))
     UnmappedName.objects.filter(name=name, modality_type=modality_type).delete()
     return rule, counts
+
+
+# --- mapping preview -------------------------------------------------------------------------------------------------
+# The preview recomputes medians only up to this many moved studies (beyond it the counts alone are shown: the
+# re-mapping is then a matter for the "re-apply" run, not a click), and lists at most this many median rows.
+PREVIEW_MAX_MOVED = 20000
+PREVIEW_MAX_ROWS = 60
+
+
+@dataclass(frozen=True)
+class MappingMove:
+    from_exam: str  # exam name, or "" for unmapped
+    to_exam: str
+    n: int
+
+
+@dataclass(frozen=True)
+class MedianShift:
+    """One unit's median of one examination and DRL quantity, before and after a mapping (adults, the period)."""
+
+    equipment_name: str
+    exam_name: str
+    quantity: str
+    per: str
+    column: str  # the catalogue name of the values (display)
+    before: Stats
+    after: Stats
+    drl: float | None
+    status_before: str
+    status_after: str
+
+
+@dataclass(frozen=True)
+class MappingPreview:
+    moved: int
+    moves: list[MappingMove]
+    period_start: dt.date
+    period_end: dt.date
+    shifts: list[MedianShift]
+    medians_skipped: bool  # too many studies move (PREVIEW_MAX_MOVED) for the medians to be recomputed
+    rows_capped: bool  # more median rows than PREVIEW_MAX_ROWS
+
+
+class _PreviewRollback(Exception):
+    """Undoes the trial re-mapping of a preview."""
+
+
+def _mapping_scope(rule: MappingRule, queryset: QuerySet | None) -> QuerySet:
+    """The studies that saving ``rule`` re-maps (``mapping_rule_save``: those of its modality type)."""
+    if queryset is not None:
+        return queryset
+    qs = Study.objects.all()
+    return qs.filter(modality_type=rule.modality_type) if rule.modality_type else qs
+
+
+def _shift_keys(exam_ids: set[int], entries, exams: dict[int, StandardExam]) -> dict[tuple[str, str], list[int]]:
+    """(quantity, per) -> the affected exams compared on it (the modality's default quantities and the adult DRLs
+    in force)."""
+    keys: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for ex in exam_ids:
+        for quantity, per in DEFAULT_QUANTITIES.get(exams[ex].modality_type, []):
+            keys[(quantity, per)].add(ex)
+    for (ex, group, quantity, per) in entries:
+        if ex in exam_ids and group == "adult":
+            keys[(quantity, per)].add(ex)
+    return {k: sorted(v) for k, v in keys.items()}
+
+
+def _median_shifts(before: dict, after: dict, ctx: dict) -> list[MedianShift]:
+    shifts = []
+    for (quantity, per), by_unit in before.items():
+        for eq, ex in sorted(set(by_unit) | set(after[(quantity, per)])):
+            b, a = by_unit.get((eq, ex), Stats()), after[(quantity, per)].get((eq, ex), Stats())
+            if (b.n, b.median) == (a.n, a.median):
+                continue
+            entry = ctx["entries"].get((ex, "adult", quantity, per))
+            drl = entry.value if entry else None
+            status = [comparison_status(median=s.median, drl=drl, n_patients=s.n_studies,
+                                        min_patients=ctx["min_patients"]) for s in (b, a)]
+            shifts.append(MedianShift(
+                equipment_name=ctx["units"].get(eq, str(eq)), exam_name=ctx["exams"][ex].name, quantity=quantity,
+                per=per, column=value_column(quantity, per) or quantity, before=b, after=a, drl=drl,
+                status_before=status[0], status_after=status[1]))
+    shifts.sort(key=lambda s: (s.exam_name, s.equipment_name, s.quantity, s.per))
+    return shifts
+
+
+def mapping_preview(rule: MappingRule, *, queryset: QuerySet | None = None,
+                    today: dt.date | None = None) -> MappingPreview:
+    """What saving ``rule`` (unsaved) would do, without doing it: how many studies move from which examination to
+    which, and how each affected unit's median (adults, the run form's default period: the last calendar year)
+    shifts against its DRL.  The medians are the comparison's own (``drl_aggregates``), computed on the trial
+    re-mapping inside a transaction that is rolled back.  ``queryset``: the studies saving re-maps (default: the
+    rule's modality type)."""
+    qs = _mapping_scope(rule, queryset)
+    plan = _mapping_plan(qs, _active_rules(extra=rule))  # raises MappingError for a bad pattern
+    exams = {e.pk: e for e in StandardExam.objects.all()}
+    moved = sum(plan.moves.values())
+    moves = [MappingMove(exams[old].name if old else "", exams[new].name if new else "", n)
+             for (old, new), n in plan.moves.most_common()]
+    start, end = last_calendar_year(today)
+    site = SiteSettings.load()
+    scope = _site_scope(site, start, end, False, None)
+    affected = {ex for pair in plan.moves for ex in pair if ex and not exams[ex].not_for_drl}
+    if not moved or not affected or moved > PREVIEW_MAX_MOVED:
+        return MappingPreview(moved, moves, start, end, [], moved > PREVIEW_MAX_MOVED, False)
+    entries = drl_entries_in_force()
+    keys = _shift_keys(affected, entries, exams)
+    adult = Band("adult")
+    before = {k: drl_aggregates(scope, adult, *k, ex_list) for k, ex_list in keys.items()}
+    after: dict = {}
+    try:
+        with transaction.atomic():
+            _plan_apply(qs, plan)
+            after = {k: drl_aggregates(scope, adult, *k, ex_list) for k, ex_list in keys.items()}
+            raise _PreviewRollback
+    except _PreviewRollback:
+        pass
+    unit_ids = {eq for stats in (*before.values(), *after.values()) for eq, _ in stats}
+    ctx = {"entries": entries, "exams": exams, "min_patients": site.drl_min_patients,
+           "units": {u.pk: u.display_name for u in Equipment.objects.filter(pk__in=unit_ids)}}
+    shifts = _median_shifts(before, after, ctx)
+    return MappingPreview(moved, moves, start, end, shifts[:PREVIEW_MAX_ROWS], False,
+                          len(shifts) > PREVIEW_MAX_ROWS)
+
+
+def mapping_name_rule(*, name: str, modality_type: str, exam: StandardExam, user=None) -> MappingRule:
+    """The (unsaved) rule that maps one study description, exactly and case-insensitively, to a standard
+    examination: a local rule ahead of the defaults."""
+    return MappingRule(priority=5, field="study_description", match="exact", pattern=name,
+                       modality_type=modality_type, standard_exam=exam,
+                       created_by=user if user and user.pk else None)
+
+
+def mapping_name_studies(*, name: str, modality_type: str) -> QuerySet:
+    """The stored studies a name mapping re-maps."""
+    return Study.objects.filter(study_description__iexact=name, modality_type=modality_type)
 
 
 # --- changes that make a comparison due --------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import Count
@@ -12,10 +10,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from dosereg.core.quantities import DRL_QUANTITIES, QUANTITIES
-from dosereg.registry.models import StandardExam
+from dosereg.registry.models import SiteSettings, StandardExam
 from dosereg.registry.services.audit import audit_record
 from drl import selectors, services
-from drl.charts import box_plot_svg
+from drl.charts import box_plot_svg, chart_groups
 from drl.comparison import DrlValidationError
 from drl.forms import ComparisonRunForm, DrlSetImportForm, MapNameForm, MappingRuleForm
 from drl.models import DrlComparison, DrlSet, DueComparison, MappingRule
@@ -30,8 +28,9 @@ SETS = permission_required("drl.manage_drl_sets", raise_exception=True)
 @VIEW
 def drl_home(request):
     runs = DrlComparison.objects.select_related("created_by", "equipment").annotate(n_rows=Count("rows"))[:50]
-    dues = DueComparison.objects.filter(resolved_by__isnull=True).select_related("equipment")
-    return render(request, "drl/home.html", {"runs": runs, "dues": dues, "form": ComparisonRunForm(),
+    return render(request, "drl/home.html", {"runs": runs, "due_units": selectors.due_by_unit(),
+                                             "min_patients": SiteSettings.load().drl_min_patients,
+                                             "form": ComparisonRunForm(),
                                              "sets": DrlSet.objects.annotate(n=Count("entries"))})
 
 
@@ -62,13 +61,11 @@ def drl_report(request, pk: int):
     run = get_object_or_404(DrlComparison.objects.select_related("created_by", "equipment"), pk=pk)
     rows = list(run.rows.all().order_by("exam_code", "quantity", "per", "patient_group", "equipment_name"))
     charts = []
-    grouped = defaultdict(list)
-    for r in rows:
-        grouped[(r.exam_code, r.exam_name, r.column, r.label, r.per, r.patient_group)].append(r)
-    for (code, name, column, label, per, group), items in grouped.items():
-        svg = box_plot_svg(items, title=f"{name}: {label} per {per} ({group})", quantity=column)
+    for g in chart_groups(rows):
+        svg = box_plot_svg(g.rows, title=g.title, quantity=g.column)
         if svg:
-            charts.append({"code": code, "name": name, "label": label, "per": per, "group": group, "svg": svg})
+            charts.append({"code": g.code, "name": g.name, "label": g.label, "per": g.per, "group": g.group,
+                           "svg": svg})
     sets = {r.drl_set_name: r.drl_source for r in rows if r.drl_set_name}
     audit_record(user=request.user, action="drl_report_viewed", object_type="drl.DrlComparison",
                  object_id=str(run.pk), request=request)
@@ -135,9 +132,22 @@ def drl_set_toggle(request, pk: int):
 @MAPPING
 def mapping(request):
     names = selectors.unmapped_names()
-    rules = MappingRule.objects.select_related("standard_exam", "equipment").order_by("priority", "id")
+    rules = services.mapping_rules_in_order(MappingRule.objects.select_related("standard_exam", "equipment"))
     return render(request, "drl/mapping.html", {
         "names": names, "rules": rules, "exams": StandardExam.objects.all(), "rule_form": MappingRuleForm()})
+
+
+def _preview(request, *, rule, queryset, action: str, what: str):
+    """The page shown before a mapping is saved: what it moves and how the medians shift; its form posts the
+    same fields again with ``confirm``."""
+    try:
+        preview = services.mapping_preview(rule, queryset=queryset)
+    except services.MappingError as exc:
+        messages.error(request, f"Rule refused: {exc}")
+        return redirect("drl:mapping")
+    fields = [(k, v) for k, v in request.POST.items() if k not in ("csrfmiddlewaretoken", "confirm")]
+    return render(request, "drl/mapping_preview.html", {"preview": preview, "fields": fields, "action": action,
+                                                        "what": what, "exam": rule.standard_exam})
 
 
 @MAPPING
@@ -147,9 +157,13 @@ def mapping_assign(request):
     if not form.is_valid():
         messages.error(request, "Choose a standard examination.")
         return redirect("drl:mapping")
-    name = form.cleaned_data["name"]
-    rule, counts = services.mapping_name_assign(name=name, modality_type=form.cleaned_data["modality_type"],
-                                                exam=form.cleaned_data["exam"], user=request.user)
+    name, modality_type, exam = (form.cleaned_data[k] for k in ("name", "modality_type", "exam"))
+    if not request.POST.get("confirm"):
+        return _preview(request, rule=services.mapping_name_rule(name=name, modality_type=modality_type, exam=exam),
+                        queryset=services.mapping_name_studies(name=name, modality_type=modality_type),
+                        action="drl:mapping_assign", what=f"the name {name!r}")
+    rule, counts = services.mapping_name_assign(name=name, modality_type=modality_type, exam=exam,
+                                                user=request.user)
     messages.success(request, f"{name!r} now maps to {rule.standard_exam.name}: {counts.get('changed', 0)} "
                               f"stored studies updated.")
     return redirect("drl:mapping")
@@ -164,6 +178,9 @@ def mapping_rule_add(request):
         return redirect("drl:mapping")
     rule = form.save(commit=False)
     rule.created_by = request.user
+    if not request.POST.get("confirm"):
+        return _preview(request, rule=rule, queryset=None, action="drl:mapping_rule_add",
+                        what=f"the rule {rule.get_field_display().lower()} {rule.match} {rule.pattern!r}")
     rule, warnings, counts = services.mapping_rule_save(rule, user=request.user)
     for w in warnings:
         messages.warning(request, f"Rule {rule.pk}: {w}.")

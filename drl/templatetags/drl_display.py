@@ -25,3 +25,15 @@ def drl_limit(value, name):
 def drl_number(value):
     """A ratio or a weight limit: three significant digits, never an exponent."""
     return display.number_text(value)
+
+
+@register.filter
+def drl_status(value):
+    """``above DRL``, ``below DRL``, ``insufficient data``, ``no DRL``."""
+    return display.status_text(value)
+
+
+@register.filter
+def drl_label(name):
+    """The catalogue label of a quantity (``DLP total``)."""
+    return display.quantity_label(name)

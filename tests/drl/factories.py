@@ -19,13 +19,14 @@ def unit(name: str = "Scanner A") -> Equipment:
 
 def study(equipment: Equipment, *, exam: str | None = "ct-chest", date=dt.date(2024, 6, 1), age=50.0,
           weight=None, dlp=None, kap=None, events=(), demo=False, description="CT Chest",
-          modality_type="CT") -> Study:
+          modality_type="CT", **fields) -> Study:
     """A study of a new patient; ``exam`` is the code of a seeded standard exam.
-    events: iterable of dicts of IrradiationEvent fields (ctdivol_mgy, is_localizer, protocol, kvp ...)."""
+    events: iterable of dicts of IrradiationEvent fields (ctdivol_mgy, is_localizer, protocol, kvp ...);
+    fields: other Study fields (requested_procedure_code ...)."""
     s = StudyFactory(
         equipment=equipment, study_date=date, modality_type=modality_type, study_description=description,
         age_years=age, weight_kg=weight, dlp_total_mgycm=dlp, kap_total_gycm2=kap, demo=demo,
-        standard_exam=StandardExam.objects.get(code=exam) if exam else None)
+        standard_exam=StandardExam.objects.get(code=exam) if exam else None, **fields)
     if events:
         report = DoseReportFactory(study=s)
         for k, ev in enumerate(events):

@@ -31,6 +31,10 @@ def test_physicist_maps_runs_and_downloads_pdf(chromium_browser, live_server, ma
         row = page.locator("#unmapped tr", has_text="Thx Spezial Lokal")
         row.locator("select[name=exam]").select_option(label="CT chest (lung cancer) [CT]")
         row.locator("button", has_text="Map").click()
+        # nothing is saved before the preview: 22 studies move, the chest median appears
+        page.wait_for_selector("#mapping-preview")
+        assert page.inner_text("#moved") == "22" and "260 mGy·cm" in page.inner_text("#shifts")
+        page.click("#confirm-mapping")
         page.wait_for_selector("text=now maps to CT chest (lung cancer)")
         page.goto(f"{live_server.url}/drl/")
         page.click("#run-comparison")
@@ -47,7 +51,7 @@ def test_physicist_maps_runs_and_downloads_pdf(chromium_browser, live_server, ma
         page.close()
     text = subprocess.run([pdftotext, "-layout", str(pdf_path), "-"], capture_output=True, text=True,
                           check=True).stdout
-    assert "DRL comparison" in text and "CT chest (lung cancer)" in text
+    assert "DRL comparison" in text and "CT chest (lung cancer)" in text and "Distributions" in text
     row = next(line for line in text.splitlines() if "Browser CT" in line and "DLP" in line)
     assert "DLP total (mGy.cm)" in row and row.split().count("260") == 2 and "290" in row  # median, mean; DRL
     assert "ICRP Publication 135" in text and "UKHSA" in text

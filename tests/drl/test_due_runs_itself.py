@@ -16,7 +16,8 @@ from dosereg.registry.models import (
     StandardExam,
 )
 from drl.models import DrlComparison, DueComparison
-from drl.services import drl_comparison_run, drl_due_comparisons_run, note_equipment_change
+from drl.selectors import drl_report_rows
+from drl.services import drl_comparison_run, drl_due_comparisons_run, drl_report_csv, note_equipment_change
 from tests.drl.factories import study, unit
 
 pytestmark = pytest.mark.django_db
@@ -66,26 +67,10 @@ def test_not_for_drl_examination_leaves_the_medians():
     assert run.rows.get(exam_code="ct-chest", quantity="dlp_total_mgycm").median == 220.0
 
 
-@pytest.mark.parametrize(("description", "protocol", "expected"), [
-    ("Thorax^RTP_4DCT_Thorax_C (Adult)", "4DCT", "ct-rt-planning"),  # CT-RDSR-Siemens-Multi-3
-    ("4DCT", "4DCT /PHYSICS", "ct-rt-planning"),  # CT-RDSR-Philips_BigBore4DCT
-    ("Specials^PhysicsTesting (Adult)", "DS axial std", "ct-qa-phantom"),  # CT-RDSR-Siemens_Flash-QA-DS
-    ("", "10.13 RADIOTHERAPY QA", "ct-qa-phantom"),  # CT-RDSR-GEPixelMed
-    ("Other", "Daily QA", "ct-qa-phantom"),  # CT-RDSR-SpectrumDynamics
-    ("CT Pulmonary Angiogram", "CTPA", "ct-ctpa"),
-])
-def test_corpus_descriptions_map_as_a_physicist_would(description, protocol, expected):
-    from drl.services import map_study
-
-    s = study(unit("Scanner M"), exam=None, description=description, events=[{"protocol": protocol}])
-    assert map_study(s.pk) == expected
-    assert StandardExam.objects.get(code=expected).not_for_drl is (expected != "ct-ctpa")
+# the corpus names, "not for DRL" ones among them, are mapped in tests/drl/test_mapping_indication.py
 
 
 def test_report_rows_name_the_drl_set_and_source():
-    from drl.selectors import drl_report_rows
-    from drl.services import drl_report_csv
-
     a = unit("Scanner R")
     for dlp in (200, 220, 240):
         study(a, date=dt.date(2024, 3, 1), dlp=dlp)
