@@ -119,12 +119,12 @@ class MappingRule(models.Model):
     Field weight, heaviest first: what the referrer asked for (the requested procedure's code, then its
     description) says the indication; the study description is what the radiographer chose on the console; the
     acquisition protocol is the technique, run for many indications.  The reason for the study (DICOM Reason for
-    the Requested Procedure) would sit between the requested procedure and the study description, but the registry
-    does not keep it."""
+    the Requested Procedure) sits between the requested procedure and the study description."""
 
     FIELD_CHOICES = [  # in order of weight
         ("requested_procedure_code", "Requested procedure code"),
         ("requested_procedure_description", "Requested procedure description"),
+        ("reason_for_study", "Reason for the requested procedure"),
         ("study_description", "Study description"),
         ("protocol", "Acquisition protocol (any irradiation event)"),
     ]

@@ -147,7 +147,7 @@ def _match(compiled: list[_CompiledRule], fields: dict, protocols: list[str] | N
     return None
 
 
-_FIELDS = ("modality_type", "equipment_id", "study_description", "requested_procedure_description",
+_FIELDS = ("modality_type", "equipment_id", "study_description", "requested_procedure_description", "reason_for_study",
            "requested_procedure_code")
 
 

@@ -151,6 +151,24 @@ def _positive(value: float | None) -> float | None:
     return value if value is not None and value > 0 else None
 
 
+def _reason_for_study(ds: Dataset, request) -> str:
+    """The indication as the request gave it: Reason for the Requested Procedure (0040,1002) in the dataset or its
+    Request Attributes Sequence, else the meaning of its code (0040,100A), else the retired Reason for Study
+    (0032,1030).  Examination mapping weighs it above the study description (drl.models.MappingRule)."""
+    for item in (ds, request):
+        if item is None:
+            continue
+        text = _str(item, "ReasonForTheRequestedProcedure")
+        if text:
+            return text
+        codes = _get(item, "ReasonForRequestedProcedureCodeSequence")
+        if codes:
+            meaning = _str(codes[0], "CodeMeaning")
+            if meaning:
+                return meaning
+    return _str(ds, "ReasonForStudy")
+
+
 def study_info(ds: Dataset) -> StudyInfo:
     code = None
     seq = _get(ds, "RequestedProcedureCodeSequence")
@@ -159,11 +177,9 @@ def study_info(ds: Dataset) -> StudyInfo:
         scheme, value = C.normalise(_str(item, "CodingSchemeDesignator"), _str(item, "CodeValue"))
         code = Code(scheme, value, _str(item, "CodeMeaning"))
     requested = _str(ds, "RequestedProcedureDescription")
-    if not requested:
-        for seq_name in ("RequestAttributesSequence",):
-            seq = _get(ds, seq_name)
-            if seq:
-                requested = _str(seq[0], "RequestedProcedureDescription")
+    request = (_get(ds, "RequestAttributesSequence") or [None])[0]
+    if not requested and request is not None:
+        requested = _str(request, "RequestedProcedureDescription")
     return StudyInfo(
         study_instance_uid=_str(ds, "StudyInstanceUID"),
         accession_number=_str(ds, "AccessionNumber"),
@@ -172,6 +188,7 @@ def study_info(ds: Dataset) -> StudyInfo:
         study_description=_str(ds, "StudyDescription"),
         requested_procedure_description=requested,
         requested_procedure_code=code,
+        reason_for_study=_reason_for_study(ds, request),
         performed_procedure_description=_str(ds, "PerformedProcedureStepDescription"),
         referring_physician=_str(ds, "ReferringPhysicianName"),
         performing_physician=_str(ds, "PerformingPhysicianName"),

@@ -64,6 +64,7 @@ class PatientInfo:
     age_years: float | None = None  # from Patient's Age (0010,1010) or SR Subject Age; the registry prefers birth date
     weight_kg: float | None = None
     height_m: float | None = None
+    pseudonymised: bool = False  # patient_id is already the registry's pseudonym (a de-identified stored original)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class StudyInfo:
     study_description: str = ""
     requested_procedure_description: str = ""
     requested_procedure_code: Code | None = None
+    reason_for_study: str = ""  # Reason for the Requested Procedure (0040,1002), its code's meaning, or (0032,1030)
     performed_procedure_description: str = ""
     referring_physician: str = ""
     performing_physician: str = ""

@@ -148,6 +148,7 @@ class Study(models.Model):
     requested_procedure_description = models.CharField(max_length=255, blank=True)
     requested_procedure_code = models.CharField(max_length=64, blank=True)
     requested_procedure_scheme = models.CharField(max_length=32, blank=True)
+    reason_for_study = models.CharField(max_length=255, blank=True, help_text="Reason for the Requested Procedure")
     performed_procedure_description = models.CharField(max_length=255, blank=True)
     referring_physician = models.CharField(max_length=200, blank=True)
     performing_physician = models.CharField(max_length=200, blank=True)

@@ -318,3 +318,29 @@ def test_laterality_anatomical_structure_wins_over_target_region() -> None:
     report = parse_dose_object(data)
     assert report.events[0].attributes["laterality"] == "right"
     assert any("more than one laterality" in w for w in report.warnings)
+
+
+def test_reason_for_the_requested_procedure_is_read_from_the_request():
+    import io
+
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    def rdsr():
+        return pydicom.dcmread(io.BytesIO(synthetic.build_ct_rdsr()))
+
+    ds = rdsr()
+    request = Dataset()
+    request.RequestedProcedureDescription = "CT Thorax"
+    request.ReasonForTheRequestedProcedure = "V.a. Lungenembolie"
+    ds.RequestAttributesSequence = Sequence([request])
+    report = parse_dose_object(synthetic.to_bytes(ds))
+    assert report.study.reason_for_study == "V.a. Lungenembolie"
+    assert report.study.requested_procedure_description == "CT Thorax"
+    coded = rdsr()
+    reason = Dataset()
+    reason.CodeValue, reason.CodingSchemeDesignator, reason.CodeMeaning = "59282003", "SCT", "Pulmonary embolism"
+    coded.ReasonForRequestedProcedureCodeSequence = Sequence([reason])
+    assert parse_dose_object(synthetic.to_bytes(coded)).study.reason_for_study == "Pulmonary embolism"
+    assert parse_dose_object(synthetic.build_ct_rdsr()).study.reason_for_study == ""

@@ -104,6 +104,18 @@ def test_at_equal_priority_the_heavier_field_wins_whatever_the_rule_order():
     assert mapped(description="Something else") == "ct-chest"
 
 
+def test_the_reason_for_the_requested_procedure_weighs_above_the_study_description():
+    a = unit()
+    _rule("study_description", "Thorax", "ct-chest-hr")
+    _rule("reason_for_study", "embol", "ct-ctpa")
+    _rule("requested_procedure_description", "Staging", "ct-cap-cancer")
+    study_ = study(a, exam=None, description="Thorax", reason_for_study="V.a. Lungenembolie")
+    assert map_study(study_.pk) == "ct-ctpa"
+    staged = study(a, exam=None, description="Thorax", reason_for_study="V.a. Lungenembolie",
+                   requested_procedure_description="Staging")
+    assert map_study(staged.pk) == "ct-cap-cancer"
+
+
 def test_priority_comes_before_field_weight():
     a = unit()
     _rule("requested_procedure_code", "RPX-77", "ct-cap-cancer", priority=2)

@@ -55,7 +55,7 @@ def patient_identity(report: dr.DoseReport, fit: TextFitter) -> tuple[str, str, 
         pid = f"unknown:{report.study.study_instance_uid}"
         flags.append("patient_id_missing")
     pseudo = pseudonym_enabled()
-    if pseudo:
+    if pseudo and not info.pseudonymised:  # a de-identified original carries the pseudonym itself
         pid = patient_pseudonym(pid, issuer)
     defaults = {"sex": info.sex or "", "pseudonymised": pseudo}
     if not pseudo:
@@ -175,7 +175,7 @@ def study_values(report: dr.DoseReport, fit: TextFitter) -> dict:
     return values
 
 
-_STUDY_TEXT = ("accession_number", "study_description", "requested_procedure_description",
+_STUDY_TEXT = ("accession_number", "study_description", "requested_procedure_description", "reason_for_study",
                "performed_procedure_description", "referring_physician", "performing_physician", "operators")
 
 
