@@ -14,4 +14,6 @@ RUN pip install --no-cache-dir . && useradd --system --home /data dosereg && mkd
 USER dosereg
 VOLUME ["/data"]
 EXPOSE 8000 11112
-CMD ["gunicorn", "dosereg.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')" || exit 1
+CMD ["gunicorn", "dosereg.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--control-socket", "/data/gunicorn.ctl"]

@@ -1,14 +1,23 @@
-"""Ingest benchmark: per-file parse time, and end-to-end import time with query counts, for the corpus.
+"""Ingest benchmark.
 
-usage: python bench/ingest.py [CORPUS]      (default ../shared/rdsr)
-SQLite by default (a fresh temporary data folder); PostgreSQL when DATABASE_URL is set (a scratch database
-``bench_ingest`` is created on that server and dropped afterwards).  Prints a table; asserts nothing.
+usage: python bench/ingest.py [CORPUS]                 per file of the corpus: parse ms, import ms, queries
+       python bench/ingest.py --many N [--batch B]     N fresh-UID copies of each object kind, in batches of B
+
+SQLite by default (a fresh temporary data folder); PostgreSQL when DATABASE_URL is set (a scratch test database is
+created on that server and dropped afterwards).  ``--many`` prints, per kind, objects/s end to end (durable store +
+batch ingest + post-commit steps), ms and queries per object, with the references measured in the same run: a naive
+pydicom walk of the same object (read, then every element's value) and DCMTK ``dcmdump`` of the 316-event report
+(whole process).  Prints tables; asserts nothing.
 """
 
 from __future__ import annotations
 
+import argparse
+import io
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,13 +39,26 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 BIG = "rf/RF-Pat-Orientation-Modifier-Missing.dcm"
+KINDS = {  # kind -> corpus file
+    "small CT (3 events)": "ct/CT-RDSR-GEPixelMed.dcm",
+    "CT Flash-QA (9 events)": "ct/CT-RDSR-Siemens_Flash-QA-DS.dcm",
+    "DX header": "dx/DX-Im-Carestream_DRX.dcm",
+    "MG header": "mg/MG-Im-GE_Seno_1_ForPresentation.dcm",
+    "NM RRDSR": "nm/NM-RRDSR-Siemens.dcm",
+    "RF 316 events": BIG,
+}
 
 
 def main() -> int:
     import logging
 
     logging.disable(logging.WARNING)
-    corpus = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / ".." / "shared" / "rdsr").resolve()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("corpus", nargs="?", default=str(REPO / ".." / "shared" / "rdsr"))
+    parser.add_argument("--many", type=int, default=0, metavar="N")
+    parser.add_argument("--batch", type=int, default=settings.INGEST_BATCH_SIZE, metavar="B")
+    args = parser.parse_args()
+    corpus = Path(args.corpus).resolve()
     if not corpus.is_dir():
         print(f"corpus {corpus} is absent")
         return 1
@@ -50,69 +72,158 @@ def main() -> int:
 
         call_command("migrate", verbosity=0)
     try:
-        run(corpus)
+        if args.many:
+            run_many(corpus, args.many, args.batch)
+        else:
+            run(corpus)
     finally:
         if old is not None:
             teardown_databases(old, verbosity=0)
     return 0
 
 
-def run(corpus: Path) -> None:
+# --- post-commit steps, timed apart -----------------------------------------------------------------------------------
+POST = {"ms": 0.0, "queries": 0}
+
+
+def _time_post_commit() -> None:
     from dicomrx import pipeline
+
+    original = pipeline.after_studies_recorded
+
+    def timed(study_ids, change_ids=()):  # mapping, effective dose, triggers, DRL tracking: the other apps' steps
+        with CaptureQueriesContext(connection) as c:
+            t0 = time.perf_counter()
+            original(study_ids, change_ids)
+            POST["ms"] += (time.perf_counter() - t0) * 1000
+        POST["queries"] += len(c.captured_queries)
+
+    pipeline.after_studies_recorded = timed
+
+
+# --- --many N ---------------------------------------------------------------------------------------------------------
+def _copies(path: Path, n: int, into: Path) -> list[Path]:
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(path)
+    out = []
+    for i in range(n):
+        ds.SOPInstanceUID, ds.StudyInstanceUID = generate_uid(), generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        target = into / f"{path.stem}-{i}.dcm"
+        ds.save_as(target)
+        out.append(target)
+    return out
+
+
+def _naive_walk_ms(path: Path, repeat: int = 5) -> float:
+    """Reading the object with pydicom and touching every element's value: what any DICOM consumer pays."""
+    import pydicom
+
+    data = path.read_bytes()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        ds = pydicom.dcmread(io.BytesIO(data))
+        for elem in ds.iterall():
+            _ = elem.value
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def _dcmdump_ms(path: Path, repeat: int = 5) -> float | None:
+    exe = shutil.which("dcmdump")
+    if exe is None:
+        return None
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([exe, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def run_many(corpus: Path, n: int, batch: int) -> None:
+    from dicomrx import ingest
+
+    _time_post_commit()
+    print(f"database: {connection.vendor}; {n} fresh-UID copies per kind, batches of {batch}; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'kind':24} {'objects/s':>9} {'ms/object':>9} {'store ms':>8} {'ingest ms':>9} {'post ms':>7} "
+          f"{'queries/obj':>11} {'of which post':>13} {'naive pydicom ms':>16}  statuses")
+    work = Path(tempfile.mkdtemp(prefix="bench-many-"))
+    try:
+        for kind, rel in KINDS.items():
+            source = corpus / rel
+            if not source.exists():
+                continue
+            files = _copies(source, n, work)
+            ingest.import_files(files[:1], batch_size=1)  # warm: the unit and the patient exist, code paths loaded
+            files = files[1:] + _copies(source, 1, work)
+            POST.update(ms=0.0, queries=0)
+            statuses: dict[str, int] = {}
+            with CaptureQueriesContext(connection) as c:
+                t0 = time.perf_counter()
+                rows = [ingest.store_file(f) for f in files]
+                t1 = time.perf_counter()
+                ids = [r.pk for r in rows]
+                for i in range(0, len(ids), batch):
+                    for o in ingest.ingest_batch(ids[i:i + batch]):
+                        statuses[o.status] = statuses.get(o.status, 0) + 1
+                t2 = time.perf_counter()
+            total = (t2 - t0) * 1000
+            print(f"{kind:24} {n / (total / 1000):9.0f} {total / n:9.2f} {(t1 - t0) * 1000 / n:8.2f} "
+                  f"{(t2 - t1) * 1000 / n:9.2f} {POST['ms'] / n:7.2f} {len(c.captured_queries) / n:11.2f} "
+                  f"{POST['queries'] / n:13.2f} {_naive_walk_ms(source):16.2f}  {statuses}")
+            for f in files:
+                f.unlink()
+        dump = _dcmdump_ms(corpus / BIG)
+        if dump is not None:
+            print(f"reference: DCMTK dcmdump of {BIG} (whole process) {dump:.0f} ms")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --- per file of the corpus ---------------------------------------------------------------------------------------------
+def run(corpus: Path) -> None:
     from dicomrx.ingest import import_file
     from dicomrx.parse import parse_dose_object
     from dosereg.core.dose_report import DoseParseError, NotADoseObject
 
-    post = {"ms": 0.0, "queries": 0}
-    original = pipeline.after_study_recorded
-
-    def timed(study_id, change_ids=()):  # the other apps' post-commit steps (mapping, triggers), timed apart
-        with CaptureQueriesContext(connection) as c:
-            t0 = time.perf_counter()
-            original(study_id, change_ids)
-            post["ms"] += (time.perf_counter() - t0) * 1000
-        post["queries"] += len(c.captured_queries)
-
-    pipeline.after_study_recorded = timed
+    _time_post_commit()
     files = sorted(p for p in corpus.rglob("*.dcm"))
     print(f"database: {connection.vendor}; {len(files)} files; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs")
-    print(f"{'file':58} {'events':>6} {'parse ms':>9} {'import ms':>10} {'cpu ms':>8} {'queries':>8} {'of which post-commit':>21}"
-          "  status")
-    parse_total = import_total = 0.0
-    queries_total = 0
+    print(f"{'file':58} {'events':>6} {'parse ms':>9} {'import ms':>10} {'cpu ms':>8} {'queries':>8} "
+          f"{'of which post-commit':>21}  status")
     rows = []
     for path in files:
         data = path.read_bytes()
         t = time.perf_counter()
         try:
-            report = parse_dose_object(data)
-            events = len(report.events)
+            events = len(parse_dose_object(data).events)
         except (NotADoseObject, DoseParseError):
             events = 0
         parse_ms = (time.perf_counter() - t) * 1000
-        post.update(ms=0.0, queries=0)
+        POST.update(ms=0.0, queries=0)
         with CaptureQueriesContext(connection) as ctx:
             t, c0 = time.perf_counter(), time.process_time()
             outcome = import_file(path)
             import_ms = (time.perf_counter() - t) * 1000
             cpu_ms = (time.process_time() - c0) * 1000
-        rel = str(path.relative_to(corpus))
-        rows.append((rel, events, parse_ms, import_ms, len(ctx.captured_queries), outcome.status, post["ms"],
-                     post["queries"], cpu_ms))
-        parse_total += parse_ms
-        import_total += import_ms
-        queries_total += len(ctx.captured_queries)
+        rows.append((str(path.relative_to(corpus)), events, parse_ms, import_ms, len(ctx.captured_queries),
+                     outcome.status, POST["ms"], POST["queries"], cpu_ms))
     for rel, events, p, i, q, status, pm, pq, cpu in rows:
         print(f"{rel[:58]:58} {events:6d} {p:9.1f} {i:10.1f} {cpu:8.1f} {q:8d} {pm:11.1f} ms {pq:4d} q  {status}")
-    print(f"{'TOTAL':58} {sum(r[1] for r in rows):6d} {parse_total:9.1f} {import_total:10.1f} {sum(r[8] for r in rows):8.1f} {queries_total:8d} "
-          f"{sum(r[6] for r in rows):11.1f} ms {sum(r[7] for r in rows):4d} q")
+    print(f"{'TOTAL':58} {sum(r[1] for r in rows):6d} {sum(r[2] for r in rows):9.1f} {sum(r[3] for r in rows):10.1f} "
+          f"{sum(r[8] for r in rows):8.1f} {sum(r[4] for r in rows):8d} {sum(r[6] for r in rows):11.1f} ms "
+          f"{sum(r[7] for r in rows):4d} q")
     print(f"median import per file: {statistics.median(r[3] for r in rows):.1f} ms")
     big = next((r for r in rows if r[0] == BIG), None)
     if big:
         print(f"{BIG}: {big[1]} events, parse {big[2]:.0f} ms, end-to-end import {big[3]:.0f} ms "
-              f"(CPU {big[8]:.0f} ms), {big[4]} queries "
-              f"(of which post-commit mapping/triggers {big[6]:.0f} ms, {big[7]} queries)")
+              f"(CPU {big[8]:.0f} ms), {big[4]} queries (of which post-commit {big[6]:.0f} ms, {big[7]} queries)")
 
 
 if __name__ == "__main__":

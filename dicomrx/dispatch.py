@@ -1,10 +1,15 @@
-"""Ingest after receive, so an association never waits for parsing.
+"""Ingest after receive, so an association never waits for parsing, in batches (design §7).
 
-With a broker (CELERY_BROKER_URL) each new object goes to the Celery task ``dicomrx.tasks.ingest_object``; ids that
-cannot be queued (broker down) are kept and retried.  Without one (the embedded mode) a single in-process ingest
-thread reads the unprocessed ReceivedObject rows (state 'received') in id order, woken by the handler after each
-stored object.  At start-up every 'received' row is queued again (restart recovery): an object acknowledged just
-before a crash is ingested after the restart.
+Without a broker (the embedded mode) a single in-process ingest thread reads the unprocessed ReceivedObject rows
+(state 'received') in id order, woken by the handler after each stored object, and ingests them in batches
+(``dicomrx.ingest.ingest_batch``: one transaction and one run of the post-commit steps per batch).  With a broker
+(CELERY_BROKER_URL) the thread sends the new ids in batches to the Celery task ``dicomrx.tasks.ingest_objects``; ids
+that cannot be queued (broker down) are kept and sent again.  A batch is up to INGEST_BATCH_SIZE objects, or what
+arrived within INGEST_BATCH_WAIT_MS while associations are open; with nothing arriving it goes at once.
+
+Both modes follow the task's retry policy (``dicomrx.tasks.RetryPolicy``): objects whose ingest raised are taken again
+when due.  At start-up every 'received' row is queued again (restart recovery): an object acknowledged just before a
+crash is ingested after the restart.
 """
 
 from __future__ import annotations
@@ -22,47 +27,47 @@ from dosereg.registry.models import ReceivedObject
 
 log = logging.getLogger("dicomrx.ingest_dispatch")
 
-MAX_ATTEMPTS = 5  # an object whose ingest keeps failing (not a refusal: an error) waits for `reprocess`
-# While objects arrive, the in-process ingest waits (parsing takes the CPU and the GIL the associations need) for at
-# most this many seconds per object: a flood is acknowledged at full speed and ingested meanwhile at one object per
-# MAX_DEFER seconds, then caught up at full speed (bench/listener.py).
-MAX_DEFER = 10.0
-RETRY_INTERVAL = 300.0  # seconds before objects whose ingest raised are tried again
+POLL_S = 0.05  # how often a gathering batch asks whether associations are still open
+RETRY_CHECK_S = 30.0  # how often objects due for another try (tasks.RetryPolicy) are looked for
 
 
 def _pending_ids(after_id: int = 0, limit: int = 200) -> list[int]:
     return list(ReceivedObject.objects.filter(state=ReceivedObject.STATE_RECEIVED, id__gt=after_id,
-                                              attempts__lt=MAX_ATTEMPTS)
+                                              attempts__lt=tasks.retry_policy().max_attempts)
                 .order_by("id").values_list("id", flat=True)[:limit])
 
 
 class IngestDispatcher:
     def __init__(self, *, use_celery: bool | None = None, receiving=None, clock=time.monotonic, sleep=None):
-        # receiving(): True while associations are open; the in-process ingest then gives way (see _give_way)
+        # receiving(): True while associations are open; a batch then waits for more objects (see _gather)
         self.receiving = receiving
         self.use_celery = bool(settings.CELERY_BROKER_URL) if use_celery is None else use_celery
         self._wake = threading.Event()
         self._stop = threading.Event()
-        # clock() in seconds and sleep(seconds) time the giving way and the retries; a test passes a fake pair to
+        # clock() in seconds and sleep(seconds) time the gathering and the retries; a test passes a fake pair to
         # drive time.  The default sleep waits on the stop event, so stop() ends it at once.
         self._clock = clock
         self._sleep = sleep if sleep is not None else self._stop.wait
         self._thread: threading.Thread | None = None
         self._unsent: set[int] = set()
         self._lock = threading.Lock()
+        self._arrivals = 0  # objects notified so far (a gathering batch counts the new ones)
         self._cursor = 0
         self.ingested = 0
         self.failed = 0
+        self.batches = 0
+
+    @property
+    def batch_size(self) -> int:
+        return settings.INGEST_BATCH_SIZE
 
     # -- called from association threads
     def notify(self, received_object_id: int) -> None:
-        if self.use_celery:
-            if not self._send(received_object_id):
-                with self._lock:
-                    self._unsent.add(received_object_id)
-                self._wake.set()
-        else:
-            self._wake.set()
+        with self._lock:
+            self._arrivals += 1
+            if self.use_celery:
+                self._unsent.add(received_object_id)
+        self._wake.set()
 
     def backlog(self) -> int:
         if self.use_celery:
@@ -89,29 +94,21 @@ class IngestDispatcher:
             self._thread.join(timeout)
 
     # -- internals
-    def _send(self, received_object_id: int) -> bool:
-        try:
-            tasks.ingest_object.delay(received_object_id)
-            return True
-        except Exception as exc:  # noqa: BLE001 - broker down: keep the id, the row stays 'received'
-            log.warning("cannot queue ingest of received object %s (%s); will retry", received_object_id,
-                        type(exc).__name__)
-            return False
-
     def _run(self) -> None:
         last_retry = self._clock()
         while not self._stop.is_set():
-            self._wake.wait(timeout=5.0 if self._unsent else 30.0)
+            self._wake.wait(timeout=5.0 if self._unsent else RETRY_CHECK_S)
             self._wake.clear()
             if self._stop.is_set():
                 break
             try:
+                retry = self._clock() - last_retry >= RETRY_CHECK_S
+                if retry:
+                    last_retry = self._clock()
                 if self.use_celery:
-                    self._send_unsent()
+                    self._send_unsent(retry)
                 else:
-                    if self._clock() - last_retry > RETRY_INTERVAL:
-                        self._cursor, last_retry = 0, self._clock()  # give failed objects another chance
-                    self._ingest_pending()
+                    self._ingest_pending(retry)
             except Exception:  # noqa: BLE001 - the thread must survive a database outage
                 log.exception("ingest dispatch failed; retrying")
                 connections.close_all()
@@ -119,46 +116,72 @@ class IngestDispatcher:
                 self._wake.set()
         connections.close_all()
 
-    def _send_unsent(self) -> None:
-        with self._lock:
-            ids = sorted(self._unsent)
-        for received_object_id in ids:
-            if self._stop.is_set() or not self._send(received_object_id):
-                return
-            with self._lock:
-                self._unsent.discard(received_object_id)
-
-    def _give_way(self) -> None:
-        """Let arriving objects go first (CPU, GIL and the SQLite write lock), for at most MAX_DEFER seconds per
-        object: a flood is acknowledged at full speed and ingested at a reduced pace meanwhile, then caught up."""
-        if self.receiving is None:
+    def _gather(self, have: int, start: int) -> None:
+        """While objects arrive, wait (at most INGEST_BATCH_WAIT_MS) until a full batch is there: one transaction
+        for many objects, and the CPU and the GIL left to the associations meanwhile.  ``have``: the objects
+        waiting when ``_arrivals`` was ``start``."""
+        if self.receiving is None or have >= self.batch_size:
             return
-        deadline = self._clock() + MAX_DEFER
+        deadline = self._clock() + settings.INGEST_BATCH_WAIT_MS / 1000
         while self._clock() < deadline and not self._stop.is_set():
+            if have + self._arrivals - start >= self.batch_size:
+                return
             try:
                 if not self.receiving():
                     return
             except Exception:  # noqa: BLE001 - a racing server shutdown: just go on
                 return
-            self._sleep(0.05)
+            self._sleep(POLL_S)
 
-    def _ingest_pending(self) -> None:
+    # -- Celery mode: batches of ids to the workers
+    def _send_unsent(self, retry: bool) -> None:
+        if retry:
+            due = tasks.due_for_retry(10 * self.batch_size)
+            with self._lock:
+                self._unsent.update(due)
+        while not self._stop.is_set():
+            with self._lock:
+                have, mark = len(self._unsent), self._arrivals
+            if not have:
+                return
+            self._gather(have, mark)
+            with self._lock:
+                ids = sorted(self._unsent)[:self.batch_size]
+            if not self._send(ids):
+                return
+            with self._lock:
+                self._unsent.difference_update(ids)
+
+    def _send(self, ids: list[int]) -> bool:
+        try:
+            tasks.ingest_objects.delay(ids)
+            return True
+        except Exception as exc:  # noqa: BLE001 - broker down: keep the ids, the rows stay 'received'
+            log.warning("cannot queue ingest of %d received objects (%s); will retry", len(ids), type(exc).__name__)
+            return False
+
+    # -- embedded mode: batches ingested here
+    def _ingest_pending(self, retry: bool) -> None:
+        if retry:
+            close_old_connections()
+            due = tasks.due_for_retry(self.batch_size)
+            if due:
+                self._ingest(due)
         while not self._stop.is_set():
             close_old_connections()
-            ids = _pending_ids(self._cursor)
+            mark = self._arrivals  # before the query: an arrival racing it is counted (a batch goes sooner)
+            ids = _pending_ids(self._cursor, self.batch_size)
             if not ids:
                 return
-            for received_object_id in ids:
-                if self._stop.is_set():
-                    return
-                self._cursor = received_object_id
-                self._give_way()
-                try:
-                    outcome = ingest.ingest_received_object(received_object_id)
-                    self.ingested += 1
-                    log.debug("ingested %s: %s", received_object_id, outcome.status)
-                except Exception as exc:  # noqa: BLE001 - one bad object never stops the others
-                    self.failed += 1
-                    log.error("ingest of received object %s failed: %s: %s", received_object_id,
-                              type(exc).__name__, str(exc)[:200])
-                    connections.close_all()
+            if len(ids) < self.batch_size and self.receiving is not None:
+                self._gather(len(ids), mark)
+                ids = _pending_ids(self._cursor, self.batch_size)
+            self._ingest(ids)
+            self._cursor = ids[-1]
+
+    def _ingest(self, ids: list[int]) -> None:
+        """Ingest one batch; the database away (IngestError) propagates: _run waits and the batch is taken again."""
+        outcomes = ingest.ingest_batch(ids)
+        self.batches += 1
+        self.ingested += sum(not o.retry for o in outcomes)
+        self.failed += sum(o.retry for o in outcomes)

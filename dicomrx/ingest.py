@@ -1,113 +1,225 @@
-"""Ingest: read a stored object, parse it (pure), record it in the registry, schedule the post-commit steps.
+"""Ingest: read stored objects, parse them (pure), record them in the registry, run the post-commit steps.
 
-``ingest_received_object(id)`` is what the listener's ingest thread, the Celery task and ``reprocess`` call;
-``import_path(path)`` stores a file from disk first (``import_dose``).  Refused objects keep their original file and
-their ReceivedObject row (state ``skipped`` or ``rejected`` with the reason) and get no study, report or event rows.
+``ingest_batch(ids)`` is what the listener's ingest thread, the Celery task, ``import_dose`` and ``reprocess`` call:
+the objects are parsed one by one, recorded in one transaction (``record_batch``: a bad object is refused alone, the
+others commit) and the post-commit steps run once for the batch (``dicomrx.pipeline.after_studies_recorded``).
+``ingest_received_object(id)`` is a batch of one; ``import_file(path)`` stores a file from disk first.  Refused
+objects keep their original file and their ReceivedObject row (state ``skipped`` or ``rejected`` with the reason)
+and get no study, report or event rows.  An object whose ingest raised (unreadable file, parser error) stays
+``received`` with its attempt counted: ``dicomrx.tasks.RetryPolicy`` decides when it is tried again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
-from django.db import DataError, IntegrityError, OperationalError, transaction
+import pydicom
+from django.conf import settings
+from django.db import OperationalError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
 
-from dicomrx import tasks
+from dicomrx import deidentify, pipeline
 from dicomrx.errors import IngestError
+from dicomrx.outcomes import (
+    ALREADY_PRESENT,
+    CORRECTED,
+    FAILED,
+    IMPORTED,
+    SKIPPED,
+    STATUSES,
+    SUPERSEDED,
+    IngestOutcome,
+)
 from dicomrx.parse import parse_dose_object
-from dicomrx.storage import StorageError, TopLevel, store_received_object
+from dicomrx.storage import StorageError, TopLevel, iter_files, store_received_object, write_durably
 from dosereg.core import versions
 from dosereg.core.dose_report import DoseParseError, NotADoseObject
 from dosereg.registry.fields import fit_field
 from dosereg.registry.models import ReceivedObject
-from dosereg.registry.services.recording import record_report
+from dosereg.registry.services.pseudonyms import patient_pseudonym, pseudonym_enabled
+from dosereg.registry.services.recording import RecordOutcome, record_batch
 
 log = logging.getLogger(__name__)
 
-# IngestOutcome.status values (import_dose counts them); recording's outcomes map onto them (replaced -> imported)
-IMPORTED, ALREADY_PRESENT, SUPERSEDED, SKIPPED, FAILED = "imported", "already_present", "superseded", "skipped", "failed"
-CORRECTED = "corrected"
-STATUSES = (IMPORTED, CORRECTED, ALREADY_PRESENT, SUPERSEDED, SKIPPED, FAILED)
+__all__ = ["STATUSES", "IngestError", "IngestOutcome", "import_file", "import_files", "import_path", "ingest_batch",
+           "ingest_received_object", "iter_files", "read_top_level", "store_file"]
+
 _FROM_RECORDING = {versions.IMPORTED: IMPORTED, versions.REPLACED: IMPORTED, versions.CORRECTED: CORRECTED,
                    versions.SUPERSEDED: SUPERSEDED, versions.ALREADY_PRESENT: ALREADY_PRESENT}
 SR_SOP_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 
 
-@dataclass
-class IngestOutcome:
-    status: str  # one of STATUSES
-    reason: str = ""
-    received_object_id: int | None = None
-    study_id: int | None = None
-    warnings: list[str] = field(default_factory=list)
-    equipment_change_ids: list[int] = field(default_factory=list)
-
-
 def _refuse(row: ReceivedObject, state: str, reason: str) -> None:
-    ReceivedObject.objects.filter(pk=row.pk).update(state=state, reason=fit_field(ReceivedObject, "reason", reason), processed_at=timezone.now())
+    ReceivedObject.objects.filter(pk=row.pk).update(state=state, reason=fit_field(ReceivedObject, "reason", reason),
+                                                    processed_at=timezone.now())
 
 
-def _schedule_after_record(study_id: int, change_ids: list[int]) -> None:
-    transaction.on_commit(lambda: tasks.after_record.delay([study_id], list(change_ids)))
+def _attempt_failed(row: ReceivedObject, reason: str) -> IngestOutcome:
+    """An error, not the object's fault as far as we know: counted (the attempt), kept 'received', retried."""
+    ReceivedObject.objects.filter(pk=row.pk).update(reason=fit_field(ReceivedObject, "reason", reason))
+    log.error("ingest of received object %s failed: %s", row.pk, reason)
+    return IngestOutcome(FAILED, reason=reason, received_object_id=row.pk, retry=True)
 
 
-def _record(record_report, report, row: ReceivedObject, demo: bool):
-    with transaction.atomic():
-        outcome = record_report(report, row, demo=demo)
-        _schedule_after_record(outcome.study_id, outcome.equipment_change_ids)
-    return outcome
+def _refuse_not_dose(row: ReceivedObject, data: bytes, exc: NotADoseObject) -> IngestOutcome:
+    """A non-dose SR is refused as a dose report that is not one; an image without dose is simply skipped."""
+    sop_class = row.sop_class_uid
+    if not sop_class:
+        try:
+            sop_class = (read_top_level(data) or TopLevel("")).sop_class_uid
+        except Exception:  # noqa: BLE001 - the class only chooses between two refusal states
+            sop_class = ""
+    state = ReceivedObject.STATE_REJECTED if sop_class.startswith(SR_SOP_CLASS_PREFIX) else \
+        ReceivedObject.STATE_SKIPPED
+    _refuse(row, state, f"not a dose object: {exc}")
+    log.info("object %s %s: not a dose object", row.sop_instance_uid, state)
+    return IngestOutcome(SKIPPED, reason=f"not a dose object: {exc}", received_object_id=row.pk)
 
 
-def ingest_received_object(received_object_id: int, *, demo: bool = False, force: bool = False) -> IngestOutcome:
-    """Parse and record one stored object.  An object already processed is left alone unless ``force`` (replay)."""
-    row = ReceivedObject.objects.get(pk=received_object_id)
-    if row.state != ReceivedObject.STATE_RECEIVED and not force:
-        return IngestOutcome(ALREADY_PRESENT, received_object_id=row.pk, reason=row.reason)
+def _parse(row: ReceivedObject):
+    """The parsed report of a stored object, or the outcome that ends its ingest here."""
     try:
         data = Path(row.file_path).read_bytes()
     except OSError as exc:
-        raise IngestError(f"cannot read the stored object: {exc.strerror or exc}") from exc
-    ReceivedObject.objects.filter(pk=row.pk).update(attempts=row.attempts + 1)
+        return _attempt_failed(row, f"cannot read the stored object: {exc.strerror or exc}")
+    try:
+        data, pseudonymised = _deidentify_stored(row, data)
+    except Exception as exc:  # noqa: BLE001 - unreadable: the parser below says why; the file stays 0600
+        log.warning("object %s could not be de-identified: %s", row.pk, type(exc).__name__)
+        pseudonymised = False
     try:
         report = parse_dose_object(data, filename=Path(row.file_path).name)
     except NotADoseObject as exc:
-        # a non-dose SR is refused as a dose report that is not one; an image without dose is simply skipped
-        sop_class = row.sop_class_uid
-        if not sop_class:
-            try:
-                sop_class = (read_top_level(data) or TopLevel("")).sop_class_uid
-            except Exception:  # noqa: BLE001 - the class only chooses between two refusal states
-                sop_class = ""
-        state = ReceivedObject.STATE_REJECTED if sop_class.startswith(SR_SOP_CLASS_PREFIX) else \
-            ReceivedObject.STATE_SKIPPED
-        _refuse(row, state, f"not a dose object: {exc}")
-        log.info("object %s %s: not a dose object", row.sop_instance_uid, state)
-        return IngestOutcome(SKIPPED, reason=f"not a dose object: {exc}", received_object_id=row.pk)
+        return _refuse_not_dose(row, data, exc)
     except DoseParseError as exc:
         _refuse(row, ReceivedObject.STATE_REJECTED, str(exc))
         log.warning("object %s rejected: %s", row.sop_instance_uid, exc)
         return IngestOutcome(FAILED, reason=str(exc), received_object_id=row.pk)
-    try:
-        try:
-            outcome = _record(record_report, report, row, demo)
-        except IntegrityError:  # a concurrent writer of the same study or unit: once more, on fresh rows
-            outcome = _record(record_report, report, row, demo)
-    except (DataError, IntegrityError, ValueError, TypeError, OverflowError) as exc:
-        # content the registry cannot hold (a garbled value that parsed): refused, nothing half-written
-        reason = f"cannot record the object: {type(exc).__name__}: {str(exc)[:300]}"
+    except Exception as exc:  # noqa: BLE001 - a parser fault on one object never stops its batch
+        return _attempt_failed(row, f"parser error: {type(exc).__name__}: {str(exc)[:300]}")
+    if pseudonymised:  # the registry takes the Patient ID as it is: the pseudonym
+        report = replace(report, patient=replace(report.patient, pseudonymised=True))
+    return report
+
+
+def _deidentify_stored(row: ReceivedObject, data: bytes) -> tuple[bytes, bool]:
+    """With pseudonymisation on, the stored original is de-identified first thing in ingest, right after the durable
+    acknowledgement (dicomrx.deidentify; until now it lived only in the 0600 inbox file), and the registry reads the
+    de-identified object, so no text of the original reaches the database.  Returns (the bytes to parse, whether
+    their Patient ID is the pseudonym)."""
+    if not pseudonym_enabled():
+        return data, False
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    if not deidentify.is_deidentified(ds):
+        pid = str(ds.get("PatientID", "") or "").strip() or f"unknown:{ds.get('StudyInstanceUID', '')}"
+        issuer = str(ds.get("IssuerOfPatientID", "") or "").strip()
+        deidentify.deidentify(ds, pseudonym=patient_pseudonym(pid, issuer))
+        out = io.BytesIO()
+        pydicom.dcmwrite(out, ds, enforce_file_format=False)
+        data = out.getvalue()
+        write_durably(data, Path(row.file_path))
+    return data, True
+
+
+def _recorded(row: ReceivedObject, report, result: RecordOutcome | Exception) -> IngestOutcome:
+    if isinstance(result, Exception):  # content the registry cannot hold: refused, nothing half-written
+        reason = f"cannot record the object: {type(result).__name__}: {str(result)[:300]}"
         _refuse(row, ReceivedObject.STATE_REJECTED, reason)
         log.warning("object %s rejected: %s", row.sop_instance_uid, reason)
         return IngestOutcome(FAILED, reason=reason, received_object_id=row.pk)
-    except OperationalError as exc:  # database unavailable or locked: not the object's fault, retry later
-        raise IngestError(f"database unavailable: {exc}") from exc
-    status = _FROM_RECORDING[outcome.status]
-    return IngestOutcome(status, received_object_id=row.pk, study_id=outcome.study_id,
-                         warnings=list(report.warnings), equipment_change_ids=outcome.equipment_change_ids)
+    return IngestOutcome(_FROM_RECORDING[result.status], received_object_id=row.pk, study_id=result.study_id,
+                         warnings=list(report.warnings), equipment_change_ids=result.equipment_change_ids)
+
+
+def ingest_batch(received_object_ids: list[int], *, demo: bool = False, force: bool = False) -> list[IngestOutcome]:
+    """Parse and record these stored objects (see the module docstring); one outcome per id, in order.  An object
+    already processed is left alone unless ``force`` (replay).  Raises IngestError when the database is unavailable
+    (nothing of the batch is recorded; the objects are tried again)."""
+    rows = ReceivedObject.objects.in_bulk(list(received_object_ids))
+    outcomes: dict[int, IngestOutcome | None] = {}
+    repeats: dict[int, IngestOutcome] = {}  # position -> outcome of an id met earlier in the batch
+    todo: list[ReceivedObject] = []
+    for position, pk in enumerate(received_object_ids):
+        row = rows.get(pk)
+        if pk in outcomes:
+            repeats[position] = IngestOutcome(ALREADY_PRESENT, received_object_id=pk)
+        elif row is None:
+            outcomes[pk] = IngestOutcome(FAILED, reason="no such received object", received_object_id=pk)
+        elif row.state != ReceivedObject.STATE_RECEIVED and not force:
+            outcomes[pk] = IngestOutcome(ALREADY_PRESENT, received_object_id=pk, reason=row.reason)
+        else:
+            todo.append(row)
+            outcomes[pk] = None
+    todo = _claim(todo, outcomes, force=force)
+    parsed = []
+    for row in todo:
+        result = _parse(row)
+        if isinstance(result, IngestOutcome):
+            outcomes[row.pk] = result
+        else:
+            parsed.append((result, row))
+    if parsed:
+        try:
+            outcomes.update(_record_parsed(parsed, demo=demo, force=force))
+        except OperationalError as exc:  # database unavailable or locked: not the objects' fault, retry later
+            _give_back_attempts([row.pk for _, row in parsed])
+            raise IngestError(f"database unavailable: {exc}") from exc
+    return [repeats.get(position) or outcomes[pk] for position, pk in enumerate(received_object_ids)]
+
+
+def _claim(rows: list[ReceivedObject], outcomes: dict, *, force: bool) -> list[ReceivedObject]:
+    """The rows this process may ingest.  The attempt is counted first (an object that crashes its worker is not
+    tried for ever) by an update that is also a claim: conditional on the attempts read and, unless ``force``, on
+    no attempt in the last INGEST_RETRY_DELAY_S (a lease: the retry policy waits as long before it calls an attempt
+    lost).  Of two processes on the same object (a second ``import_dose``, a message queued twice by the sweeper)
+    one updates it; the other leaves it to that one."""
+    now, claimed = timezone.now(), []
+    lease_start = now - dt.timedelta(seconds=settings.INGEST_RETRY_DELAY_S)
+    for row in rows:
+        mine = ReceivedObject.objects.filter(pk=row.pk, attempts=row.attempts)
+        if not force:
+            mine = mine.filter(Q(processed_at__isnull=True) | Q(processed_at__lte=lease_start),
+                               state=ReceivedObject.STATE_RECEIVED)
+        if mine.update(attempts=F("attempts") + 1, processed_at=now):
+            claimed.append(row)
+        else:
+            outcomes[row.pk] = IngestOutcome(ALREADY_PRESENT, received_object_id=row.pk,
+                                             reason="being ingested by another process")
+    return claimed
+
+
+def _give_back_attempts(ids: list[int]) -> None:
+    """The database was away: the attempt does not count against the objects (when it can be said at all)."""
+    try:
+        ReceivedObject.objects.filter(pk__in=ids, attempts__gt=0).update(attempts=F("attempts") - 1)
+    except OperationalError:
+        pass
+
+
+def _record_parsed(parsed: list, *, demo: bool, force: bool) -> dict[int, IngestOutcome]:
+    with transaction.atomic():
+        results = record_batch(parsed, demo=demo, replay=force)
+        outcomes = {row.pk: _recorded(row, report, result)
+                    for (report, row), result in zip(parsed, results, strict=True)}
+        recorded = [o for o in outcomes.values() if o.study_id and o.status != ALREADY_PRESENT]
+        study_ids = [o.study_id for o in recorded]
+        change_ids = [c for o in recorded for c in o.equipment_change_ids]
+        if study_ids or change_ids:  # mapping, effective dose, triggers, DRL changes: once for the batch
+            transaction.on_commit(lambda: pipeline.after_studies_recorded(study_ids, change_ids), robust=True)
+    log.info("ingested a batch of %d objects", len(parsed))
+    return outcomes
+
+
+def ingest_received_object(received_object_id: int, *, demo: bool = False, force: bool = False) -> IngestOutcome:
+    """Parse and record one stored object: a batch of one."""
+    return ingest_batch([received_object_id], demo=demo, force=force)[0]
 
 
 def _stop_after_study_uid(tag, vr, length) -> bool:
@@ -133,8 +245,8 @@ def read_top_level(data: bytes) -> TopLevel | None:
                     modality=str(ds.get("Modality", "") or "").strip())
 
 
-def import_file(path: Path, *, source: str = "import", demo: bool = False) -> IngestOutcome:
-    """Store one file from disk (idempotent) and ingest it."""
+def store_file(path: Path, *, source: str = "import") -> IngestOutcome | ReceivedObject:
+    """Store one file from disk (idempotent): its ReceivedObject row to ingest, or the outcome that ends it here."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -156,18 +268,33 @@ def import_file(path: Path, *, source: str = "import", demo: bool = False) -> In
         return IngestOutcome(FAILED, reason=str(exc))
     if not created and row.state != ReceivedObject.STATE_RECEIVED:
         return IngestOutcome(ALREADY_PRESENT, received_object_id=row.pk, reason=row.reason)
-    return ingest_received_object(row.pk, demo=demo)
+    return row
 
 
-def iter_files(paths):
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            yield from sorted(f for f in p.rglob("*") if f.is_file())
-        else:
-            yield p
+def import_files(paths, *, source: str = "import", demo: bool = False, batch_size: int = 50):
+    """Store and ingest files from disk in batches; yields (path, outcome) per file, in order."""
+    batch: list[tuple[Path, IngestOutcome | ReceivedObject]] = []
+
+    def flush():
+        ids = [r.pk for _, r in batch if isinstance(r, ReceivedObject)]
+        done = dict(zip(ids, ingest_batch(ids, demo=demo), strict=True)) if ids else {}
+        for path, r in batch:
+            yield path, done[r.pk] if isinstance(r, ReceivedObject) else r
+        batch.clear()
+
+    for path in paths:
+        batch.append((path, store_file(Path(path), source=source)))
+        if len(batch) >= batch_size:
+            yield from flush()
+    yield from flush()
+
+
+def import_file(path: Path, *, source: str = "import", demo: bool = False) -> IngestOutcome:
+    """Store one file from disk (idempotent) and ingest it."""
+    [(_, outcome)] = import_files([path], source=source, demo=demo)
+    return outcome
 
 
 def import_path(path, *, source: str = "import") -> list[tuple[Path, IngestOutcome]]:
     """Import a file or a folder (recursive); one outcome per file, the batch carries on after a failure."""
-    return [(f, import_file(f, source=source)) for f in iter_files([path])]
+    return list(import_files(iter_files([path]), source=source))

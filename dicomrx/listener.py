@@ -39,7 +39,7 @@ from pydicom.filereader import read_partial
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification
 
-from dicomrx import dispatch
+from dicomrx import diskspace, dispatch
 from dicomrx.models import AllowedCallingAE, ListenerStatus, RefusedObject
 from dicomrx.qr import QRHandlers
 from dicomrx.storage import StorageError, TopLevel, store_received_file, store_received_object
@@ -321,6 +321,7 @@ class StoreHandler:
             _record_refusal(status=CANNOT_UNDERSTAND, reason=reason, **refusal)
             return _status(CANNOT_UNDERSTAND, "SOP Instance UID does not match the request")
         try:
+            diskspace.ensure_room(path)  # below DOSEREG_DICOM_MIN_FREE_MB: 0xA700 for this object, nothing aborted
             if received.data is None:
                 row, created = store_received_file(received.path, top, source=self.source, calling_ae=calling_ae,
                                                    peer_address=str(peer))
@@ -331,6 +332,8 @@ class StoreHandler:
             log.error("C-STORE from %s answered 0xA700: %s (SOP instance %s)", calling_ae,
                       exc if isinstance(exc, StorageError) else type(exc).__name__, rq_instance)
             self.counters.add("refused")
+            _record_refusal(status=OUT_OF_RESOURCES, reason=str(exc) if isinstance(exc, StorageError)
+                            else "database unavailable", **refusal)
             connections.close_all()  # a broken connection must not serve the next object
             return _status(OUT_OF_RESOURCES, str(exc))
         self.counters.add("stored" if created else "duplicates")

@@ -38,7 +38,7 @@ class TopLevel:
     modality: str = ""
 
 
-FILE_MODE = 0o640  # health data: the services' user and group only
+FILE_MODE = 0o600  # health data: the service user only (the inbox directory is 0700 too)
 
 
 def inbox_path(sha256: str) -> Path:
@@ -82,7 +82,7 @@ def move_durably(source: Path, target: Path) -> bool:
     try:
         fd = os.open(source, os.O_RDONLY)
         try:
-            os.fchmod(fd, FILE_MODE)  # the receiver's temporary files are private (0600); the inbox is 0640
+            os.fchmod(fd, FILE_MODE)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -166,3 +166,13 @@ def _record(size: int, top: TopLevel, sha: str, target: Path, existing: Received
         raise
     except Exception as exc:  # database down, disk full in the WAL...: the sender must retry
         raise StorageError(f"cannot record the object: {type(exc).__name__}") from exc
+
+
+def iter_files(paths):
+    """The files under these paths (folders recursively, in name order), for importing from disk."""
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            yield from sorted(f for f in p.rglob("*") if f.is_file())
+        else:
+            yield p

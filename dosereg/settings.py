@@ -79,6 +79,9 @@ DICOM_AE_TITLE = ae_title("DOSEREG_AE_TITLE", "DOSEREG")
 ALLOWED_CALLING_AETS = env_list("DOSEREG_ALLOWED_CALLING_AETS", "*")
 DICOM_ACCEPT_IMAGES = env_bool("DOSEREG_DICOM_ACCEPT_IMAGES", True)
 DICOM_MAX_ASSOCIATIONS = env_int("DOSEREG_DICOM_MAX_ASSOCIATIONS", 10, minimum=1, maximum=200)
+# Free space kept on the inbox's file system: below it objects are answered 0xA700 (dicomrx.diskspace).  More than the
+# largest object times the concurrent associations, since each object is streamed to disk before it is checked.
+DICOM_MIN_FREE_MB = env_int("DOSEREG_DICOM_MIN_FREE_MB", 500, minimum=0, maximum=10_000_000)
 DICOM_TLS_CERT = env_str("DOSEREG_DICOM_TLS_CERT")
 DICOM_TLS_KEY = env_str("DOSEREG_DICOM_TLS_KEY")
 DICOM_TLS_CA = env_str("DOSEREG_DICOM_TLS_CA")
@@ -198,6 +201,12 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# acks_late: a message is acknowledged after its task ran, so a killed worker's message is delivered again -- after
+# the visibility timeout on Redis (kombu's default is an hour).  It must exceed the longest ingest batch, or a slow
+# task is delivered twice (harmless: ingest claims each object, but wasted work); the sweeper covers the wait.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("DOSEREG_CELERY_VISIBILITY_TIMEOUT", 900,
+                                                                 minimum=60, maximum=86400)}
+CELERY_IMPORTS = ["dicomrx.sweeper"]  # the sweeper task (not in a tasks module, so autodiscovery misses it)
 CELERY_TASK_SERIALIZER = "json"
 # Ingest (dicomrx.dispatch, dicomrx.tasks): received objects are parsed and recorded in batches of up to this many
 # objects, or what arrived within INGEST_BATCH_WAIT_MS while associations are open, one transaction per batch.
@@ -207,8 +216,12 @@ INGEST_BATCH_WAIT_MS = env_int("DOSEREG_INGEST_BATCH_WAIT_MS", 500, minimum=0, m
 # INGEST_RETRY_DELAY_S x 2^(attempts-1) seconds, at most INGEST_MAX_ATTEMPTS times; then it waits for `reprocess`.
 INGEST_MAX_ATTEMPTS = env_int("DOSEREG_INGEST_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
 INGEST_RETRY_DELAY_S = env_int("DOSEREG_INGEST_RETRY_DELAY_S", 60, minimum=1, maximum=86400)
+# How often Celery beat sweeps for received objects still waiting after that delay (dicomrx.sweeper; production).
+INGEST_SWEEP_SECONDS = env_int("DOSEREG_INGEST_SWEEP_SECONDS", 60, minimum=5, maximum=86400)
 # Schedules run by Celery beat (production).  The embedded mode has no beat: run the commands from cron instead.
 CELERY_BEAT_SCHEDULE: dict = {
+    # received objects whose queued ingest was lost (broker restart, killed worker) are queued again
+    "dicomrx-ingest-sweep": {"task": "dicomrx.sweep_received", "schedule": float(INGEST_SWEEP_SECONDS)},
     # the yearly DRL comparison of the previous calendar year (ESR EuroSafe Imaging: at least once a year)
     "drl-yearly-comparison": {
         "task": "drl.yearly_comparison",
@@ -413,3 +426,66 @@ if HTTPS:
     # are the site's decision (the two env vars above), so their deploy-check warnings are not shown.
     SILENCED_SYSTEM_CHECKS = [c for c, on in (("security.W005", SECURE_HSTS_INCLUDE_SUBDOMAINS),
                                               ("security.W021", SECURE_HSTS_PRELOAD)) if not on]
+
+# Directory sign-in (dosereg.web.directory), both optional; local accounts stay.  Roles: DOSEREG_LDAP_ROLE_<ROLE> /
+# DOSEREG_OIDC_ROLE_<ROLE> = group DN / claim value(s), '|'-separated (e.g. DOSEREG_LDAP_ROLE_PHYSICIST=cn=...).
+def _role_groups(prefix: str) -> dict[str, list[str]]:
+    return {name[len(prefix):].lower(): [g.strip() for g in value.split("|") if g.strip()]
+            for name, value in os.environ.items() if name.startswith(prefix) and value.strip()}
+
+
+LDAP_ROLE_GROUPS = _role_groups("DOSEREG_LDAP_ROLE_")
+OIDC_ROLE_GROUPS = _role_groups("DOSEREG_OIDC_ROLE_")
+LDAP_URI = env_str("DOSEREG_LDAP_URI")  # ldap://dc1.hospital.example ldaps://...: on when set
+if LDAP_URI:
+    import ldap
+    from django_auth_ldap.config import (
+        ActiveDirectoryGroupType,
+        GroupOfNamesType,
+        LDAPSearch,
+        NestedActiveDirectoryGroupType,
+        PosixGroupType,
+    )
+
+    AUTH_LDAP_SERVER_URI = LDAP_URI
+    AUTH_LDAP_START_TLS = env_bool("DOSEREG_LDAP_START_TLS", False)
+    AUTH_LDAP_BIND_DN = env_str("DOSEREG_LDAP_BIND_DN")  # a service account that may search users and groups
+    AUTH_LDAP_BIND_PASSWORD = env_str("DOSEREG_LDAP_BIND_PASSWORD")
+    AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_REFERRALS: 0, ldap.OPT_NETWORK_TIMEOUT: 10}
+    if env_str("DOSEREG_LDAP_USER_DN_TEMPLATE"):  # uid=%(user)s,ou=people,dc=hospital,dc=example: direct bind
+        AUTH_LDAP_USER_DN_TEMPLATE = env_str("DOSEREG_LDAP_USER_DN_TEMPLATE")
+    else:
+        AUTH_LDAP_USER_SEARCH = LDAPSearch(env_str("DOSEREG_LDAP_USER_BASE"), ldap.SCOPE_SUBTREE,
+                                           env_str("DOSEREG_LDAP_USER_FILTER", "(sAMAccountName=%(user)s)"))
+    _group_types = {"groupofnames": GroupOfNamesType, "ad": ActiveDirectoryGroupType,
+                    "nested-ad": NestedActiveDirectoryGroupType, "posix": PosixGroupType}
+    _group_type = env_str("DOSEREG_LDAP_GROUP_TYPE", "nested-ad").lower()
+    if _group_type not in _group_types:
+        fail(f"DOSEREG_LDAP_GROUP_TYPE={_group_type!r} must be one of {', '.join(_group_types)}")
+    AUTH_LDAP_GROUP_TYPE = _group_types[_group_type]()
+    AUTH_LDAP_GROUP_SEARCH = LDAPSearch(env_str("DOSEREG_LDAP_GROUP_BASE"), ldap.SCOPE_SUBTREE, "(objectClass=*)")
+    if env_str("DOSEREG_LDAP_REQUIRE_GROUP"):  # only members of this group may sign in at all
+        AUTH_LDAP_REQUIRE_GROUP = env_str("DOSEREG_LDAP_REQUIRE_GROUP")
+    AUTH_LDAP_USER_ATTR_MAP = {"first_name": "givenName", "last_name": "sn", "email": "mail"}
+    AUTH_LDAP_ALWAYS_UPDATE_USER = True
+    AUTH_LDAP_FIND_GROUP_PERMS = False  # permissions come from DoseReg's roles, given by the mapping
+    AUTHENTICATION_BACKENDS.insert(1, "django_auth_ldap.backend.LDAPBackend")
+OIDC_CLIENT_ID = env_str("DOSEREG_OIDC_CLIENT_ID")  # on when set, with the provider's endpoints below
+OIDC_USERNAME_CLAIM = env_str("DOSEREG_OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_ROLES_CLAIM = env_str("DOSEREG_OIDC_ROLES_CLAIM", "groups")
+if OIDC_CLIENT_ID:
+    INSTALLED_APPS.append("mozilla_django_oidc")
+    OIDC_RP_CLIENT_ID = OIDC_CLIENT_ID
+    OIDC_RP_CLIENT_SECRET = env_str("DOSEREG_OIDC_CLIENT_SECRET")
+    OIDC_RP_SIGN_ALGO = env_str("DOSEREG_OIDC_SIGN_ALGO", "RS256")
+    OIDC_RP_SCOPES = env_str("DOSEREG_OIDC_SCOPES", "openid email profile")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("DOSEREG_OIDC_AUTHORIZATION_ENDPOINT")
+    OIDC_OP_TOKEN_ENDPOINT = env_str("DOSEREG_OIDC_TOKEN_ENDPOINT")
+    OIDC_OP_USER_ENDPOINT = env_str("DOSEREG_OIDC_USERINFO_ENDPOINT")
+    OIDC_OP_JWKS_ENDPOINT = env_str("DOSEREG_OIDC_JWKS_ENDPOINT")
+    for _name in ("DOSEREG_OIDC_AUTHORIZATION_ENDPOINT", "DOSEREG_OIDC_TOKEN_ENDPOINT",
+                  "DOSEREG_OIDC_USERINFO_ENDPOINT") + (("DOSEREG_OIDC_JWKS_ENDPOINT",) if OIDC_RP_SIGN_ALGO.startswith(
+                      ("RS", "ES")) else ()):
+        if not env_str(_name).startswith("https://") and not (DEBUG or _TEST_RUN):
+            fail(f"{_name} must be an https:// URL of the OpenID provider")
+    AUTHENTICATION_BACKENDS.insert(1, "dosereg.web.directory.OidcBackend")

@@ -1,5 +1,6 @@
 """URL map.  Each app owns its pages (``<app>.urls``) and its API endpoints (``<app>.api_urls``, under /api/v1/)."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -20,6 +21,7 @@ urlpatterns = [
          name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", permission_classes=[IsAuthenticated]),
          name="api-redoc"),
+    *([path("oidc/", include("mozilla_django_oidc.urls"))] if settings.OIDC_CLIENT_ID else []),  # OpenID Connect
     path("api/v1/", include("dosereg.web.api_urls")),
     path("api/v1/", include("triggers.api_urls")),
     path("api/v1/", include("triggers.incidents.api_urls")),

@@ -6,7 +6,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 
 from triggers.models import Alert, TriggerRule
 
@@ -16,8 +16,21 @@ _SEVERITY_RANK = Case(*[When(severity=s, then=Value(i)) for i, s in enumerate(SE
                       default=Value(len(SEVERITY_ORDER)), output_field=IntegerField())
 
 
+# within a severity, what nobody has looked at yet first, what is settled last
+STATE_ORDER = ("new", "acknowledged", "follow_up", "escalated", "closed")
+_STATE_RANK = Case(*[When(state=s, then=Value(i)) for i, s in enumerate(STATE_ORDER)],
+                   default=Value(len(STATE_ORDER)), output_field=IntegerField())
+# the triage order of the inbox and the dashboard: real studies before demo ones, then severity, state, newest first
+TRIAGE_ORDER = ("demo", "severity_rank", "state_rank", "-created_at", "-id")
+_JOINED = ("rule", "study", "study__equipment__room", "patient")
+
+
 def _rank(severity: str) -> int:
     return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
+
+
+def _triaged(qs: QuerySet[Alert]) -> QuerySet[Alert]:
+    return qs.annotate(severity_rank=_SEVERITY_RANK, state_rank=_STATE_RANK).order_by(*TRIAGE_ORDER)
 
 
 def alert_inbox_count(user) -> int:
@@ -28,9 +41,12 @@ def alert_inbox_count(user) -> int:
 
 
 def study_alerts(study_id: int) -> list[Alert]:
-    """A study's alerts (for the study and patient pages), most severe first."""
-    alerts = list(Alert.objects.filter(study_id=study_id).select_related("rule"))
-    return sorted(alerts, key=lambda a: (_rank(a.severity), a.pk))
+    """A study's alerts (for the study and patient pages), most severe first, open before settled; each with its
+    ``guidance`` (what to do, see ``alert_guidance``)."""
+    alerts = list(_triaged(Alert.objects.filter(study_id=study_id).select_related("rule")))
+    for a in alerts:
+        a.guidance = alert_guidance(a)
+    return alerts
 
 
 def alert_badges(study_ids: Iterable[int]) -> dict[int, list[dict]]:
@@ -53,14 +69,56 @@ def alert_badges(study_ids: Iterable[int]) -> dict[int, list[dict]]:
 
 
 def open_alerts(*, limit: int | None = None, user=None) -> QuerySet[Alert]:
-    """Alerts waiting for someone (new, acknowledged, follow-up), what needs acting on first: significant events,
-    then alerts, then notifications, newest first within each; study, patient and rule joined (one query).  With a
-    ``user`` who may not see alerts: none."""
+    """Alerts waiting for someone (new, acknowledged, follow-up), what needs acting on first: real studies before
+    demo ones, then significant events, alerts, notifications; within a severity new before acknowledged before
+    follow-up, newest first; study, unit, room, patient and rule joined (one query).  With a ``user`` who may not
+    see alerts: none."""
     if user is not None and not user.has_perm("triggers.view_alert"):
         return Alert.objects.none()
-    qs = (Alert.objects.filter(state__in=Alert.OPEN_STATES).select_related("study", "patient", "rule")
-          .annotate(severity_rank=_SEVERITY_RANK).order_by("severity_rank", "-created_at", "-id"))
+    qs = _triaged(Alert.objects.filter(state__in=Alert.OPEN_STATES).select_related(*_JOINED))
     return qs[:limit] if limit is not None else qs
+
+
+def follow_up_worklist(*, user=None, today: dt.date | None = None) -> list[Alert]:
+    """Alerts with a follow-up scheduled (a skin check, a call), the earliest due first, each marked ``overdue``
+    when its date has passed; real studies before demo ones.  Empty for a ``user`` who may not see alerts."""
+    if user is not None and not user.has_perm("triggers.view_alert"):
+        return []
+    today = today or dt.date.today()
+    rows = list(Alert.objects.filter(state="follow_up").select_related(*_JOINED)
+                .order_by("demo", F("follow_up_date").asc(nulls_last=True), "id"))
+    for a in rows:
+        a.overdue = a.follow_up_date is not None and a.follow_up_date < today
+    return rows
+
+
+# What the people at the unit do about an alert, by the quantity that raised it.  Skin: NCRP Report No. 168 (2010),
+# at its substantial radiation dose level (Ka,r 5 Gy, peak skin dose 3 Gy, KAP 500 Gy·cm²): tell the patient and
+# the referring physician, record it in the patient's record, and contact the patient about 30 days later.
+_SKIN_QUANTITIES = {"ka_r_total_mgy", "ka_r_mgy", "psd_mgy", "kap_total_gycm2", "kap_gycm2"}
+_GUIDANCE_SKIN = ("Tell the patient and the referring physician, note the dose in the report, and arrange a skin "
+                  "check: contact the patient about 30 days after the procedure (NCRP Report No. 168, 2010).")
+_GUIDANCE_CT = ("Check the protocol and the reason for the dose (patient size, repeated scans, a Dose Check "
+                "override); a physicist reviews the acquisition.")
+_GUIDANCE_OTHER = "Review the study and acknowledge the alert with a reason; escalate if the exposure was not intended."
+
+
+def alert_guidance(alert: Alert) -> str:
+    """What to do about an alert, in words (the rule's note follows where the rule has one)."""
+    if alert.quantity in _SKIN_QUANTITIES:
+        text = _GUIDANCE_SKIN
+    elif alert.quantity in {"ctdivol_mgy", "max_ctdivol_mgy", "dlp_mgycm", "dlp_total_mgycm", "ssde_mgy"}:
+        text = _GUIDANCE_CT
+    else:
+        text = _GUIDANCE_OTHER
+    note = (alert.rule.note or "").strip() if alert.rule_id else ""
+    return f"{text} {note}".strip()
+
+
+def incident_alerts(incident) -> list[Alert]:
+    """The alerts an incident report concerns: those linked to it and those of its studies, triage order."""
+    qs = Alert.objects.filter(Q(incident_reports=incident) | Q(study__in=incident.studies.all())).distinct()
+    return list(_triaged(qs.select_related(*_JOINED)))
 
 
 def open_alert_count() -> int:
@@ -71,7 +129,8 @@ def open_alert_count() -> int:
 def alert_list(*, state: str | None = None, severity: str | None = None, rule_id: int | None = None,
                include_demo: bool = True, open_only: bool = False, since: dt.date | None = None,
                until: dt.date | None = None) -> QuerySet[Alert]:
-    qs = Alert.objects.select_related("rule", "study", "study__equipment", "patient")
+    """Alerts in triage order (see ``TRIAGE_ORDER``), filtered as the inbox and the API ask."""
+    qs = Alert.objects.select_related(*_JOINED)
     if open_only:
         qs = qs.filter(state__in=Alert.OPEN_STATES)
     if state:
@@ -86,7 +145,7 @@ def alert_list(*, state: str | None = None, severity: str | None = None, rule_id
         qs = qs.filter(created_at__date__gte=since)
     if until:
         qs = qs.filter(created_at__date__lte=until)
-    return qs.order_by("-created_at", "-id")
+    return _triaged(qs)
 
 
 def rule_tuning(*, include_demo: bool = False) -> list[dict]:

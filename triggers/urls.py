@@ -9,6 +9,7 @@ from triggers import views
 app_name = "triggers"
 urlpatterns = [
     path("alerts/", views.alert_inbox, name="alert_inbox"),
+    path("alerts/follow-up/", views.follow_up_list, name="follow_up_list"),
     path("alerts/<int:pk>/", views.alert_detail, name="alert_detail"),
     path("alerts/<int:pk>/acknowledge/", views.alert_acknowledge_view, name="alert_acknowledge"),
     path("alerts/<int:pk>/follow-up/", views.alert_follow_up_view, name="alert_follow_up"),

@@ -15,7 +15,7 @@ from triggers import services
 from triggers.forms import AcknowledgeForm, AlertFilterForm, CloseForm, FollowUpForm, TriggerRuleForm
 from triggers.incidents.services import IncidentError
 from triggers.models import Alert, TriggerRule
-from triggers.selectors import alert_list, rule_tuning
+from triggers.selectors import alert_guidance, alert_list, follow_up_worklist, rule_tuning
 
 KAR_NOTE = ("Ka,r (air kerma at the interventional reference point) is a surrogate for skin dose, not a skin-dose "
             "estimate: it can under- or overestimate peak skin dose.")
@@ -39,19 +39,30 @@ def alert_inbox(request):
     qs = alert_list(state=state, severity=severity, rule_id=rule.pk if rule else None, include_demo=include_demo,
                     open_only=open_only)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
-    return render(request, "triggers/alert_inbox.html", {"page": page, "form": form, "kar_note": KAR_NOTE,
-                                                         "new_count": Alert.objects.filter(state="new").count()})
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "triggers/alert_inbox.html", {
+        "page": page, "form": form, "kar_note": KAR_NOTE, "query": query.urlencode(),
+        "new_count": Alert.objects.filter(state="new").count(),
+        "follow_up_count": Alert.objects.filter(state="follow_up").count()})
+
+
+@permission_required("triggers.view_alert", raise_exception=True)
+def follow_up_list(request):
+    """The "needs follow-up" worklist: scheduled checks, the earliest due first, overdue marked."""
+    return render(request, "triggers/follow_up_list.html", {"follow_ups": follow_up_worklist(user=request.user)})
 
 
 @permission_required("triggers.view_alert", raise_exception=True)
 def alert_detail(request, pk: int):
-    alert = get_object_or_404(Alert.objects.select_related("rule", "study", "study__equipment", "study__standard_exam",
-                                                           "patient", "acknowledged_by"), pk=pk)
+    alert = get_object_or_404(Alert.objects.select_related("rule", "study", "study__equipment__room",
+                                                           "study__standard_exam", "patient", "acknowledged_by"),
+                              pk=pk)
     audit_record(action="view_alert", object_type="alert", object_id=alert.pk, request=request,
                  detail={"study_id": alert.study_id})
     window_days = alert.rule.window_days or 84
     context = {
-        "alert": alert, "rule": alert.rule, "kar_note": KAR_NOTE,
+        "alert": alert, "rule": alert.rule, "kar_note": KAR_NOTE, "guidance": alert_guidance(alert),
         "history": [{"event": h, "detail": _detail_text(alert.quantity, h.detail or {})}
                     for h in alert.history.select_related("user")],
         "window_days": window_days,

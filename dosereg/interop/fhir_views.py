@@ -182,7 +182,7 @@ def search_observations(params) -> QuerySet[Study]:
             q |= _part_of(item)
         qs = qs.filter(q)
     for value in params.getlist("_id"):
-        ids = [v for v in value.split(",") if v.isdigit()]
+        ids = [v for v in value.split(",") if v.isdigit() and int(v) <= 2**63 - 1]  # past BIGINT: no such row
         qs = qs.filter(pk__in=ids)
     for value in params.getlist("identifier"):
         qs = qs.filter(_identifier(value))

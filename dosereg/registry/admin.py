@@ -7,12 +7,14 @@ from django.contrib import admin
 
 from dosereg.registry.models import (
     AuditLog,
+    Dosimeter,
     Equipment,
     EquipmentChange,
     Patient,
     ReceivedObject,
     Room,
     SiteSettings,
+    StaffMember,
     StandardExam,
     Study,
 )
@@ -153,3 +155,27 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class DosimeterInline(admin.TabularInline):
+    model = Dosimeter
+    extra = 1
+    fields = ["dosimeter_id", "position", "source", "room"]
+
+
+@admin.register(StaffMember)
+class StaffMemberAdmin(AuditedAdmin):
+    """Staff members, their dosimeters and their user accounts (the roster import, /staff/roster/, does many)."""
+
+    list_display = ["name", "role", "user", "pregnancy_declared"]
+    search_fields = ["name", "role", "user__username", "dosimeters__dosimeter_id"]
+    autocomplete_fields = ["user"]
+    inlines = [DosimeterInline]
+
+
+@admin.register(Dosimeter)
+class DosimeterAdmin(AuditedAdmin):
+    list_display = ["dosimeter_id", "staff_member", "position", "source", "room"]
+    list_filter = ["source", "position", "room"]
+    search_fields = ["dosimeter_id", "staff_member__name"]
+    autocomplete_fields = ["staff_member"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Tags, register
 
 
 @register(Tags.compatibility, deploy=False)
@@ -19,13 +19,28 @@ def dicom_configuration(app_configs=None, **kwargs):
     inbox = settings.INBOX_DIR
     if not os.access(inbox, os.W_OK):
         problems.append(Error(f"the DICOM inbox {inbox} is not writable", id="dosereg.E003"))
-    if not settings.ALLOWED_CALLING_AETS or "*" in settings.ALLOWED_CALLING_AETS:
-        problems.append(Warning(
-            "DOSEREG_ALLOWED_CALLING_AETS is unset or '*': any calling AE title may store objects "
-            "unless an administrator adds allowed calling AEs on the admin page",
-            hint="set it to a comma-separated list of AET or AET@host entries", id="dosereg.W001"))
+    # An open allowlist is not a check warning: every command would print it (three times for 'serve').  The
+    # listener says it once at start, knowing the admin page's entries too (dicomrx.listener.Listener.start).
     for entry in settings.ALLOWED_CALLING_AETS:
         name = entry.split("@", 1)[0]
         if entry != "*" and (not name or len(name) > 16 or not name.isascii()):
             problems.append(Error(f"allowed calling AE entry {entry!r} is not a valid AE title", id="dosereg.E004"))
+    return problems
+
+
+@register(Tags.security, deploy=False)
+def private_files(app_configs=None, **kwargs):
+    """Health data on disk: the data directory, inbox and logs 0700, the database, WAL, log and secret 0600
+    (settings set these at start; this reports what they could not, e.g. a volume owned by another user)."""
+    problems = []
+    for path in [*getattr(settings, "PRIVATE_DIRS", []), *getattr(settings, "PRIVATE_FILES", [])]:
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue  # not created yet (no WAL before the first write)
+        if mode & 0o077:
+            wanted = "0700" if path.is_dir() else "0600"
+            problems.append(Error(
+                f"{path} is readable or writable by other users (mode {mode & 0o777:04o}); it holds health data",
+                hint=f"chmod {wanted} {path} (and run DoseReg as the file's owner)", id="dosereg.E010"))
     return problems

@@ -31,6 +31,11 @@ REGISTRY_PERMISSIONS = {
     "api_client": ["view_patient", "view_study", "view_patient_history", "view_study_detail", "export_studies"],
 }
 
+# Granted by later migrations (a permission must exist in the historical models when its migration grants it).
+LATER_REGISTRY_PERMISSIONS = {
+    "0008_view_metrics_permission": {"admin": ["view_metrics"], "physicist": ["view_metrics"]},  # /metrics token
+}
+
 
 def create_all_permissions(apps) -> None:
     """Create the permission rows now (Django normally does it after all migrations, too late for a grant)."""

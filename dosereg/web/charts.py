@@ -110,7 +110,7 @@ def weekly_bars_svg(rows: list[dict], *, weeks: list | None = None, width: int =
                        f'</title></rect>')
         if len(weeks) <= 16 or i % 2 == 0:
             out.append(f'<text x="{left + (i + 0.5) * bw:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
-                       f'font-size="10" fill="#5b6b7c">{w.strftime("%d %b") if hasattr(w, "strftime") else w}</text>')
+                       f'font-size="10" fill="#5b6b7c">{w.isoformat() if hasattr(w, "isoformat") else w}</text>')
     lx = left
     for m in mods:
         label = MODALITY_LABELS.get(m, m)
@@ -118,5 +118,29 @@ def weekly_bars_svg(rows: list[dict], *, weeks: list | None = None, width: int =
         out.append(f'<rect x="{lx}" y="{height - 16}" width="10" height="10" fill="{colour}"/>'
                    f'<text x="{lx + 14}" y="{height - 7}" font-size="11" fill="#1d2733">{escape(label)}</text>')
         lx += 34 + 7 * len(label)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def modality_bars_svg(items: list[tuple[str, int]], *, label: str, width: int = 640) -> str:
+    """Horizontal bars: a count per modality type (``items`` in display order).  The page shows the same figures
+    as a table beside it (the chart's text alternative)."""
+    if not items:
+        return ""
+    row_h, left, right, top = 26, 150, 60, 6
+    height = top * 2 + row_h * len(items)
+    vmax = max(n for _m, n in items) or 1
+    plot_w = width - left - right
+    out = [f'<svg class="chart bars" role="img" aria-label="{escape(label)}" viewBox="0 0 {width} {height}" '
+           f'xmlns="http://www.w3.org/2000/svg" width="100%">']
+    for i, (m, n) in enumerate(items):
+        y = top + i * row_h
+        w = plot_w * n / vmax
+        name = MODALITY_LABELS.get(m, m or "unknown")
+        out.append(f'<text x="{left - 8}" y="{y + 17}" text-anchor="end" font-size="12" fill="#1d2733">'
+                   f'{escape(name)}</text>'
+                   f'<rect x="{left}" y="{y + 4}" width="{max(w, 1):.1f}" height="{row_h - 8}" '
+                   f'fill="{MODALITY_COLOURS.get(m, "#64748b")}"><title>{escape(name)}: {n}</title></rect>'
+                   f'<text x="{left + w + 6:.1f}" y="{y + 17}" font-size="12" fill="#1d2733">{number(n, 6)}</text>')
     out.append("</svg>")
     return "".join(out)

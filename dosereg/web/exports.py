@@ -1,20 +1,16 @@
-"""Streamed exports of filtered study lists: CSV row by row; XLSX through openpyxl's write-only workbook (rows go to
-a temporary file as they come, so memory stays flat), split into sheets past Excel's row limit."""
+"""Streamed exports of filtered study lists: CSV row by row; XLSX split into sheets past Excel's row limit.  Both
+through the shared spreadsheet writer (dosereg.registry.spreadsheet: no formula cells, no control characters)."""
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import math
-import re
 import tempfile
 
 from django.db.models import QuerySet
 from django.http import FileResponse, StreamingHttpResponse
-from openpyxl import Workbook
 
 from dosereg.core.display import column_label
 from dosereg.core.quantities import QUANTITIES
+from dosereg.registry import spreadsheet
 
 EXPORT_COLUMNS = [
     ("study_instance_uid", "study_instance_uid"), ("accession_number", "accession_number"),
@@ -32,71 +28,26 @@ EXPORT_COLUMNS = [
 ]
 # quantity columns carry the catalogue's label and unit ("DLP total (mGy·cm)"); the others their field name
 HEADER = [column_label(h) if h in QUANTITIES else h for _, h in EXPORT_COLUMNS]
-XLSX_MAX_ROWS = 1_048_575  # data rows per sheet: Excel's 1,048,576 rows minus the header
 CHUNK = 2000
-
-
-# XML 1.0 forbids these characters: openpyxl refuses a cell holding one (a NUL in a description, say)
-_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def _cell(value):
-    """A stored value as a spreadsheet cell: dates in ISO form, no inf or NaN (empty: not a number anyone reported),
-    text without the characters XML and UTF-8 cannot carry."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, str):
-        return _NOT_XML.sub("", value)
-    return value
 
 
 def _rows(qs: QuerySet):
     for row in qs.values_list(*[c for c, _ in EXPORT_COLUMNS]).iterator(chunk_size=CHUNK):
-        out = [_cell(v) for v in row]
+        out = list(row)
         types = row[4] if isinstance(row[4], list) else []
-        out[4] = ",".join(_cell(str(m)) for m in types)
+        out[4] = ",".join(str(m) for m in types)
         yield out
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 def csv_response(qs: QuerySet, filename: str) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-
-    def stream():
-        yield writer.writerow(HEADER)
-        for row in _rows(qs):
-            yield writer.writerow(["" if v is None else v for v in row])
-
-    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(spreadsheet.csv_lines(HEADER, _rows(qs)), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
     return response
 
 
 def write_xlsx(qs: QuerySet, fh, *, max_rows: int | None = None) -> int:
     """Write the rows to ``fh`` as XLSX; returns the number of sheets."""
-    limit = max_rows or XLSX_MAX_ROWS
-    wb = Workbook(write_only=True)
-    sheets, ws, n = 0, None, limit
-    for row in _rows(qs):
-        if n >= limit:
-            sheets += 1
-            ws = wb.create_sheet(title="studies" if sheets == 1 else f"studies {sheets}")
-            ws.append(HEADER)
-            n = 0
-        ws.append(row)
-        n += 1
-    if ws is None:
-        ws = wb.create_sheet(title="studies")
-        ws.append(HEADER)
-        sheets = 1
-    wb.save(fh)
-    return sheets
+    return spreadsheet.write_xlsx(fh, HEADER, _rows(qs), sheet="studies", max_rows=max_rows)
 
 
 def xlsx_response(qs: QuerySet, filename: str, *, max_rows: int | None = None) -> FileResponse:

@@ -7,8 +7,9 @@ from django.utils.translation import gettext_lazy as _
 
 from dosereg.core.display import column_label
 from dosereg.core.quantities import MODALITY_CHOICES, QUANTITIES
-from dosereg.registry.models import Equipment, Room, StandardExam
+from dosereg.registry.models import Dosimeter, Equipment, Room, StaffMember, StandardExam
 from dosereg.web import widgets
+from dosereg.web.params import MAX_ID
 from dosereg.web.selectors import DOSE_FILTERS
 
 _SORT_QUANTITIES = ("dlp_total_mgycm", "max_ctdivol_mgy", "kap_total_gycm2", "ka_r_total_mgy", "fluoro_time_total_s",
@@ -29,8 +30,10 @@ class StudyFilterForm(forms.Form):
     date_to = forms.DateField(required=False, label=_("To"), widget=widgets.DateInput(attrs={"type": "date"}))
     modality = forms.MultipleChoiceField(required=False, choices=MODALITY_CHOICES, label=_("Modality"),
                                          widget=widgets.SelectMultiple)
-    room = forms.IntegerField(required=False, min_value=1, label=_("Room"), widget=widgets.NumberInput)
-    unit = forms.IntegerField(required=False, min_value=1, label=_("Unit"), widget=widgets.NumberInput)
+    room = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, label=_("Room"),
+                              widget=widgets.NumberInput)
+    unit = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, label=_("Unit"),
+                              widget=widgets.NumberInput)
     exam = forms.CharField(required=False, max_length=64, label=_("Standard examination"), widget=widgets.TextInput)
     protocol = forms.CharField(required=False, max_length=100, label=_("Protocol / description"),
                                widget=widgets.TextInput)
@@ -80,3 +83,40 @@ class PatientSearchForm(forms.Form):
 class UnitRoomForm(forms.Form):
     room = forms.ModelChoiceField(queryset=Room.objects.order_by("name"), required=False, label=_("Room"))
     new_room = forms.CharField(required=False, max_length=100, label=_("or a new room"))
+
+
+class StaffMemberForm(forms.ModelForm):
+    """A staff member and the user account they sign in with (their own doses then appear on /staff/)."""
+
+    class Meta:
+        model = StaffMember
+        fields = ["name", "role", "user", "pregnancy_declared"]
+        labels = {"user": _("User account"), "pregnancy_declared": _("Pregnancy declared (Art. 10)")}
+        help_texts = {"user": _("The account this person signs in with; leave empty if they have none.")}
+
+
+class DosimeterForm(forms.ModelForm):
+    class Meta:
+        model = Dosimeter
+        fields = ["dosimeter_id", "position", "source", "room"]
+        labels = {"dosimeter_id": _("Dosimeter ID"), "position": _("Wearing position"), "source": _("Source"),
+                  "room": _("Room (electronic dosimeters kept in one room)")}
+
+
+class RosterForm(forms.Form):
+    file = forms.FileField(label=_("Roster (CSV)"), required=False)
+    text = forms.CharField(label=_("or paste it here"), required=False, widget=forms.Textarea(attrs={"rows": 6}))
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("file")
+        if upload:
+            try:
+                data["roster"] = upload.read().decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise forms.ValidationError(_("The file is not UTF-8 text.")) from exc
+        elif (data.get("text") or "").strip():
+            data["roster"] = data["text"]
+        else:
+            raise forms.ValidationError(_("Choose a CSV file or paste the roster."))
+        return data

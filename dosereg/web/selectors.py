@@ -4,6 +4,7 @@ small, fixed number of queries however many rows it lists."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import socket
 from collections import defaultdict
 
@@ -34,23 +35,58 @@ LIST_CAP = 1_000  # lists count at most this many rows past the current page (th
 
 
 # --- patients ------------------------------------------------------------------------------------------------------
+# letters and the accented forms a name may carry in the registry (DICOM PN in ISO_IR 100/192 text): a search for
+# "muller" finds "Müller", "Mueller" is left to the user (a transliteration, not an accent)
+_ACCENTS = {
+    "a": "aàáâãäåā", "c": "cçćč", "e": "eèéêëēė", "i": "iìíîïī", "n": "nñń", "o": "oòóôõöøō", "s": "sśšß",
+    "u": "uùúûüū", "y": "yýÿ", "z": "zźżž",
+}
+_FOLD = {ch: base for base, chars in _ACCENTS.items() for ch in chars}
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents ("Müller" -> "muller")."""
+    return "".join(_FOLD.get(ch, ch) for ch in text.lower())
+
+
+def name_pattern(part: str) -> str:
+    """A regular expression matching ``part`` whatever the case and accents of the stored name (used with
+    ``__iregex``, which SQLite and PostgreSQL both run in the database)."""
+    out = []
+    for ch in _fold(part):
+        chars = _ACCENTS.get(ch)
+        out.append(f"[{chars}{chars.upper()}]" if chars else re.escape(ch))
+    return "".join(out)
+
+
+def _name_matches(query: str, limit: int) -> set[int]:
+    """Patients whose name holds every part of the query (family or given name, any order, any case or accent)."""
+    parts = [p for p in re.split(r"[\s,^]+", query) if len(p) >= 2]
+    if not parts:
+        return set()
+    qs = Patient.objects.exclude(name="")
+    for part in parts:
+        qs = qs.filter(name__iregex=name_pattern(part))
+    return set(qs.values_list("pk", flat=True)[:limit])
+
+
 def patient_search(*, query: str = "", date: dt.date | None = None, limit: int = 50) -> list[dict]:
-    """Patients matching an ID, a name (prefix of the family name), an accession number, or having a study on a
-    date.  Each criterion is its own indexed query (an OR across a join would scan the study table)."""
+    """Patients matching an ID or the beginning of one, an accession number, the parts of a name (case and accents
+    ignored), or having a study on a date.  Each criterion is its own query (an OR across a join would scan the
+    study table).  With pseudonymisation on, the registry holds only the pseudonym: the real ID must be typed
+    whole (its pseudonym is looked up), and there are no names."""
     query = (query or "").strip()
     if not query and date is None:
         return []
     pks: set[int] | None = None
     if query:
-        ids = {query}
+        found = set(Patient.objects.filter(patient_id__startswith=query).values_list("pk", flat=True)[:limit])
         if pseudonym_enabled():
-            ids.add(patient_pseudonym(query))  # staff type the real ID; the registry holds its pseudonym
-        found = set(Patient.objects.filter(patient_id__in=ids).values_list("pk", flat=True)[:limit])
+            found |= set(Patient.objects.filter(patient_id=patient_pseudonym(query)).values_list("pk", flat=True))
         found |= set(Study.objects.filter(accession_number=query).values_list("patient_id", flat=True)[:limit])
         looks_like_name = not any(ch.isdigit() for ch in query)  # an ID or accession number: no name scan
-        if not pseudonym_enabled() and looks_like_name and len(query) >= 2 and len(found) < limit:
-            name = query.replace(", ", "^").replace(",", "^").replace(" ", "^")
-            found |= set(Patient.objects.filter(name__istartswith=name).values_list("pk", flat=True)[:limit])
+        if not pseudonym_enabled() and looks_like_name and len(found) < limit:
+            found |= _name_matches(query, limit)
         pks = found
     if date is not None:
         on_date = Study.objects.filter(study_date=date)

@@ -12,4 +12,9 @@ urlpatterns = [
     path("people/<int:pk>/", staff_views.person, name="person"),
     path("procedures/", staff_views.procedures, name="procedures"),
     path("unmatched/", staff_views.unmatched, name="unmatched"),
+    path("manage/", staff_views.manage, name="manage"),
+    path("manage/new/", staff_views.member_edit, name="member_new"),
+    path("manage/<int:pk>/", staff_views.member_edit, name="member_edit"),
+    path("manage/<int:pk>/dosimeters/", staff_views.dosimeter_add, name="dosimeter_add"),
+    path("roster/", staff_views.roster_import, name="roster"),
 ]

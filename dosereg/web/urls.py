@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dosereg.web import views
+from dosereg.web import dataprotection, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -18,4 +18,8 @@ urlpatterns = [
     path("units/", views.unit_list, name="unit_list"),
     path("units/<int:pk>/", views.unit_detail, name="unit_detail"),
     path("audit/", views.audit_trail, name="audit_trail"),
+    path("audit/data-protection/", dataprotection.data_protection_report, name="data_protection_report"),
+    path("euratom/", views.euratom_page, name="euratom"),
+    path("euratom/population.csv", views.euratom_csv, {"what": "population"}, name="euratom_population_csv"),
+    path("euratom/units.csv", views.euratom_csv, {"what": "units"}, name="euratom_units_csv"),
 ]

@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
 from django.core.paginator import Paginator
 from django.db import connection, transaction
-from django.http import FileResponse, Http404, HttpResponseBadRequest, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -23,15 +23,19 @@ from dosereg.core.quantities import STUDY_TOTALS
 from dosereg.registry.models import AuditLog, Equipment, Patient, ReceivedObject, Room, SiteSettings, Study
 from dosereg.registry.services import studies as study_services
 from dosereg.registry.services.audit import audit_record
-from dosereg.web import charts, exports, selectors
+from dosereg.registry.services.pseudonyms import pseudonym_enabled
+from dosereg.web import charts, euratom, exports, selectors
 from dosereg.web.dose_text import study_dose_text
 from dosereg.web.findings import study_findings
 from dosereg.web.forms import PatientSearchForm, StudyFilterForm, UnitRoomForm
+from dosereg.web.params import page_param
+from triggers import selectors as alert_selectors
 
 PAGE_SIZE = 50
 
 
 @login_required
+@permission_required("registry.view_study", raise_exception=True)  # the dashboard shows doses and open alerts
 def home(request):
     if selectors.is_empty_registry():
         return render(request, "web/home.html", {"empty_registry": True, "info": selectors.first_run_info(request),
@@ -40,6 +44,8 @@ def home(request):
     data = selectors.dashboard(user=request.user)
     if not request.user.has_perm("registry.view_receivedobject"):
         data["refused"] = []
+    worklist = alert_selectors.follow_up_worklist(user=request.user)
+    data["follow_ups"], data["overdue_count"] = worklist[:10], sum(1 for a in worklist if a.overdue)
     data["chart"] = charts.weekly_bars_svg(data["per_week"], weeks=data["weeks"])
     return render(request, "web/home.html", {"empty_registry": False, **data})
 
@@ -73,7 +79,8 @@ def patient_search(request):
         results = selectors.patient_search(query=form.cleaned_data["q"], date=form.cleaned_data["date"])
         audit_record(action="search_patients", object_type="patient", detail={"results": len(results)},
                      request=request)
-    return render(request, "web/patient_search.html", {"form": form, "results": results, "searched": searched})
+    return render(request, "web/patient_search.html", {"form": form, "results": results, "searched": searched,
+                                                       "pseudonymised": pseudonym_enabled()})
 
 
 @permission_required("registry.view_patient_history", raise_exception=True)
@@ -122,8 +129,7 @@ def study_list(request):
             request=request)
         name = f"dosereg-studies-{dt.date.today().isoformat()}"
         return exports.csv_response(qs, name) if export_format == "csv" else exports.xlsx_response(qs, name)
-    page_text = request.GET.get("page") or "1"
-    page_number = max(1, int(page_text)) if page_text.isdigit() else 1
+    page_number = page_param(request.GET)  # 400 past any real page (the count cap below is an SQL LIMIT)
     count, capped = selectors.capped_count(qs, cap=page_number * PAGE_SIZE + selectors.LIST_CAP)
     paginator = Paginator(selectors.study_rows(qs), PAGE_SIZE)
     paginator.count = count  # capped: a page always knows of the next 1,000 rows, never counts millions
@@ -146,6 +152,7 @@ def study_detail(request, pk: int):
     data["dose_text"] = study_dose_text(study)
     data["totals"] = [(name, getattr(study, name)) for name in STUDY_TOTALS if getattr(study, name) is not None]
     data["findings"] = study_findings(study)
+    data["alert_banner"] = alert_selectors.study_alerts(study.pk)
     data["can_confirm"] = _may_confirm_values(request.user)
     data["site"] = SiteSettings.load()
     data["can_download"] = request.user.has_perm("registry.download_dicom")
@@ -237,3 +244,44 @@ def audit_trail(request):
         qs = qs.filter(username=user)
     page = Paginator(qs, 100).get_page(request.GET.get("page"))
     return render(request, "web/audit.html", {"page": page, "action": action, "username": user})
+
+
+# --- Euratom duties ------------------------------------------------------------------------------------------------
+def _euratom_allowed(user) -> bool:
+    """Physicists and administrators: those who manage the units (the page lists every unit and incident deadline)."""
+    return user.has_perm("registry.manage_equipment")
+
+
+def _euratom_year(request) -> tuple[int, bool]:
+    text = request.GET.get("year", "")
+    year = int(text) if text.isdigit() and 1900 <= int(text) <= 2999 else dt.date.today().year - 1
+    return year, request.GET.get("include_demo") == "1"
+
+
+@login_required
+def euratom_page(request):
+    if not _euratom_allowed(request.user):
+        raise PermissionDenied
+    year, include_demo = _euratom_year(request)
+    data = euratom.euratom_overview(year=year, include_demo=include_demo)
+    data["chart"] = charts.modality_bars_svg(data["modality_totals"], label=f"Examinations per modality, {year}")
+    data["years"] = range(dt.date.today().year, dt.date.today().year - 6, -1)
+    data["today"] = dt.date.today()
+    return render(request, "web/euratom.html", data)
+
+
+@login_required
+def euratom_csv(request, what: str):
+    if not _euratom_allowed(request.user):
+        raise PermissionDenied
+    year, include_demo = _euratom_year(request)
+    if what == "population":
+        text, name = euratom.population_csv(year=year, include_demo=include_demo), f"dosereg-art64-{year}.csv"
+    else:
+        text, name = euratom.units_csv(include_demo=include_demo), f"dosereg-art60-units-{dt.date.today()}.csv"
+    audit_record(action="export_euratom", object_type="registry", detail={"what": what, "year": year,
+                                                                          "include_demo": include_demo},
+                 request=request)
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

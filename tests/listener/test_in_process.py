@@ -82,36 +82,49 @@ class SteppedClock:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_in_process_ingest_gives_way_while_objects_arrive_at_most_max_defer(corpus, monkeypatch):
-    """The embedded ingest thread waits while objects arrive (receiving() true), for at most MAX_DEFER seconds per
-    object, and ingests at once when arrivals stop."""
+def test_in_process_ingest_gathers_a_batch_while_objects_arrive_at_most_the_batch_wait(corpus, settings):
+    """While objects arrive (receiving() true) the embedded ingest thread waits for a full batch, for at most
+    INGEST_BATCH_WAIT_MS, asking every 0.05 s; a full batch, or no arrivals, goes at once."""
     data = (corpus / "ct" / "CT-RDSR-GEPixelMed.dcm").read_bytes()
     ds = pydicom.dcmread(corpus / "ct" / "CT-RDSR-GEPixelMed.dcm", stop_before_pixels=True)
     store_received_object(data, TopLevel(ds.SOPInstanceUID, ds.SOPClassUID, ds.StudyInstanceUID, "SR"),
                           source="c-store")
     clock = SteppedClock()
     arriving = {"now": True}
+    during_wait = []  # objects that arrive while the thread gathers a batch
 
     def receiving() -> bool:
         clock.polls.append(clock.now)
+        while during_wait:
+            uid = during_wait.pop()
+            store_received_object(uid.encode() + b" not dicom", TopLevel(uid, ds.SOPClassUID), source="c-store")
+            dispatcher.notify(0)
         return arriving["now"]
 
-    monkeypatch.setattr(dispatch, "MAX_DEFER", 3.0)
+    settings.INGEST_BATCH_WAIT_MS, settings.INGEST_BATCH_SIZE = 3000, 2
     dispatcher = dispatch.IngestDispatcher(use_celery=False, receiving=receiving, clock=clock, sleep=clock.sleep)
     dispatcher.start()
     try:
         assert wait_for(lambda: ReceivedObject.objects.get().state == "ingested", timeout=60)
-        # held back while objects arrive, asking every 0.05 s, for MAX_DEFER; then ingested regardless
+        # held back while objects arrive, asking every 0.05 s, for the batch wait; then ingested regardless
         assert clock.polls == pytest.approx([0.05 * i for i in range(len(clock.polls))])
         assert clock.polls[-1] < 3.0 <= clock.now
-        arriving["now"] = False
-        monkeypatch.setattr(dispatch, "MAX_DEFER", 600.0)
+        assert dispatcher.batches == 1 and dispatcher.ingested == 1
+        settings.INGEST_BATCH_WAIT_MS = 600_000
         before = clock.now
-        store_received_object(b"not dicom at all", TopLevel("1.2.3.999", ds.SOPClassUID), source="c-store")
+        during_wait.append("1.2.3.999")  # the second object of a batch arrives while the first waits
+        store_received_object(b"1.2.3.998 not dicom", TopLevel("1.2.3.998", ds.SOPClassUID), source="c-store")
         dispatcher.notify(0)
-        assert wait_for(lambda: ReceivedObject.objects.get(sop_instance_uid="1.2.3.999").state != "received",
+        assert wait_for(lambda: ReceivedObject.objects.filter(state="received").count() == 0
+                        and ReceivedObject.objects.count() == 3, timeout=30)
+        assert clock.now - before < 1.0 and dispatcher.batches == 2  # the full batch went at once, as one
+        arriving["now"] = False
+        store_received_object(b"not dicom either", TopLevel("1.2.3.1000", ds.SOPClassUID), source="c-store")
+        before = clock.now
+        dispatcher.notify(0)
+        assert wait_for(lambda: ReceivedObject.objects.get(sop_instance_uid="1.2.3.1000").state != "received",
                         timeout=30)
-        assert clock.now == before  # no arrivals: taken at once, without giving way
+        assert clock.now - before < 0.1  # no arrivals: taken at once
     finally:
         dispatcher.stop()
 

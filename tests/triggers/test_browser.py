@@ -31,7 +31,7 @@ def test_physicist_acknowledges_and_schedules_follow_up(browser, live_server, ma
     assert page.inner_text("#inbox-new-count").startswith("2")
     assert "NCRP 168 SRDL: Ka,r 5 Gy" in page.inner_text("#alert-table")
 
-    page.click(f"tr[data-alert-id='{alert.pk}'] a >> nth=1")
+    page.click(f"tr[data-alert-id='{alert.pk}'] a[href='/alerts/{alert.pk}/']")
     page.wait_for_url(f"{live_server.url}/alerts/{alert.pk}/")
     assert page.inner_text("#alert-value") == "5.2 Gy"
     assert "not a skin-dose estimate" in page.inner_text("#kar-note")

@@ -238,3 +238,105 @@ def test_dose_check_alert_page_lists_every_acquisition(client, make_user):
     page = client.get(f"/alerts/{alert.pk}/").content.decode()
     assert "251 mGy·cm" in page and "502 mGy·cm" in page and "clinical need" in page
     assert "Dose Check" in page
+
+
+# --- triage first (issue 19) ---------------------------------------------------------------------------------------
+def _raise(study, key: str = "ncrp168-kar") -> Alert:
+    check_study(study.pk)
+    return Alert.objects.get(study=study, rule__key=key)
+
+
+def _row_ids(html: str, table_id: str = "alert-table") -> list[int]:
+    import re
+
+    body = html.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+    return [int(x) for x in re.findall(r'data-alert-id="(\d+)"', body)]
+
+
+def test_inbox_and_dashboard_put_the_real_5_gy_alert_before_newer_demo_notifications(client, make_user):
+    real = _raise(fluoro_study(ka_r_mgy=7700.0, description="Coronary angioplasty"))
+    demo_alerts = [_raise(fluoro_study(ka_r_mgy=7600.0, demo=True), "mppg12a-kar-notification") for _ in range(3)]
+    assert all(a.created_at >= real.created_at for a in demo_alerts)
+    client.force_login(make_user("physicist"))
+    inbox = client.get("/alerts/").content.decode()
+    order = _row_ids(inbox)
+    assert order[0] == real.pk and {a.pk for a in demo_alerts} <= set(order[1:])
+    home = client.get("/").content.decode()
+    assert _row_ids(home, "dashboard-alerts")[0] == real.pk
+
+
+def test_state_orders_within_a_severity_new_first(client, make_user):
+    phys = make_user("physicist")
+    first = _raise(fluoro_study(ka_r_mgy=5200.0))
+    alert_acknowledge(alert=first, user=phys, reason="justified_clinical", comment="")
+    second = _raise(fluoro_study(ka_r_mgy=5100.0))
+    Alert.objects.filter(pk=second.pk).update(created_at=first.created_at - dt.timedelta(days=3))  # older but new
+    client.force_login(phys)
+    order = [pk for pk in _row_ids(client.get("/alerts/").content.decode()) if pk in (first.pk, second.pk)]
+    assert order == [second.pk, first.pk]
+
+
+def test_alert_rows_and_page_name_patient_procedure_room_and_link_study_and_history(client, make_user):
+    from tests.triggers.factories import RoomFactory
+
+    study = fluoro_study(ka_r_mgy=7700.0, room=RoomFactory(name="Cath lab 2"), description="PCI LAD")
+    study.patient.name = "Doe^Jane"
+    study.patient.save()
+    alert = _raise(study)
+    client.force_login(make_user("radiographer"))
+    inbox = client.get("/alerts/").content.decode()
+    row = inbox.split(f'data-alert-id="{alert.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert study.patient.patient_id in row and "Doe, Jane" in row and "PCI LAD" in row and "Cath lab 2" in row
+    assert f"/studies/{study.pk}/" in row and f"/patients/{study.patient_id}/" in row
+    page = client.get(f"/alerts/{alert.pk}/").content.decode()
+    banner = page.split('id="alert-patient"', 1)[1].split("</section>", 1)[0]
+    assert "Doe, Jane" in banner and "Cath lab 2" in banner and "PCI LAD" in banner
+    assert 'id="alert-study-link"' in banner and f"/patients/{study.patient_id}/" in banner
+    assert "30 days" in banner  # what to do: the skin check of NCRP 168
+
+
+def test_study_page_shows_its_alerts_as_a_banner_with_value_threshold_and_what_to_do(client, make_user):
+    study = fluoro_study(ka_r_mgy=7700.0)
+    _raise(study)
+    client.force_login(make_user("radiographer"))
+    page = client.get(f"/studies/{study.pk}/").content.decode()
+    banner = page.split('id="study-alerts"', 1)[1].split("</section>", 1)[0]
+    assert "7.7 Gy" in banner and "5 Gy" in banner and "What to do" in banner and "skin check" in banner
+    assert page.index('id="study-alerts"') < page.index('id="dose-text"')
+
+
+def test_follow_up_worklist_due_first_overdue_marked(client, make_user):
+    from triggers.services import alert_schedule_follow_up
+
+    phys = make_user("physicist")
+    late, soon = _raise(fluoro_study(ka_r_mgy=5200.0)), _raise(fluoro_study(ka_r_mgy=5300.0))
+    for a, due in ((soon, dt.date.today() + dt.timedelta(days=5)), (late, dt.date.today() - dt.timedelta(days=2))):
+        alert_acknowledge(alert=a, user=phys, reason="justified_clinical", comment="")
+        alert_schedule_follow_up(alert=a, user=phys, follow_up_date=due, check="skin check by phone")
+    client.force_login(make_user("radiographer"))
+    page = client.get("/alerts/follow-up/").content.decode()
+    assert _row_ids(page, "follow-up-table") == [late.pk, soon.pk]
+    late_row = page.split(f'data-alert-id="{late.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert "overdue" in late_row and "skin check by phone" in late_row
+    assert "overdue" not in page.split(f'data-alert-id="{soon.pk}"', 1)[1].split("</tr>", 1)[0]
+    home = client.get("/").content.decode()
+    assert 'id="follow-ups"' in home and "1 overdue" in home
+
+
+def test_incident_report_names_the_patient_and_lists_the_alerts_of_its_study(client, make_user):
+    from triggers.incidents.models import IncidentReport
+
+    study = fluoro_study(ka_r_mgy=7700.0)
+    study.patient.name = "Doe^Jane"
+    study.patient.save()
+    check_study(study.pk)
+    incident = IncidentReport.objects.create(incident_date=study.study_date, kind="unintended", category="other")
+    incident.studies.add(study)  # made from the study, not escalated from an alert: its alerts are listed anyway
+    client.force_login(make_user("physicist"))
+    page = client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert "Doe, Jane" in page.split('id="incident-patient"', 1)[1].split("</td>", 1)[0]
+    linked = page.split('id="incident-alerts"', 1)[1].split("</td>", 1)[0]
+    assert linked.count("/alerts/") == Alert.objects.filter(study=study).count() == 2
+    assert "7.7 Gy" in linked and "threshold 5 Gy" in linked
+    pdf = client.get(f"/incidents/{incident.pk}/pdf/")
+    assert pdf.status_code == 200 and pdf.content[:4] == b"%PDF"

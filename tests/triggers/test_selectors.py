@@ -49,8 +49,9 @@ def test_open_alerts_what_needs_acting_on_first(django_assert_num_queries, make_
     with django_assert_num_queries(1):
         rows = list(open_alerts())
         assert [x.study.study_instance_uid for x in rows] and rows[0].patient.patient_id and rows[0].rule.name
-    assert [x.pk for x in rows] == [significant.pk, newer_alert.pk, older_alert.pk, note.pk]
-    assert [x.pk for x in open_alerts(limit=2)] == [significant.pk, newer_alert.pk]
+    # severity, then new before follow-up, then newest
+    assert [x.pk for x in rows] == [significant.pk, older_alert.pk, newer_alert.pk, note.pk]
+    assert [x.pk for x in open_alerts(limit=2)] == [significant.pk, older_alert.pk]
     assert open_alert_count() == 4
     assert list(open_alerts(user=make_user(None))) == []
     assert len(open_alerts(user=make_user("physicist"))) == 4

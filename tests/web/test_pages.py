@@ -335,4 +335,5 @@ def test_alert_badges_on_history_and_dashboard(client, login, history):
     page = client.get(f"/patients/{history.pk}/").content.decode()
     assert '<span class="badge alert" title="Ka,r 512 mGy ≥ 500 mGy">alert · Ka,r total</span>' in page
     home = client.get("/").content.decode()
-    assert "Ka,r 512 mGy ≥ 500 mGy" in home
+    row = home.split('id="dashboard-alerts"', 1)[1].split("</tr>", 2)[1]
+    assert "512 mGy" in row and "≥ 500 mGy" in row and history.patient_id in row

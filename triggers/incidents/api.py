@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Q
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
@@ -74,6 +75,9 @@ class IncidentList(generics.ListCreateAPIView):
         ser.is_valid(raise_exception=True)
         data = dict(ser.validated_data)
         refs = data.pop("studies", [])
+        if refs and not request.user.has_perm("triggers.report_exposure"):
+            # as on the pages: an incident about a study is "report an exposure" (README, roles table)
+            raise PermissionDenied("Reporting an exposure of a study needs triggers.report_exposure.")
         studies = []
         for ref in refs:
             study = Study.objects.filter(Q(study_instance_uid=ref) | Q(accession_number=ref)).order_by("id").first()

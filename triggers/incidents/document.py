@@ -9,6 +9,7 @@ from dosereg.core.display import column_label, format_quantity
 from dosereg.core.quantities import PLANE_QUANTITIES
 from triggers.incidents import services
 from triggers.incidents.models import IncidentReport
+from triggers.selectors import incident_alerts
 
 
 def _snapshot_study(s: dict) -> dict:
@@ -34,8 +35,13 @@ def _snapshot_study(s: dict) -> dict:
 def document_context(incident: IncidentReport) -> dict:
     """Everything the page, the printable page and the PDF show about one incident."""
     snapshot = incident.dose_snapshot or {}
+    linked_alerts = incident_alerts(incident)
+    patients = {s.patient_id: s.patient for s in incident.studies.select_related("patient")}
+    patients.update({a.patient_id: a.patient for a in linked_alerts if a.patient_id not in patients})
     return {
         "incident": incident,
+        "linked_alerts": linked_alerts,
+        "incident_patients": list(patients.values()),
         "snapshot": snapshot,
         "snapshot_studies": [_snapshot_study(s) for s in snapshot.get("studies", [])],
         "differences": services.snapshot_differences(incident),

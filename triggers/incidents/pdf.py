@@ -9,8 +9,10 @@ from __future__ import annotations
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
+from dosereg.core.display import format_quantity
 from triggers.incidents.document import document_context
 from triggers.incidents.models import IncidentReport
+from triggers.templatetags.triggers_display import person_name
 
 REPLACE = {"—": "-", "–": "-", "→": "->", "≥": ">=", "≤": "<=", "…": "...", "‘": "'", "’": "'", "“": '"', "”": '"',
            "µ": "u"}
@@ -91,8 +93,13 @@ def _facts(doc: _Doc, incident: IncidentReport, ctx: dict) -> None:
     doc.h1(f"Incident report {incident.pk}" + (f": {incident.title}" if incident.title else ""))
     doc.para(f"Generated {ctx['generated_at']:%Y-%m-%d %H:%M} for the quality assurance committee.", italic=True)
     doc.h2("The incident")
-    alerts = "; ".join(f"alert {a.pk} ({a.rule.name}, {a.get_severity_display()})" for a in incident.alerts.all())
+    alerts = "; ".join(f"alert {a.pk} ({a.rule.name}, {a.get_severity_display()}, {a.quantity_label} "
+                       f"{format_quantity(a.quantity, a.value)}, threshold {format_quantity(a.quantity, a.threshold)})"
+                       for a in ctx["linked_alerts"])
+    patients = "; ".join(" · ".join(x for x in (p.patient_id, person_name(p.name)) if x)
+                         for p in ctx["incident_patients"])
     doc.table_rows(["Field", "Value"], [
+        ["Patient", patients or "-"],
         ["Type", incident.get_kind_display()],
         ["Category", incident.get_category_display()],
         ["Date of the exposure", incident.incident_date.isoformat()],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 from django.db.models import Q
@@ -10,6 +9,7 @@ from django.db.models import Q
 from dosereg.registry.management.base import DoseRegCommand, modality_type, parse_date
 from dosereg.registry.models import Study
 from dosereg.registry.selectors import iter_export_dicts
+from dosereg.registry.spreadsheet import write_csv
 
 CSV_COLUMNS = ("study_instance_uid", "equipment_id", "standard_exam", "demo", "modality_type", "modality_types",
                "manufacturer", "model", "station_name", "study_date", "patient_id", "sex", "age_years", "weight_kg",
@@ -59,10 +59,7 @@ class Command(DoseRegCommand):
         qs = studies_for_export(since=o["since"], until=o["until"], modalities=o["modality"])
         with self.open_output(o["output"]) as out:
             if o["format"] == "csv":
-                writer = csv.writer(out, lineterminator="\n")
-                writer.writerow(CSV_COLUMNS)
-                for d in iter_export_dicts(qs, events=False):
-                    writer.writerow(csv_row(d))
+                write_csv(out, CSV_COLUMNS, (csv_row(d) for d in iter_export_dicts(qs, events=False)))
                 return
             out.write("[")
             first = True

@@ -12,6 +12,7 @@ import datetime as dt
 import sys
 from contextlib import contextmanager
 
+from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 
 from dosereg.core.quantities import MODALITY_TYPES
@@ -46,6 +47,13 @@ def modality_type(value: str) -> str:
 
 class DoseRegCommand(BaseCommand):
     """Base class: usage errors exit 2 with one line; ``open_output`` honours --output."""
+
+    # The system checks a command's work depends on (DoseReg's DICOM configuration and private files, models,
+    # database, caches).  Not the URL, template, admin and static-file checks: they import the URLconf with every
+    # view, the API schema, the PDF library and every template tag library (about a second), and a command has no
+    # pages.  `manage.py check` and the web server still run them all.
+    requires_system_checks = [Tags.compatibility, Tags.security, Tags.models, Tags.database, Tags.caches,
+                              Tags.signals, Tags.files, Tags.async_support, Tags.translation]
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)

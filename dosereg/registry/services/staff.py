@@ -28,6 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
@@ -740,3 +741,193 @@ def _pregnancy(member: StaffMember, current: dict[str, tuple], cfg: StaffConfig)
 
 def staff_year_summary(*, staff_member: StaffMember, year: int) -> YearSummary:
     return staff_year_summaries(year=year, staff_member_ids=[staff_member.pk])[0]
+
+
+# --- the roster: staff members and their dosimeters ----------------------------------------------------------------
+# One row per dosimeter: a person with three dosimeters has three rows with the same name and staff number.
+ROSTER_COLUMNS = ("name", "staff_number", "dosimeter_id", "position", "source")
+ROSTER_OPTIONAL = ("role", "username", "room")
+
+
+def _choice_lookup(choices: list[tuple[str, str]], extra: dict[str, str]) -> dict[str, str]:
+    """Codes and labels (any case, spaces or hyphens for underscores) -> code."""
+    out = {**{k.lower(): k for k, _ in choices}, **{v.lower(): k for k, v in choices}, **extra}
+    return {k.replace("-", "_").replace(" ", "_"): v for k, v in out.items()}
+
+
+_POSITIONS = _choice_lookup(Dosimeter.POSITIONS, {"collar": "over_apron_collar", "over_apron": "over_apron_collar",
+                                                  "under": "under_apron", "lens": "eye", "finger": "ring"})
+_SOURCES = _choice_lookup(Dosimeter.SOURCES, {"approved": "approved_service", "tld": "approved_service",
+                                              "service": "approved_service"})
+
+
+def _code(text: str, lookup: dict[str, str]) -> str | None:
+    return lookup.get(text.strip().lower().replace("-", "_").replace(" ", "_"))
+
+
+@dataclass
+class RosterRow:
+    line: int
+    name: str
+    staff_number: str
+    role: str
+    username: str
+    dosimeter_id: str
+    position: str
+    source: str
+    room: str
+
+
+@dataclass
+class RosterSummary:
+    rows_read: int = 0
+    members_created: list[str] = field(default_factory=list)
+    members_updated: list[str] = field(default_factory=list)
+    dosimeters_created: list[str] = field(default_factory=list)
+    dosimeters_updated: list[str] = field(default_factory=list)
+    dosimeters_unchanged: int = 0
+    users_linked: list[str] = field(default_factory=list)
+    rooms_created: list[str] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.errors)
+
+    def lines(self) -> list[str]:
+        out = [f"rows read: {self.rows_read}", f"staff members created: {len(self.members_created)}",
+               f"staff members updated: {len(self.members_updated)}",
+               f"dosimeters created: {len(self.dosimeters_created)}",
+               f"dosimeters updated: {len(self.dosimeters_updated)}",
+               f"dosimeters unchanged: {self.dosimeters_unchanged}",
+               f"user accounts linked: {len(self.users_linked)}", f"bad rows: {len(self.errors)}"]
+        if self.rooms_created:
+            out.append(f"rooms created: {', '.join(self.rooms_created)} (map their units on /units/)")
+        if self.refused:
+            out.append("nothing stored: the roster failed validation")
+        return out
+
+
+def staff_roster_parse(text: str) -> tuple[list[RosterRow], list[RowError]]:
+    """Read a roster CSV (comma, semicolon or tab separated; header ``name,staff_number,dosimeter_id,position,source``
+    and optionally ``role,username,room``); rows with a problem come back as errors, the file as a whole raises
+    StaffImportError.  Positions and sources are accepted as codes or as their labels."""
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise StaffImportError("the roster is empty")
+    try:
+        dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    header = {(h or "").strip().lower(): h for h in reader.fieldnames or []}
+    missing = [c for c in ROSTER_COLUMNS if c not in header]
+    if missing:
+        raise StaffImportError(f"missing column(s) {', '.join(missing)}; expected "
+                               f"{','.join(ROSTER_COLUMNS + ROSTER_OPTIONAL)}")
+    rows, errors = [], []
+    for raw in reader:
+        rec = {c: (raw.get(header[c]) or "").strip() if c in header else ""
+               for c in ROSTER_COLUMNS + ROSTER_OPTIONAL}
+        if not any(rec.values()):
+            continue
+        problems = [f"{c} is empty" for c in ("name", "dosimeter_id", "position", "source") if not rec[c]]
+        position = _code(rec["position"], _POSITIONS) if rec["position"] else None
+        source = _code(rec["source"], _SOURCES) if rec["source"] else None
+        if rec["position"] and position is None:
+            problems.append(f"unknown position {rec['position']!r} (use {', '.join(k for k, _ in Dosimeter.POSITIONS)})")
+        if rec["source"] and source is None:
+            problems.append(f"unknown source {rec['source']!r} (use epd or approved_service)")
+        if problems:
+            errors.append(RowError(reader.line_num, "; ".join(problems)))
+            continue
+        rows.append(RosterRow(line=reader.line_num, name=rec["name"], staff_number=rec["staff_number"],
+                              role=rec["role"], username=rec["username"], dosimeter_id=rec["dosimeter_id"],
+                              position=position, source=source, room=rec["room"]))
+    return rows, errors
+
+
+def _roster_consistency(rows: list[RosterRow], user_model) -> list[RowError]:
+    """A dosimeter listed twice, a staff number under two names, a name under two numbers, an unknown user account,
+    or a dosimeter already worn by someone else: errors (the roster never moves a dosimeter silently)."""
+    errors: list[RowError] = []
+    seen_dosimeter: dict[str, int] = {}
+    name_of_number: dict[str, str] = {}
+    number_of_name: dict[str, str] = {}
+    known_users = set(user_model.objects.filter(username__in={r.username for r in rows if r.username})
+                      .values_list("username", flat=True))
+    owners = dict(Dosimeter.objects.filter(dosimeter_id__in=[r.dosimeter_id for r in rows])
+                  .values_list("dosimeter_id", "staff_member__name"))
+    for r in rows:
+        if r.dosimeter_id in seen_dosimeter:
+            errors.append(RowError(r.line, f"dosimeter {r.dosimeter_id} is already on line {seen_dosimeter[r.dosimeter_id]}"))
+        seen_dosimeter.setdefault(r.dosimeter_id, r.line)
+        if r.staff_number and name_of_number.setdefault(r.staff_number, r.name) != r.name:
+            errors.append(RowError(r.line, f"staff number {r.staff_number} is also {name_of_number[r.staff_number]!r}"))
+        if number_of_name.setdefault(r.name.lower(), r.staff_number) != r.staff_number:
+            errors.append(RowError(r.line, f"{r.name!r} has two staff numbers in the roster"))
+        if r.username and r.username not in known_users:
+            errors.append(RowError(r.line, f"no user account {r.username!r} (create it first, or leave it empty)"))
+        owner = owners.get(r.dosimeter_id)
+        if owner is not None and owner.lower() != r.name.lower():
+            errors.append(RowError(r.line, f"dosimeter {r.dosimeter_id} is worn by {owner!r}; end it there first"))
+    return errors
+
+
+def _roster_member(r: RosterRow, users: dict, summary: RosterSummary) -> StaffMember:
+    member = StaffMember.objects.filter(name__iexact=r.name).first()
+    if member is None:
+        member = StaffMember.objects.create(name=r.name, role=r.role)
+        summary.members_created.append(r.name)
+    elif r.role and member.role != r.role:
+        member.role = r.role
+        member.save(update_fields=["role"])
+        summary.members_updated.append(r.name)
+    user = users.get(r.username)
+    if user is not None and member.user_id != user.pk:
+        StaffMember.objects.filter(user=user).exclude(pk=member.pk).update(user=None)  # one account, one person
+        member.user = user
+        member.save(update_fields=["user"])
+        summary.users_linked.append(f"{r.username} → {r.name}")
+    return member
+
+
+def staff_roster_import(text: str, *, user=None) -> RosterSummary:
+    """Create or update staff members and their dosimeters from a roster, in one transaction: nothing is stored
+    when a row is bad.  People are matched by name (the registry keeps no staff number: the column is checked for
+    consistency within the file); a dosimeter already worn by another person is refused.  Rooms named in the
+    roster are created when missing (readings name them too).  Re-importing the same roster changes nothing."""
+    user_model = get_user_model()
+    rows, errors = staff_roster_parse(text)
+    summary = RosterSummary(rows_read=len(rows) + len(errors), errors=errors)
+    summary.errors += _roster_consistency(rows, user_model)
+    if summary.errors:
+        summary.errors.sort(key=lambda e: e.line)
+        return summary
+    users = {u.username: u for u in user_model.objects.filter(username__in={r.username for r in rows if r.username})}
+    with transaction.atomic():
+        for r in rows:
+            member = _roster_member(r, users, summary)
+            room = None
+            if r.room:
+                room, created = Room.objects.get_or_create(name=r.room)
+                if created:
+                    summary.rooms_created.append(r.room)
+            wanted = {"staff_member": member, "position": r.position, "source": r.source, "room": room}
+            dosimeter = Dosimeter.objects.filter(dosimeter_id=r.dosimeter_id).first()
+            if dosimeter is None:
+                Dosimeter.objects.create(dosimeter_id=r.dosimeter_id, **wanted)
+                summary.dosimeters_created.append(r.dosimeter_id)
+            elif any(getattr(dosimeter, k) != v for k, v in wanted.items()):
+                for k, v in wanted.items():
+                    setattr(dosimeter, k, v)
+                dosimeter.save()
+                summary.dosimeters_updated.append(r.dosimeter_id)
+            else:
+                summary.dosimeters_unchanged += 1
+        audit_record(user=user, action="import_staff_roster", object_type="staff_member",
+                     detail={"rows": summary.rows_read, "members_created": len(summary.members_created),
+                             "dosimeters_created": len(summary.dosimeters_created),
+                             "dosimeters_updated": len(summary.dosimeters_updated),
+                             "users_linked": len(summary.users_linked)})
+    return summary

@@ -13,6 +13,7 @@ from django.utils.translation import gettext
 from dosereg.core import display
 from dosereg.core.quantities import MODALITY_LABELS, QUANTITIES, unit_symbol
 from dosereg.web import formatting
+from triggers.templatetags.triggers_display import person_name
 
 register = template.Library()
 
@@ -71,12 +72,7 @@ def unit(code):
 @register.filter
 def pn(value):
     """A DICOM person name (Family^Given^Middle^Prefix^Suffix) as 'Family, Given Middle'."""
-    if not value:
-        return ""
-    parts = [p.strip() for p in str(value).split("=")[0].split("^")]
-    family = parts[0]
-    given = " ".join(p for p in parts[1:3] if p)
-    return f"{family}, {given}" if given else family
+    return person_name(value)
 
 
 @register.filter
@@ -147,3 +143,23 @@ def study_list_rows(context, studies):
             Truncator((unit_.display_name if unit_ else "") or "—").chars(36), room,
             dlp, ctdi, kap, kar, agd, activity))
     return mark_safe("".join(rows))
+
+
+def _detail_value(value) -> str:
+    if isinstance(value, dict):
+        return "(" + detail_text(value) + ")"
+    if isinstance(value, list | tuple):
+        return ", ".join(_detail_value(v) for v in value) or "none"
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if value in (None, ""):
+        return "—"
+    return str(value)
+
+
+@register.filter
+def detail_text(detail) -> str:
+    """An audit record's detail in words ("format: csv; filters: (modality: CT)"), never a Python dict."""
+    if not isinstance(detail, dict):
+        return _detail_value(detail)
+    return "; ".join(f"{words(k).lower()}: {_detail_value(v)}" for k, v in detail.items())

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 from dosereg.registry.management.base import DoseRegCommand, parse_date
+from dosereg.registry.spreadsheet import write_dict_csv
 from triggers.selectors import EXPORT_FIELDS, alert_export_dict, alert_list
 
 
@@ -24,10 +24,7 @@ class Command(DoseRegCommand):
         qs = alert_list(since=since, until=until, include_demo=not exclude_demo).order_by("created_at", "id")
         with self.open_output(output) as fh:
             if format == "csv":
-                writer = csv.DictWriter(fh, fieldnames=EXPORT_FIELDS, lineterminator="\n")
-                writer.writeheader()
-                for alert in qs.iterator(chunk_size=1000):
-                    writer.writerow(alert_export_dict(alert))
+                write_dict_csv(fh, EXPORT_FIELDS, (alert_export_dict(a) for a in qs.iterator(chunk_size=1000)))
                 return
             fh.write("[")
             for i, alert in enumerate(qs.iterator(chunk_size=1000)):

@@ -10,13 +10,13 @@ date are not counted (their number goes to stderr).
 
 from __future__ import annotations
 
-import csv
 import io
 
 from dosereg.core.display import Separators, format_number
 from dosereg.registry.management.base import DoseRegCommand, UsageError
 from dosereg.registry.models import Study
 from dosereg.registry.services.euratom import population_columns, population_rows
+from dosereg.registry.spreadsheet import write_csv
 
 _CSV_NUMBER = Separators(thousands="", decimal=".")  # machine-readable: no grouping, never an exponent
 
@@ -44,10 +44,7 @@ class Command(DoseRegCommand):
         rows = population_rows(year=year, include_demo=options["include_demo"])
         columns = population_columns()
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_cell(row[c]) for c in columns])
+        write_csv(buffer, columns, ([_cell(row[c]) for c in columns] for row in rows))
         if options["output"]:
             with self.open_output(options["output"]) as fh:
                 fh.write(buffer.getvalue())

@@ -1,12 +1,20 @@
-"""The batch path of recording, for objects that come without files (``generate_demo_data --bulk``, benchmark
-scale): the same row builders, border checks and totals as :func:`~.service.record_report`; patients and units
-resolved once per batch and every row written with multi-row inserts (a few dozen queries per batch, not per study).
-A report of a study already in the registry (or met earlier in the batch), and an image header, go through
-``record_report`` itself."""
+"""The batch path of recording: many parsed objects in one transaction, with the same row builders, border checks,
+version rules and totals as :func:`~.service.record_report` (an object is a batch of one).
+
+- ``record_batch(items)``: objects that were received and stored (``ReceivedObject`` rows exist): the ingest worker's
+  batches, ``import_dose``, ``reprocess``.  A bad object is refused alone (its savepoint is rolled back), the others
+  are recorded.
+- ``record_reports_bulk(reports)``: objects that come without files (``generate_demo_data --bulk``).
+
+Objects of studies not yet in the registry (and not met earlier in the batch) are written together: patients and units
+resolved once per batch, every row written with multi-row inserts (a few dozen queries per batch, not per object).
+An object of a known study, a replay, or one whose SOP Instance UID is already recorded goes through
+``record_report`` itself, in arrival order after the new studies of the batch.
+"""
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from dosereg.core import dose_report as dr
@@ -23,7 +31,7 @@ from dosereg.registry.models import (
     ReceivedObject,
     Study,
 )
-from dosereg.registry.services.recording.bulk_sql import insert_rows
+from dosereg.registry.services.recording.bulk_sql import insert_rows, update_rows, widen_sqlite_batches
 from dosereg.registry.services.recording.identity import (
     aware,
     equipment_for,
@@ -42,6 +50,9 @@ from dosereg.registry.services.recording.service import (
 )
 from dosereg.registry.services.recording.totals import set_event_effective_dose, studies_update_totals
 
+# content the registry cannot hold (a garbled value that parsed): the object is refused, nothing of it half-written
+RECORD_ERRORS = (DataError, IntegrityError, ValueError, TypeError, OverflowError)
+
 
 def equipment_differs(unit: Equipment, report: dr.DoseReport) -> bool:
     """Would :func:`_equipment` change anything on this known unit for this report (besides the last-seen times)?"""
@@ -56,21 +67,64 @@ def equipment_differs(unit: Equipment, report: dr.DoseReport) -> bool:
                for attr in ("manufacturer", "model", "station_name", "institution", "department"))
 
 
+# --- received objects (ingest) ---------------------------------------------------------------------------------------
+def record_batch(items: list[tuple[dr.DoseReport, ReceivedObject]], *, demo: bool = False,
+                 replay: bool = False) -> list[RecordOutcome | Exception]:
+    """Record parsed objects of stored ReceivedObject rows, in the caller's transaction.  Returns, per item in order,
+    its RecordOutcome, or the exception that refused it (one of RECORD_ERRORS; nothing of it was written).  Other
+    errors (the database unavailable) propagate: the whole batch is tried again later.  ``replay``: the objects
+    were recorded before (``reprocess``), their earlier rows are replaced."""
+    outcomes: list[RecordOutcome | Exception | None] = [None] * len(items)
+    if not items:
+        return []
+    fit = TextFitter()
+    sops = [fit(DoseReport, "sop_instance_uid", r.sop_instance_uid) for r, _ in items]
+    uids = [fit(Study, "study_instance_uid", r.study.study_instance_uid) for r, _ in items]
+    recorded = set(DoseReport.objects.filter(sop_instance_uid__in=set(sops)).values_list("sop_instance_uid",
+                                                                                       flat=True))
+    met = set(Study.objects.filter(study_instance_uid__in=set(uids)).values_list("study_instance_uid", flat=True))
+    fresh, later = [], []
+    for i in range(len(items)):
+        (fresh if not replay and sops[i] not in recorded and uids[i] not in met else later).append(i)
+        met.add(uids[i])
+        recorded.add(sops[i])
+    if fresh:
+        try:
+            with transaction.atomic():  # a savepoint: a bad object among them sends them all the per-object way
+                _record_new_studies([r for r, _ in items], fresh, outcomes, demo=demo, fit=fit,
+                                    received={i: items[i][1] for i in fresh})
+        except RECORD_ERRORS:
+            later = sorted(fresh + later)
+    for i in later:
+        outcomes[i] = _record_one(*items[i], demo=demo)
+    return outcomes
+
+
+def _record_one(report: dr.DoseReport, received: ReceivedObject, *, demo: bool) -> RecordOutcome | Exception:
+    """``record_report`` in its own savepoint; a conflict with a concurrent writer of the same study or unit is
+    tried once more on fresh rows."""
+    for attempt in (1, 2):
+        try:
+            return record_report(report, received, demo=demo)
+        except IntegrityError as exc:
+            if attempt == 2:
+                return exc
+        except RECORD_ERRORS as exc:
+            return exc
+    raise AssertionError("not reached")
+
+
+# --- objects without files (generate_demo_data --bulk) ---------------------------------------------------------------
 @transaction.atomic
 def record_reports_bulk(reports: list[dr.DoseReport], *, demo: bool = False,
                         source: str = "demo") -> list[RecordOutcome]:
     """Record a batch of parsed dose objects that come without files (``generate_demo_data --bulk``): one
-    ReceivedObject row each (``source``, no file), then, for the reports of studies not yet in the registry,
-    patients and units resolved once per batch and every row written with multi-row inserts (a few dozen queries
-    per batch, not per study).  Study totals are computed from the rows in Python exactly as
-    :func:`study_update_totals` would.  A report whose study is already in the registry (or met earlier in the
-    batch), and an object that is not a report (image header), goes through :func:`record_report` unchanged.
-    Objects already recorded (same SOP Instance UID and hash) are left alone (status ``already_present``).  The
-    equipment change log is the one :func:`_equipment` keeps.  Returns one outcome per report, in order."""
+    ReceivedObject row each (``source``, no file), then the batch path of the module docstring.  Objects already
+    recorded (same SOP Instance UID and hash) are left alone (status ``already_present``).  Returns one outcome
+    per report, in order."""
     outcomes: list[RecordOutcome | None] = [None] * len(reports)
     if not reports:
         return []
-    now = timezone.now()
     fit = TextFitter()
     hashes = [bulk_sha256(r) for r in reports]
     sops = [fit(DoseReport, "sop_instance_uid", r.sop_instance_uid) for r in reports]
@@ -97,7 +151,7 @@ def record_reports_bulk(reports: list[dr.DoseReport], *, demo: bool = False,
         met.add(uids[i])
 
     if fresh:
-        _record_new_studies(reports, fresh, hashes, outcomes, demo=demo, source=source, now=now, fit=fit)
+        _record_new_studies(reports, fresh, outcomes, demo=demo, fit=fit, hashes=hashes, source=source)
     for i in later:  # the per-object path, in arrival order after the new studies of the batch
         r = reports[i]
         received = ReceivedObject.objects.create(
@@ -108,16 +162,24 @@ def record_reports_bulk(reports: list[dr.DoseReport], *, demo: bool = False,
     return outcomes
 
 
-def _new_study_events(r: dr.DoseReport, study: Study, rep: DoseReport, fit: TextFitter,
+# --- new studies, written together -----------------------------------------------------------------------------------
+def _new_study_events(r: dr.DoseReport, rep: DoseReport, age: float | None, fit: TextFitter,
                       findings: list[Finding]) -> list[IrradiationEvent]:
-    rows, taken = [], set()
+    """The events of an object that opens its study: what ``record_report`` does for a study with nothing stored
+    (an event UID twice in one object counts once; an image header's exposure sent twice counts once)."""
+    is_report = r.source_kind in REPORT_KINDS
+    rows, taken, seen_keys = [], set(), set()
     for seq, ev in enumerate(r.events):
         row = event_row(ev, study=None, rep=rep, seq=seq, offset=r.study.timezone_offset, fit=fit, findings=findings)
-        if row.irradiation_event_uid:
+        if not is_report and row.exposure_key:
+            if row.exposure_key in seen_keys:
+                row.is_current = False
+            seen_keys.add(row.exposure_key)
+        if row.irradiation_event_uid and row.is_current:
             if row.irradiation_event_uid in taken:
                 row.is_current = False  # the same UID twice in one object: keep the first
             taken.add(row.irradiation_event_uid)
-        set_event_effective_dose(row, age=study.age_years, exam_region="")
+        set_event_effective_dose(row, age=age, exam_region="")
         rows.append(row)
     return rows
 
@@ -161,61 +223,83 @@ def _batch_units(reports: list[dr.DoseReport], fresh: list[int], demo: bool, fit
     return units, change_ids
 
 
-def _record_new_studies(reports: list[dr.DoseReport], fresh: list[int], hashes: list[str],
-                        outcomes: list, *, demo: bool, source: str, now, fit: TextFitter) -> None:
+def _report_row(r: dr.DoseReport, sop: str, flags: list[str], fit: TextFitter) -> DoseReport:
+    return DoseReport(
+        sop_instance_uid=sop, sop_class_uid=fit(DoseReport, "sop_class_uid", r.sop_class_uid),
+        source_kind=fit(DoseReport, "source_kind", r.source_kind), template=fit(DoseReport, "template", r.template),
+        state=DoseReport.STATE_CURRENT, modality_types=list(r.modality_types),
+        content_datetime=aware(r.content_datetime, r.study.timezone_offset),
+        scope_of_accumulation=fit(DoseReport, "scope_of_accumulation", r.scope_of_accumulation),
+        scope_uid=fit(DoseReport, "scope_uid", r.scope_uid),
+        event_uid_count=len({e.irradiation_event_uid for e in r.events if e.irradiation_event_uid}),
+        dose_digest=dose_digest(r), predecessor_sop_uids=jsonable(list(r.predecessor_sop_uids)),
+        flags=flags, warnings=jsonable(list(r.warnings)), content=jsonable(r.content))
+
+
+def _received_done(obj: ReceivedObject, r: dr.DoseReport, now) -> ReceivedObject:
+    obj.state, obj.processed_at, obj.reason = ReceivedObject.STATE_INGESTED, now, ""
+    obj.study_instance_uid = TextFitter()(ReceivedObject, "study_instance_uid", r.study.study_instance_uid)
+    obj.warnings = jsonable(list(r.warnings))
+    return obj
+
+
+def _new_received(r: dr.DoseReport, sha: str, source: str, fit: TextFitter) -> ReceivedObject:
+    return ReceivedObject(
+        sop_instance_uid=fit(ReceivedObject, "sop_instance_uid", r.sop_instance_uid),
+        sop_class_uid=fit(ReceivedObject, "sop_class_uid", r.sop_class_uid), sha256=sha,
+        modality=fit(ReceivedObject, "modality", r.study.header_modality), source=source)
+
+
+def _record_new_studies(reports: list[dr.DoseReport], fresh: list[int], outcomes: list, *, demo: bool,
+                        fit: TextFitter, received: dict[int, ReceivedObject] | None = None,
+                        hashes: list[str] | None = None, source: str = "demo") -> None:
+    """Objects opening new studies, written together.  ``received``: their stored rows (ingest), updated; without
+    it, rows are created (objects without files, ``hashes`` and ``source``)."""
+    now = timezone.now()
     identities, patients = _batch_patients(reports, fresh, fit)
     units, change_ids = _batch_units(reports, fresh, demo, fit)
     # report flags: a SOP Instance UID already recorded with other content
     sops = [fit(DoseReport, "sop_instance_uid", reports[i].sop_instance_uid) for i in fresh]
     reused = set(DoseReport.objects.filter(sop_instance_uid__in=set(sops)).values_list("sop_instance_uid",
                                                                                      flat=True))
-    studies, received, reps, events, accs, checks = [], [], [], [], [], []
-    per_report = []
+    studies, objs, reps, per_report = [], [], [], []
     for i in fresh:
         r = reports[i]
+        own = TextFitter()  # what this object's text lost, for its study's findings
         issuer, pid, _, flags = identities[i]
-        study_flags = list(flags)
-        if r.study.study_date is None:
-            study_flags.append("study_date_unknown")
-        study = Study(study_instance_uid=fit(Study, "study_instance_uid", r.study.study_instance_uid),
+        study_flags = list(flags) + (["study_date_unknown"] if r.study.study_date is None else [])
+        study = Study(study_instance_uid=own(Study, "study_instance_uid", r.study.study_instance_uid),
                       patient=patients[(issuer, pid)], equipment=units[identity_key(r.equipment)], demo=demo,
-                      flags=study_flags, **study_values(r, fit))
-        sop = fit(DoseReport, "sop_instance_uid", r.sop_instance_uid)
-        report_flags = list(r.flags)
-        if sop in reused:
-            report_flags.append("sop_instance_uid_reused")
+                      flags=study_flags, **study_values(r, own))
+        sop = own(DoseReport, "sop_instance_uid", r.sop_instance_uid)
+        report_flags = list(r.flags) + (["sop_instance_uid_reused"] if sop in reused else [])
         reused.add(sop)
-        rep = DoseReport(
-            sop_instance_uid=sop, sop_class_uid=fit(DoseReport, "sop_class_uid", r.sop_class_uid),
-            source_kind=r.source_kind, template=fit(DoseReport, "template", r.template),
-            state=DoseReport.STATE_CURRENT, modality_types=list(r.modality_types),
-            content_datetime=aware(r.content_datetime, r.study.timezone_offset),
-            scope_of_accumulation=fit(DoseReport, "scope_of_accumulation", r.scope_of_accumulation),
-            scope_uid=fit(DoseReport, "scope_uid", r.scope_uid),
-            event_uid_count=len({e.irradiation_event_uid for e in r.events if e.irradiation_event_uid}),
-            dose_digest=dose_digest(r), predecessor_sop_uids=jsonable(list(r.predecessor_sop_uids)),
-            flags=report_flags, warnings=jsonable(list(r.warnings)), content=jsonable(r.content))
+        rep = _report_row(r, sop, report_flags, own)
         findings: list[Finding] = []
-        rows = _new_study_events(r, study, rep, fit, findings)
+        rows = _new_study_events(r, rep, study.age_years, own, findings)
         acc_rows = [accumulated_row(a, None, findings) for a in r.accumulated]
-        findings += device_total_findings(plane_sums(acc_rows, rows))
+        if r.source_kind in REPORT_KINDS:
+            findings += device_total_findings(plane_sums(acc_rows, rows))
+        findings += own.findings()
         if findings:
             for name, value in study_findings_merge(study, findings, sop_instance_uid=sop).items():
                 setattr(study, name, value)
         studies.append(study)
-        received.append(ReceivedObject(
-            sop_instance_uid=sop, sop_class_uid=fit(ReceivedObject, "sop_class_uid", r.sop_class_uid),
-            sha256=hashes[i], study_instance_uid=fit(ReceivedObject, "study_instance_uid", r.study.study_instance_uid),
-            modality=fit(ReceivedObject, "modality", r.study.header_modality), source=source,
-            state=ReceivedObject.STATE_INGESTED, processed_at=now, warnings=jsonable(list(r.warnings))))
+        objs.append(_received_done(received[i], r, now) if received is not None else
+                    _received_done(_new_received(r, hashes[i], source, fit), r, now))
         reps.append(rep)
         per_report.append((i, rows, acc_rows, report_flags))
 
+    widen_sqlite_batches()
     insert_rows(Study, studies, returning=True)
-    insert_rows(ReceivedObject, received, returning=True)
-    for study, obj, rep in zip(studies, received, reps, strict=True):
+    if received is not None:
+        update_rows(ReceivedObject, objs, ["state", "processed_at", "reason", "study_instance_uid", "warnings"])
+    else:
+        insert_rows(ReceivedObject, objs, returning=True)
+    for study, obj, rep in zip(studies, objs, reps, strict=True):
         rep.study_id, rep.received_object_id = study.pk, obj.pk
     insert_rows(DoseReport, reps, returning=True)
+    events, accs, checks = [], [], []
     for study, rep, (i, rows, acc_rows, report_flags) in zip(studies, reps, per_report, strict=True):
         for row in rows:
             row.study_id, row.report_id = study.pk, rep.pk

@@ -17,8 +17,8 @@ def insert_rows(model, objs: list, *, returning: bool = False) -> None:
     """Insert many rows in one statement (PostgreSQL: COPY, or execute_values; SQLite: executemany of one prepared
     statement).  Django's bulk_create spends most of its time compiling one giant SQL text of 20,000 placeholders
     for a 300-event report.  With ``returning`` each object gets its new primary key (PostgreSQL: ``RETURNING id``,
-    rows come back in the order of the VALUES list, as Django's bulk_create also relies on; SQLite: one execute per
-    row and its lastrowid)."""
+    rows come back in the order of the VALUES list, as Django's bulk_create also relies on; SQLite: a multi-row
+    INSERT ... RETURNING)."""
     if not objs:
         return
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
@@ -55,15 +55,26 @@ def insert_rows(model, objs: list, *, returning: bool = False) -> None:
             else:
                 execute_values(cursor.cursor, head + "%s", params, page_size=1000)
         elif returning:
-            sql = head + "(" + ", ".join(["%s"] * len(fields)) + ")"
-            for obj, values in zip(objs, params, strict=True):
-                cursor.execute(sql, values)
-                setattr(obj, pk.attname, cursor.lastrowid)
+            _insert_returning_sqlite(cursor, head, objs, params, pk)
         else:
             cursor.executemany(head + "(" + ", ".join(["%s"] * len(fields)) + ")", params)
     if returning:
         for obj in objs:
             obj._state.adding, obj._state.db = False, connection.alias
+
+
+def _insert_returning_sqlite(cursor, head: str, objs: list, params: list[list], pk) -> None:
+    """SQLite >= 3.35: one multi-row INSERT ... RETURNING per chunk the bound-parameter limit allows; rows come back
+    in the order of the VALUES list, as Django's bulk_create on SQLite relies on too."""
+    width = len(params[0])
+    one = "(" + ", ".join(["%s"] * width) + ")"
+    step = max(1, connection.features.max_query_params // max(1, width))
+    for start in range(0, len(objs), step):
+        chunk = params[start:start + step]
+        cursor.execute(head + ", ".join([one] * len(chunk)) + " RETURNING " + connection.ops.quote_name(pk.column),
+                       [v for values in chunk for v in values])
+        for obj, (new_id,) in zip(objs[start:start + step], cursor.fetchall(), strict=True):
+            setattr(obj, pk.attname, new_id)
 
 
 def update_rows(model, objs: list, field_names: list[str]) -> None:

@@ -110,11 +110,14 @@ def studies_update_totals(studies: list[Study]) -> None:
     no_acc = {f"t_{k}": None for k in SUMMED_TOTALS} | {"report_ed": None, "img_dlp": None}
     no_ev = dict.fromkeys(("max_ctdivol", "kap", "ka_r", "activity", "agd_left", "agd_right", "ct_ed", "nm_ed"),
                           None) | {"n": 0}
-    fields = [*SUMMED_TOTALS, "effective_dose_msv", "effective_dose_method", "max_ctdivol_mgy", "event_count",
-              "modality_types", "modality_type", "updated_at"]
+    fields = [*SUMMED_TOTALS, "effective_dose_msv", "effective_dose_method", "effective_dose_coverage",
+              "effective_dose_detail", "max_ctdivol_mgy", "event_count", "modality_types", "modality_type",
+              "updated_at"]
     now = timezone.now()
+    parts = _effective_dose_parts(ids)
     for study in studies:
-        _apply_totals(study, accs.get(study.pk, no_acc), evs.get(study.pk, no_ev), kinds.get(study.pk, set()))
+        _apply_totals(study, accs.get(study.pk, no_acc), evs.get(study.pk, no_ev), kinds.get(study.pk, set()),
+                      parts.get(study.pk, ([], [])))
         study.updated_at = now
     if len(studies) == 1:
         studies[0].save(update_fields=fields)
@@ -122,7 +125,26 @@ def studies_update_totals(studies: list[Study]) -> None:
         update_rows(Study, studies, fields)
 
 
-def _apply_totals(study: Study, acc: dict, ev: dict, kinds: set[str]) -> None:
+def _effective_dose_parts(ids: list[int]) -> dict[int, tuple[list, list]]:
+    """The studies' current CT acquisitions and NM administrations for their effective dose, in one query."""
+    out: dict[int, tuple[list, list]] = {}
+    for ev in IrradiationEvent.objects.filter(study_id__in=ids, is_current=True).filter(
+            Q(dlp_mgycm__isnull=False) | Q(effective_dose_msv__isnull=False)).values(
+            "study_id", "dlp_mgycm", "effective_dose_estimate_msv", "effective_dose_msv", "effective_dose_method",
+            "protocol", "target_region", "attributes"):
+        acqs, admins = out.setdefault(ev["study_id"], ([], []))
+        if ev["effective_dose_msv"] is not None:
+            admins.append(ed.NmAdministration(ev["effective_dose_msv"], (ev["attributes"] or {}).get(
+                "effective_dose_reference_authority", ""), ev["protocol"]))
+        else:
+            method = ev["effective_dose_method"] or ""
+            acqs.append(ed.CtAcquisition(ev["dlp_mgycm"], ev["effective_dose_estimate_msv"],
+                                         " ".join(p for p in (ev["protocol"], ev["target_region"]) if p),
+                                         _reason_of(method, ev["effective_dose_estimate_msv"]), method))
+    return out
+
+
+def _apply_totals(study: Study, acc: dict, ev: dict, kinds: set[str], parts: tuple[list, list]) -> None:
     image_totals = {
         "dlp_total_mgycm": acc["img_dlp"], "kap_total_gycm2": ev["kap"], "ka_r_total_mgy": ev["ka_r"],
         "fluoro_time_total_s": None, "agd_left_mgy": ev["agd_left"], "agd_right_mgy": ev["agd_right"],
@@ -133,40 +155,29 @@ def _apply_totals(study: Study, acc: dict, ev: dict, kinds: set[str]) -> None:
     # effective dose: CT estimates of current acquisitions (DLP x k) + NM as reported
     ct = ev["ct_ed"]
     nm = acc["report_ed"] if acc["report_ed"] is not None else ev["nm_ed"]
-    _set_study_effective_dose(study, ct=ct, nm=nm)
+    _set_study_effective_dose(study, ct=ct, nm=nm, parts=parts)
     study.max_ctdivol_mgy = ev["max_ctdivol"]
     study.event_count = ev["n"]
     study.modality_types = modality_order(kinds)
     study.modality_type = study.modality_types[0] if study.modality_types else ""
 
 
-def _set_study_effective_dose(study: Study, *, ct: float | None, nm: float | None) -> None:
+def _set_study_effective_dose(study: Study, *, ct: float | None, nm: float | None,
+                              parts: tuple[list, list]) -> None:
     """The study's effective dose on the site's weighting basis (``dosereg.core.effective_dose.study_estimate``): the
     CT part (its current acquisitions' DLP x k) plus the NM part as the RRDSR reports it when that is on the same
     basis, each part kept in ``effective_dose_detail``; ``effective_dose_coverage`` says how much of the study's DLP
     (or administrations, KAP) the figure covers, and the detail what was left out and why.  An estimate for
     comparing procedures and for population statistics, not a personal risk figure.  ``ct``/``nm``: the sums the
-    totals query already has; a study with either (or with DLP, activity, KAP or AGD) reads its current events."""
+    totals query already has; ``parts``: its current CT acquisitions and NM administrations (read for the batch).
+    Written by the totals' UPDATE."""
     has_dose = any(v is not None for v in (ct, nm, study.dlp_total_mgycm, study.activity_mbq, study.kap_total_gycm2,
                                            study.agd_left_mgy, study.agd_right_mgy))
     if not has_dose:
         study.effective_dose_msv, study.effective_dose_method = None, ""
         study.effective_dose_coverage, study.effective_dose_detail = None, {}
-        Study.objects.filter(pk=study.pk).update(effective_dose_coverage=None, effective_dose_detail={})
         return
-    acqs, admins = [], []
-    for ev in IrradiationEvent.objects.filter(study_id=study.pk, is_current=True).filter(
-            Q(dlp_mgycm__isnull=False) | Q(effective_dose_msv__isnull=False)).values(
-            "dlp_mgycm", "effective_dose_estimate_msv", "effective_dose_msv", "effective_dose_method", "protocol",
-            "target_region", "attributes"):
-        if ev["effective_dose_msv"] is not None:
-            admins.append(ed.NmAdministration(ev["effective_dose_msv"], (ev["attributes"] or {}).get(
-                "effective_dose_reference_authority", ""), ev["protocol"]))
-        else:
-            method = ev["effective_dose_method"] or ""
-            acqs.append(ed.CtAcquisition(ev["dlp_mgycm"], ev["effective_dose_estimate_msv"],
-                                         " ".join(p for p in (ev["protocol"], ev["target_region"]) if p),
-                                         _reason_of(method, ev["effective_dose_estimate_msv"]), method))
+    acqs, admins = list(parts[0]), list(parts[1])
     if not admins and nm is not None:  # an accumulated total without its events: authority unknown
         admins.append(ed.NmAdministration(nm, "", "accumulated total"))
     mammography = study.agd_left_mgy is not None or study.agd_right_mgy is not None
@@ -175,9 +186,6 @@ def _set_study_effective_dose(study: Study, *, ct: float | None, nm: float | Non
                             kap_gycm2=None if mammography else study.kap_total_gycm2, mammography=mammography)
     study.effective_dose_msv, study.effective_dose_method = est.value_msv, est.method
     study.effective_dose_coverage, study.effective_dose_detail = est.coverage, est.detail()
-    # the totals' UPDATE does not list these two columns (recording/ is not this module's): written here
-    Study.objects.filter(pk=study.pk).update(effective_dose_coverage=est.coverage,
-                                             effective_dose_detail=study.effective_dose_detail)
 
 
 def _reason_of(method: str, value: float | None) -> str:
