@@ -180,19 +180,31 @@ def _claim(rows: list[ReceivedObject], outcomes: dict, *, force: bool) -> list[R
     no attempt in the last INGEST_RETRY_DELAY_S (a lease: the retry policy waits as long before it calls an attempt
     lost).  Of two processes on the same object (a second ``import_dose``, a message queued twice by the sweeper)
     one updates it; the other leaves it to that one."""
-    now, claimed = timezone.now(), []
+    now, claimed = timezone.now(), set()
     lease_start = now - dt.timedelta(seconds=settings.INGEST_RETRY_DELAY_S)
-    for row in rows:
-        mine = ReceivedObject.objects.filter(pk=row.pk, attempts=row.attempts)
+
+    def claim(pks: list[int], attempts: int) -> int:
+        mine = ReceivedObject.objects.filter(pk__in=pks, attempts=attempts)
         if not force:
             mine = mine.filter(Q(processed_at__isnull=True) | Q(processed_at__lte=lease_start),
                                state=ReceivedObject.STATE_RECEIVED)
-        if mine.update(attempts=F("attempts") + 1, processed_at=now):
-            claimed.append(row)
-        else:
+        return mine.update(attempts=F("attempts") + 1, processed_at=now)
+
+    by_attempts: dict[int, list[int]] = {}
+    for row in rows:
+        by_attempts.setdefault(row.attempts, []).append(row.pk)
+    for attempts, pks in by_attempts.items():
+        got = claim(pks, attempts)  # one UPDATE for the group: usually it claims them all
+        if got == len(pks):
+            claimed.update(pks)
+        elif got:  # contested: ours are those stamped with this very attempt
+            claimed.update(ReceivedObject.objects.filter(pk__in=pks, attempts=attempts + 1, processed_at=now)
+                           .values_list("pk", flat=True))
+    for row in rows:
+        if row.pk not in claimed:
             outcomes[row.pk] = IngestOutcome(ALREADY_PRESENT, received_object_id=row.pk,
                                              reason="being ingested by another process")
-    return claimed
+    return [row for row in rows if row.pk in claimed]
 
 
 def _give_back_attempts(ids: list[int]) -> None:

@@ -376,6 +376,7 @@ class Listener:
     def make_ae(self) -> AE:
         _config.STORE_RECV_CHUNKED_DATASET = True  # stream each object to a temporary file: bounded memory
         ae = AE(ae_title=self.ae_title)
+        ae.require_called_aet = True  # another called AE title: A-ASSOCIATE-RJ, "called AE title not recognised"
         ae.maximum_associations = settings.DICOM_MAX_ASSOCIATIONS
         # 1 MiB PDUs: far fewer Python-level PDU round trips than the default 16 kB, and still bounded memory
         ae.maximum_pdu_size = MAX_PDU_SIZE

@@ -19,7 +19,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from dosereg.core import procedure_chart
 from dosereg.core.quantities import STUDY_TOTALS
+from dosereg.core.skin_map import SkinMapUnavailable
 from dosereg.registry.models import AuditLog, Equipment, Patient, ReceivedObject, Room, SiteSettings, Study
 from dosereg.registry.services import studies as study_services
 from dosereg.registry.services.audit import audit_record
@@ -29,6 +31,8 @@ from dosereg.web.dose_text import study_dose_text
 from dosereg.web.findings import study_findings
 from dosereg.web.forms import PatientSearchForm, StudyFilterForm, UnitRoomForm
 from dosereg.web.params import page_param
+from dosereg.web.skin_map import skin_map_bytes
+from drl import selectors as drl_selectors
 from triggers import selectors as alert_selectors
 
 PAGE_SIZE = 50
@@ -89,7 +93,9 @@ def patient_history(request, pk: int):
     data = selectors.patient_history(patient)
     points = {f: [(s.study_date, getattr(s, f)) for s in data["studies"] if s.study_date and getattr(s, f)]
               for f in STUDY_TOTALS if f not in ("effective_dose_msv",)}
-    data["chart"] = charts.timeline_svg(points)
+    marks = [(s.study_date, "; ".join(a["text"] for a in s.alert_badges)) for s in data["studies"]
+             if s.alert_badges and s.study_date]
+    data["chart"] = charts.timeline_svg(points, alerts=marks)
     audit_record(action="view_patient_history", object_type="patient", object_id=patient.pk, request=request)
     data["total_fields"] = [f for f in STUDY_TOTALS if data["totals"].get(f) is not None]
     return render(request, "web/patient_history.html", data)
@@ -158,8 +164,46 @@ def study_detail(request, pk: int):
     data["can_download"] = request.user.has_perm("registry.download_dicom")
     data["can_sheet"] = request.user.has_perm("registry.view_patient_sheet")
     data["can_history"] = request.user.has_perm("registry.view_patient_history")
+    if data["events_by_kind"].get("projection"):
+        data.update(_fluoroscopy_pictures(study, [e for e in data["events_by_kind"]["projection"] if e.is_current]))
+    if data["events_by_kind"].get("ct"):
+        data.update(_ct_pictures(study, [e for e in data["events_by_kind"]["ct"] if e.is_current]))
     audit_record(action="view_study", object_type="study", object_id=study.pk, request=request)
     return render(request, "web/study_detail.html", data)
+
+
+def _fluoroscopy_pictures(study: Study, events: list) -> dict:
+    """The skin dose (map, PSD, method) or the geometry notice, and the procedure's cumulative chart."""
+    chart = procedure_chart.procedure_chart(procedure_chart.ChartEvent.of(e) for e in events)
+    skin = dict(study.skin_dose or {})
+    skin_map = ""
+    if skin.get("geometry_complete"):
+        try:
+            skin_map = skin_map_bytes(study, "svg")[0].decode()  # our own SVG (core.skin_map), texts escaped there
+        except SkinMapUnavailable as exc:
+            skin["geometry_complete"], skin["reasons"] = False, list(exc.reasons)
+    return {"skin": skin or None, "skin_map_svg": skin_map,
+            "psd_by_plane": sorted((skin.get("psd_mgy_by_plane") or {}).items()),
+            "procedure_chart": charts.procedure_chart_svg(chart),
+            "chart_timed": bool(chart and chart.timed),
+            "chart_marks": procedure_chart.time_marks(chart) if chart else [],
+            "chart_planes": [t.plane for t in chart.traces] if chart else [],
+            "angle_rows": procedure_chart.angle_sectors(chart)[:15] if chart else []}
+
+
+def _ct_pictures(study: Study, events: list) -> dict:
+    """CTDIvol and DLP per acquisition against the study's DRL (per examination) where one applies."""
+    position = drl_selectors.drl_position(study.pk) or {}
+    drl = {}
+    for p in position.get("positions", []):
+        if p["quantity"] in ("ctdivol_mgy", "max_ctdivol_mgy"):
+            drl["ctdivol_mgy"] = p["drl"]
+        elif p["quantity"] == "dlp_total_mgycm":
+            drl["dlp_mgycm"] = p["drl"]
+    rows = [(f"#{i} {e.protocol or e.target_region or ''}".strip(), e.ctdivol_mgy, e.dlp_mgycm)
+            for i, e in enumerate(events, 1) if not e.is_localizer]
+    return {"ct_chart": charts.ct_bars_svg(rows, dlp_total=study.dlp_total_mgycm, drl=drl), "ct_rows": rows,
+            "ct_drl": drl, "ct_drl_position": position}
 
 
 def _may_confirm_values(user) -> bool:

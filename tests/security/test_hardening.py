@@ -133,6 +133,7 @@ def test_no_inline_script_in_templates():
 def test_check_deploy_is_clean_with_https(tmp_path):
     env = {**os.environ, "DOSEREG_DATA_DIR": str(tmp_path), "DOSEREG_HTTPS": "1",
            "DOSEREG_ALLOWED_CALLING_AETS": "CT01", "DOSEREG_ALLOWED_HOSTS": "dosereg.example.org"}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests' process; a deployment never has it
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=REPO,
                             env=env, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
@@ -142,3 +143,15 @@ def test_check_deploy_is_clean_with_https(tmp_path):
     result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1].split() == ["True", "31536000", "True", "True"], result.stderr
+
+
+@pytest.mark.django_db
+def test_the_blank_incident_page_links_studies_only_with_report_exposure(client, make_user, history):
+    study = history.studies.first()
+    body = {"kind": "unintended", "category": "other", "incident_date": "2024-03-04",
+            "study_refs": study.study_instance_uid}
+    client.force_login(make_user("qa_committee"))
+    page = client.post("/incidents/new/", body)
+    assert page.status_code == 200 and b"reports its exposure" in page.content
+    client.force_login(make_user("radiographer"))
+    assert client.post("/incidents/new/", body).status_code == 302

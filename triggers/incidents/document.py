@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from dosereg.core import procedure_chart
 from dosereg.core.display import column_label, format_quantity
 from dosereg.core.quantities import PLANE_QUANTITIES
+from dosereg.core.skin_map import SkinMapUnavailable, render_png
+from dosereg.registry.models import IrradiationEvent, Study
+from dosereg.registry.services.skin_dose import skin_dose_result
 from triggers.incidents import services
 from triggers.incidents.models import IncidentReport
 from triggers.selectors import incident_alerts
@@ -56,3 +60,24 @@ def document_context(incident: IncidentReport) -> dict:
         "today": timezone.now().date(),
         "generated_at": timezone.now(),
     }
+
+
+def study_pictures(study_id: int | None) -> dict:
+    """The pictures of one fluoroscopy study for the PDF, drawn from the registry's current events: the procedure
+    chart (SVG text, ``dosereg.core.procedure_chart``), the skin dose summary and its map (PNG bytes) where the
+    geometry is complete.  Empty for other studies or a study no longer in the registry."""
+    study = Study.objects.filter(pk=study_id).first() if study_id else None
+    if study is None or "fluoroscopy" not in (study.modality_types or [study.modality_type]):
+        return {}
+    events = IrradiationEvent.objects.filter(study=study, is_current=True, is_localizer=False).order_by(
+        "report_id", "sequence", "id")
+    chart = procedure_chart.procedure_chart(procedure_chart.ChartEvent.of(e) for e in events)
+    out = {"chart_svg": procedure_chart.render_svg(chart) if chart else "", "skin": study.skin_dose or {},
+           "skin_png": b"", "ka_r_total_mgy": study.ka_r_total_mgy}
+    result = skin_dose_result(study)
+    if result is not None and result.geometry_complete:
+        try:
+            out["skin_png"] = render_png(result)
+        except SkinMapUnavailable:
+            out["skin"] = {**out["skin"], "geometry_complete": False}
+    return out

@@ -54,6 +54,11 @@ class IncidentForm(forms.Form):
 
     def _studies(self, text: str) -> list[Study]:
         refs = [r.strip() for r in text.replace(",", "\n").splitlines() if r.strip()]
+        linked = set((self.initial.get("study_refs") or "").split())
+        if any(r not in linked for r in refs) and not (self.user and self.user.has_perm("triggers.report_exposure")):
+            # linking a study reports its exposure: the same permission as the page from a study and the API
+            self.add_error("study_refs", "Linking a study reports its exposure; your role may not do that.")
+            return []
         studies = []
         may_see = self.user is not None and self.user.has_perm("registry.view_study")
         for ref in refs:

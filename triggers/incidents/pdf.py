@@ -6,16 +6,22 @@ replaced by a close ASCII form.
 
 from __future__ import annotations
 
+import io
+import re
+
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from dosereg.core.display import format_quantity
-from triggers.incidents.document import document_context
+from triggers.incidents.document import document_context, study_pictures
 from triggers.incidents.models import IncidentReport
 from triggers.templatetags.triggers_display import person_name
 
 REPLACE = {"—": "-", "–": "-", "→": "->", "≥": ">=", "≤": "<=", "…": "...", "‘": "'", "’": "'", "“": '"', "”": '"',
            "µ": "u"}
+APPENDIX_TITLE = "Appendix: irradiation events"
+CHART_WIDTH_MM = 180
+MAP_WIDTH_MM = 88
 
 
 def _t(value) -> str:
@@ -23,6 +29,12 @@ def _t(value) -> str:
     for a, b in REPLACE.items():
         text = text.replace(a, b)
     return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def _svg_height(text: str, width_mm: float) -> float:
+    """The height of an SVG drawn ``width_mm`` wide (from its viewBox)."""
+    vb = text.split('viewBox="', 1)[1].split('"', 1)[0].split()
+    return width_mm * float(vb[3]) / float(vb[2])
 
 
 class _Doc(FPDF):
@@ -64,6 +76,19 @@ class _Doc(FPDF):
         self.set_font("Helvetica", "I" if italic else "", size)
         self.multi_cell(0, 4.8, _t(text), new_x="LMARGIN", new_y="NEXT")
 
+    def fits(self, height_mm: float) -> None:
+        """Start a new page unless ``height_mm`` fits on this one (pictures are never split)."""
+        if self.get_y() + height_mm > self.page_break_trigger:
+            self.add_page()
+
+    def svg(self, text: str, width_mm: float) -> None:
+        height_mm = _svg_height(text, width_mm)
+        self.fits(height_mm)
+        text = re.sub(r"<title>.*?</title>", "", text)  # tooltips: fpdf2 ignores them, with a warning each
+        data = _t(text).encode()  # the SVG parser reads UTF-8; _t keeps to what the core fonts draw
+        self.image(io.BytesIO(data), x=self.l_margin, w=width_mm, h=height_mm)
+        self.ln(2)
+
     def table_rows(self, header: list[str], rows: list[list], widths: list[float] | None = None, size: int = 8):
         if not rows:
             return
@@ -84,7 +109,7 @@ class _Doc(FPDF):
 def incident_pdf_bytes(incident: IncidentReport) -> bytes:
     ctx = document_context(incident)
     doc = _Doc(f"Incident report {incident.pk}")
-    for section in (_facts, _significance, _dose_parameters, _analysis, _actions_and_comments):
+    for section in (_facts, _significance, _dose_parameters, _analysis, _actions_and_comments, _appendix):
         section(doc, incident, ctx)
     return bytes(doc.output())
 
@@ -157,10 +182,69 @@ def _dose_parameters(doc: _Doc, incident: IncidentReport, ctx: dict) -> None:
             doc.table_rows(["Plane", *s["plane_cols"]], [[p["plane"], *p["values"]] for p in s["plane_rows"]])
         if s["has_ka_r"]:
             doc.para(ctx["ka_r_note"], italic=True, size=8)
+        _pictures(doc, study_pictures(s.get("study_id")))
         if s["event_rows"]:
-            header = ["#", "Type", "Protocol", "Plane", *s["event_cols"]]
-            doc.table_rows(header, [[e["n"], e["type"], e["protocol"], e["plane"], *e["values"]]
-                                    for e in s["event_rows"]], size=7)
+            doc.para(f"{len(s['event_rows'])} irradiation event(s): listed in the appendix.", size=8)
+
+
+def _skin_lines(skin: dict, ka_r_total_mgy) -> list[str]:
+    if skin.get("geometry_complete") and skin.get("psd_mgy") is not None:
+        lines = [f"Peak skin dose {format_quantity('psd_mgy', skin['psd_mgy'])} (estimate, about "
+                 f"+/-{skin.get('uncertainty_pct', 50)} %)"
+                 + (f", at the {skin['peak']['region']}" if (skin.get("peak") or {}).get("region") else "") + "."]
+        by_plane = skin.get("psd_mgy_by_plane") or {}
+        if len(by_plane) > 1:
+            lines.append("Per plane: " + "; ".join(f"{p} {format_quantity('psd_mgy', v)}"
+                                                   for p, v in sorted(by_plane.items())) + ".")
+        lines.append(f"Ka,r at the reference point: {format_quantity('ka_r_total_mgy', ka_r_total_mgy)} "
+                     f"(not skin dose).")
+        return lines
+    return [f"Geometry incomplete: Ka,r shown as the surrogate for skin dose - "
+            f"{format_quantity('ka_r_total_mgy', ka_r_total_mgy)}. No skin dose map is drawn.",
+            *(f"- {r}" for r in skin.get("reasons") or ())]
+
+
+def _pictures(doc: _Doc, pictures: dict) -> None:
+    """The procedure chart, then the skin dose map with its summary beside it (or the geometry notice)."""
+    if not pictures:
+        return
+    if pictures["chart_svg"]:
+        doc.fits(_svg_height(pictures["chart_svg"], CHART_WIDTH_MM) + 8)  # the heading stays with its chart
+        doc.h3("Dose over the procedure (drawn from the registry's current events)")
+        doc.svg(pictures["chart_svg"], CHART_WIDTH_MM)
+    skin = pictures["skin"]
+    if not skin:
+        return
+    lines = _skin_lines(skin, pictures["ka_r_total_mgy"])
+    if not pictures["skin_png"]:
+        doc.h3("Skin dose")
+        for line in lines:
+            doc.para(line, size=8)
+        return
+    height = MAP_WIDTH_MM * 668 / 594  # the map's aspect (core.skin_map draws a fixed layout)
+    doc.fits(height + 8)
+    doc.h3("Skin dose map")
+    top = doc.get_y()
+    info = doc.image(io.BytesIO(pictures["skin_png"]), x=doc.l_margin, y=top, w=MAP_WIDTH_MM)
+    doc.set_xy(doc.l_margin + MAP_WIDTH_MM + 4, top)
+    doc.set_font("Helvetica", "", 8)
+    text = "\n".join(lines) + "\n\nMethod: " + (skin.get("psd_method") or "-")
+    doc.multi_cell(0, 4, _t(text[:1500]), new_x="LMARGIN", new_y="NEXT")
+    doc.set_y(max(doc.get_y(), top + info.rendered_height) + 2)
+
+
+def _appendix(doc: _Doc, incident: IncidentReport, ctx: dict) -> None:
+    """The irradiation events of the snapshot, after the report (the QA committee reads the report first)."""
+    studies = [s for s in ctx["snapshot_studies"] if s["event_rows"]]
+    if not studies:
+        return
+    doc.add_page()
+    doc.h1(APPENDIX_TITLE)
+    for s in studies:
+        doc.h3(f"Study {s['study_instance_uid']}")
+        header = ["#", "Type", "Protocol", "Plane", *s["event_cols"]]
+        doc.table_rows(header, [[e["n"], e["type"], e["protocol"], e["plane"], *e["values"]]
+                                for e in s["event_rows"]], size=7)
 
 
 def _analysis(doc: _Doc, incident: IncidentReport, ctx: dict) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+import time
 from contextlib import contextmanager
 
 from django.core.checks import Tags
@@ -84,18 +85,32 @@ class DoseRegCommand(BaseCommand):
         with fh:
             yield fh
 
-    def progress(self, iterable, total: int | None = None, label: str = ""):
-        """A progress bar on stderr when it is a terminal; silent otherwise."""
+    def progress(self, iterable, total: int | None = None, label: str = "", *, clock=time.monotonic):
+        """A progress bar on stderr when it is a terminal, with the rate (items/s) and, with a total, the time
+        left; silent otherwise."""
         if not sys.stderr.isatty():
             yield from iterable
             return
         width = 30
+        started = last = clock()
+        i = 0
         for i, item in enumerate(iterable, 1):
-            if total:
-                done = int(width * i / total)
-                sys.stderr.write(f"\r{label} [{'#' * done}{'.' * (width - done)}] {i}/{total}")
-            else:
-                sys.stderr.write(f"\r{label} {i}")
-            sys.stderr.flush()
+            now = clock()
+            if now - last >= 0.2 or i == total:  # a few updates a second: a terminal write per item costs time
+                last = now
+                sys.stderr.write("\r" + progress_line(label, i, total, now - started, width))
+                sys.stderr.flush()
             yield item
-        sys.stderr.write("\n")
+        if i:
+            sys.stderr.write("\n")
+
+
+def progress_line(label: str, done: int, total: int | None, elapsed: float, width: int = 30) -> str:
+    """'import [#####.....] 120/600 40/s 0:12 left' (pure)."""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    if not total:
+        return f"{label} {done} {rate:.0f}/s"
+    filled = int(width * done / total)
+    left = (total - done) / rate if rate > 0 else 0.0
+    return (f"{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate:.0f}/s "
+            f"{int(left // 60)}:{int(left % 60):02d} left")

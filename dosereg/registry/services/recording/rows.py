@@ -25,6 +25,34 @@ ACCUMULATED_COLUMNS = frozenset(f.name for f in AccumulatedDose._meta.concrete_f
 DERIVED_EVENT_COLUMNS = frozenset({"effective_dose_estimate_msv"})  # computed by DoseReg, never taken from input
 
 
+def _column_defaults(model) -> tuple[dict, dict]:
+    """(plain defaults, callables for mutable ones) of the model's columns, by attname."""
+    plain, factories = {}, {}
+    for f in model._meta.concrete_fields:
+        if f.primary_key:
+            continue
+        if f.has_default() and callable(f.default):
+            factories[f.attname] = f.default
+        else:
+            plain[f.attname] = f.get_default()
+    return plain, factories
+
+
+_EVENT_DEFAULTS, _EVENT_FACTORIES = _column_defaults(IrradiationEvent)
+
+
+class EventRow:
+    """An irradiation event on its way to a multi-row insert (``bulk_sql.insert_rows``): IrradiationEvent's columns
+    as plain attributes by attname, with the model's defaults.  Not a model instance: ``Model.__init__`` was a sixth
+    of recording a 316-event report."""
+
+    def __init__(self, **values):
+        self.__dict__.update(_EVENT_DEFAULTS)
+        for name, make in _EVENT_FACTORIES.items():
+            self.__dict__[name] = make()
+        self.__dict__.update(values)
+
+
 def jsonable(value):
     """Any parser value as JSON a database accepts: codes as lists, dates as ISO text, non-finite numbers as None,
     text without NUL characters."""
@@ -71,10 +99,10 @@ def _screened(name: str, q: dr.Quantity, where: str, findings: list[Finding]) ->
 
 
 def event_row(ev: dr.IrradiationEventData, *, study: Study | None, rep: DoseReport, seq: int, offset: str,
-              fit: TextFitter, findings: list[Finding]) -> IrradiationEvent:
+              fit: TextFitter, findings: list[Finding]) -> EventRow:
     region = ev.target_region
-    row = IrradiationEvent(
-        study=study, report=rep, irradiation_event_uid=fit(IrradiationEvent, "irradiation_event_uid",
+    row = EventRow(
+        study_id=study.pk if study is not None else None, report_id=rep.pk, irradiation_event_uid=fit(IrradiationEvent, "irradiation_event_uid",
                                                            ev.irradiation_event_uid) or None,
         source_sop_instance_uid=rep.sop_instance_uid, sequence=seq,
         event_type=fit(IrradiationEvent, "event_type", ev.event_type), datetime=aware(ev.datetime, offset),
