@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -57,6 +58,7 @@ _ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found"
                 406: "not-supported"}
 
 
+@extend_schema(exclude=True)  # FHIR resources are described by the CapabilityStatement (/fhir/metadata), not OpenAPI
 class FhirView(APIView):
     permission_classes = [IsAuthenticated, CanViewStudies]
     renderer_classes = [FhirJSONRenderer, JSONRenderer]
