@@ -16,6 +16,7 @@ from django.core.paginator import Paginator
 from django.db import connection, transaction
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -101,6 +102,9 @@ def patient_history(request, pk: int):
     return render(request, "web/patient_history.html", data)
 
 
+SHEET_LANGUAGES = ("en", "de", "fr")  # the patient sheet's translations (locale/); the staff pages are English
+
+
 @permission_required("registry.view_patient_sheet", raise_exception=True)
 def patient_sheet(request, pk: int):
     patient = get_object_or_404(Patient, pk=pk)
@@ -110,12 +114,17 @@ def patient_sheet(request, pk: int):
         if not study_id.isdigit():
             return HttpResponseBadRequest("study must be a number")
         studies = studies.filter(pk=int(study_id))
-    rows = selectors.patient_sheet_rows(list(studies.order_by("study_date", "id")))
+    language = request.GET.get("lang") or translation.get_language()
+    if language not in SHEET_LANGUAGES:
+        return HttpResponseBadRequest(f"lang must be one of {', '.join(SHEET_LANGUAGES)}")
     audit_record(action="print_patient_sheet", object_type="patient", object_id=patient.pk,
                  detail={"study": int(study_id)} if study_id else {}, request=request)
-    return render(request, "web/patient_sheet.html", {"patient": patient, "rows": rows,
-                                                      "glossary": selectors.sheet_glossary(rows),
-                                                      "printed": dt.date.today()})
+    with translation.override(language):  # the language the patient reads, whatever the staff member's
+        rows = selectors.patient_sheet_rows(list(studies.order_by("study_date", "id")))
+        return render(request, "web/patient_sheet.html", {
+            "patient": patient, "rows": rows, "glossary": selectors.sheet_glossary(rows), "printed": dt.date.today(),
+            "languages": [(code, name, code == language) for code, name in settings.LANGUAGES
+                          if code in SHEET_LANGUAGES], "study_id": study_id or ""})
 
 
 # --- studies -------------------------------------------------------------------------------------------------------
