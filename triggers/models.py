@@ -37,7 +37,8 @@ BODY_REGION_CHOICES = [("", "Any"), ("head", "Head / brain"), ("body", "Body (no
 PROCEDURE_KIND_CHOICES = [("any", "Any"), ("diagnostic", "Diagnostic only (not interventions)"),
                           ("interventional", "Interventional only")]
 PHANTOM_CHOICES = [("", "Any"), ("head", "16 cm (head) phantom"), ("body", "32 cm (body) phantom")]
-KIND_CHOICES = [("threshold", "Threshold"), ("dose_check", "CT Dose Check override (TID 10015)")]
+KIND_CHOICES = [("threshold", "Threshold"), ("dose_check", "CT Dose Check override (TID 10015)"),
+                ("pregnancy", "Exposure of a patient recorded as (possibly) pregnant")]
 
 
 class TriggerRule(models.Model):

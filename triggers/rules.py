@@ -14,8 +14,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from dosereg.core.dose_report import PREGNANT
 from dosereg.core.display import format_quantity
-from dosereg.core.quantities import PLANE_QUANTITIES, QUANTITIES, RULE_QUANTITIES
+from dosereg.core.quantities import MODALITY_TOTALS, PLANE_QUANTITIES, QUANTITIES, RULE_QUANTITIES
 
 # quantity (its export name) -> the irradiation event's column, for per-event rules
 # rule quantity -> its irradiation event column, for per-event rules (a quantity without one, such as the peak skin
@@ -110,6 +111,7 @@ class StudyFacts:
     planes: tuple[PlaneTotals, ...] = ()
     events: tuple[EventFacts, ...] = ()
     dose_checks: tuple[DoseCheckFacts, ...] = ()
+    pregnancy_status: str = ""  # dosereg.core.dose_report.PREGNANCY_STATUSES value, as the modality recorded it
     label: str = ""  # how the study is shown in a window listing (date, description)
 
 
@@ -414,6 +416,31 @@ def _evaluate_dose_check(rule: RuleSpec, study: StudyFacts) -> Exceedance | None
     return Exceedance(rule.id, quantity, value, _unit(quantity), threshold, summary, {"acquisitions": rows})
 
 
+def _evaluate_pregnancy(rule: RuleSpec, study: StudyFacts) -> Exceedance | None:
+    """A patient the modality recorded as pregnant or possibly pregnant was exposed (Directive 2013/59/Euratom
+    Art. 62: special protection; the physicist estimates the conceptus dose where the beam or scan covered the
+    pelvis).  The rule's quantity is the one shown beside; its threshold (often 0) is the least value that counts."""
+    if study.pregnancy_status not in PREGNANT:
+        return None
+    # the rule's quantity, else the study's own main quantity (a fluoroscopy study has no effective dose estimate)
+    candidates = [rule.quantity] + [q for m in study.modality_types for q in MODALITY_TOTALS.get(m, ())] + list(
+        RULE_QUANTITIES)
+    quantity, value = rule.quantity, None
+    for name in candidates:
+        value = study_value(study, name, "sum")[0] if name in RULE_QUANTITIES or name in study.totals else None
+        if value is not None:
+            quantity = name
+            break
+    if value is not None and value < rule.threshold:
+        return None
+    status = "possibly pregnant" if study.pregnancy_status == "possibly_pregnant" else "pregnant"
+    shown = f"{_label(quantity)} {_shown(quantity, value)}" if value is not None else "no dose value reported"
+    summary = (f"Patient recorded as {status} by the modality (Pregnancy Status); {shown}: check the justification "
+               "and, where the exposure covered the pelvis, have a medical physicist estimate the conceptus dose")
+    return Exceedance(rule.id, quantity, value or 0.0, _unit(quantity), rule.threshold, summary,
+                      {"pregnancy_status": study.pregnancy_status})
+
+
 def current_value(rule: RuleSpec, study: StudyFacts) -> float | None:
     """The study's own value of the rule's quantity, as the rule reads it (the highest event value for an event rule),
     e.g. to say what a corrected study now shows once an alert no longer applies.  None when it has none."""
@@ -433,6 +460,8 @@ def evaluate(study: StudyFacts, history: Sequence[StudyFacts], rules: Sequence[R
             continue
         if rule.kind == "dose_check":
             hit = _evaluate_dose_check(rule, study)
+        elif rule.kind == "pregnancy":
+            hit = _evaluate_pregnancy(rule, study)
         elif rule.scope == "event":
             hit = _evaluate_event_scope(rule, study)
         elif rule.scope == "study":

@@ -116,7 +116,7 @@ def _studies_facts(studies: list[Study], *, with_events: bool) -> dict[int, rule
             age_years=s.age_years, demo=s.demo, totals=totals,
             planes=tuple(rules.PlaneTotals(p, v.get("ka_r_total_mgy"), v.get("kap_total_gycm2"),
                                        v.get("fluoro_time_total_s")) for p, v in sorted(planes[s.pk].items())),
-            events=tuple(events[s.pk]), dose_checks=tuple(checks[s.pk]),
+            events=tuple(events[s.pk]), dose_checks=tuple(checks[s.pk]), pregnancy_status=s.pregnancy_status,
             label=f"{s.study_date or 'undated'} {s.study_description or s.modality_type}".strip())
     return out
 

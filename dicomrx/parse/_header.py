@@ -17,6 +17,7 @@ from dicomrx import codes as C
 from dicomrx.parse._sr import parse_dicom_datetime
 from dicomrx.units import fixed_unit
 from dosereg.core.dose_report import (
+    PREGNANCY_STATUSES,
     SOURCE_IMAGE_HEADER,
     AccumulatedDoseData,
     Code,
@@ -144,7 +145,17 @@ def patient_info(ds: Dataset) -> PatientInfo:
         age_years=age_years(_str(ds, "PatientAge")),
         weight_kg=_positive(_float(_get(ds, "PatientWeight"))),
         height_m=_positive(_float(_get(ds, "PatientSize"))),
+        pregnancy_status=_pregnancy_status(ds),
     )
+
+
+def _pregnancy_status(ds: Dataset) -> str:
+    """Pregnancy Status (0010,21C0) as the modality recorded it; '' when absent or not one of the defined values."""
+    value = _get(ds, "PregnancyStatus")
+    try:
+        return PREGNANCY_STATUSES.get(int(value), "") if value not in (None, "") else ""
+    except (TypeError, ValueError):
+        return ""
 
 
 def _positive(value: float | None) -> float | None:

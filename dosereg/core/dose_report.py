@@ -54,6 +54,12 @@ class Quantity:
     raw_unit: str
 
 
+# Pregnancy Status (0010,21C0), PS3.3 C.7.1.4 / C.7.2.2: 0001 not pregnant, 0002 possibly pregnant, 0003 definitely
+# pregnant, 0004 unknown.  Directive 2013/59/Euratom Art. 62 asks for special protection of the pregnant patient.
+PREGNANCY_STATUSES = {1: "not_pregnant", 2: "possibly_pregnant", 3: "pregnant", 4: "unknown"}
+PREGNANT = ("possibly_pregnant", "pregnant")
+
+
 @dataclass(frozen=True)
 class PatientInfo:
     patient_id: str = ""
@@ -65,6 +71,7 @@ class PatientInfo:
     weight_kg: float | None = None
     height_m: float | None = None
     pseudonymised: bool = False  # patient_id is already the registry's pseudonym (a de-identified stored original)
+    pregnancy_status: str = ""  # PREGNANCY_STATUSES key, from Pregnancy Status (0010,21C0) as the modality recorded it
 
 
 @dataclass(frozen=True)

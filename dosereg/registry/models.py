@@ -16,6 +16,8 @@ from dosereg.core.quantities import MODALITY_CHOICES
 
 MODALITY_TYPE_CHOICES = MODALITY_CHOICES
 PLANE_CHOICES = [("A", "Plane A"), ("B", "Plane B"), ("single", "Single plane")]
+PREGNANCY_CHOICES = [("not_pregnant", "Not pregnant"), ("possibly_pregnant", "Possibly pregnant"),
+                     ("pregnant", "Pregnant"), ("unknown", "Unknown")]
 
 
 def _quantity_field(**kwargs) -> models.FloatField:
@@ -155,6 +157,8 @@ class Study(models.Model):
     operators = models.CharField(max_length=255, blank=True)
     age_years = _quantity_field()
     sex = models.CharField(max_length=1, blank=True)
+    # Pregnancy Status (0010,21C0) as the modality recorded it (Directive 2013/59/Euratom Art. 62)
+    pregnancy_status = models.CharField(max_length=20, blank=True, choices=PREGNANCY_CHOICES)
     weight_kg = _quantity_field()
     height_m = _quantity_field()
     standard_exam = models.ForeignKey(StandardExam, null=True, blank=True, on_delete=models.SET_NULL,

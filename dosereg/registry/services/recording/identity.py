@@ -170,7 +170,8 @@ def study_values(report: dr.DoseReport, fit: TextFitter) -> dict:
         study_datetime=study_dt, study_date=s.study_date,
         requested_procedure_code=fit(Study, "requested_procedure_code", code.value if code else ""),
         requested_procedure_scheme=fit(Study, "requested_procedure_scheme", code.scheme if code else ""),
-        age_years=age, sex=fit(Study, "sex", report.patient.sex), weight_kg=report.patient.weight_kg,
+        age_years=age, sex=fit(Study, "sex", report.patient.sex), pregnancy_status=report.patient.pregnancy_status,
+        weight_kg=report.patient.weight_kg,
         height_m=report.patient.height_m)
     return values
 
