@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -131,8 +132,7 @@ def deidentify(ds: Dataset, *, pseudonym: str) -> Dataset:
                                                                     ds.get("ContentDate", "") or ""))
         if age:
             ds.PatientAge = age  # the age the birth date gave (Retain Patient Characteristics) before it goes
-    ds.remove_private_tags()
-    _clean(ds, tokens)
+    _clean(ds, tokens, _byte_tokens(tokens))
     ds.PatientID = pseudonym
     for keyword in EMPTY:
         if keyword in ds:
@@ -152,25 +152,49 @@ def _code(value: str, meaning: str) -> Dataset:
     return item
 
 
-def _clean(ds: Dataset, tokens: list[str]) -> None:
-    """Remove (X), empty person names (Z) and clean texts, at every level (sequences and the SR tree)."""
-    for elem in list(ds):
-        keyword = elem.keyword
+def _byte_tokens(tokens: list[str]) -> list[bytes]:
+    """The tokens as they may appear in undecoded values (UTF-8 and Latin-1, lower case): a cheap first test."""
+    return sorted({t.lower().encode(codec, "ignore") for t in tokens for codec in ("utf-8", "latin-1")} - {b""})
+
+
+def _clean(ds: Dataset, tokens: list[str], btokens: list[bytes]) -> None:
+    """Remove private attributes and (X), empty person names (Z) and clean texts, at every level (sequences and the
+    SR tree).  Values are decoded only where they change: the rest is written back as received (fast)."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        if tag.is_private:
+            del ds[tag]
+            continue
+        keyword = keyword_for_tag(tag)
         if keyword in REMOVE:
-            del ds[elem.tag]
-        elif elem.VR == "SQ":
+            del ds[tag]
+            continue
+        vr = raw.VR or _dictionary_vr(tag)
+        if vr == "SQ":
+            elem = ds[tag]
             for item in elem.value:
-                _clean(item, tokens)
+                _clean(item, tokens, btokens)
             if keyword == "ContentSequence":
                 elem.value = Sequence([item for item in elem.value if not _identifies_person(item)])
-        elif elem.VR == _PN:
-            # in a content item (PNAME) the name is Type 1: a dummy; elsewhere (Patient, physicians...) empty
-            elem.value = REPLACED_NAME if keyword == "PersonName" and elem.value else ""
-        elif elem.VR in _TEXT_VRS and tokens and elem.value and keyword not in ("PatientID", "IssuerOfPatientID"):
-            if isinstance(elem.value, str):
-                elem.value = clean_text(elem.value, tokens)
-            else:  # a multi-valued text
-                elem.value = [clean_text(str(v), tokens) for v in elem.value]
+        elif vr == _PN:
+            if raw.value:  # in a content item (PNAME) Type 1: a dummy; elsewhere (patient, physicians...) empty
+                ds[tag].value = REPLACED_NAME if keyword == "PersonName" else ""
+        elif vr in _TEXT_VRS and btokens and raw.value and keyword not in ("PatientID", "IssuerOfPatientID"):
+            value = raw.value
+            probe = value.lower() if isinstance(value, bytes) else str(value).lower().encode("utf-8", "ignore")
+            if any(t in probe for t in btokens):
+                elem = ds[tag]
+                if isinstance(elem.value, str):
+                    elem.value = clean_text(elem.value, tokens)
+                else:  # a multi-valued text
+                    elem.value = [clean_text(str(v), tokens) for v in elem.value]
+
+
+def _dictionary_vr(tag) -> str:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return ""
 
 
 def _identifies_person(item: Dataset) -> bool:

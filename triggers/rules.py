@@ -14,8 +14,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from dosereg.core.dose_report import PREGNANT
 from dosereg.core.display import format_quantity
+from dosereg.core.dose_report import PREGNANT
 from dosereg.core.quantities import MODALITY_TOTALS, PLANE_QUANTITIES, QUANTITIES, RULE_QUANTITIES
 
 # quantity (its export name) -> the irradiation event's column, for per-event rules
