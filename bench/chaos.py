@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from bench.listener import DOSE_KINDS, _variant, free_port, wait_port  # noqa: E402
 
 CALLED = "DOSEREG"
+SENDER_TIMEOUT_S = 10  # an object unanswered this long counts as held (the sender keeps it and sends it again)
 
 
 # --- the load ------------------------------------------------------------------------------------------------------
@@ -84,7 +85,8 @@ def _send(port: int, items: list[tuple[Path, str]], ready=None) -> list[tuple[st
 
     _config.STORE_SEND_CHUNKED_DATASET = True
     ae = AE(ae_title="CHAOSSCU")
-    ae.acse_timeout = ae.network_timeout = ae.dimse_timeout = 30
+    # pynetdicom notices a peer killed mid-request only when the DIMSE timeout runs out: keep it short
+    ae.acse_timeout = ae.network_timeout = ae.dimse_timeout = SENDER_TIMEOUT_S
     for sop_class, ts in sorted({(str(m.MediaStorageSOPClassUID), str(m.TransferSyntaxUID))
                                  for m in (read_file_meta_info(p) for p, _ in items)}):
         ae.add_requested_context(sop_class, [ts])

@@ -73,7 +73,8 @@ def test_any_value_and_text_never_breaks_the_export(hostile):
     else:
         assert stored == canonical
         if abs(canonical) > q.plausible_max:
-            assert IMPLAUSIBLE_VALUE in study.flags and study.values_unconfirmed
+            # only an implausible dose holds the study out of DRL medians until a physicist confirms it
+            assert IMPLAUSIBLE_VALUE in study.flags and study.values_unconfirmed is q.is_dose
     assert event.raw[name][1] in q.units  # the value and unit as sent are kept
     assert "\x00" not in study.study_description and "\x00" not in event.protocol
     rows = json.loads(_export("json"))  # strict JSON: no NaN or Infinity literals either
@@ -118,7 +119,7 @@ def test_a_device_total_within_its_own_rounding_is_no_mismatch():
     # a unit that writes Ka,r with one decimal (0.1 mGy) beside events summing to 0.066 mGy: rounding, not a mismatch
     resolution = reported_resolution(0.1, ["0.1", "mGy"])
     assert resolution == pytest.approx(0.05)
-    assert reported_resolution(1000.0, ["1e-3", "Gy"]) == pytest.approx(0.5)
+    assert reported_resolution(1.0, ["1e-3", "Gy"]) == pytest.approx(0.5)  # 1e-3 Gy = 1 mGy, last digit 1 mGy
     rounded = PlaneSums("A", {"ka_r_total_mgy": 0.1}, {"ka_r_total_mgy": 0.066}, {"ka_r_total_mgy": resolution})
     assert device_total_findings([rounded]) == []
     # the Philips sample's 19 % is well beyond its 12 written digits

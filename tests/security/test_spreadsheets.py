@@ -105,3 +105,25 @@ def test_drl_report_csv_is_safe():
     row = {k: "=1+1" for k in drl_services.REPORT_FIELDS} | {"n": 12, "median": 480.0, "ratio": -0.5}
     rows = assert_safe_csv(drl_services.drl_report_csv([row]))
     assert rows[1][0] == "'=1+1" and rows[1][drl_services.REPORT_FIELDS.index("n")] == "12"
+
+
+@pytest.mark.django_db
+def test_hostile_dicom_text_is_escaped_on_every_page_showing_it(client, tmp_path):
+    from django.contrib.auth.models import User
+
+    from tests.security.hostile import MARKUP
+
+    outcome = import_hostile(tmp_path)
+    study = Study.objects.select_related("equipment").get(pk=outcome.study_id)
+    client.force_login(User.objects.create_superuser("root", password="x"))
+    pages = ["/", "/studies/", f"/studies/{study.pk}/", f"/patients/{study.patient_id}/",
+             f"/patients/{study.patient_id}/sheet/", "/units/", f"/units/{study.equipment_id}/", "/mapping/",
+             "/dicom/", "/alerts/"]
+    shown = 0
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        text = response.content.decode()
+        assert MARKUP not in text and "<script>alert" not in text, url
+        shown += "&lt;script&gt;alert" in text
+    assert shown >= 2  # the model name is on the study and unit pages, escaped
