@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 
 import pytest
 from django.utils import timezone
@@ -91,3 +92,29 @@ def test_retry_policy_waits_longer_after_each_attempt_and_gives_up(settings):
             sop_instance_uid=f"1.2.{attempts}.{ago}", sha256=f"{attempts}{ago}", source="c-store",
             attempts=attempts, processed_at=now - dt.timedelta(seconds=ago)).pk
     assert sorted(tasks.due_for_retry(100)) == sorted([rows[(1, 61)], rows[(2, 121)]])
+
+
+def test_import_dose_jobs_needs_postgresql_and_a_second_run_finds_everything_present(corpus, tmp_path):
+    from django.core.management import CommandError, call_command
+    from django.db import connection
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("CT-RDSR-GEPixelMed.dcm", "CT-RDSR-ToshibaPixelMed.dcm"):
+        (folder / name).write_bytes((corpus / "ct" / name).read_bytes())
+    if connection.vendor == "sqlite":
+        with pytest.raises(CommandError, match="--jobs needs PostgreSQL"):
+            call_command("import_dose", str(folder), "--jobs", "2")
+    out = io.StringIO()
+    call_command("import_dose", str(folder), "--batch-size", "1", stdout=out)
+    assert out.getvalue().splitlines()[-1].startswith("imported=2 ")
+    out = io.StringIO()
+    call_command("import_dose", str(folder), stdout=out)  # resumed: nothing parsed again
+    assert "imported=0 corrected=0 already_present=2 " in out.getvalue()
+
+
+def test_progress_line_shows_the_rate_and_the_time_left():
+    from dosereg.registry.management.base import progress_line
+
+    assert progress_line("import", 120, 600, 3.0, width=10) == "import [##........] 120/600 40/s 0:12 left"
+    assert progress_line("import", 7, None, 2.0) == "import 7 4/s"

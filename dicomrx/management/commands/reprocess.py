@@ -37,11 +37,8 @@ class Command(DoseRegCommand):
         ids = list(qs.order_by("received_at", "id").values_list("id", flat=True))
         counts = Counter({k: 0 for k in ("imported", "superseded", "skipped", "failed")})
         failures = []
-        for pk in self.progress(ids, total=len(ids), label="reprocess"):
-            try:
-                outcome = ingest.ingest_received_object(pk, force=True)
-            except ingest.IngestError as exc:
-                outcome = ingest.IngestOutcome(ingest.FAILED, reason=str(exc), received_object_id=pk)
+        for pk, outcome in self.progress(_replayed(ids, settings.INGEST_BATCH_SIZE), total=len(ids),
+                                         label="reprocess"):
             status = "imported" if outcome.status == ingest.ALREADY_PRESENT else outcome.status
             counts[status] += 1
             if status == ingest.FAILED:
@@ -51,3 +48,14 @@ class Command(DoseRegCommand):
         self.stdout.write(" ".join(f"{k}={v}" for k, v in counts.items()))
         if failures:
             raise InputFailed(f"{len(failures)} object(s) failed")
+
+
+def _replayed(ids: list[int], batch_size: int):
+    """(id, outcome) per object, replayed in batches (one transaction and one run of the post-commit steps each)."""
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start:start + batch_size]
+        try:
+            outcomes = ingest.ingest_batch(chunk, force=True)
+        except ingest.IngestError as exc:
+            outcomes = [ingest.IngestOutcome(ingest.FAILED, reason=str(exc), received_object_id=pk) for pk in chunk]
+        yield from zip(chunk, outcomes, strict=True)
