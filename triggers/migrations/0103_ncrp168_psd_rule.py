@@ -3,6 +3,8 @@ estimates peak skin dose from the event geometry (dosereg.core.skin_dose).  Sour
 
 from django.db import migrations
 
+from triggers.packs import pack_rule_install, pack_rule_uninstall
+
 NCRP168_PSD = ("NCRP Report 168 (2010), substantial radiation dose level (SRDL) for peak skin dose, 3 000 mGy; "
                "secondary: AAPM MPPG 12.a (2022) §5.4 as quoted in a public repository gives the same pair "
                "'5 Gy Ka,r or 3 Gy PSD' (reference-data.md §1.1). Primary table text not accessed.")
@@ -14,16 +16,11 @@ RULE = dict(key="ncrp168-psd", name="NCRP 168 SRDL: peak skin dose 3 Gy", pack="
 
 
 def load(apps, schema_editor):
-    TriggerRule = apps.get_model("triggers", "TriggerRule")
-    TriggerRuleVersion = apps.get_model("triggers", "TriggerRuleVersion")
-    rule, created = TriggerRule.objects.get_or_create(key=RULE["key"], defaults=RULE)
-    if created:
-        TriggerRuleVersion.objects.create(rule=rule, version=1, data={**RULE, "active": True},
-                                          comment="default rule pack")
+    pack_rule_install(apps, RULE)
 
 
 def unload(apps, schema_editor):
-    apps.get_model("triggers", "TriggerRule").objects.filter(key=RULE["key"], alerts__isnull=True).delete()
+    pack_rule_uninstall(apps, RULE["key"])
 
 
 class Migration(migrations.Migration):

@@ -5,6 +5,8 @@ counts: threshold 0)."""
 
 from django.db import migrations
 
+from triggers.packs import pack_rule_install, pack_rule_uninstall
+
 EURATOM_62 = ("Council Directive 2013/59/Euratom, Art. 62 (special protection during pregnancy and breastfeeding): "
               "the practitioner and the referrer inquire whether the patient is pregnant and, where pregnancy cannot "
               "be excluded, give special attention to justification and optimisation. Article text not retrieved here: check against "
@@ -18,16 +20,11 @@ RULE = dict(key="pregnancy-exposure", name="Exposure of a patient recorded as (p
 
 
 def load(apps, schema_editor):
-    TriggerRule = apps.get_model("triggers", "TriggerRule")
-    TriggerRuleVersion = apps.get_model("triggers", "TriggerRuleVersion")
-    rule, created = TriggerRule.objects.get_or_create(key=RULE["key"], defaults=RULE)
-    if created:
-        TriggerRuleVersion.objects.create(rule=rule, version=1, data={**RULE, "active": True},
-                                          comment="default rule pack")
+    pack_rule_install(apps, RULE)
 
 
 def unload(apps, schema_editor):
-    apps.get_model("triggers", "TriggerRule").objects.filter(key=RULE["key"], alerts__isnull=True).delete()
+    pack_rule_uninstall(apps, RULE["key"])
 
 
 class Migration(migrations.Migration):
