@@ -184,6 +184,22 @@ def _new_study_events(r: dr.DoseReport, rep: DoseReport, age: float | None, fit:
     return rows
 
 
+def _insert_new_patients(new_patients: list[Patient], patients: dict[tuple[str, str], Patient]) -> None:
+    """One multi-row insert; when another worker has just created one of these patients (a unique violation), each
+    is taken or created on its own instead, so concurrent workers never fail on the same new patient."""
+    try:
+        with transaction.atomic():
+            insert_rows(Patient, new_patients, returning=True)
+    except IntegrityError:
+        for patient in new_patients:
+            fields = {f.attname: getattr(patient, f.attname) for f in Patient._meta.concrete_fields
+                      if not f.primary_key and f.attname not in ("issuer", "patient_id")}
+            row, _ = Patient.objects.get_or_create(issuer=patient.issuer, patient_id=patient.patient_id,
+                                                   defaults=fields)
+            patient.pk, patient._state.adding = row.pk, False
+            patients[(patient.issuer, patient.patient_id)] = row
+
+
 def _batch_patients(reports: list[dr.DoseReport], fresh: list[int], fit: TextFitter):
     """The batch's patients: one query for the known ones, one multi-row insert for the new ones."""
     identities = {i: patient_identity(reports[i], fit) for i in fresh}
@@ -203,7 +219,7 @@ def _batch_patients(reports: list[dr.DoseReport], fresh: list[int], fit: TextFit
         changed = patient_fill_in(patient, reports[i].patient, fit)
         if changed and patient.pk is not None:
             fill_ins.setdefault(patient.pk, set()).update(changed)
-    insert_rows(Patient, new_patients, returning=True)
+    _insert_new_patients(new_patients, patients)
     by_pk = {p.pk: p for p in patients.values()}
     for pk, changed in fill_ins.items():
         by_pk[pk].save(update_fields=sorted(changed))
