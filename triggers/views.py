@@ -73,13 +73,18 @@ def alert_detail(request, pk: int):
     return render(request, "triggers/alert_detail.html", context)
 
 
-_VALUE_KEYS = {"value", "previous_value", "threshold"}
+_VALUE_KEYS = ("value", "previous_value", "threshold")
+
+
+def _detail_order(key: str) -> tuple[int, str]:
+    """Values first, in a fixed order, then the rest by name: PostgreSQL's jsonb does not keep the keys' order."""
+    return (_VALUE_KEYS.index(key), "") if key in _VALUE_KEYS else (len(_VALUE_KEYS), key)
 
 
 def _detail_text(quantity: str, detail: dict) -> str:
     """An alert history entry's detail in words, its values with their units ("value: 4.1 Gy")."""
     parts = []
-    for key, value in detail.items():
+    for key, value in sorted(detail.items(), key=lambda kv: _detail_order(kv[0])):
         if key == "unit":
             continue  # the values below carry it
         if key in _VALUE_KEYS:

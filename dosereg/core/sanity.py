@@ -28,6 +28,9 @@ DEVICE_TOTAL_MISMATCH = "device_total_mismatch"
 TEXT_TRUNCATED = "text_truncated"
 CORRECTED = "corrected"
 DEVICE_TOTAL_TOLERANCE = 0.05  # relative difference above which a device total and its events' sum disagree
+# A value a million times above the plausible maximum is no measurement at all (a unit or encoding error is a factor
+# of 10 to 10 000): it is invalid, not implausible, so no stored value can overflow a sum in the database.
+IMPOSSIBLE_FACTOR = 1e6
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ def screen_value(name: str, value: float | None, *, where: str = "") -> Finding 
         return None
     if value < 0 and not q.signed:
         return Finding(INVALID_VALUE, name, f"{q.label} cannot be negative{place}", {"value": value})
+    if q.plausible_max is not None and abs(value) > q.plausible_max * IMPOSSIBLE_FACTOR:
+        return Finding(INVALID_VALUE, name, f"{q.label} is beyond any physical value{place}",
+                       {"value": value, "unit": q.unit_symbol})
     if q.plausible_max is not None and abs(value) > q.plausible_max:
         return Finding(IMPLAUSIBLE_VALUE, name,
                        f"{q.label} above the plausible maximum of {format_number(q.plausible_max)} {q.unit_symbol}{place}",

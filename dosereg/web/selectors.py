@@ -11,7 +11,7 @@ from collections import defaultdict
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models import F as models_F
 from django.utils import timezone
 
@@ -109,14 +109,25 @@ def patient_history(patient: Patient) -> dict:
     """The patient's studies in time order, totals per quantity type, alert badges."""
     studies = list(Study.objects.filter(patient=patient).select_related("equipment__room", "standard_exam")
                    .order_by("study_date", "study_datetime", "id"))
-    totals = Study.objects.filter(patient=patient).aggregate(
-        **{f: Sum(f) for f in STUDY_TOTALS if f != "max_ctdivol_mgy"}, max_ctdivol_mgy=Max("max_ctdivol_mgy"),
-        n=Count("id"))
+    totals = patient_totals(studies)
     alerts = alert_selectors.alert_badges([s.pk for s in studies])
     for s in studies:
         s.alert_badges = alerts.get(s.pk, [])
         s.shown_totals = study_shown_totals(s)
     return {"patient": patient, "studies": studies, "totals": totals}
+
+
+def patient_totals(studies: list[Study]) -> dict:
+    """A patient's totals per quantity over their studies (a patient has tens, not millions: summed here, where a
+    value stored before the border checks cannot overflow the database's SUM and fail the page)."""
+    totals: dict = {"n": len(studies)}
+    for name in STUDY_TOTALS:
+        values = [v for v in (getattr(s, name) for s in studies) if v is not None]
+        if name == "max_ctdivol_mgy":
+            totals[name] = max(values) if values else None
+        else:
+            totals[name] = sum(values) if values else None  # inf at worst, which the formatter shows as a dash
+    return totals
 
 
 def study_shown_totals(study: Study) -> list[tuple[str, float]]:

@@ -83,7 +83,7 @@ def test_full_disk_answers_a700_then_recovers_without_restart(small_disk, tmp_pa
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sweeper_queues_what_waited_too_long(corpus, settings):
+def test_sweeper_queues_what_waited_too_long(corpus, settings, tasks_in_process):
     settings.INBOX_DIR.mkdir(parents=True, exist_ok=True)
     rows = [ingest.store_file(p) for p in sorted((corpus / "ct").glob("*.dcm"))[:2]]
     assert all(isinstance(r, ReceivedObject) for r in rows)

@@ -67,7 +67,7 @@ def test_any_value_and_text_never_breaks_the_export(hostile):
     event = IrradiationEvent.objects.get(study=study, irradiation_event_uid="1.2.3")
     stored = getattr(event, name)
     q = QUANTITIES[name]
-    if not math.isfinite(canonical) or (canonical < 0 and not q.signed):
+    if not math.isfinite(canonical) or (canonical < 0 and not q.signed) or abs(canonical) > q.plausible_max * 1e6:
         assert stored is None and INVALID_VALUE in study.flags
         assert any(d["flag"] == INVALID_VALUE and d["quantity"] == name for d in study.flag_details)
     else:
