@@ -38,7 +38,14 @@ from dicomrx.outcomes import (
     IngestOutcome,
 )
 from dicomrx.parse import parse_dose_object
-from dicomrx.storage import StorageError, TopLevel, iter_files, store_received_object, write_durably
+from dicomrx.storage import (
+    StorageError,
+    TopLevel,
+    iter_files,
+    not_a_regular_file,
+    store_received_object,
+    write_durably,
+)
 from dosereg.core import versions
 from dosereg.core.dose_report import DoseParseError, NotADoseObject
 from dosereg.registry.fields import fit_field
@@ -259,6 +266,9 @@ def read_top_level(data: bytes) -> TopLevel | None:
 
 def store_file(path: Path, *, source: str = "import") -> IngestOutcome | ReceivedObject:
     """Store one file from disk (idempotent): its ReceivedObject row to ingest, or the outcome that ends it here."""
+    irregular = not_a_regular_file(path)
+    if irregular:
+        return IngestOutcome(SKIPPED, reason=f"not a regular file: {irregular}")
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -169,10 +170,28 @@ def _record(size: int, top: TopLevel, sha: str, target: Path, existing: Received
 
 
 def iter_files(paths):
-    """The files under these paths (folders recursively, in name order), for importing from disk."""
+    """Every entry under these paths that is not a folder (folders recursively, in name order), for importing from
+    disk: FIFOs, sockets and broken links are listed too, so the import can count them as skipped with their reason
+    instead of leaving them out silently (``not_a_regular_file``)."""
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            yield from sorted(f for f in p.rglob("*") if f.is_file())
+            yield from sorted(f for f in p.rglob("*") if not f.is_dir())
         else:
             yield p
+
+
+def not_a_regular_file(path: Path) -> str:
+    """Why ``path`` cannot be imported as a file ('' when it is a regular file): never opened, so a FIFO cannot
+    block the import."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if path.is_symlink() else "no such file"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return ""
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"))
+    return next((what for test, what in kinds if test(mode)), "not a regular file")

@@ -118,3 +118,27 @@ def test_progress_line_shows_the_rate_and_the_time_left():
 
     assert progress_line("import", 120, 600, 3.0, width=10) == "import [##........] 120/600 40/s 0:12 left"
     assert progress_line("import", 7, None, 2.0) == "import 7 4/s"
+
+
+def test_fifos_sockets_and_broken_links_are_counted_as_skipped_with_their_reason(tmp_path, corpus):
+    import io
+    import os
+    import socket
+
+    from django.core.management import call_command
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "report.dcm").write_bytes((corpus / "ct" / "CT-RDSR-Siemens-Multi-3.dcm").read_bytes())
+    os.mkfifo(folder / "pipe")  # never opened: it would block the import
+    (folder / "gone").symlink_to(tmp_path / "nowhere")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(folder / "sock"))
+    try:
+        out, err = io.StringIO(), io.StringIO()
+        call_command("import_dose", str(folder), stdout=out, stderr=err)
+    finally:
+        sock.close()
+    assert "imported=1" in out.getvalue() and "skipped=3" in out.getvalue(), out.getvalue()
+    reasons = err.getvalue()
+    assert "a FIFO (named pipe)" in reasons and "a broken symbolic link" in reasons and "a socket" in reasons

@@ -7,7 +7,6 @@ is read, never the content tree) and counted ``already_present``; one stored but
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -52,9 +51,9 @@ class Command(DoseRegCommand):
                 if outcome.status == FAILED:
                     failures.append((path, outcome.reason))
                 elif outcome.status == SKIPPED:
-                    sys.stderr.write(f"skipped {path}: {outcome.reason}\n")
+                    self.stderr.write(f"skipped {path}: {outcome.reason}")
                 for warning in outcome.warnings:
-                    sys.stderr.write(f"warning {path}: {warning}\n")
+                    self.stderr.write(f"warning {path}: {warning}")
         for path, reason in failures:
             self.stdout.write(f"failed {path}: {reason}")
         self.stdout.write(" ".join(f"{k}={counts[k]}" for k in STATUSES))
