@@ -7,6 +7,7 @@ import datetime as dt
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from dicomrx import diskspace
 from dicomrx.models import ListenerStatus, RefusedObject
 from dosereg.registry.models import Equipment, ReceivedObject
 
@@ -57,3 +58,20 @@ def rejected_objects(limit: int = 50):
 
 def waiting_objects() -> int:
     return ReceivedObject.objects.filter(state=ReceivedObject.STATE_RECEIVED).count()
+
+
+def oldest_waiting_seconds() -> float | None:
+    """How long the oldest object not yet ingested has waited (None when nothing waits)."""
+    oldest = ReceivedObject.objects.filter(state=ReceivedObject.STATE_RECEIVED).order_by("received_at").values_list(
+        "received_at", flat=True).first()
+    return None if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
+
+
+def inbox_space() -> dict:
+    """Free space on the inbox's file system beside the reserve below which objects are answered 0xA700."""
+    try:
+        space = diskspace.inbox_space()
+    except OSError as exc:
+        return {"error": exc.strerror or str(exc)}
+    return {"free_mb": space.free_bytes // diskspace.MB, "reserve_mb": space.reserve_bytes // diskspace.MB,
+            "low": not space.room_for(0)}

@@ -26,6 +26,8 @@ def listener_status(request):
         "refused": selectors.refused(),
         "rejected": selectors.rejected_objects(),
         "waiting": selectors.waiting_objects(),
+        "oldest_waiting_s": selectors.oldest_waiting_seconds(),
+        "space": selectors.inbox_space(),
         "can_reprocess": request.user.has_perm("registry.change_receivedobject"),
     })
 

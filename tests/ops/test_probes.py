@@ -134,3 +134,15 @@ def test_render_escapes_labels_and_spells_infinity():
     text = metrics.render([metrics.Family("dosereg_x", "gauge", "a\nb", [metrics.Sample(float("inf"),
                                                                                          (("l", 'a"b\\'),))])])
     assert text == '# HELP dosereg_x a\\nb\n# TYPE dosereg_x gauge\ndosereg_x{l="a\\"b\\\\"} +Inf\n'
+
+
+@pytest.mark.django_db
+def test_the_dicom_status_page_shows_free_space_reserve_and_the_oldest_wait(client, make_user, settings):
+    from dosereg.registry.models import ReceivedObject
+
+    settings.INBOX_DIR.mkdir(parents=True, exist_ok=True)
+    ReceivedObject.objects.create(sop_instance_uid="1.2.3", sha256="0" * 64, source="import")
+    client.force_login(make_user("physicist"))
+    page = client.get("/dicom/").content.decode()
+    assert 'id="inbox-space"' in page and " MB</strong>, reserve " in page and "0xA700" in page
+    assert 'id="oldest-waiting"' in page
