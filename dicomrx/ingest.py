@@ -110,7 +110,9 @@ def _parse(row: ReceivedObject):
         log.warning("object %s rejected: %s", row.sop_instance_uid, exc)
         return IngestOutcome(FAILED, reason=str(exc), received_object_id=row.pk)
     except Exception as exc:  # noqa: BLE001 - a parser fault on one object never stops its batch
-        return _attempt_failed(row, f"parser error: {type(exc).__name__}: {str(exc)[:300]}")
+        log.error("parser fault on received object %s: %s", row.pk, type(exc).__name__)
+        return _attempt_failed(row, "the parser met a case it does not handle (logged for the developers); the object "
+                                    "is kept and tried again, then waits for reprocess")
     if pseudonymised:  # the registry takes the Patient ID as it is: the pseudonym
         report = replace(report, patient=replace(report.patient, pseudonymised=True))
     return report
@@ -278,7 +280,7 @@ def store_file(path: Path, *, source: str = "import") -> IngestOutcome | Receive
         top = read_top_level(data)
     except Exception as exc:  # noqa: BLE001 - a DICOM file whose top level cannot be read
         if is_dicom_file:
-            return IngestOutcome(FAILED, reason=f"unreadable DICOM: {type(exc).__name__}: {exc}")
+            return IngestOutcome(FAILED, reason=f"unreadable DICOM: the top level cannot be decoded ({str(exc)[:120]})")
         return IngestOutcome(SKIPPED, reason="not a DICOM file")
     if top is None:
         return IngestOutcome(SKIPPED, reason="not a DICOM file")

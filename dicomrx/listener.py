@@ -162,7 +162,7 @@ def read_received_file(path: Path, *, header_only: bool) -> ReceivedFile:
                 root = (_text(item, "CodingSchemeDesignator"), _text(item, "CodeValue"))
             size = os.fstat(fp.fileno()).st_size
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on garbled bytes; all mean "undecodable"
-        raise TopLevelError(f"top level not decodable: {type(exc).__name__}: {str(exc)[:80]}") from exc
+        raise TopLevelError(f"top level not decodable (truncated or garbled encoding): {str(exc)[:80]}") from exc
     if not top.sop_instance_uid:
         raise TopLevelError("no SOP Instance UID at the top level")
     if not top.sop_class_uid:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import stat
 import time
@@ -23,6 +24,8 @@ from django.utils import timezone
 
 from dosereg.registry.fields import fit_field
 from dosereg.registry.models import ReceivedObject
+
+log = logging.getLogger(__name__)
 
 
 class StorageError(Exception):
@@ -136,7 +139,8 @@ def _keep_and_record(top: TopLevel, sha: str, size: int, keep, *, source: str, c
                            peer_address=peer_address)
         except OperationalError as exc:  # SQLite: another writer held the lock past the busy timeout
             if "locked" not in str(exc) or attempt == _LOCK_RETRIES - 1:
-                raise StorageError(f"cannot record the object: {type(exc).__name__}") from exc
+                raise StorageError("cannot record the object: the database stayed locked by another writer; "
+                                   "the sender keeps the object and retries") from exc
             time.sleep(0.05 * (attempt + 1))
     raise StorageError("cannot record the object")  # not reached
 
@@ -166,7 +170,9 @@ def _record(size: int, top: TopLevel, sha: str, target: Path, existing: Received
     except OperationalError:
         raise
     except Exception as exc:  # database down, disk full in the WAL...: the sender must retry
-        raise StorageError(f"cannot record the object: {type(exc).__name__}") from exc
+        log.error("recording a received object failed: %s", type(exc).__name__)
+        raise StorageError("cannot record the object: the database is unavailable or full; the sender keeps the "
+                           "object and retries") from exc
 
 
 def iter_files(paths):

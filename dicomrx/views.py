@@ -40,7 +40,7 @@ def reprocess_object(request, pk: int):
     try:
         outcome = ingest_received_object(row.pk, force=True)
     except Exception as exc:  # noqa: BLE001 - shown to the administrator; the object stays as it was
-        messages.error(request, f"Reprocessing {row.sop_instance_uid} failed: {type(exc).__name__}: {exc}")
+        messages.error(request, f"Reprocessing {row.sop_instance_uid} failed: {exc}")
         outcome = None
     audit_record(user=request.user, action="reprocess_object", object_type="ReceivedObject", object_id=row.pk,
                  detail={"sop_instance_uid": row.sop_instance_uid, "outcome": getattr(outcome, "status", "error")},
