@@ -26,6 +26,7 @@ from dosereg.core.skin_map import SkinMapUnavailable
 from dosereg.registry.models import AuditLog, Equipment, Patient, ReceivedObject, Room, SiteSettings, Study
 from dosereg.registry.services import studies as study_services
 from dosereg.registry.services.audit import audit_record
+from dosereg.registry.services.dose_text import effective_dose_partial_note
 from dosereg.registry.services.pseudonyms import pseudonym_enabled
 from dosereg.web import charts, euratom, exports, selectors
 from dosereg.web.dose_text import study_dose_text
@@ -173,6 +174,7 @@ def study_detail(request, pk: int):
     data["can_download"] = request.user.has_perm("registry.download_dicom")
     data["can_sheet"] = request.user.has_perm("registry.view_patient_sheet")
     data["can_history"] = request.user.has_perm("registry.view_patient_history")
+    data["partial_note"] = effective_dose_partial_note(study)
     if data["events_by_kind"].get("projection"):
         data.update(_fluoroscopy_pictures(study, [e for e in data["events_by_kind"]["projection"] if e.is_current]))
     if data["events_by_kind"].get("ct"):

@@ -65,13 +65,25 @@ def study_quantity_lines(study: Study, *, seps: Separators = PLAIN) -> list[str]
     return lines
 
 
+def effective_dose_partial_note(study: Study) -> str:
+    """'' for a complete estimate; else what share it covers and what was left out (dosereg.core.effective_dose)."""
+    coverage = study.effective_dose_coverage
+    if coverage is None or coverage >= 1.0:
+        return ""
+    left_out = [str(item.get("what") or "") for item in (study.effective_dose_detail or {}).get("left_out", [])
+                if isinstance(item, dict) and item.get("what")]
+    note = f"partial: covers {format_number(coverage * 100, 2)} % of the examination"
+    return f"{note}; left out: {', '.join(left_out[:3])}" if left_out else note
+
+
 def _effective_dose_line(study: Study, seps: Separators) -> str:
     if study.effective_dose_msv is None:
         return ""
     method = study.effective_dose_method or "method not recorded"
     shown = format_quantity("effective_dose_msv", study.effective_dose_msv, seps=seps)
-    return f"Effective dose estimate: {shown} ({method}); an estimate for comparing procedures, not a personal risk " \
-           f"figure."
+    partial = effective_dose_partial_note(study)
+    return f"Effective dose estimate: {shown} ({method}{'; ' + partial if partial else ''}); an estimate for " \
+           f"comparing procedures, not a personal risk figure."
 
 
 def _drl_line(position: dict | None, seps: Separators) -> str:
