@@ -380,6 +380,8 @@ def _evaluate_window_scope(rule: RuleSpec, study: StudyFacts, history: Sequence[
                for m in sorted(members, key=lambda m: (m.study_date or dt.date.min, m.study_id))]
     summary = (f"{_label(q)} {_shown(q, value)} summed over {len(members)} procedures in {rule.window_days} days "
                f"≥ {_shown(q, rule.threshold)}")
+    if q == "psd_mgy":  # the peaks of different procedures need not lie on the same skin: the sum is an upper bound
+        summary += " (peak skin doses added conservatively: their maps are not added in one phantom frame)"
     return Exceedance(rule.id, q, value, _unit(q), rule.threshold, summary,
                       {"window_days": rule.window_days, "procedures": listing, "per_plane": per_plane,
                        "plane_mode": rule.plane_mode, "sum": total})
