@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset
 from dicomrx import codes as C
 from dicomrx.parse import _raw, _sr
 from dicomrx.parse._header import (
+    HEADER_SEQUENCES,
     equipment_info,
     header_report,
     patient_info,
@@ -86,10 +87,24 @@ def _encode(ds: Dataset) -> bytes:
 
 
 def _read_header(buf: bytes, top: _raw.TopLevel | None) -> Dataset:
+    """The header as a pydicom dataset, without the content tree (read by ``_raw``) and without the top-level
+    sequences the header readers never open (a request sequence of 600 elements, vendors' private sequences):
+    pydicom parses each sequence of undefined length in full as it reads.  The raw scan has already walked them,
+    so a damaged one is still found."""
     header_bytes = buf
-    if top is not None and top.content_span is not None:
-        start, end = top.content_span
-        header_bytes = buf[:start] + buf[end:]
+    if top is not None:
+        keep = HEADER_SEQUENCES
+        drop = [(start, end) for tag, start, end in top.sequence_spans if tag not in keep]
+        if top.content_span is not None:
+            drop.append(top.content_span)
+        if drop:
+            drop.sort()
+            pieces, at = [], 0
+            for start, end in drop:
+                pieces.append(buf[at:start])
+                at = end
+            pieces.append(buf[at:])
+            header_bytes = b"".join(pieces)
     try:
         ds = pydicom.dcmread(io.BytesIO(header_bytes), stop_before_pixels=True, force=True)
     except Exception as exc:  # noqa: BLE001

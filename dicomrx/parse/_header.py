@@ -9,8 +9,10 @@ import datetime as dt
 import re
 from typing import Any
 
+from pydicom import config
 from pydicom.charset import decode_bytes
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from dicomrx import codes as C
@@ -31,6 +33,16 @@ from dosereg.core.dose_report import (
 )
 from dosereg.core.quantities import modality_order
 
+# The top-level sequences the header readers open (here and in dicomrx.parse); the others are left out of the
+# header read (dicomrx.parse._read_header).  tests/dicomrx/test_parse_fast_paths.py checks that every sequence
+# keyword named in these modules is listed.
+HEADER_SEQUENCES = frozenset(tag_for_keyword(keyword) for keyword in (
+    "RequestedProcedureCodeSequence", "RequestAttributesSequence", "ReasonForRequestedProcedureCodeSequence",
+    "ExposureDoseSequence", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
+    "RadiopharmaceuticalInformationSequence", "PredecessorDocumentsSequence", "ContentTemplateSequence",
+    "ConceptNameCodeSequence",
+))
+
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
@@ -50,12 +62,15 @@ def text_of(ds: Dataset, keyword: str) -> str:
     over 64 KB cannot have a 16-bit length in explicit VR, so it is written as UN (PS3.5 §6.2.2) and read back as
     bytes; str() of those would be a Python bytes literal ("b'...'").  Those are decoded here.
     """
-    tag = tag_for_keyword(keyword)
+    tag = _TAG_OF.get(keyword) or _tag_of(keyword)
+    if tag is None:
+        return ""
+    plain = _plain_text(ds, tag)
+    if plain is not None:
+        return plain
     try:
-        if tag is None or tag not in ds:
-            return ""
-        elem = ds[tag]
-    except Exception:  # noqa: BLE001 - a damaged value (unknown VR, bad length): treat as absent
+        elem = ds[tag]  # one lookup: absent raises KeyError (a membership test first would cost a second one)
+    except Exception:  # noqa: BLE001 - absent, or a damaged value (unknown VR, bad length): treat as absent
         return ""
     if elem.value is None:
         return ""
@@ -65,6 +80,50 @@ def text_of(ds: Dataset, keyword: str) -> str:
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         value = "\\".join(str(v) for v in value)
     return str(value).replace("\x00", "").strip()
+
+
+# How pydicom 3 turns an explicit-VR text value into a str (pydicom.values), for ASCII values: the whole value
+# right-stripped of spaces and NULs (convert_string, convert_UI, convert_single_string), or each value of a multi-valued
+# one (convert_text; convert_AE_string strips both sides).  text_of then removes NULs and strips the joined text.
+_WHOLE_VALUE_VRS = frozenset({"AS", "CS", "UI", "LT", "ST", "UT"})
+_DATE_TIME_VRS = frozenset({"DA", "DT", "TM"})  # plain strings unless pydicom's datetime_conversion is on
+_EACH_VALUE_VRS = frozenset({"SH", "LO", "UC"})
+
+
+def _plain_text(ds: Dataset, tag: int) -> str | None:
+    """text_of for an element still in its encoded form whose VR and ASCII bytes pydicom would turn into a plain
+    str: the same text, without building a DataElement (most of a header's cost).  None: pydicom converts it
+    (implicit VR, UN, PN, numbers, non-ASCII or ISO 2022 text, an element converted already)."""
+    try:
+        raw = ds.get_item(tag)
+    except Exception:  # noqa: BLE001 - a damaged element: the general path says what it can
+        return None
+    if raw is None:
+        return ""
+    if type(raw) is not RawDataElement or raw.value is None:
+        return None
+    vr, value = raw.VR, raw.value
+    if not value.isascii() or b"\x1b" in value:
+        return None
+    if vr in _WHOLE_VALUE_VRS or (vr in _DATE_TIME_VRS and not config.datetime_conversion):
+        text = value.decode("ascii").rstrip(" \x00")
+    elif vr in _EACH_VALUE_VRS:
+        text = "\\".join(part.rstrip("\x00 ") for part in value.decode("ascii").split("\\"))
+    elif vr == "AE":
+        text = "\\".join(part.strip() for part in value.decode("ascii").split("\\"))
+    else:
+        return None
+    return text.replace("\x00", "").strip()
+
+
+_TAG_OF: dict[str, int] = {}  # keyword -> tag, filled on first use (pydicom's lookup builds a BaseTag each time)
+
+
+def _tag_of(keyword: str) -> int | None:
+    tag = tag_for_keyword(keyword)
+    if tag is not None:
+        _TAG_OF[keyword] = tag
+    return tag
 
 
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",

@@ -59,8 +59,57 @@ class RawError(ValueError):
     """The bytes do not form a valid encoding (truncated, wrong lengths, delimiters missing)."""
 
 
-def parse_items(buf: bytes, pos: int, end: int, implicit: bool, depth: int = 0) -> tuple[list[dict], int]:
-    """Parse the items of a sequence value from ``pos`` up to ``end`` (or its sequence delimiter) -> (items, pos)."""
+class ItemMemo:
+    """Parsed sequence items of one object by their encoded bytes.  An RDSR repeats the same items hundreds of times
+    (the same filter, event type, reference point in every event: 2 614 distinct of 14 736 content items in a
+    316-event report), and the same bytes parse to the same item, so a repeat costs a slice and a lookup.
+
+    A defined-length item is found by its bytes directly.  An undefined-length item's end is only known after
+    parsing it, so the lengths seen are kept by the item's first bytes and each candidate is checked by the whole
+    encoded item (up to and including its delimiter).  An item is reused only at a depth no deeper than where it was
+    first parsed, so the nesting limit still holds.  One memo per VR encoding (an implicit UN sequence gets none)."""
+
+    __slots__ = ("defined", "undefined", "lengths")
+    MAX_ITEM = 2048  # events and other large containers never repeat: not worth a copy of their bytes
+    HEAD = 64  # relationship, value type and the start of the concept name: separates items well
+    MAX_LENGTHS = 8
+
+    def __init__(self) -> None:
+        self.defined: dict[bytes, tuple[dict, int]] = {}
+        self.undefined: dict[bytes, tuple[dict, int]] = {}
+        self.lengths: dict[bytes, list[int]] = {}
+
+    def find(self, buf: bytes, pos: int, length: int, depth: int) -> tuple[dict, int] | None:
+        """(item, encoded size) of the item whose value starts at ``pos`` if these bytes were parsed before."""
+        if length != _UNDEFINED:
+            if length > self.MAX_ITEM:
+                return None
+            hit = self.defined.get(buf[pos:pos + length])
+            return (hit[0], length) if hit is not None and hit[1] >= depth else None
+        undefined = self.undefined
+        for size in self.lengths.get(buf[pos:pos + self.HEAD], ()):
+            hit = undefined.get(buf[pos:pos + size])
+            if hit is not None:
+                return (hit[0], size) if hit[1] >= depth else None
+        return None
+
+    def keep(self, buf: bytes, start: int, end: int, item: dict, depth: int, undefined: bool) -> None:
+        size = end - start
+        if size > self.MAX_ITEM:
+            return
+        if not undefined:
+            self.defined[buf[start:end]] = (item, depth)
+            return
+        self.undefined[buf[start:end]] = (item, depth)
+        sizes = self.lengths.setdefault(buf[start:start + self.HEAD], [])
+        if size not in sizes and len(sizes) < self.MAX_LENGTHS:
+            sizes.append(size)
+
+
+def parse_items(buf: bytes, pos: int, end: int, implicit: bool, depth: int = 0,
+                memo: ItemMemo | None = None) -> tuple[list[dict], int]:
+    """Parse the items of a sequence value from ``pos`` up to ``end`` (or its sequence delimiter) -> (items, pos).
+    Items are shared between places where the same bytes occur when a ``memo`` is given: treat them as read-only."""
     if depth > 64:
         raise RawError("sequences nested too deep")
     items: list[dict] = []
@@ -74,13 +123,22 @@ def parse_items(buf: bytes, pos: int, end: int, implicit: bool, depth: int = 0) 
         tag, length = _TL(buf, pos)
         pos += 8
         if tag == _ITEM:
+            if memo is not None:
+                hit = memo.find(buf, pos, length, depth)
+                if hit is not None:
+                    items.append(hit[0])
+                    pos += hit[1]
+                    continue
+            start = pos
             if length == _UNDEFINED:
-                item, pos = parse(buf, pos, -1, depth + 1)
+                item, pos = parse(buf, pos, -1, depth + 1, memo)
             else:
                 item_end = pos + length
                 if item_end > limit:
                     raise RawError("truncated sequence item")
-                item, pos = parse(buf, pos, item_end, depth + 1)
+                item, pos = parse(buf, pos, item_end, depth + 1, memo)
+            if memo is not None:
+                memo.keep(buf, start, pos, item, depth, length == _UNDEFINED)
             items.append(item)
         elif tag == _SEQ_END:
             if undefined:
@@ -94,7 +152,7 @@ def parse_items(buf: bytes, pos: int, end: int, implicit: bool, depth: int = 0) 
     return items, pos
 
 
-def _parse_implicit(buf: bytes, pos: int, end: int, depth: int) -> tuple[dict, int]:
+def _parse_implicit(buf: bytes, pos: int, end: int, depth: int, memo: ItemMemo | None) -> tuple[dict, int]:
     # Hot loop (a 15 000-item RDSR has ~160 000 elements): value bounds are checked once, at the end (a slice past
     # the end of the buffer leaves ``pos`` beyond ``limit``); struct.error on a short header is mapped by the caller.
     out: dict = {}
@@ -110,7 +168,7 @@ def _parse_implicit(buf: bytes, pos: int, end: int, depth: int) -> tuple[dict, i
                 if undefined:
                     return out, pos
                 continue
-            out[tag], pos = _sequence(buf, tag, pos, length, limit, True, depth)
+            out[tag], pos = _sequence(buf, tag, pos, length, limit, True, depth, memo)
             continue
         nxt = pos + length
         out[tag] = buf[pos:nxt]
@@ -122,7 +180,7 @@ def _parse_implicit(buf: bytes, pos: int, end: int, depth: int) -> tuple[dict, i
     return out, pos
 
 
-def _parse_explicit(buf: bytes, pos: int, end: int, depth: int) -> tuple[dict, int]:
+def _parse_explicit(buf: bytes, pos: int, end: int, depth: int, memo: ItemMemo | None) -> tuple[dict, int]:
     out: dict = {}
     undefined = end < 0
     limit = len(buf) if undefined else end
@@ -145,7 +203,7 @@ def _parse_explicit(buf: bytes, pos: int, end: int, depth: int) -> tuple[dict, i
             length = _U32.unpack_from(buf, pos + 8)[0]
             pos += 12
             if vr == b"SQ":
-                out[tag], pos = _sequence(buf, tag, pos, length, limit, False, depth)
+                out[tag], pos = _sequence(buf, tag, pos, length, limit, False, depth, memo)
                 continue
             if length == _UNDEFINED:
                 if vr != b"UN":
@@ -168,7 +226,8 @@ def _parse_explicit(buf: bytes, pos: int, end: int, depth: int) -> tuple[dict, i
 class TopLevel:
     """Where things are in an encoded file: transfer syntax, dataset start, ContentSequence span, pixel data."""
 
-    __slots__ = ("transfer_syntax", "dataset_start", "content_span", "content_value", "pixel_ok", "content_items")
+    __slots__ = ("transfer_syntax", "dataset_start", "content_span", "content_value", "pixel_ok", "content_items",
+                 "sequence_spans")
 
     def __init__(self) -> None:
         self.transfer_syntax = ""
@@ -177,6 +236,7 @@ class TopLevel:
         self.content_value: tuple[int, int] | None = None  # (value start, value end or -1 for undefined)
         self.pixel_ok = True
         self.content_items: list[dict] | None = None
+        self.sequence_spans: list[tuple[int, int, int]] = []  # (tag, start, end) of the other top-level sequences
 
 
 def scan_top_level(buf: bytes) -> TopLevel:
@@ -193,12 +253,13 @@ def scan_top_level(buf: bytes) -> TopLevel:
         if tag >= PIXEL_DATA:
             if tag == PIXEL_DATA:
                 top.pixel_ok = _pixel_data_complete(buf, pos, length)
-            break
+            return top  # ``pos`` is inside the pixel data now, which may be shorter than an element header
         value_start = pos
         if length == _UNDEFINED:
             if not is_sq:
                 raise RawError(f"undefined length on {tag:08X}")
-            items, pos = parse_items(buf, pos, -1, sub_implicit)
+            memo = ItemMemo() if tag == CONTENT_SEQUENCE else None
+            items, pos = parse_items(buf, pos, -1, sub_implicit, memo=memo)
             value_end = -1
             if tag == CONTENT_SEQUENCE:
                 top.content_items = items
@@ -210,6 +271,8 @@ def scan_top_level(buf: bytes) -> TopLevel:
         if tag == CONTENT_SEQUENCE:
             top.content_span = (start, pos)
             top.content_value = (value_start, value_end)
+        elif is_sq:
+            top.sequence_spans.append((tag, start, pos))
     if pos < size and pos + 8 > size:
         raise RawError("truncated: a partial element header at the end of the data")
     return top
@@ -293,10 +356,11 @@ def parse_content_sequence(buf: bytes, top: TopLevel) -> list[dict]:
     if top.content_value is None:
         return []
     start, end = top.content_value
-    return parse_items(buf, start, end, top.transfer_syntax == IMPLICIT_LE)[0]
+    return parse_items(buf, start, end, top.transfer_syntax == IMPLICIT_LE, memo=ItemMemo())[0]
 
 
-def _sequence(buf: bytes, tag: int, pos: int, length: int, limit: int, implicit: bool, depth: int):
+def _sequence(buf: bytes, tag: int, pos: int, length: int, limit: int, implicit: bool, depth: int,
+              memo: ItemMemo | None):
     """A sequence value starting at ``pos``: code sequences are kept as raw bytes (decoded later, through a cache),
     other sequences are parsed into their items.  Returns (value, position after it)."""
     if tag in _CODE_SEQ_SET:
@@ -311,8 +375,8 @@ def _sequence(buf: bytes, tag: int, pos: int, length: int, limit: int, implicit:
                 raise RawError("truncated code sequence")
         return buf[pos:nxt], nxt
     if length == _UNDEFINED:
-        return parse_items(buf, pos, -1, implicit, depth)
+        return parse_items(buf, pos, -1, implicit, depth, memo)
     nxt = pos + length
     if nxt > limit:
         raise RawError("truncated sequence")
-    return parse_items(buf, pos, nxt, implicit, depth)
+    return parse_items(buf, pos, nxt, implicit, depth, memo)

@@ -28,6 +28,8 @@ from dosereg.core.dose_report import (
 class Context:
     def __init__(self) -> None:
         self.warnings: list[str] = []
+        # (node identity, quantity name) -> converted value: a repeated item is one shared node (``_tree.Decoder``)
+        self.quantities: dict[tuple[int, str], Quantity | None] = {}
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -38,14 +40,20 @@ def quantity(node: Node, name: str, ctx: Context) -> Quantity | None:
     """The node's value in the canonical unit of ``name``; None if missing (or an unknown unit on an untyped item)."""
     if node.vt != "NUM" or node.value is None:
         return None
+    key = (id(node), name)
+    found = ctx.quantities.get(key, False)
+    if found is not False:
+        return found
     try:
-        return to_canonical(name, node.value, node.unit, scheme=node.unit_scheme or "UCUM")
+        found = to_canonical(name, node.value, node.unit, scheme=node.unit_scheme or "UCUM")
     except DoseParseError as exc:
         if is_strict(name):
             concept = f"{node.key[0]} {node.key[1]}"
             raise DoseParseError(f"{exc} (concept {concept})") from None
-        ctx.warn(f"{exc}; kept as content")
-        return None
+        ctx.warn(f"{exc}; kept as content")  # said once: a repeat of the node gives the same warning
+        found = None
+    ctx.quantities[key] = found
+    return found
 
 
 def code_of(value: tuple | None) -> Code | None:

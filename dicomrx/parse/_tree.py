@@ -41,14 +41,37 @@ _STRING_VALUE_TAGS = {"TEXT": T_TEXT, "DATETIME": T_DATETIME, "DATE": T_DATE, "T
                       "PNAME": T_PNAME, "PERSON NAME": T_PNAME}
 
 
+# Decoded code sequences and short strings, kept across objects: a scanner sends the same concept names, units and
+# value types in every report.  A decoding depends only on the bytes, the character set and the VR encoding, which
+# key the caches; each is emptied when it grows past _CACHE_LIMIT entries (values such as UIDs never repeat).
+_CACHES: dict[tuple[tuple[str, ...], bool], tuple[dict, dict]] = {}
+_CACHE_LIMIT = 20_000
+
+
+def _caches(encodings: list[str], implicit: bool) -> tuple[dict, dict]:
+    key = (tuple(encodings), implicit)
+    found = _CACHES.get(key)
+    if found is None:
+        if len(_CACHES) > 16:  # many character sets seen: start again rather than grow
+            _CACHES.clear()
+        found = _CACHES[key] = ({}, {})
+    for cache in found:
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+    return found
+
+
 class Decoder:
     """Decodes strings with the object's Specific Character Set; caches decoded code sequences."""
 
     def __init__(self, encodings: list[str], implicit: bool) -> None:
         self.encodings = encodings
         self.implicit = implicit
-        self.codes: dict[bytes, tuple | None] = {}
-        self.strings: dict[bytes, str] = {}
+        self.codes: dict[bytes, tuple | None]
+        self.strings: dict[bytes, str]
+        self.codes, self.strings = _caches(encodings, implicit)
+        # item (by identity) -> its node: the raw reader shares one parsed item between every place its bytes repeat
+        self.nodes: dict[int, Node] = {}
 
     def text(self, raw: bytes | None, *, person: bool = False) -> str:
         """A str decoded with the Specific Character Set, NUL characters removed, never cut."""
@@ -119,7 +142,7 @@ class _NotCode(ValueError):
 
 
 class Node:
-    """One content item."""
+    """One content item.  Items repeated byte for byte are one shared node (``Decoder.nodes``): read-only once built."""
 
     __slots__ = ("rel", "vt", "key", "meaning", "value", "unit", "unit_scheme", "qualifier", "children")
 
@@ -171,7 +194,12 @@ def build_nodes(items: list[dict], dec: Decoder, depth: int = 0, parent: str = "
         raise DoseParseError("content tree nested too deep")
     nodes = []
     new = Node.__new__
+    built = dec.nodes
     for index, item in enumerate(items, 1):
+        node = built.get(id(item))
+        if node is not None:
+            nodes.append(node)
+            continue
         where = f"{parent}.{index}" if parent else str(index)
         if not isinstance(item, dict):
             raise DoseParseError(f"content item {where}: not a sequence item")
@@ -189,6 +217,7 @@ def build_nodes(items: list[dict], dec: Decoder, depth: int = 0, parent: str = "
         if children is not None and not isinstance(children, list):
             raise DoseParseError(f"content item {where}: its Content Sequence (0040,A730) is not a sequence")
         node.children = build_nodes(children, dec, depth + 1, where) if children else []
+        built[id(item)] = node
         nodes.append(node)
     return nodes
 

@@ -1,0 +1,241 @@
+"""The parser's fast paths give the same report as the general ones.
+
+The content reader shares one parsed item between every place its bytes repeat (``_raw.ItemMemo``) and re-encodes
+big endian and deflated objects before reading; an object copied into another encoding (made here with pydicom from
+a corpus file or a synthetic report) must give the very same DoseReport, value for value.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from dicomrx.parse import _raw, parse_dose_object
+from dosereg.core.dose_report import DoseParseError
+from tests.dicomrx import synthetic
+
+CORPUS = Path(__file__).parents[2] / ".." / "shared" / "rdsr"
+CORPUS_FILES = [  # repeated items (CT, projection, mammography), a radiopharmaceutical report and an image header
+    "ct/CT-RDSR-Siemens_Flash-QA-DS.dcm", "rf/RF-RDSR-Siemens-Zee.dcm", "mg/MG-RDSR-GEPristina-2D.dcm",
+    "nm/NM-RRDSR-Siemens.dcm", "dx/DX-Im-Carestream_DRX.dcm",
+]
+
+
+def _source(name: str) -> bytes:
+    if name.startswith("synthetic"):
+        if name == "synthetic-ct":
+            events = [{"ctdivol": 10.0, "dlp": 200.0}] * 3  # identical events: their items repeat byte for byte
+            return synthetic.build_ct_rdsr(events=events)
+        return synthetic.build_projection_rdsr()
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip(f"corpus not found at {CORPUS} (../shared/rdsr)")
+    return path.read_bytes()
+
+
+def _undefined_lengths(ds: Dataset) -> None:
+    for elem in ds:
+        if elem.VR == "SQ":
+            elem.is_undefined_length = True
+            for item in elem.value:
+                item.is_undefined_length_sequence_item = True
+                _undefined_lengths(item)
+
+
+def _copy(data: bytes, encoding: str) -> bytes:
+    """The same object in another encoding: implicit VR, undefined lengths (explicit or implicit), big endian,
+    deflated."""
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    for elem in ds.iterall():
+        _ = elem.value  # every value converted, so binary values are written again in the new byte order
+    ds.decode()  # text in str form, so it is written again in the object's own character set
+    syntax = {"implicit": ImplicitVRLittleEndian, "undefined": ExplicitVRLittleEndian,
+              "implicit-undefined": ImplicitVRLittleEndian, "big-endian": ExplicitVRBigEndian,
+              "deflated": DeflatedExplicitVRLittleEndian}[encoding]
+    if "undefined" in encoding:
+        _undefined_lengths(ds)
+    ds.file_meta.TransferSyntaxUID = syntax
+    out = io.BytesIO()
+    pydicom.dcmwrite(out, ds, implicit_vr=syntax == ImplicitVRLittleEndian, little_endian=syntax != ExplicitVRBigEndian,
+                     enforce_file_format=True)
+    return out.getvalue()
+
+
+ENCODINGS = ["implicit", "undefined", "implicit-undefined", "big-endian", "deflated"]
+SOURCES = ["synthetic-ct", "synthetic-projection", *CORPUS_FILES]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("name", SOURCES)
+def test_another_encoding_gives_the_same_report(name: str, encoding: str) -> None:
+    data = _source(name)
+    copy = _copy(data, encoding)
+    assert copy != data
+    assert parse_dose_object(copy) == parse_dose_object(data)
+
+
+@pytest.mark.parametrize("encoding", ["as-sent", "implicit-undefined", "undefined"])
+@pytest.mark.parametrize("name", SOURCES)
+def test_shared_items_give_the_same_report_as_parsing_each(name: str, encoding: str, monkeypatch) -> None:
+    data = _source(name)
+    if encoding != "as-sent":
+        data = _copy(data, encoding)
+    shared = parse_dose_object(data)
+    monkeypatch.setattr(_raw.ItemMemo, "MAX_ITEM", -1)  # nothing kept: every item parsed where it occurs
+    assert parse_dose_object(data) == shared
+
+
+def test_repeated_items_are_parsed_once() -> None:
+    """The memo finds an undefined-length item again by its bytes, and hands out the same parsed item."""
+    data = _copy(synthetic.build_ct_rdsr(events=[{"ctdivol": 10.0, "dlp": 200.0}] * 3), "implicit-undefined")
+    top = _raw.scan_top_level(data)
+    events = [item for item in _raw.parse_content_sequence(data, top)
+              if _raw.sw(0x0040A730) in item and len(item[_raw.sw(0x0040A730)]) > 3]
+    assert len(events) == 3
+    first, second = (event[_raw.sw(0x0040A730)] for event in events[:2])
+    shared = [a is b for a, b in zip(first, second, strict=True)]
+    assert any(shared) and not all(shared)  # the irradiation event UIDs differ, the rest repeats
+
+
+def _chain(levels: int, inner: Dataset) -> Dataset:
+    for _ in range(levels):
+        inner = synthetic.item("CONTAINER", synthetic.dcm("113701", "X-Ray Radiation Dose Report"), children=[inner])
+    return inner
+
+
+def test_nesting_limit_holds_for_a_repeated_item() -> None:
+    """A nested item read first near the root and repeated where it crosses the nesting limit is refused there:
+    a repeat is only shared at a depth no deeper than where it was read."""
+    nested = _chain(8, synthetic.text(synthetic.dcm("121106", "Comment"), "same"))
+    ds = pydicom.dcmread(io.BytesIO(synthetic.build_ct_rdsr()), force=True)
+    ds.ContentSequence = [nested, *ds.ContentSequence]
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    parse_dose_object(out.getvalue())  # near the root: well within the limit
+    ds.ContentSequence = [nested, _chain(56, nested), *ds.ContentSequence[1:]]
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    with pytest.raises(DoseParseError, match="nested too deep"):
+        parse_dose_object(out.getvalue())
+
+
+def test_pixel_data_shorter_than_an_element_header_is_complete() -> None:
+    """A 4-byte pixel data value ends the top-level scan cleanly (no fallback to a full pydicom read)."""
+    ds = pydicom.dcmread(io.BytesIO(synthetic.build_ct_rdsr()), force=True)
+    del ds.ContentSequence
+    ds.PixelData = b"\x0c\x09\x12\x09"
+    ds["PixelData"].VR = "OW"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    top = _raw.scan_top_level(out.getvalue())
+    assert top.pixel_ok
+
+
+# --- header text read without pydicom's conversion --------------------------------------------------------------------
+def _text_of_every_element(data: bytes, monkeypatch, *, general: bool) -> dict[str, str]:
+    from dicomrx.parse import _header
+
+    with monkeypatch.context() as m:
+        if general:
+            m.setattr(_header, "_plain_text", lambda ds, tag: None)  # pydicom converts every value
+        ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True)
+        keywords = [keyword_for_tag(tag) for tag in list(ds.keys())]  # not iterating ds: that converts every value
+        return {keyword: _header.text_of(ds, keyword) for keyword in keywords if keyword}
+
+
+def _odd_text_values() -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(synthetic.build_projection_rdsr()), force=True)
+    ds.StationName = " RAD 1 "  # SH: leading space kept by pydicom, trailing removed
+    ds.InstitutionName = "Clinic \\ Annex "  # LO, two values: each right-stripped
+    ds.ImageType = ["ORIGINAL ", " PRIMARY"]  # CS: only the whole value's end is stripped
+    ds.RetrieveAETitle = [" AE1 ", "AE2"]  # AE: each value stripped both sides
+    ds.StudyDescription = "Chest\x00"  # a NUL in the value
+    ds.ImageComments = "  free text \\ with a backslash  "  # LT: one value, backslash kept
+    ds.ContentDate = "20240101 "
+    ds.Manufacturer = "Ümlaut"  # not ASCII: pydicom decodes it
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("name", ["odd-values", "synthetic-ct", *CORPUS_FILES])
+def test_header_text_is_what_pydicom_reads(name: str, monkeypatch) -> None:
+    data = _odd_text_values() if name == "odd-values" else _source(name)
+    fast = _text_of_every_element(data, monkeypatch, general=False)
+    assert fast == _text_of_every_element(data, monkeypatch, general=True)
+    if name == "odd-values":
+        assert fast["StationName"] == "RAD 1" and fast["InstitutionName"] == "Clinic\\ Annex"
+        assert fast["RetrieveAETitle"] == "AE1\\AE2" and fast["Manufacturer"] == "Ümlaut"
+        from dicomrx.parse import _header
+
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        assert _header._plain_text(ds, 0x00081010) == "RAD 1"  # read here, not by pydicom
+        assert _header._plain_text(ds, 0x00080070) is None  # not ASCII: pydicom decodes it
+
+
+def test_decoding_caches_are_kept_per_character_set() -> None:
+    """The same bytes in objects of different Specific Character Sets decode differently (the caches that live
+    across objects are keyed by the character set)."""
+    ds = pydicom.dcmread(io.BytesIO(synthetic.build_ct_rdsr()), force=True)
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.ContentSequence = [synthetic.text(synthetic.dcm("121106", "Comment"), "é"), *ds.ContentSequence]
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    utf8 = out.getvalue()
+    latin1 = utf8.replace(b"ISO_IR 192", b"ISO_IR 100", 1)
+
+    def comment(data: bytes) -> str:
+        report = parse_dose_object(data)
+        return next(item["value"] for item in report.content if item["concept"][1] == "121106")
+
+    assert (comment(utf8), comment(latin1), comment(utf8)) == ("é", "Ã©", "é")
+
+
+# --- header read without the sequences nobody opens -------------------------------------------------------------------
+NESTED_ONLY = {"CTExposureSequence", "RadionuclideCodeSequence"}  # opened inside an item of a listed sequence
+
+
+def test_every_sequence_the_header_readers_open_is_read() -> None:
+    import ast
+
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    from dicomrx.parse import _header
+
+    named = set()
+    for module in ("_header.py", "__init__.py"):
+        tree = ast.parse((Path(_header.__file__).parent / module).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and tag_for_keyword(node.value):
+                if dictionary_VR(tag_for_keyword(node.value)) == "SQ":
+                    named.add(node.value)
+    assert "ExposureDoseSequence" in named
+    missing = {kw for kw in named - NESTED_ONLY if tag_for_keyword(kw) not in _header.HEADER_SEQUENCES}
+    assert not missing, f"sequences read by the header code but left out of the header read: {missing}"
+
+
+class _Everything:
+    def __contains__(self, tag: object) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("name", ["synthetic-projection", *CORPUS_FILES, "rf/RF-Pat-Orientation-Modifier-Missing.dcm",
+                                  "ct/CT-SC-Philips_Brilliance16P.dcm", "nm/NM-PetIm-GE.dcm"])
+def test_leaving_sequences_out_of_the_header_read_changes_nothing(name: str, monkeypatch) -> None:
+    from dicomrx import parse
+
+    data = _source(name)
+    pruned = parse_dose_object(data)
+    monkeypatch.setattr(parse, "HEADER_SEQUENCES", _Everything())
+    assert parse_dose_object(data) == pruned
