@@ -2,12 +2,16 @@
 
 usage: python bench/ingest.py [CORPUS]                 per file of the corpus: parse ms, import ms, queries
        python bench/ingest.py --many N [--batch B]     N fresh-UID copies of each object kind, in batches of B
+       python bench/ingest.py --bulk-record N [--batch B]  record_reports_bulk of N demo studies (batches of B,
+                                                       default 2000), against COPY of the same rows in the same run
 
 SQLite by default (a fresh temporary data folder); PostgreSQL when DATABASE_URL is set (a scratch test database is
 created on that server and dropped afterwards).  ``--many`` prints, per kind, objects/s end to end (durable store +
 batch ingest + post-commit steps), ms and queries per object, with the references measured in the same run: a naive
 pydicom walk of the same object (read, then every element's value) and DCMTK ``dcmdump`` of the 316-event report
-(whole process).  Prints tables; asserts nothing.
+(whole process).  ``--bulk-record`` times ``record_reports_bulk`` alone (what ``generate_demo_data --bulk`` records;
+the demo reports are built before the clock starts, the post-commit steps are not run) and, as the reference, a
+PostgreSQL ``COPY`` into empty copies of the same tables of the very rows it wrote.  Prints tables; asserts nothing.
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("corpus", nargs="?", default=str(REPO / ".." / "shared" / "rdsr"))
     parser.add_argument("--many", type=int, default=0, metavar="N")
-    parser.add_argument("--batch", type=int, default=settings.INGEST_BATCH_SIZE, metavar="B")
+    parser.add_argument("--batch", type=int, default=0, metavar="B")
+    parser.add_argument("--bulk-record", type=int, default=0, metavar="N")
     args = parser.parse_args()
     corpus = Path(args.corpus).resolve()
     if not corpus.is_dir():
@@ -72,8 +77,10 @@ def main() -> int:
 
         call_command("migrate", verbosity=0)
     try:
-        if args.many:
-            run_many(corpus, args.many, args.batch)
+        if args.bulk_record:
+            run_bulk_record(args.bulk_record, args.batch or 2000)
+        elif args.many:
+            run_many(corpus, args.many, args.batch or settings.INGEST_BATCH_SIZE)
         else:
             run(corpus)
     finally:
@@ -183,6 +190,78 @@ def run_many(corpus: Path, n: int, batch: int) -> None:
             print(f"reference: DCMTK dcmdump of {BIG} (whole process) {dump:.0f} ms")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --- --bulk-record N --------------------------------------------------------------------------------------------------
+BULK_TABLES = ("registry_patient", "registry_receivedobject", "registry_study", "registry_dosereport",
+               "registry_irradiationevent", "registry_accumulateddose")
+
+
+def _last_ids() -> dict[str, int]:
+    with connection.cursor() as cursor:
+        out = {}
+        for table in BULK_TABLES:
+            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")
+            out[table] = cursor.fetchone()[0]
+    return out
+
+
+def _rows_after(last: dict[str, int]) -> dict[str, int]:
+    with connection.cursor() as cursor:
+        out = {}
+        for table in BULK_TABLES:
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE id > %s", [last[table]])
+            out[table] = cursor.fetchone()[0]
+    return out
+
+
+def _copy_reference_s(last: dict[str, int]) -> float:
+    """COPY FROM STDIN of the rows written (ids after ``last``) into empty copies of their tables (same columns,
+    defaults, constraints and indexes): what PostgreSQL itself takes to load these rows, timed apart from reading
+    them out."""
+    total = 0.0
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        for table in BULK_TABLES:
+            data = io.StringIO()
+            raw.copy_expert(f"COPY (SELECT * FROM {table} WHERE id > {int(last[table])}) TO STDOUT", data)
+            cursor.execute(f"CREATE TEMP TABLE ref_{table} (LIKE {table} INCLUDING ALL)")
+            data.seek(0)
+            t = time.perf_counter()
+            raw.copy_expert(f"COPY ref_{table} FROM STDIN", data)
+            total += time.perf_counter() - t
+            cursor.execute(f"DROP TABLE ref_{table}")
+    return total
+
+
+def run_bulk_record(n: int, batch: int) -> None:
+    from django.db import transaction
+
+    from dicomrx.demo import demo_report, demo_studies
+    from dosereg.registry.services.recording import record_reports_bulk
+
+    reports = [demo_report(s) for s in demo_studies(n, year=2023, seed=7)]
+    warm = [demo_report(s) for s in demo_studies(50, year=2022, seed=8)]
+    record_reports_bulk(warm, demo=True)  # units exist, code paths loaded: the steady state of a long load
+    last = _last_ids()
+    with CaptureQueriesContext(connection) as c:
+        t0, c0 = time.perf_counter(), time.process_time()
+        for i in range(0, n, batch):
+            record_reports_bulk(reports[i:i + batch], demo=True)
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rows = _rows_after(last)
+    print(f"database: {connection.vendor}; record_reports_bulk of {n} demo studies in batches of {batch}; load "
+          f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print("rows written: " + ", ".join(f"{t.removeprefix('registry_')} {v}" for t, v in rows.items())
+          + f" ({sum(rows.values())} in all, {sum(rows.values()) / n:.1f} per study)")
+    print(f"record_reports_bulk: {elapsed:.2f} s, {n / elapsed:.0f} studies/s, {sum(rows.values()) / elapsed:.0f} "
+          f"rows/s, {len(c.captured_queries) / (n / batch):.1f} queries per batch; this process's CPU {cpu:.2f} s "
+          f"({n / cpu:.0f} studies per CPU second; the rest is the database and waiting for a core)")
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            ref = _copy_reference_s(last)
+        print(f"reference: COPY of the same {sum(rows.values())} rows {ref:.2f} s = {n / ref:.0f} studies/s, "
+              f"{sum(rows.values()) / ref:.0f} rows/s; record_reports_bulk at {ref / elapsed:.2f}x COPY's rate")
 
 
 # --- per file of the corpus ---------------------------------------------------------------------------------------------

@@ -223,14 +223,16 @@ def event_digest(event: dr.IrradiationEventData) -> str:
     return quantities_digest(event.quantities)
 
 
-def dose_digest(report: dr.DoseReport) -> str:
+def dose_digest(report: dr.DoseReport, event_digests: Sequence[str] | None = None) -> str:
     """A digest of a report's dose content: its study, events and their values, accumulated totals and dose checks;
-    not its file meta header, transfer syntax or patient demographics."""
+    not its file meta header, transfer syntax or patient demographics.  ``event_digests``: the events'
+    :func:`event_digest` when the caller has them already (the recording keeps one per event row)."""
+    digests = event_digests if event_digests is not None else [event_digest(e) for e in report.events]
     content = {
         "study": report.study.study_instance_uid,
         "kind": report.source_kind,
-        "events": [(e.irradiation_event_uid or "", e.event_type, e.plane or "", event_digest(e))
-                   for e in report.events],
+        "events": [(e.irradiation_event_uid or "", e.event_type, e.plane or "", d)
+                   for e, d in zip(report.events, digests, strict=True)],
         "accumulated": [(a.plane or "", quantities_digest(a.quantities)) for a in report.accumulated],
         "checks": [(c.irradiation_event_uid or "", c.kind, _num(c.dlp_value_mgycm), _num(c.ctdivol_value_mgy))
                    for c in report.dose_checks],

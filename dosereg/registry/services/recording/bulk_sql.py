@@ -11,7 +11,7 @@ import sqlite3
 from django.db import connection, models
 from psycopg2.extras import execute_values
 
-COPY_MIN_ROWS = 200  # below this a multi-row INSERT is as quick as COPY
+COPY_MIN_ROWS = 200  # below this a multi-row INSERT is as quick as COPY (rows of all objects of a batch together)
 
 def insert_rows(model, objs: list, *, returning: bool = False) -> None:
     """Insert many rows in one statement (PostgreSQL: COPY, or execute_values; SQLite: executemany of one prepared
@@ -26,26 +26,31 @@ def insert_rows(model, objs: list, *, returning: bool = False) -> None:
         if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
             for obj in objs:
                 f.pre_save(obj, add=True)
-    if connection.vendor == "postgresql" and not returning and len(objs) >= COPY_MIN_ROWS:
-        with connection.cursor() as cursor:
-            _copy_rows(cursor.cursor, connection.ops.quote_name(model._meta.db_table),
-                       [connection.ops.quote_name(f.column) for f in fields], fields, objs)
+    if connection.vendor == "postgresql" and len(objs) >= COPY_MIN_ROWS:
+        qn = connection.ops.quote_name
+        pk = model._meta.pk
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            if returning:  # the new ids first (one round trip), then COPY writes them with the rows
+                cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                               [model._meta.db_table, pk.column, len(objs)])
+                for obj, (new_id,) in zip(objs, sorted(cursor.fetchall()), strict=True):
+                    setattr(obj, pk.attname, new_id)
+                _mark_saved(objs)
+                fields = [pk, *fields]
+            _copy_rows(cursor.cursor, qn(model._meta.db_table), [qn(f.column) for f in fields], fields, objs)
         return
-    plain = (models.FloatField, models.BooleanField, models.IntegerField, models.CharField, models.ForeignKey)
-    convert = [None if isinstance(f, plain) else f for f in fields]
-    attnames = [f.attname for f in fields]
+    convert = [(f.attname, _prep_for(f)) for f in fields]
     params = []
     for obj in objs:
-        values = []
-        for attname, conv in zip(attnames, convert, strict=True):
-            value = getattr(obj, attname)
-            values.append(value if conv is None else conv.get_db_prep_save(value, connection))
-        params.append(values)
+        values = obj.__dict__
+        params.append([values[name] if conv is None or values[name] is None else conv(values[name])
+                       for name, conv in convert])
     qn = connection.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)
     head = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
     pk = model._meta.pk
-    with connection.cursor() as cursor:
+    # the raw cursor's errors as Django's (IntegrityError): a concurrent worker's new patient is then taken, not fatal
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         if connection.vendor == "postgresql":
             if returning:
                 ids = execute_values(cursor.cursor, head + "%s RETURNING " + qn(pk.column), params, page_size=1000,
@@ -59,8 +64,25 @@ def insert_rows(model, objs: list, *, returning: bool = False) -> None:
         else:
             cursor.executemany(head + "(" + ", ".join(["%s"] * len(fields)) + ")", params)
     if returning:
-        for obj in objs:
+        _mark_saved(objs)
+
+
+def _mark_saved(objs: list) -> None:
+    """Model instances among the rows are saved ones now (plain rows of ``rows.row_class`` have no state)."""
+    for obj in objs:
+        if isinstance(obj, models.Model):
             obj._state.adding, obj._state.db = False, connection.alias
+
+
+def _prep_for(field):
+    """The column's conversion to a query parameter (None: the value as it is), chosen once per column: Django's
+    ``get_db_prep_save`` per value was most of a batch's insert time (a connection lookup for every JSON value)."""
+    if isinstance(field, (models.FloatField, models.BooleanField, models.IntegerField, models.CharField,
+                          models.ForeignKey)):
+        return None
+    if isinstance(field, models.JSONField) and field.encoder is None:
+        return json.dumps  # what Django writes for a JSON column (None stays SQL NULL)
+    return lambda value: field.get_db_prep_save(value, connection)
 
 
 def _insert_returning_sqlite(cursor, head: str, objs: list, params: list[list], pk) -> None:
@@ -78,17 +100,25 @@ def _insert_returning_sqlite(cursor, head: str, objs: list, params: list[list], 
 
 
 def update_rows(model, objs: list, field_names: list[str]) -> None:
-    """Update these fields of many rows.  PostgreSQL: one ``UPDATE ... FROM (VALUES ...)`` per 1,000 rows (Django's
-    bulk_update builds a CASE expression per field and row, which costs seconds for a few hundred rows); elsewhere
-    bulk_update."""
+    """Update these fields of many rows.  PostgreSQL: one ``UPDATE ... FROM (VALUES ...)`` per 1,000 rows; SQLite:
+    executemany of one prepared ``UPDATE ... WHERE id = ?``.  Django's bulk_update builds a CASE expression per
+    field and row: a third of a batch's recording time for 50 small reports, seconds for a few hundred rows."""
     if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model.objects.bulk_update(objs, field_names, batch_size=500)
         return
     qn = connection.ops.quote_name
     fields = [model._meta.get_field(name) for name in field_names]
     pk = model._meta.pk
+    if connection.vendor != "postgresql":
+        sets = ", ".join(f"{qn(f.column)} = %s" for f in fields)
+        convert = [(f.attname, _prep_for(f)) for f in fields]
+        params = []
+        for obj in objs:
+            values = [getattr(obj, name) for name, _ in convert]
+            params.append([v if conv is None or v is None else conv(v)
+                           for v, (_, conv) in zip(values, convert, strict=True)] + [obj.pk])
+        with connection.cursor() as cursor:
+            cursor.executemany(f"UPDATE {qn(model._meta.db_table)} SET {sets} WHERE {qn(pk.column)} = %s", params)
+        return
     sets = ", ".join(f"{qn(f.column)} = v.{qn(f.column)}::{f.db_type(connection)}" for f in fields)
     names = ", ".join([qn(pk.column)] + [qn(f.column) for f in fields])
     sql = (f"UPDATE {qn(model._meta.db_table)} AS t SET {sets} FROM (VALUES %s) AS v ({names}) "
@@ -102,40 +132,39 @@ def update_rows(model, objs: list, field_names: list[str]) -> None:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+def _copy_text(kind: str):
+    """How a value of this column kind is written in COPY's text format (PostgreSQL's text input functions)."""
+    if kind == "num":
+        return lambda v: repr(v) if isinstance(v, float) else str(int(v))
+    if kind == "bool":
+        return lambda v: "t" if v else "f"
+    if kind == "json":
+        return lambda v: json.dumps(v).translate(_COPY_ESCAPES)
+    if kind == "date":
+        return lambda v: v.isoformat()
+    return lambda v: str(v).translate(_COPY_ESCAPES)
+
+
+def _copy_kind(f) -> str:
+    if isinstance(f, models.JSONField):
+        return "json"
+    if isinstance(f, models.BooleanField):
+        return "bool"
+    if isinstance(f, (models.FloatField, models.IntegerField, models.ForeignKey)):
+        return "num"
+    if isinstance(f, (models.DateTimeField, models.DateField)):
+        return "date"
+    return "text"
+
+
 def _copy_rows(cursor, table: str, columns: list[str], fields: list, objs: list) -> None:
     """PostgreSQL COPY FROM STDIN in the text format: the fastest way to load many rows (no SQL to parse, no
-    placeholders to bind).  Values are written as PostgreSQL's text input functions read them."""
-    kinds = []
-    for f in fields:
-        if isinstance(f, models.JSONField):
-            kinds.append("json")
-        elif isinstance(f, models.BooleanField):
-            kinds.append("bool")
-        elif isinstance(f, (models.FloatField, models.IntegerField, models.ForeignKey)):
-            kinds.append("num")
-        elif isinstance(f, (models.DateTimeField, models.DateField)):
-            kinds.append("date")
-        else:
-            kinds.append("text")
-    attnames = [f.attname for f in fields]
+    placeholders to bind).  One writer per column, chosen once."""
+    writers = [(f.attname, _copy_text(_copy_kind(f))) for f in fields]
     lines = []
     for obj in objs:
-        out = []
-        for attname, kind in zip(attnames, kinds, strict=True):
-            value = getattr(obj, attname)
-            if value is None:
-                out.append("\\N")
-            elif kind == "num":
-                out.append(repr(value) if isinstance(value, float) else str(int(value)))
-            elif kind == "bool":
-                out.append("t" if value else "f")
-            elif kind == "json":
-                out.append(json.dumps(value).translate(_COPY_ESCAPES))
-            elif kind == "date":
-                out.append(value.isoformat())
-            else:
-                out.append(str(value).translate(_COPY_ESCAPES))
-        lines.append("\t".join(out))
+        values = obj.__dict__
+        lines.append("\t".join("\\N" if (v := values[name]) is None else write(v) for name, write in writers))
     data = io.StringIO("\n".join(lines) + "\n")
     cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", data)
 

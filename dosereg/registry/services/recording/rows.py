@@ -16,7 +16,14 @@ from dosereg.core import dose_report as dr
 from dosereg.core.sanity import Finding, clean_text, is_storable, screen_value
 from dosereg.core.versions import event_digest
 from dosereg.registry.fields import TextFitter
-from dosereg.registry.models import AccumulatedDose, DoseCheckOverride, DoseReport, IrradiationEvent, Study
+from dosereg.registry.models import (
+    AccumulatedDose,
+    DoseCheckOverride,
+    DoseReport,
+    IrradiationEvent,
+    ReceivedObject,
+    Study,
+)
 from dosereg.registry.services.recording.identity import aware
 
 EVENT_COLUMNS = frozenset(f.name for f in IrradiationEvent._meta.concrete_fields)
@@ -26,31 +33,41 @@ DERIVED_EVENT_COLUMNS = frozenset({"effective_dose_estimate_msv"})  # computed b
 
 
 def _column_defaults(model) -> tuple[dict, dict]:
-    """(plain defaults, callables for mutable ones) of the model's columns, by attname."""
+    """(plain defaults, callables for mutable ones) of the model's columns, by attname; the primary key None."""
     plain, factories = {}, {}
     for f in model._meta.concrete_fields:
         if f.primary_key:
-            continue
-        if f.has_default() and callable(f.default):
+            plain[f.attname] = None
+        elif f.has_default() and callable(f.default):
             factories[f.attname] = f.default
         else:
             plain[f.attname] = f.get_default()
     return plain, factories
 
 
-_EVENT_DEFAULTS, _EVENT_FACTORIES = _column_defaults(IrradiationEvent)
-
-
-class EventRow:
-    """An irradiation event on its way to a multi-row insert (``bulk_sql.insert_rows``): IrradiationEvent's columns
-    as plain attributes by attname, with the model's defaults.  Not a model instance: ``Model.__init__`` was a sixth
-    of recording a 316-event report."""
+def row_class(model) -> type:
+    """A class for rows of ``model`` on their way to a multi-row insert (``bulk_sql.insert_rows``): the model's
+    columns as plain attributes by attname (``study_id``, not ``study``), with its defaults.  Not a model instance:
+    ``Model.__init__`` was a sixth of recording a 316-event report, and a tenth of a bulk batch."""
+    defaults, factories = _column_defaults(model)
+    pk_name = model._meta.pk.attname
 
     def __init__(self, **values):
-        self.__dict__.update(_EVENT_DEFAULTS)
-        for name, make in _EVENT_FACTORIES.items():
-            self.__dict__[name] = make()
-        self.__dict__.update(values)
+        state = self.__dict__
+        state.update(defaults)
+        for name, make in factories.items():
+            state[name] = make()
+        state.update(values)
+
+    return type(f"{model.__name__}Row", (), {
+        "__init__": __init__, "pk": property(lambda self: self.__dict__[pk_name]),
+        "__doc__": f"A {model.__name__} row by attname, not a model instance (see ``row_class``)."})
+
+
+EventRow = row_class(IrradiationEvent)
+StudyRow = row_class(Study)
+ReportRow = row_class(DoseReport)
+ReceivedRow = row_class(ReceivedObject)
 
 
 def jsonable(value):
@@ -99,7 +116,8 @@ def _screened(name: str, q: dr.Quantity, where: str, findings: list[Finding]) ->
 
 
 def event_row(ev: dr.IrradiationEventData, *, study: Study | None, rep: DoseReport, seq: int, offset: str,
-              fit: TextFitter, findings: list[Finding]) -> EventRow:
+              fit: TextFitter, findings: list[Finding], digest: str | None = None):
+    """The event's row; ``digest``: its ``event_digest`` when the caller has it already."""
     region = ev.target_region
     row = EventRow(
         study_id=study.pk if study is not None else None, report_id=rep.pk, irradiation_event_uid=fit(IrradiationEvent, "irradiation_event_uid",
@@ -110,7 +128,7 @@ def event_row(ev: dr.IrradiationEventData, *, study: Study | None, rep: DoseRepo
         target_region=fit(IrradiationEvent, "target_region", region.meaning if region else ""),
         target_region_code=fit(IrradiationEvent, "target_region_code", region.value if region else ""),
         plane=ev.plane or "", is_localizer=ev.is_localizer,
-        exposure_key=fit(IrradiationEvent, "exposure_key", ev.exposure_key), value_digest=event_digest(ev))
+        exposure_key=fit(IrradiationEvent, "exposure_key", ev.exposure_key), value_digest=digest if digest is not None else event_digest(ev))
     attrs = dict(ev.attributes)
     row.ctdi_phantom = fit(IrradiationEvent, "ctdi_phantom", attrs.get("ctdi_phantom"))
     row.laterality = fit(IrradiationEvent, "laterality", attrs.get("laterality"))
@@ -160,9 +178,9 @@ def _finite(value: float | None) -> float | None:
     return value if value is None or math.isfinite(value) else None
 
 
-def dose_check_row(chk: dr.DoseCheckData, rep: DoseReport, fit: TextFitter) -> DoseCheckOverride:
+def dose_check_row(chk: dr.DoseCheckData, rep, fit: TextFitter) -> DoseCheckOverride:
     return DoseCheckOverride(
-        report=rep, irradiation_event_uid=fit(DoseCheckOverride, "irradiation_event_uid", chk.irradiation_event_uid),
+        report_id=rep.pk, irradiation_event_uid=fit(DoseCheckOverride, "irradiation_event_uid", chk.irradiation_event_uid),
         kind=fit(DoseCheckOverride, "kind", chk.kind), dlp_configured=chk.dlp_configured,
         ctdivol_configured=chk.ctdivol_configured, dlp_value_mgycm=_finite(chk.dlp_value_mgycm),
         ctdivol_value_mgy=_finite(chk.ctdivol_value_mgy),

@@ -38,6 +38,7 @@ from dosereg.core.versions import (
     SUPERSEDED,
     VersionPlan,
     dose_digest,
+    event_digest,
     report_version_plan,
 )
 from dosereg.registry.fields import TextFitter
@@ -180,14 +181,14 @@ def _counted_keys(study: Study) -> tuple[set[str], dict[str, int]]:
 
 
 def _event_rows(report: dr.DoseReport, *, study: Study, rep: DoseReport, plan: VersionPlan, fit: TextFitter,
-                findings: list[Finding]) -> list[IrradiationEvent]:
+                findings: list[Finding], digests: list[str]) -> list[IrradiationEvent]:
     is_report = report.source_kind in REPORT_KINDS
     counts, stamps = (True, []) if is_report else stored_versions.header_placement(study, report)
     seen_keys, seen_uids = _counted_keys(study) if not is_report and counts else (set(), {})
     rows, taken = [], set()
     for seq, ev in enumerate(report.events):
         row = event_row(ev, study=study, rep=rep, seq=seq, offset=report.study.timezone_offset, fit=fit,
-                        findings=findings)
+                        findings=findings, digest=digests[seq])
         uid = row.irradiation_event_uid
         if not plan.incoming_current:
             row.is_current = False
@@ -239,7 +240,8 @@ def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool
     """Store one parsed dose object of ``received`` (see the module docstring)."""
     _forget_replayed(received)
     fit = TextFitter()
-    digest = dose_digest(report)
+    event_digests = [event_digest(e) for e in report.events]  # once: the report's digest, its facts, its rows
+    digest = dose_digest(report, event_digests)
     sop = fit(DoseReport, "sop_instance_uid", report.sop_instance_uid)
     namesakes = list(DoseReport.objects.filter(sop_instance_uid=sop).values(
         "id", "study_id", "received_object_id", "dose_digest"))
@@ -251,7 +253,8 @@ def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool
     unit, change_ids = equipment_for(report, report.study.study_date, demo, fit)
     study = study_for(report, patient, unit, demo, flags, fit)
     content_dt = aware(report.content_datetime, report.study.timezone_offset)
-    incoming = stored_versions.incoming_facts(report, digest=digest, content_datetime=content_dt)
+    incoming = stored_versions.incoming_facts(report, digest=digest, content_datetime=content_dt,
+                                              event_digests=event_digests)
     stored = stored_versions.stored_facts(study, incoming)
     plan = report_version_plan(incoming, stored)
     before = stored_versions.totals_snapshot(study)
@@ -266,7 +269,7 @@ def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool
         stored_versions.headers_stop_counting(study, list(report.modality_types), set(incoming.events))
 
     findings: list[Finding] = []
-    rows = _event_rows(report, study=study, rep=rep, plan=plan, fit=fit, findings=findings)
+    rows = _event_rows(report, study=study, rep=rep, plan=plan, fit=fit, findings=findings, digests=event_digests)
     insert_rows(IrradiationEvent, rows)
     widen_sqlite_batches()
     acc_rows = [accumulated_row(a, rep, findings) for a in report.accumulated]

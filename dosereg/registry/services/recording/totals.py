@@ -7,7 +7,8 @@ that count (each exposure once).  Maxima and event counts come from the current 
 
 from __future__ import annotations
 
-from django.db.models import Count, Max, Q, Sum
+from dataclasses import dataclass, field
+
 from django.utils import timezone
 
 from dosereg.core import dose_report as dr
@@ -84,64 +85,115 @@ def study_update_totals(study: Study) -> None:
 
 
 def studies_update_totals(studies: list[Study]) -> None:
-    """:func:`study_update_totals` for many studies: three grouped queries and one UPDATE per study."""
+    """:func:`study_update_totals` for many studies: three queries for the batch (their current reports'
+    modality types, their accumulated rows, their current events) and one UPDATE."""
     if not studies:
         return
     ids = [s.pk for s in studies]
-    # accumulated totals (reports as written; image-header DLP), current events, modality types
-    is_rep = Q(report__state=DoseReport.STATE_CURRENT, report__source_kind__in=REPORT_KINDS)
-    accs = {row["report__study_id"]: row for row in AccumulatedDose.objects.filter(report__study_id__in=ids).values(
-        "report__study_id").order_by().annotate(
-        **{f"t_{k}": Sum(k, filter=is_rep) for k in SUMMED_TOTALS}, report_ed=Sum("effective_dose_msv", filter=is_rep),
-        img_dlp=Sum("dlp_total_mgycm", filter=Q(report__source_kind=dr.SOURCE_IMAGE_HEADER)))}
-    img = ~Q(report__source_kind__in=REPORT_KINDS)
-    evs = {row["study_id"]: row for row in IrradiationEvent.objects.filter(study_id__in=ids, is_current=True).values(
-        "study_id").order_by().annotate(
-        n=Count("id"), max_ctdivol=Max("ctdivol_mgy"), kap=Sum("kap_gycm2", filter=img),
-        ka_r=Sum("ka_r_mgy", filter=img), activity=Sum("activity_mbq", filter=img),
-        agd_left=Sum("agd_mgy", filter=img & Q(laterality="left")),
-        agd_right=Sum("agd_mgy", filter=img & Q(laterality="right")),
-        ct_ed=Sum("effective_dose_estimate_msv", filter=Q(effective_dose_msv__isnull=True)),
-        nm_ed=Sum("effective_dose_msv"))}
-    kinds: dict[int, set[str]] = {}
+    facts = {sid: StudyTotalsFacts() for sid in ids}
     for sid, mts in DoseReport.objects.filter(study_id__in=ids, state=DoseReport.STATE_CURRENT).values_list(
             "study_id", "modality_types"):
-        kinds.setdefault(sid, set()).update(mts or [])
-    no_acc = {f"t_{k}": None for k in SUMMED_TOTALS} | {"report_ed": None, "img_dlp": None}
-    no_ev = dict.fromkeys(("max_ctdivol", "kap", "ka_r", "activity", "agd_left", "agd_right", "ct_ed", "nm_ed"),
-                          None) | {"n": 0}
-    fields = [*SUMMED_TOTALS, "effective_dose_msv", "effective_dose_method", "effective_dose_coverage",
-              "effective_dose_detail", "max_ctdivol_mgy", "event_count", "modality_types", "modality_type",
-              "updated_at"]
+        facts[sid].kinds.update(mts or [])
+    for a in AccumulatedDose.objects.filter(report__study_id__in=ids).order_by("id").values(
+            "report__study_id", "report__source_kind", "report__state", *ACC_COLUMNS):
+        facts[a["report__study_id"]].accs.append(a)
+    for ev in IrradiationEvent.objects.filter(study_id__in=ids, is_current=True).order_by("id").values(
+            "study_id", "report__source_kind", *EVENT_COLUMNS):
+        facts[ev["study_id"]].events.append(ev)
     now = timezone.now()
-    parts = _effective_dose_parts(ids)
     for study in studies:
-        _apply_totals(study, accs.get(study.pk, no_acc), evs.get(study.pk, no_ev), kinds.get(study.pk, set()),
-                      parts.get(study.pk, ([], [])))
+        study_apply_totals(study, facts[study.pk])
         study.updated_at = now
     if len(studies) == 1:
-        studies[0].save(update_fields=fields)
+        studies[0].save(update_fields=TOTALS_FIELDS)
     else:
-        update_rows(Study, studies, fields)
+        update_rows(Study, studies, TOTALS_FIELDS)
 
 
-def _effective_dose_parts(ids: list[int]) -> dict[int, tuple[list, list]]:
-    """The studies' current CT acquisitions and NM administrations for their effective dose, in one query."""
-    out: dict[int, tuple[list, list]] = {}
-    for ev in IrradiationEvent.objects.filter(study_id__in=ids, is_current=True).filter(
-            Q(dlp_mgycm__isnull=False) | Q(effective_dose_msv__isnull=False)).values(
-            "study_id", "dlp_mgycm", "effective_dose_estimate_msv", "effective_dose_msv", "effective_dose_method",
-            "protocol", "target_region", "attributes"):
-        acqs, admins = out.setdefault(ev["study_id"], ([], []))
-        if ev["effective_dose_msv"] is not None:
-            admins.append(ed.NmAdministration(ev["effective_dose_msv"], (ev["attributes"] or {}).get(
-                "effective_dose_reference_authority", ""), ev["protocol"]))
+# what the totals read of a study's rows: queried (above), or the rows the batch path has just built for a new study
+ACC_COLUMNS = (*SUMMED_TOTALS, "effective_dose_msv")
+EVENT_COLUMNS = ("ctdivol_mgy", "kap_gycm2", "ka_r_mgy", "activity_mbq", "agd_mgy", "laterality", "dlp_mgycm",
+                 "effective_dose_estimate_msv", "effective_dose_msv", "effective_dose_method", "protocol",
+                 "target_region", "attributes")
+TOTALS_FIELDS = [*SUMMED_TOTALS, "effective_dose_msv", "effective_dose_method", "effective_dose_coverage",
+                 "effective_dose_detail", "max_ctdivol_mgy", "event_count", "modality_types", "modality_type",
+                 "updated_at"]
+
+
+@dataclass
+class StudyTotalsFacts:
+    """A study's rows as its totals read them, as dicts.  ``kinds``: modality types of its current reports;
+    ``accs``: every accumulated row (ACC_COLUMNS with ``report__source_kind`` and ``report__state``); ``events``:
+    its current events (EVENT_COLUMNS with ``report__source_kind``), in the order they were recorded."""
+
+    kinds: set[str] = field(default_factory=set)
+    accs: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+
+
+def new_report_facts(rep: DoseReport, acc_rows: list, event_rows: list) -> StudyTotalsFacts:
+    """The facts of a study that holds only this report and the rows just built for it (the batch path)."""
+    kind, state = rep.source_kind, rep.state
+    current = state == DoseReport.STATE_CURRENT
+    return StudyTotalsFacts(
+        kinds=set(rep.modality_types or []) if current else set(),
+        accs=[{**{c: getattr(a, c) for c in ACC_COLUMNS}, "report__source_kind": kind, "report__state": state}
+              for a in acc_rows],
+        events=[{**{c: getattr(e, c) for c in EVENT_COLUMNS}, "report__source_kind": kind}
+                for e in event_rows if e.is_current])
+
+
+def _sum(values) -> float | None:
+    """SQL's SUM: None when there is no value."""
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def _totals_of(facts: StudyTotalsFacts) -> tuple[dict, dict]:
+    """Sums over the current reports' accumulated totals as written (and the image headers' DLP), and over the
+    current events (image headers: each exposure once, already settled by ``is_current``)."""
+    counted = [a for a in facts.accs if a["report__state"] == DoseReport.STATE_CURRENT
+               and a["report__source_kind"] in REPORT_KINDS]
+    acc = {f"t_{name}": _sum(a[name] for a in counted) for name in SUMMED_TOTALS}
+    acc["report_ed"] = _sum(a["effective_dose_msv"] for a in counted)
+    acc["img_dlp"] = _sum(a["dlp_total_mgycm"] for a in facts.accs
+                          if a["report__source_kind"] == dr.SOURCE_IMAGE_HEADER)
+    evs = facts.events
+    img = [e for e in evs if e["report__source_kind"] not in REPORT_KINDS]
+    ctdivols = [e["ctdivol_mgy"] for e in evs if e["ctdivol_mgy"] is not None]
+    ev = {"n": len(evs), "max_ctdivol": max(ctdivols) if ctdivols else None,
+          "kap": _sum(e["kap_gycm2"] for e in img), "ka_r": _sum(e["ka_r_mgy"] for e in img),
+          "activity": _sum(e["activity_mbq"] for e in img),
+          "agd_left": _sum(e["agd_mgy"] for e in img if e["laterality"] == "left"),
+          "agd_right": _sum(e["agd_mgy"] for e in img if e["laterality"] == "right"),
+          "ct_ed": _sum(e["effective_dose_estimate_msv"] for e in evs if e["effective_dose_msv"] is None),
+          "nm_ed": _sum(e["effective_dose_msv"] for e in evs)}
+    return acc, ev
+
+
+def study_apply_totals(study: Study, facts: StudyTotalsFacts) -> None:
+    """The one implementation of a study's totals and effective dose, set on the Study object (not saved): with
+    queried rows by :func:`studies_update_totals`, with the rows just built by the batch path for a study it opens."""
+    acc, ev = _totals_of(facts)
+    _apply_totals(study, acc, ev, facts.kinds, _effective_dose_parts(facts.events))
+
+
+def _effective_dose_parts(events: list[dict]) -> tuple[list, list]:
+    """The study's current CT acquisitions and NM administrations for its effective dose."""
+    acqs: list = []
+    admins: list = []
+    for ev in events:
+        if ev["dlp_mgycm"] is None and ev["effective_dose_msv"] is None and ev["activity_mbq"] is None:
+            continue
+        if ev["effective_dose_msv"] is not None or ev["dlp_mgycm"] is None:  # NM: reported, or activity (issue 15)
+            admins.append(effective_dose.nm_administration(
+                ev, from_header=ev["report__source_kind"] == dr.SOURCE_IMAGE_HEADER))
         else:
             method = ev["effective_dose_method"] or ""
             acqs.append(ed.CtAcquisition(ev["dlp_mgycm"], ev["effective_dose_estimate_msv"],
                                          " ".join(p for p in (ev["protocol"], ev["target_region"]) if p),
                                          _reason_of(method, ev["effective_dose_estimate_msv"]), method))
-    return out
+    return acqs, admins
 
 
 def _apply_totals(study: Study, acc: dict, ev: dict, kinds: set[str], parts: tuple[list, list]) -> None:
@@ -181,9 +233,12 @@ def _set_study_effective_dose(study: Study, *, ct: float | None, nm: float | Non
     if not admins and nm is not None:  # an accumulated total without its events: authority unknown
         admins.append(ed.NmAdministration(nm, "", "accumulated total"))
     mammography = study.agd_left_mgy is not None or study.agd_right_mgy is not None
+    exam, exam_codes = effective_dose.study_exam(study)
     est = ed.study_estimate(factors=effective_dose.site_factor_set(), ct=acqs, nm=admins,
                             activity_mbq=study.activity_mbq if not admins else None,
-                            kap_gycm2=None if mammography else study.kap_total_gycm2, mammography=mammography)
+                            kap_gycm2=None if mammography else study.kap_total_gycm2, mammography=mammography,
+                            nm_table=effective_dose.nm_coefficients(), kap_table=effective_dose.kap_coefficients(),
+                            exam=exam, exam_codes=exam_codes, age_years=study.age_years)
     study.effective_dose_msv, study.effective_dose_method = est.value_msv, est.method
     study.effective_dose_coverage, study.effective_dose_detail = est.coverage, est.detail()
 

@@ -21,10 +21,13 @@ from dosereg.core.versions import (
 from dosereg.registry.models import DoseReport, IrradiationEvent, Study
 
 
-def incoming_facts(report: dr.DoseReport, *, digest: str, content_datetime: dt.datetime | None) -> ReportFacts:
+def incoming_facts(report: dr.DoseReport, *, digest: str, content_datetime: dt.datetime | None,
+                   event_digests: list[str] | None = None) -> ReportFacts:
+    digests = event_digests if event_digests is not None else [event_digest(e) for e in report.events]
     return ReportFacts(
         sop_instance_uid=report.sop_instance_uid, source_kind=report.source_kind, dose_digest=digest,
-        events={e.irradiation_event_uid: event_digest(e) for e in report.events if e.irradiation_event_uid},
+        events={e.irradiation_event_uid: d for e, d in zip(report.events, digests, strict=True)
+                if e.irradiation_event_uid},
         content_datetime=content_datetime, predecessors=frozenset(report.predecessor_sop_uids))
 
 
