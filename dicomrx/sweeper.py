@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
 from django.conf import settings
 
 from dicomrx import tasks
+from dosereg.celery import shared_task
 
 log = logging.getLogger(__name__)
 

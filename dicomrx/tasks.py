@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from functools import reduce
 from operator import or_
 
-from celery import shared_task
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
 from dicomrx import ingest, pipeline
+from dosereg.celery import shared_task
 from dosereg.registry.models import ReceivedObject
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
 from dicomrx import pull
+from dosereg.celery import shared_task
 
 log = logging.getLogger("dicomrx.pull")
 

@@ -13,8 +13,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from celery.schedules import crontab
-
 from dosereg.env import (
     ae_title,
     database_from_url,
@@ -212,6 +210,9 @@ CELERY_TASK_SERIALIZER = "json"
 # objects, or what arrived within INGEST_BATCH_WAIT_MS while associations are open, one transaction per batch.
 INGEST_BATCH_SIZE = env_int("DOSEREG_INGEST_BATCH_SIZE", 50, minimum=1, maximum=5000)
 INGEST_BATCH_WAIT_MS = env_int("DOSEREG_INGEST_BATCH_WAIT_MS", 500, minimum=0, maximum=60000)
+# Embedded mode: ingest in a child process of the listener (dicomrx.ingest_child), so receiving and ingesting do not
+# take turns on one interpreter lock; off: the listener's own ingest thread (one process, ~100 MB less memory).
+INGEST_PROCESS = env_bool("DOSEREG_INGEST_PROCESS", True)
 # An object whose ingest raised (not a refusal: an unreadable file, a parser error) is tried again after
 # INGEST_RETRY_DELAY_S x 2^(attempts-1) seconds, at most INGEST_MAX_ATTEMPTS times; then it waits for `reprocess`.
 INGEST_MAX_ATTEMPTS = env_int("DOSEREG_INGEST_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
@@ -219,26 +220,28 @@ INGEST_RETRY_DELAY_S = env_int("DOSEREG_INGEST_RETRY_DELAY_S", 60, minimum=1, ma
 # How often Celery beat sweeps for received objects still waiting after that delay (dicomrx.sweeper; production).
 INGEST_SWEEP_SECONDS = env_int("DOSEREG_INGEST_SWEEP_SECONDS", 60, minimum=5, maximum=86400)
 # Schedules run by Celery beat (production).  The embedded mode has no beat: run the commands from cron instead.
+# A crontab schedule is written as its fields ({"crontab": {...}}); dosereg.celery makes the crontab, so that settings
+# import no Celery (a command that needs no worker starts without it).
 CELERY_BEAT_SCHEDULE: dict = {
     # received objects whose queued ingest was lost (broker restart, killed worker) are queued again
     "dicomrx-ingest-sweep": {"task": "dicomrx.sweep_received", "schedule": float(INGEST_SWEEP_SECONDS)},
     # the yearly DRL comparison of the previous calendar year (ESR EuroSafe Imaging: at least once a year)
     "drl-yearly-comparison": {
         "task": "drl.yearly_comparison",
-        "schedule": crontab(minute=0, hour=3,
-                            day_of_month=env_int("DOSEREG_DRL_YEARLY_DAY", 15, minimum=1, maximum=28),
-                            month_of_year=env_int("DOSEREG_DRL_YEARLY_MONTH", 1, minimum=1, maximum=12)),
+        "schedule": {"crontab": dict(minute=0, hour=3,
+                                     day_of_month=env_int("DOSEREG_DRL_YEARLY_DAY", 15, minimum=1, maximum=28),
+                                     month_of_year=env_int("DOSEREG_DRL_YEARLY_MONTH", 1, minimum=1, maximum=12))},
     },
     # due DRL re-comparisons (after an equipment or protocol change) run on their own once the period since the
     # change holds enough patients (drl.services.drl_due_comparisons_run; the embedded mode calls it from its timer)
     "drl-due-comparisons": {
         "task": "drl.due_comparisons",
-        "schedule": crontab(minute=40, hour=2),
+        "schedule": {"crontab": dict(minute=40, hour=2)},
     },
     # rooms that cannot push: pull their dose objects from the PACS every hour (no-op without DOSEREG_PACS_HOST)
     "dicomrx-pacs-pull": {
         "task": "dicomrx.pacs_pull_recent",
-        "schedule": crontab(minute=20),
+        "schedule": {"crontab": dict(minute=20)},
         "kwargs": {"days": 2},
     },
     # deliveries whose first attempt failed (mail server down) are retried until sent or given up

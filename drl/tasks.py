@@ -7,8 +7,7 @@ due re-comparisons daily (``drl-due-comparisons``).
 
 from __future__ import annotations
 
-from celery import shared_task
-
+from dosereg.celery import shared_task
 from drl.services import drl_due_comparisons_run, drl_yearly_run
 
 

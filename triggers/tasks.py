@@ -2,8 +2,7 @@
 
 import datetime as dt
 
-from celery import shared_task
-
+from dosereg.celery import shared_task
 from triggers.services import check_study, check_triggers_period
 
 

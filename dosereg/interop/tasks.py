@@ -1,7 +1,6 @@
 """Thin Celery tasks of the interop app: load by id, call a service."""
 
-from celery import shared_task
-
+from dosereg.celery import shared_task
 from dosereg.interop.push import deliveries_retry_due, delivery_send
 
 

@@ -7,6 +7,6 @@ class RegistryConfig(AppConfig):
     verbose_name = "Dose registry"
 
     def ready(self) -> None:
-        from dosereg import celery  # noqa: F401, PLC0415 - binds @shared_task to DoseReg's Celery app once apps load
-
+        # The Celery app is made by the tasks modules (``from dosereg.celery import shared_task``), not here: a
+        # command that calls no task starts without Celery.
         from . import checks  # noqa: F401, PLC0415 - registers the system checks (Django: in ready())

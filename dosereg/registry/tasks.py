@@ -1,7 +1,6 @@
 """Thin Celery tasks of the registry: load by id, call a service, own the retry policy."""
 
-from celery import shared_task
-
+from dosereg.celery import shared_task
 from dosereg.registry.services.notifications import (
     TransientDeliveryError,
     notification_deliver,
