@@ -8,7 +8,7 @@ compared with include_demo, as ``drl_report --include-demo`` would).  Otherwise 
 migrates it and tops it up to ``--studies`` with a year of synthetic studies straight in SQL
 (``INSERT ... SELECT FROM generate_series``: 10 CT units and 4 cath labs, 80 % CT with a localizer and two
 acquisitions each, 20 % interventional cardiology with KAP; ages 0-95 with some unknown, weights 40-120 kg with some
-unknown), which takes seconds where ``generate_demo_data --bulk`` (the recording service, in batches) takes tens of
+unknown; ``--ct-events`` events per CT study), which takes seconds where ``generate_demo_data --bulk`` (the recording service, in batches) takes tens of
 minutes.  Then it refreshes the planner statistics, times ``drl_comparison_run`` for that year three times and prints
 the figures.
 """
@@ -74,7 +74,7 @@ def _insert_select(model, count_sql: str, exprs: dict[str, str], params: list | 
         cur.execute(sql, all_params + (params or []))
 
 
-def generate(n: int, year: int) -> None:
+def generate(n: int, year: int, ct_events: int = 3) -> None:
     from django.db import connection, transaction
 
     from dosereg.registry.models import (
@@ -85,14 +85,15 @@ def generate(n: int, year: int) -> None:
         StandardExam,
         Study,
     )
-    from tests.factories import EquipmentFactory
+    from tests.factories import EquipmentFactory, RoomFactory
 
     ct_exams = list(StandardExam.objects.filter(modality_type="CT").values_list("pk", flat=True))
     xa_exams = list(StandardExam.objects.filter(modality_type="fluoroscopy").values_list("pk", flat=True))
-    units = [EquipmentFactory(identity_key=f"bench:ct{i}", manufacturer="Bench", model=f"CT {i}", station_name=f"CT{i}")
-             for i in range(10)]
+    # each unit in a room of its own, so the room filters of the pages (bench/web.py on this database) have rooms
+    units = [EquipmentFactory(identity_key=f"bench:ct{i}", manufacturer="Bench", model=f"CT {i}", station_name=f"CT{i}",
+                              room=RoomFactory(name=f"Bench CT room {i}")) for i in range(10)]
     labs = [EquipmentFactory(identity_key=f"bench:xa{i}", manufacturer="Bench", model=f"Cath {i}",
-                             station_name=f"CATH{i}") for i in range(4)]
+                             station_name=f"CATH{i}", room=RoomFactory(name=f"Bench cath lab {i}")) for i in range(4)]
     ct_ids = "ARRAY[" + ",".join(str(u.pk) for u in units) + "]"
     xa_ids = "ARRAY[" + ",".join(str(u.pk) for u in labs) + "]"
     ct_ex = "ARRAY[" + ",".join(map(str, ct_exams)) + "]"
@@ -113,7 +114,7 @@ def generate(n: int, year: int) -> None:
             "weight_kg": "CASE WHEN g % 3 = 0 THEN NULL ELSE 40 + (g::bigint * 104729) % 81 END",
             "dlp_total_mgycm": f"CASE WHEN {is_ct} THEN 100 + random() * 700 END",
             "kap_total_gycm2": f"CASE WHEN {is_ct} THEN NULL ELSE 5 + random() * 120 END",
-            "event_count": f"CASE WHEN {is_ct} THEN 3 ELSE 0 END",
+            "event_count": f"CASE WHEN {is_ct} THEN {ct_events} ELSE 0 END",
         }, [n])
         s0 = Study.objects.filter(study_instance_uid="2.25.999.1").values_list("pk", flat=True).get() - 1
         _insert_select(ReceivedObject, "generate_series(1, %s) g WHERE (g %% 5 <> 0)", {
@@ -127,7 +128,7 @@ def generate(n: int, year: int) -> None:
             "source_kind": "'rdsr'", "state": "'current'"})
         del r0
         _insert_select(IrradiationEvent,
-                       f"{DoseReport._meta.db_table} r CROSS JOIN generate_series(0, 2) k "
+                       f"{DoseReport._meta.db_table} r CROSS JOIN generate_series(0, {ct_events - 1}) k "
                        f"WHERE r.sop_instance_uid LIKE '2.25.998.%%'", {
                            "study_id": "r.study_id", "report_id": "r.id",
                            "irradiation_event_uid": "r.sop_instance_uid || '.' || k", "sequence": "k",
@@ -146,6 +147,9 @@ def main() -> None:
     parser.add_argument("--database", default="bench_drl",
                         help="database name; an existing one (e.g. dosereg_bench filled by generate_demo_data --bulk) "
                              "is reused when it holds enough studies of the year")
+    parser.add_argument("--ct-events", type=int, default=3,
+                        help="irradiation events per CT study (a localizer, then acquisitions); 5 gives 4 million "
+                             "events per million studies")
     parser.add_argument("--reuse-only", action="store_true", help="never generate; time what the database holds")
     parser.add_argument("--base-url", default=os.environ.get("BENCH_POSTGRES_URL",
                                                              "postgresql://postgres@127.0.0.1:5432/postgres"))
@@ -169,7 +173,7 @@ def main() -> None:
     have = in_year.count()
     if have < args.studies and not args.reuse_only:
         t0 = time.perf_counter()
-        generate(args.studies - have, args.year)
+        generate(args.studies - have, args.year, args.ct_events)
         print(f"generated {args.studies - have} synthetic studies in SQL in {time.perf_counter() - t0:.1f} s",
               file=sys.stderr)
     elif have >= args.studies:

@@ -197,6 +197,28 @@ def measure(client: Client, url: str, runs: int, cold: bool = False) -> tuple[fl
     return statistics.median(times), max(times), statistics.median(db_times), queries, status
 
 
+def explain(client: Client, url: str, needle: str) -> list[str]:
+    """The plans of the queries a page runs whose SQL holds ``needle`` (EXPLAIN ANALYZE, as executed): their scan
+    nodes on the big tables, and whether each was answered from indexes alone (Index Only Scan, no heap fetches)."""
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(url)
+    out = []
+    for sql in [q["sql"] for q in ctx.captured_queries if needle in q["sql"]]:
+        with connection.cursor() as cur:
+            cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+            plan = [row[0] for row in cur.fetchall()]
+        scans = [line.strip().split("  (")[0].removeprefix("->  ") for line in plan
+                 if "Scan" in line and ("registry_study" in line or "study_" in line)]
+        heap = sum(int(line.split("Heap Fetches:")[1]) for line in plan if "Heap Fetches:" in line)
+        if not scans:
+            continue  # a query on the small tables only
+        only = all("Index Only Scan" in n for n in scans)  # heap fetches: pages not yet all-visible (VACUUM)
+        kind = "COUNT" if "COUNT(" in sql else "rows"
+        out.append(f"{kind}: {'index-only' if only else 'reads the table'} (heap fetches {heap}): "
+                   + "; ".join(scans))
+    return out or [f"no query with {needle!r}"]
+
+
 def main() -> None:
     call_command("migrate", verbosity=0)
     have = Study.objects.count()
@@ -234,7 +256,8 @@ def main() -> None:
         ("study list, CT last 30 days", f"/studies/?modality=CT&date_from={month}"),
         ("study list, radiography last 30 days", f"/studies/?modality=radiography&date_from={month}"),
         ("study list, fluoro KAP >= 50, by KAP", "/studies/?modality=fluoroscopy&kap_min=50&sort=-kap_total_gycm2"),
-        ("study list, room + date range", f"/studies/?room={Room.objects.first().pk}&date_from={month}"),
+        *([("study list, room + date range", f"/studies/?room={room.pk}&date_from={month}")]
+          if (room := Room.objects.first()) else []),
         ("study list, page 20", "/studies/?page=20"),
         ("API studies, CT last 30 days", f"/api/v1/studies/?modality=CT&date_from={month}"),
         ("API patient history", f"/api/v1/patients/{quote(shown_id, safe='')}/history/"),
@@ -249,6 +272,11 @@ def main() -> None:
     for name, url, *cold in pages:
         med, worst, db, q, status = measure(client, url, args.runs, bool(cold))
         print(f"{name:44} {med:10.1f} {worst:8.1f} {db:7.1f} {q:8d} {status:7d}")
+    print()
+    for name, url, needle in (("study list", "/studies/", "COUNT("),
+                              ("patient history", f"/patients/{patient_pk}/", '"registry_study"."patient_id" =')):
+        for line in explain(client, url, needle):
+            print(f"{name}: {line}")
     if not args.keep and not args.database:
         connection.close()
         with admin.cursor() as cur:

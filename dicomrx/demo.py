@@ -12,6 +12,7 @@ for benchmark scale.  Demo objects are marked with a private-free convention: th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from dosereg.core.dose_report import (
     EquipmentInfo,
     IrradiationEventData,
     PatientInfo,
+    Quantity,
     StudyInfo,
 )
 
@@ -580,8 +582,16 @@ def _nm_content(study: DemoStudy) -> list[Dataset]:
 
 
 # --- rendering as the parser's dataclasses (benchmark scale) ---------------------------------------------------------
+@functools.cache
+def _factor(name: str, unit: str) -> float:
+    """The parser's conversion factor for a quantity sent in this unit (``dicomrx.units``), looked up once."""
+    return to_canonical(name, "1", unit).value
+
+
 def _quantities(values: dict) -> dict:
-    return {name: to_canonical(name, str(value), unit) for name, (value, unit) in values.items()}
+    # what to_canonical gives for the number's text, without parsing it again (a float's str() reads back exactly)
+    return {name: Quantity(value=float(value) * _factor(name, unit), raw_value=str(value), raw_unit=unit)
+            for name, (value, unit) in values.items()}
 
 
 def demo_report(study: DemoStudy) -> DoseReport:

@@ -174,10 +174,15 @@ def ingest_batch(received_object_ids: list[int], *, demo: bool = False, force: b
             outcomes[row.pk] = result
         else:
             parsed.append((result, row))
-    if parsed:
+    for attempt in (1, 2, 3) if parsed else ():
         try:
             outcomes.update(_record_parsed(parsed, demo=demo, force=force))
+            break
         except OperationalError as exc:  # database unavailable or locked: not the objects' fault, retry later
+            if attempt < 3 and _conflict(exc):  # a deadlock with another worker's batch: the claims hold, go again
+                log.warning("a batch of %d objects was rolled back by a deadlock with a concurrent batch; "
+                            "recording it again", len(parsed))
+                continue
             _give_back_attempts([row.pk for _, row in parsed])
             raise IngestError(f"database unavailable: {exc}") from exc
     return [repeats.get(position) or outcomes[pk] for position, pk in enumerate(received_object_ids)]
@@ -214,6 +219,13 @@ def _claim(rows: list[ReceivedObject], outcomes: dict, *, force: bool) -> list[R
             outcomes[row.pk] = IngestOutcome(ALREADY_PRESENT, received_object_id=row.pk,
                                              reason="being ingested by another process")
     return [row for row in rows if row.pk in claimed]
+
+
+def _conflict(exc: OperationalError) -> bool:
+    """PostgreSQL chose this transaction as a deadlock's or a serialization conflict's victim (SQLSTATE 40P01,
+    40001): it is rolled back whole and may simply run again (not inside a caller's transaction, which is lost)."""
+    return getattr(exc.__cause__, "pgcode", None) in ("40P01", "40001") and \
+        not transaction.get_connection().in_atomic_block
 
 
 def _give_back_attempts(ids: list[int]) -> None:

@@ -3,13 +3,14 @@
 
 Order, each app's batch entry point:
 
-1. examination mapping (``drl.services.map_studies``), the unmapped names noted, the units' acquisition protocols
+1. examination mapping (``drl.services.map_studies_of``), the unmapped names noted, the units' acquisition protocols
    tracked (a new protocol on a unit with history, or a kVp shift, makes the unit's comparisons due);
 2. the CT effective-dose estimates that fall back on the examination's body region
    (``studies_update_effective_dose``), and the peak skin dose of fluoroscopy studies from their event geometry
    (``studies_update_skin_dose``; recomputed when a report is corrected, since the study is recorded again);
-3. trigger checks (``triggers.bulk.check_studies``: ``check_study`` for every study that could create or change an
-   alert — a corrected study's alerts are re-evaluated here);
+3. trigger checks (``triggers.bulk.check_studies``: all rules against all studies of the batch from a few queries;
+   new alerts created in bulk; ``check_study`` only for a study with an alert to update or a patient window to
+   re-check — a corrected study's alerts are re-evaluated here);
 4. ``drl.services.note_equipment_change`` for each equipment change;
 5. the FHIR Bundle and the HL7 ORU of each new or corrected study, when configured
    (``dosereg.interop.push.interop_after_studies_recorded``: recorded deliveries, retried on failure).
@@ -18,10 +19,9 @@ Order, each app's batch entry point:
 from __future__ import annotations
 
 from dosereg.interop.push import interop_after_studies_recorded
-from dosereg.registry.models import Study
 from dosereg.registry.services.recording import studies_update_effective_dose
 from dosereg.registry.services.skin_dose import studies_update_skin_dose
-from drl.services import map_studies, note_equipment_change, note_protocols_of, note_unmapped_names_of
+from drl.services import map_studies_of, note_equipment_change, note_protocols_of, note_unmapped_names_of
 from triggers.bulk import check_studies
 
 
@@ -29,7 +29,7 @@ def after_studies_recorded(study_ids: list[int], equipment_change_ids: list[int]
     """Run the post-commit steps for these studies (in recording order; a study may appear once per object)."""
     ids = list(dict.fromkeys(i for i in study_ids if i))
     if ids:
-        map_studies(Study.objects.filter(pk__in=ids))
+        map_studies_of(ids)
         note_unmapped_names_of(ids)
         note_protocols_of([i for i in study_ids if i])  # once per recorded object, as a unit's protocol counts go
         studies_update_effective_dose(ids)

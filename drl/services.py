@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from dosereg.core.quantities import QUANTITIES
@@ -26,6 +26,7 @@ from dosereg.registry import spreadsheet
 from dosereg.registry.models import Equipment, EquipmentChange, IrradiationEvent, SiteSettings, StandardExam, Study
 from dosereg.registry.services.audit import audit_record
 from dosereg.registry.services.notifications import notification_send
+from dosereg.registry.services.recording.bulk_sql import update_rows
 from dosereg.registry.services.studies import study_set_standard_exam
 from drl.comparison import (
     DEFAULT_QUANTITIES,
@@ -54,6 +55,7 @@ from drl.selectors import (
     drl_entries_in_force,
     drl_groups,
     drl_unconfirmed_counts,
+    drl_view_entries_in_force,
     entry_band,
 )
 
@@ -152,8 +154,16 @@ _FIELDS = ("modality_type", "equipment_id", "study_description", "requested_proc
 
 
 def _study_protocols(study_id: int) -> list[str]:
-    return list(IrradiationEvent.objects.filter(study_id=study_id, is_current=True).exclude(protocol="")
-                .values_list("protocol", flat=True).distinct())
+    return _studies_protocols([study_id]).get(study_id, [])
+
+
+def _studies_protocols(study_ids: list[int]) -> dict[int, list[str]]:
+    """The acquisition protocols of these studies' current events (one query)."""
+    out: dict[int, list[str]] = defaultdict(list)
+    for sid, protocol in (IrradiationEvent.objects.filter(study_id__in=study_ids, is_current=True)
+                          .exclude(protocol="").values_list("study_id", "protocol").distinct()):
+        out[sid].append(protocol)
+    return out
 
 
 def map_study(study_id: int) -> str | None:
@@ -203,9 +213,15 @@ def _mapping_plan(qs: QuerySet, compiled: list[_CompiledRule]) -> _MappingPlan:
             plan.mapped += n
         else:
             plan.unmapped += n
-    for where in per_study:
-        for study in qs.filter(where).values("id", "standard_exam_id", *_FIELDS):
-            exam_id = _match(compiled, study, _study_protocols(study["id"]))
+    # the studies whose names reach a protocol rule: their protocols in one query per chunk of combinations
+    for i in range(0, len(per_study), COMBINATIONS_PER_QUERY):
+        chunk = Q()
+        for where in per_study[i:i + COMBINATIONS_PER_QUERY]:
+            chunk |= where
+        studies = list(qs.filter(chunk).values("id", "standard_exam_id", *_FIELDS))
+        protocols = _studies_protocols([s["id"] for s in studies])
+        for study in studies:
+            exam_id = _match(compiled, study, protocols.get(study["id"], []))
             plan.targets[exam_id].append(Q(pk=study["id"]))
             plan.moves[(study["standard_exam_id"], exam_id)] += 1 if study["standard_exam_id"] != exam_id else 0
             if exam_id:
@@ -227,6 +243,36 @@ def map_studies(queryset: QuerySet | None = None) -> dict[str, int]:
     qs = Study.objects.all() if queryset is None else queryset
     plan = _mapping_plan(qs, _active_rules())
     return {"changed": _plan_apply(qs, plan), "mapped": plan.mapped, "unmapped": plan.unmapped}
+
+
+def map_studies_of(study_ids: list[int]) -> dict[str, int]:
+    """``map_studies`` for a batch of newly recorded studies, in a constant number of queries: the studies' names,
+    the rules, the protocols of those whose names reach a protocol rule, the exams, one UPDATE per exam assigned."""
+    rows = list(Study.objects.filter(pk__in=list(study_ids)).values("id", "standard_exam_id", *_FIELDS))
+    compiled = _active_rules()
+    by_names: dict[tuple, object] = {}
+    for row in rows:
+        names = tuple(row[f] for f in _FIELDS)
+        if names not in by_names:
+            by_names[names] = _match(compiled, row, None)
+    needing = [r["id"] for r in rows if by_names[tuple(r[f] for f in _FIELDS)] is _NEEDS_PROTOCOLS]
+    protocols = _studies_protocols(needing) if needing else {}
+    targets: dict[int | None, list[int]] = defaultdict(list)
+    counts = {"changed": 0, "mapped": 0, "unmapped": 0}
+    for row in rows:
+        exam_id = by_names[tuple(row[f] for f in _FIELDS)]
+        if exam_id is _NEEDS_PROTOCOLS:
+            exam_id = _match(compiled, row, protocols.get(row["id"], []))
+        counts["mapped" if exam_id else "unmapped"] += 1
+        if exam_id != row["standard_exam_id"]:
+            targets[exam_id].append(row["id"])
+    # one UPDATE per exam assigned (an IN list by primary key: faster here than one UPDATE ... FROM VALUES)
+    exams = StandardExam.objects.in_bulk([e for e in targets if e]) if any(targets) else {}
+    for exam_id, ids in targets.items():
+        for j in range(0, len(ids), IDS_PER_UPDATE):
+            counts["changed"] += study_set_standard_exam(study_ids=ids[j:j + IDS_PER_UPDATE],
+                                                         exam=exams.get(exam_id))
+    return counts
 
 
 def _set_exam(qs: QuerySet, wheres: list[Q], exam: StandardExam | None) -> int:
@@ -526,6 +572,16 @@ def _note_protocols(study: dict) -> None:
         row.save(update_fields=["studies", "kvp_baseline", "kvp_baseline_n"])
 
 
+def _protocols_count(by_pk: dict[int, int]) -> None:
+    """Add n to each ProtocolSeen row's study count, in one UPDATE per chunk (an increment, so a concurrent batch's
+    counts are not overwritten)."""
+    pks = sorted(by_pk)
+    for i in range(0, len(pks), IDS_PER_UPDATE // 10):
+        chunk = pks[i:i + IDS_PER_UPDATE // 10]
+        ProtocolSeen.objects.filter(pk__in=chunk).update(studies=F("studies") + Case(
+            *[When(pk=pk, then=Value(by_pk[pk])) for pk in chunk], output_field=IntegerField()))
+
+
 CSV_COLUMNS = ["standard_exam", "indication", "patient_group", "age_min_years", "age_max_years", "weight_min_kg",
                "weight_max_kg", "quantity", "value", "unit", "per", "verify", "note"]
 CSV_REQUIRED = ["standard_exam", "quantity", "value", "unit", "per"]
@@ -668,15 +724,17 @@ class _RunContext:
     units: dict[int, Equipment]
     entries: dict[tuple[int, str, str, str], DrlEntry]
     groups: dict[tuple[int, int], int]
+    view_entries: dict[tuple[int, str, str, str, str], DrlEntry]
 
 
 def _comparison_rows(ctx: _RunContext, band: Band, quantity: str, per: str,
-                     exam_ids: set[int]) -> list[DrlComparisonRow]:
-    """The snapshot rows of one (patient group, quantity, per): one per unit and examination."""
+                     exam_ids: set[int], view: str = "") -> list[DrlComparisonRow]:
+    """The snapshot rows of one (patient group, quantity, per[, radiographic view]): one per unit and
+    examination."""
     ex_list = sorted(exam_ids)
-    current = drl_aggregates(ctx.scope, band, quantity, per, ex_list)
-    previous = drl_aggregates(ctx.previous_scope, band, quantity, per, ex_list)
-    left_out = drl_unconfirmed_counts(ctx.scope, band, quantity, per, ex_list)
+    current = drl_aggregates(ctx.scope, band, quantity, per, ex_list, view=view)
+    previous = drl_aggregates(ctx.previous_scope, band, quantity, per, ex_list, view=view)
+    left_out = drl_unconfirmed_counts(ctx.scope, band, quantity, per, ex_list, view=view)
     unit_symbol = QUANTITIES[quantity].unit_symbol
     rows = []
     for eq, ex in sorted(ctx.groups):
@@ -684,14 +742,15 @@ def _comparison_rows(ctx: _RunContext, band: Band, quantity: str, per: str,
         n_unconfirmed = left_out.get((eq, ex), 0)
         if ex not in exam_ids or (not band.is_adult and stats.n == 0 and n_unconfirmed == 0):
             continue
-        entry = ctx.entries.get((ex, band.label, quantity, per))
+        entry = (ctx.view_entries.get((ex, band.label, quantity, per, view)) if view
+                 else ctx.entries.get((ex, band.label, quantity, per)))
         drl = entry.value if entry else None
         previous_median = previous[(eq, ex)].median if (eq, ex) in previous else None
         unit, exam = ctx.units[eq], ctx.exams[ex]
         rows.append(DrlComparisonRow(
             equipment=unit, equipment_name=unit.display_name, room_name=unit.room.name if unit.room else "",
             standard_exam=exam, exam_code=exam.code, exam_name=exam.name, patient_group=band.label,
-            quantity=quantity, unit=unit_symbol, per=per, n=stats.n, n_studies=stats.n_studies,
+            quantity=quantity, unit=unit_symbol, per=per, view=view, n=stats.n, n_studies=stats.n_studies,
             n_unconfirmed=n_unconfirmed, median=stats.median, p25=stats.p25, p75=stats.p75, mean=stats.mean,
             minimum=stats.minimum, maximum=stats.maximum, drl=drl, drl_entry=entry,
             drl_set_name=entry.drl_set.name if entry else "", drl_source=entry.drl_set.source if entry else "",
@@ -724,16 +783,22 @@ def drl_comparison_run(*, period_start: dt.date, period_end: dt.date, trigger: s
     entries = drl_entries_in_force()
     groups = drl_groups(scope, Band("adult"))
     wanted, banded = _wanted(exams, {ex for _, ex in groups}, entries)
+    view_entries = drl_view_entries_in_force()
+    view_wanted: dict[tuple[Band, str, str, str], set[int]] = defaultdict(set)
+    for (ex, _group, quantity, per, view), entry in view_entries.items():  # per radiograph of one projection
+        view_wanted[(entry_band(entry), quantity, per, view)].add(ex)
     if banded:  # units with paediatric studies of an exam that has banded DRLs but no adult studies
         for key in drl_groups(Scope(period_start, period_end, include_demo, equipment_id), Band("any", 0, 200)):
             groups.setdefault(key, 0)
     ctx = _RunContext(
         site=site, scope=scope,
         previous_scope=_site_scope(site, *previous_period(period_start, period_end), include_demo, equipment_id),
-        exams=exams, entries=entries, groups=groups,
+        exams=exams, entries=entries, groups=groups, view_entries=view_entries,
         units={u.pk: u for u in Equipment.objects.filter(pk__in={eq for eq, _ in groups}).select_related("room")})
     rows = [row for (band, quantity, per), exam_ids in wanted.items()
             for row in _comparison_rows(ctx, band, quantity, per, exam_ids)]
+    rows += [row for (band, quantity, per, view), exam_ids in view_wanted.items()
+             for row in _comparison_rows(ctx, band, quantity, per, exam_ids, view)]
     run = _snapshot_store(ctx, rows, trigger=trigger, user=user, note=note, started=started)
     log.info("DRL comparison %s: %d rows in %.2f s", run.pk, len(rows), run.duration_s)
     return run
@@ -832,7 +897,7 @@ def drl_due_comparisons_run(*, today: dt.date | None = None) -> list[DrlComparis
     return runs
 
 
-REPORT_FIELDS = ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per", "n",
+REPORT_FIELDS = ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per", "view", "n",
                  "n_studies", "median", "p75", "mean", "drl", "drl_set", "drl_source", "ratio", "status",
                  "size_filter", "verify"]
 
@@ -846,16 +911,21 @@ def drl_report_csv(rows: list[dict]) -> str:
 # --- batch steps for generate_demo_data --bulk (dicomrx.bulk) -----------------------------------------------------
 def note_unmapped_names_of(ids: list[int]) -> None:
     """As ``map_study`` does per study: note the names of these studies that no rule maps (batch)."""
-    names = (Study.objects.filter(pk__in=ids, standard_exam__isnull=True)
-             .values_list("modality_type", "study_description").distinct())
-    for modality_type, description in sorted(set(names)):
-        _note_unmapped(modality_type or "", description or NO_DESCRIPTION)
+    names = {(m or "", (d or NO_DESCRIPTION)[:255]) for m, d in Study.objects.filter(
+        pk__in=ids, standard_exam__isnull=True).values_list("modality_type", "study_description").distinct()}
+    if not names:
+        return
+    # the names already noted cost nothing more: one query for them, get_or_create only for the new ones
+    known = set(UnmappedName.objects.filter(name__in={n for _, n in names}).values_list("modality_type", "name"))
+    for modality_type, description in sorted(names - known):
+        _note_unmapped(modality_type, description)
 
 
 def note_protocols_of(ids: list[int]) -> None:
-    """As ``map_study`` does per study, for a batch: track the units' acquisition protocols.  The per-study
-    ``_note_protocols`` runs only for a study that brings a protocol new to its unit, a kVp baseline still forming,
-    or a kVp shift; the others are only counted, with one UPDATE per (unit, protocol)."""
+    """As ``map_study`` does per study (``_note_protocols``), for a batch, in a constant number of queries: the
+    studies' protocols, the units' ProtocolSeen rows, then the studies are followed in order in memory (new
+    protocols, kVp baselines forming, kVp shifts) and the rows written at the end: new ones in one INSERT, study
+    counts as one increment, baselines in one UPDATE.  Only a comparison made due costs queries of its own."""
     per_study: dict[int, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for sid, protocol, kvp in (IrradiationEvent.objects.filter(study_id__in=ids, is_current=True, is_localizer=False)
                                .exclude(protocol="").values_list("study_id", "protocol", "kvp")):
@@ -864,33 +934,71 @@ def note_protocols_of(ids: list[int]) -> None:
         return
     studies = {s["id"]: s for s in Study.objects.filter(pk__in=list(per_study), equipment_id__isnull=False)
                .values("id", "study_date", "equipment_id")}
-    units = {s["equipment_id"] for s in studies.values()}
-    seen = {(p.equipment_id, p.protocol): p for p in ProtocolSeen.objects.filter(equipment_id__in=units)}
-    counts: Counter = Counter()
-    full = 0
+    track = _ProtocolTrack({(p.equipment_id, p.protocol): p for p in ProtocolSeen.objects.filter(
+        equipment_id__in={s["equipment_id"] for s in studies.values()})})
     for sid in ids:  # a study recorded twice in the batch counts twice, as with map_study per object
-        study = studies.get(sid)
-        if study is None:
-            continue
+        if sid in studies:
+            track.study(studies[sid], per_study[sid])
+    track.save()
+
+
+class _ProtocolTrack:
+    """``_note_protocols`` for a sequence of studies, on ProtocolSeen rows held in memory."""
+
+    def __init__(self, seen: dict[tuple[int, str], ProtocolSeen]):
+        self.seen = seen
+        self.units_with_history = {eq for eq, _ in seen}
+        self.counts: Counter = Counter()  # existing row pk -> studies to add
+        self.rebased: dict[int, ProtocolSeen] = {}  # existing rows whose kVp baseline changed
+        self.new: list[ProtocolSeen] = []
+        self.due: list[dict] = []
+
+    def study(self, study: dict, protocols: dict[str, list]) -> None:
         eq = study["equipment_id"]
-        needs_full = False
-        for protocol, kvps in per_study[sid].items():
-            row = seen.get((eq, protocol))
+        since = study["study_date"] or timezone.localdate()
+        unit_has_history = eq in self.units_with_history
+        for protocol, kvps in protocols.items():
             known = [k for k in kvps if k is not None]
             kvp = sum(known) / len(known) if known else None
+            row = self.seen.get((eq, protocol))
             if row is None:
-                needs_full = True
-            elif kvp is not None and (row.kvp_baseline is None or row.kvp_baseline_n < KVP_BASELINE_STUDIES
-                                      or abs(kvp - row.kvp_baseline) >= KVP_SHIFT_KV):
-                needs_full = True
-        if needs_full:
-            _note_protocols(study)
-            full += 1
-            for p in ProtocolSeen.objects.filter(equipment_id=eq, protocol__in=list(per_study[sid])):
-                seen[(eq, p.protocol)] = p
-        else:
-            for protocol in per_study[sid]:
-                counts[(eq, protocol)] += 1
-    for (eq, protocol), n in counts.items():
-        ProtocolSeen.objects.filter(equipment_id=eq, protocol=protocol).update(studies=F("studies") + n)
-    log.debug("protocols of %d studies noted (%d one by one)", len(studies), full)
+                row = ProtocolSeen(equipment_id=eq, protocol=protocol, first_seen_date=study["study_date"],
+                                   studies=1, kvp_baseline=kvp, kvp_baseline_n=1 if kvp is not None else 0)
+                self.seen[(eq, protocol)] = row
+                self.new.append(row)
+                if unit_has_history:
+                    self.due.append({"equipment_id": eq, "kind": "new_protocol", "since": since,
+                                     "reason": f"New acquisition protocol {protocol!r}"})
+                continue
+            if row.pk is None:
+                row.studies += 1
+            else:
+                self.counts[row.pk] += 1
+            if kvp is None:
+                continue
+            if row.kvp_baseline is None or row.kvp_baseline_n < KVP_BASELINE_STUDIES:
+                base_n = row.kvp_baseline_n if row.kvp_baseline is not None else 0
+                row.kvp_baseline = ((row.kvp_baseline or 0) * base_n + kvp) / (base_n + 1)
+                row.kvp_baseline_n = base_n + 1
+            elif abs(kvp - row.kvp_baseline) >= KVP_SHIFT_KV:
+                self.due.append({"equipment_id": eq, "kind": "kvp_shift", "since": since,
+                                 "reason": f"Protocol {protocol!r}: kVp {kvp:.0f} against a baseline of "
+                                           f"{row.kvp_baseline:.0f}"})
+                row.kvp_baseline, row.kvp_baseline_n = kvp, 1  # the new technique is the new baseline
+            else:
+                continue
+            if row.pk is not None:
+                self.rebased[row.pk] = row
+        self.units_with_history.add(eq)
+
+    def save(self) -> None:
+        # a row another worker created meanwhile keeps its own counts (get_or_create in _note_protocols did the same)
+        ProtocolSeen.objects.bulk_create(self.new, ignore_conflicts=True)
+        _protocols_count(self.counts)
+        update_rows(ProtocolSeen, list(self.rebased.values()), ["kvp_baseline", "kvp_baseline_n"])
+        if self.due:
+            units = Equipment.objects.in_bulk({d["equipment_id"] for d in self.due})
+            for due in self.due:
+                _mark_due(equipment=units[due.pop("equipment_id")], **due)
+        log.debug("protocols noted: %d new, %d counted, %d comparisons due", len(self.new), len(self.counts),
+                  len(self.due))

@@ -12,6 +12,11 @@ alone exactly when all of these hold, and this module tests the same conditions:
 * re-applying those window rules to the patient's later studies, whose window now holds this study, finds no
   exceedance either, and none of those later studies has a window-rule alert that could stop exceeding;
 * the study has no alert yet (so there is no alert to update or mark as no longer exceeding).
+
+Of the studies that do raise something, those with no alert yet, no later study of the patient's whose window
+alerts would change, and no earlier-dated study of the same patient in the batch (so ``check_study`` would only
+create alerts for their own hits, and no other study's check touches them) get their alerts created in bulk (``triggers.services.alerts_raise``); the others go through ``check_study``.
+A batch costs a constant number of queries plus about a dozen per study that must go one by one.
 """
 
 from __future__ import annotations
@@ -20,73 +25,153 @@ import dataclasses
 import datetime as dt
 from collections import defaultdict
 
+from django.db import IntegrityError
+
 from dosereg.registry.models import Study
 from triggers import rules
 from triggers.models import Alert, TriggerRule
-from triggers.services import _studies_facts, _study_qs, check_study, rule_spec
+from triggers.services import _studies_facts, _study_qs, alerts_raise, check_study, rule_spec
+
+# the study columns neither the facts nor the new alerts read (large JSON)
+_UNUSED = ("flag_details", "effective_dose_detail", "skin_dose", "skin_dose_map")
 
 
-def studies_needing_check(study_ids: list[int]) -> list[int]:
-    """The studies (of ``study_ids``, in that order) for which ``check_study`` could create or change an alert."""
-    ids = list(dict.fromkeys(study_ids))
-    if not ids:
-        return []
-    active_rules = list(TriggerRule.objects.filter(active=True))
-    with_alerts = set(Alert.objects.filter(study_id__in=ids).values_list("study_id", flat=True).distinct())
-    if not active_rules:
-        return [sid for sid in ids if sid in with_alerts]
-    specs = [rule_spec(r) for r in active_rules]
-    window_rules = [r for r in active_rules if r.scope == "patient_window" and r.kind == "threshold"]
-    studies = list(_study_qs().filter(pk__in=ids))
-    facts = _studies_facts(studies, with_events=True)
+@dataclasses.dataclass
+class _Triage:
+    """The studies of a batch by what their check needs: nothing, alerts created in bulk, or ``check_study``."""
 
-    # the patients' other studies, for the window rules (totals only, as patient_window_facts loads them)
+    one_by_one: list[int] = dataclasses.field(default_factory=list)
+    to_raise: list[tuple[Study, list[rules.Exceedance]]] = dataclasses.field(default_factory=list)
+    rules_by_id: dict[int, TriggerRule] = dataclasses.field(default_factory=dict)
+
+
+def _window_history(studies: list[Study], facts: dict[int, rules.StudyFacts],
+                    window_rules: list[TriggerRule]) -> dict[int, list[rules.StudyFacts]]:
+    """Per patient with a window rule: their studies (the batch's and stored ones) in reach of the batch's windows,
+    totals only, as ``patient_window_facts`` loads them (one query, or two)."""
     others: dict[int, list[rules.StudyFacts]] = defaultdict(list)
-    if window_rules:
-        max_days = max(r.window_days or 0 for r in window_rules)
-        dated = [s.study_date for s in studies if s.study_date]
-        if dated:
-            lo = min(dated) - dt.timedelta(days=max_days)
-            hi = max(dated) + dt.timedelta(days=max_days)
-            patients = {s.patient_id for s in studies if _window_rules_for(s, window_rules)}
-            in_batch = {sid: f for sid, f in facts.items()}
-            rows = list(_study_qs().filter(patient_id__in=patients, study_date__range=(lo, hi)).exclude(
-                pk__in=list(in_batch)))
-            for f in list(_studies_facts(rows, with_events=False).values()) + [
-                    _totals_only(f) for f in in_batch.values() if f.patient_id in patients]:
-                others[f.patient_id].append(f)
+    dated = [s.study_date for s in studies if s.study_date]
+    if not (window_rules and dated):
+        return others
+    max_days = max(r.window_days or 0 for r in window_rules)
+    lo, hi = min(dated) - dt.timedelta(days=max_days), max(dated) + dt.timedelta(days=max_days)
+    patients = {s.patient_id for s in studies if _window_rules_for(s, window_rules)}
+    rows = list(_study_qs().filter(patient_id__in=patients, study_date__range=(lo, hi)).exclude(
+        pk__in=list(facts)).defer(*_UNUSED))
+    for f in list(_studies_facts(rows, with_events=False).values()) + [
+            _totals_only(f) for f in facts.values() if f.patient_id in patients]:
+        others[f.patient_id].append(f)
+    return others
 
-    def needs_check(study: Study) -> bool:
-        if study.pk in with_alerts:
-            return True
-        own = _window_rules_for(study, window_rules)
-        history: list[rules.StudyFacts] = []
-        if own and study.study_date:
-            days = max(r.window_days or 0 for r in own)
-            lo, hi = study.study_date - dt.timedelta(days=days), study.study_date + dt.timedelta(days=days)
-            history = [h for h in others[study.patient_id]
-                       if h.study_id != study.pk and h.study_date and lo <= h.study_date <= hi]
-        mine = facts[study.pk]
-        if rules.evaluate(mine, history, specs):
-            return True
-        # check_study re-applies the window rules to the patient's later studies whose window now holds this one
-        own_specs = [spec for spec in specs if spec.id in {r.pk for r in own}]
+
+@dataclasses.dataclass
+class _Windows:
+    """The batch's patient-window context: the patients' studies in reach, and which of them have window alerts."""
+
+    others: dict[int, list[rules.StudyFacts]]
+    later_alerts: set[int]
+    specs: list[rules.RuleSpec]
+    facts: dict[int, rules.StudyFacts]
+
+    def history(self, study: Study, own: list[TriggerRule]) -> list[rules.StudyFacts]:
+        if not (own and study.study_date):
+            return []
+        days = max(r.window_days or 0 for r in own)
+        lo, hi = study.study_date - dt.timedelta(days=days), study.study_date + dt.timedelta(days=days)
+        return [h for h in self.others[study.patient_id]
+                if h.study_id != study.pk and h.study_date and lo <= h.study_date <= hi]
+
+    def later_change(self, study: Study, own: list[TriggerRule], history: list[rules.StudyFacts]) -> bool:
+        """check_study re-applies the window rules to the patient's later studies whose window now holds this one:
+        would that create or change an alert?"""
+        own_ids = {r.pk for r in own}
+        own_specs = [spec for spec in self.specs if spec.id in own_ids]
         for h in history:
             if h.study_date and h.study_date > study.study_date:
-                if h.study_id in later_alerts:
+                if h.study_id in self.later_alerts:
                     return True
-                h_history = [x for x in history if x.study_id != h.study_id] + [_totals_only(mine)]
+                h_history = [x for x in history if x.study_id != h.study_id] + [_totals_only(self.facts[study.pk])]
                 if rules.evaluate(h, h_history, own_specs):
                     return True
         return False
 
+    def has_earlier_in_batch(self, study: Study) -> bool:
+        """Another study of the batch, of the same patient, dated before this one: its check_study could re-apply
+        the window rules to this study (check_study re-applies them to the patient's later studies only)."""
+        if not study.study_date:
+            return False
+        return any(h.study_id != study.pk and h.study_id in self.facts and h.study_date
+                   and h.study_date < study.study_date for h in self.others.get(study.patient_id, ()))
+
+
+def _reads_events(rule: TriggerRule) -> bool:
+    """Whether the evaluator reads a study's events (or Dose Check records) for this rule (``triggers.rules``: event
+    rules, Dose Check rules, CTDIvol taken from the events, protocol patterns matched against event protocols)."""
+    return (rule.scope == "event" or rule.kind == "dose_check" or bool(rule.protocol_pattern)
+            or rule.quantity == "ctdivol_mgy")
+
+
+def _batch_facts(studies: list[Study], active_rules: list[TriggerRule]) -> dict[int, rules.StudyFacts]:
+    """The studies' facts, with their events only where a rule that reads events can apply (by modality): the
+    events of a batch are most of what the checks load, and most are read by no rule."""
+    event_kinds = {r.modality_type for r in active_rules if _reads_events(r)}
+    every_kind = "" in event_kinds
+
+    def needs_events(study: Study) -> bool:
+        kinds = set(study.modality_types or ([study.modality_type] if study.modality_type else []))
+        return every_kind or bool(kinds & event_kinds)
+
+    with_events = [s for s in studies if needs_events(s)]
+    without = [s for s in studies if not needs_events(s)]
+    return {**(_studies_facts(with_events, with_events=True) if with_events else {}),
+            **(_studies_facts(without, with_events=False) if without else {})}
+
+
+def _triage(study_ids: list[int]) -> _Triage:
+    ids = list(dict.fromkeys(study_ids))
+    out = _Triage()
+    if not ids:
+        return out
+    active_rules = list(TriggerRule.objects.filter(active=True))
+    out.rules_by_id = {r.pk: r for r in active_rules}
+    with_alerts = set(Alert.objects.filter(study_id__in=ids).values_list("study_id", flat=True).distinct())
+    if not active_rules:
+        out.one_by_one = [sid for sid in ids if sid in with_alerts]
+        return out
+    specs = [rule_spec(r) for r in active_rules]
+    window_rules = [r for r in active_rules if r.scope == "patient_window" and r.kind == "threshold"]
+    studies = list(_study_qs().filter(pk__in=ids).defer(*_UNUSED))
+    facts = _batch_facts(studies, active_rules)
+    others = _window_history(studies, facts, window_rules)
     later_alerts = set()
     if window_rules:
         later_alerts = set(Alert.objects.filter(
             study_id__in={h.study_id for hs in others.values() for h in hs}, still_exceeds=True,
             rule_id__in=[r.pk for r in window_rules]).values_list("study_id", flat=True).distinct())
+    windows = _Windows(others, later_alerts, specs, facts)
     by_id = {s.pk: s for s in studies}
-    return [sid for sid in ids if sid in by_id and needs_check(by_id[sid])]
+    for sid in ids:
+        study = by_id.get(sid)
+        if study is None:
+            continue
+        if sid in with_alerts:
+            out.one_by_one.append(sid)
+            continue
+        own = _window_rules_for(study, window_rules)
+        history = windows.history(study, own)
+        hits = rules.evaluate(facts[sid], history, specs)
+        if windows.later_change(study, own, history) or (hits and windows.has_earlier_in_batch(study)):
+            out.one_by_one.append(sid)  # another study of the patient's is (or could be) re-checked with this one
+        elif hits:
+            out.to_raise.append((study, hits))
+    return out
+
+
+def studies_needing_check(study_ids: list[int]) -> list[int]:
+    """The studies (of ``study_ids``, in that order) for which ``check_study`` could create or change an alert."""
+    triage = _triage(study_ids)
+    wanted = set(triage.one_by_one) | {s.pk for s, _ in triage.to_raise}
+    return [sid for sid in dict.fromkeys(study_ids) if sid in wanted]
 
 
 def _window_rules_for(study: Study, window_rules: list[TriggerRule]) -> list[TriggerRule]:
@@ -101,6 +186,20 @@ def _totals_only(facts: rules.StudyFacts) -> rules.StudyFacts:
 
 
 def check_studies(study_ids: list[int]) -> dict[int, list[int]]:
-    """``check_study`` for every study that could raise or change an alert (see the module docstring); returns
-    {study id: its alert ids} for the studies checked."""
-    return {sid: check_study(sid) for sid in studies_needing_check(study_ids)}
+    """What ``check_study`` for every study does (see the module docstring): alerts of studies that only raise new
+    ones created in bulk, ``check_study`` for the rest that could raise or change an alert.  Returns {study id: its
+    alert ids} for the studies that needed a check."""
+    triage = _triage(study_ids)
+    checked: dict[int, list[int]] = {}
+    try:
+        alerts_raise(triage.to_raise, triage.rules_by_id)
+    except IntegrityError:  # a concurrent check created one of them first: let check_study update those
+        triage.one_by_one += [s.pk for s, _ in triage.to_raise]
+    else:
+        for study, _ in triage.to_raise:
+            checked[study.pk] = []
+        for alert in Alert.objects.filter(study_id__in=list(checked)).values("study_id", "pk"):
+            checked[alert["study_id"]].append(alert["pk"])
+    for sid in triage.one_by_one:
+        checked[sid] = check_study(sid)
+    return checked

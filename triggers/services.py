@@ -19,7 +19,13 @@ from django.utils import timezone
 
 from dosereg.core.display import format_quantity
 from dosereg.core.quantities import PLANE_QUANTITIES, QUANTITIES, RULE_QUANTITIES, input_units, unit_factor
-from dosereg.registry.models import AccumulatedDose, DoseCheckOverride, IrradiationEvent, Study
+from dosereg.registry.models import (
+    AccumulatedDose,
+    DoseCheckOverride,
+    IrradiationEvent,
+    NotificationSubscription,
+    Study,
+)
 from dosereg.registry.services.audit import audit_record
 from dosereg.registry.services.notifications import notification_send
 from triggers import rules
@@ -209,11 +215,44 @@ def _withdraw_alert(alert: Alert, rule: TriggerRule, facts: rules.StudyFacts, *,
                               detail=withdrawn)
 
 
+def _alert_fields(study: Study, rule: TriggerRule, hit: rules.Exceedance) -> dict:
+    return {"rule_version": rule.version, "severity": rule.severity, "scope": rule.scope, "quantity": hit.quantity,
+            "quantity_label": QUANTITIES[hit.quantity].label, "value": hit.value, "unit": hit.unit,
+            "threshold": hit.threshold, "details": hit.details, "summary": hit.summary[:400],
+            "demo": study.demo, "still_exceeds": True, "patient_id": study.patient_id}
+
+
+def alerts_raise(found: list[tuple[Study, list[rules.Exceedance]]], rules_by_id: dict[int, TriggerRule]) -> list[int]:
+    """The alerts of studies that have none yet, created in bulk: what ``_upsert_alert``'s creation branch does for
+    each hit (the row, its 'raised' event, the notification), in a few queries for the batch.  Raises IntegrityError
+    when one of them exists after all (a concurrent check); nothing is then created."""
+    alerts = [Alert(study=study, rule=rules_by_id[hit.rule_id], **_alert_fields(study, rules_by_id[hit.rule_id], hit))
+              for study, hits in found for hit in hits]
+    if not alerts:
+        return []
+    with transaction.atomic():
+        Alert.objects.bulk_create(alerts)
+        AlertEvent.objects.bulk_create([
+            AlertEvent(alert=a, action="raised", to_state="new",
+                       detail={"value": a.value, "unit": a.unit, "rule_version": a.rule_version}) for a in alerts])
+        alerts_notify(alerts)
+    return [a.pk for a in alerts]
+
+
+def alerts_notify(alerts: list[Alert]) -> None:
+    """``alert_notify`` for new alerts; an alert nobody subscribed to and without a draft incident report to open is
+    only marked notified (one UPDATE for all of them), as ``alert_notify`` would leave it."""
+    subscribed = NotificationSubscription.objects.filter(topic="alert", active=True).exists()
+    quiet = {a.pk for a in alerts if not subscribed and a.severity != "significant_event"}
+    if quiet:
+        Alert.objects.filter(pk__in=quiet).update(notified=True)
+    for alert in alerts:
+        if alert.pk not in quiet:
+            alert_notify(alert.pk)
+
+
 def _upsert_alert(study: Study, rule: TriggerRule, hit: rules.Exceedance) -> Alert:
-    fields = {"rule_version": rule.version, "severity": rule.severity, "scope": rule.scope, "quantity": hit.quantity,
-              "quantity_label": QUANTITIES[hit.quantity].label, "value": hit.value, "unit": hit.unit,
-              "threshold": hit.threshold, "details": hit.details, "summary": hit.summary[:400],
-              "demo": study.demo, "still_exceeds": True, "patient_id": study.patient_id}
+    fields = _alert_fields(study, rule, hit)
     alert = Alert.objects.select_for_update().filter(study=study, rule=rule).first()
     if alert is None:
         try:

@@ -61,6 +61,10 @@ class Command(DoseRegCommand):
         elapsed = time.monotonic() - started
         rate = count / elapsed if elapsed > 0 else 0.0
         self.stderr.write(f"{count} demo studies for {year} in {elapsed:.1f} s ({rate:.0f} studies/s)")
+        post_s = results.pop("post_commit_s", None)
+        if post_s is not None and count:  # --bulk in one process: the post-commit steps' share
+            self.stderr.write(f"post-commit steps {post_s:.1f} s ({post_s / count * 1000:.2f} ms/study, "
+                              f"{count / post_s if post_s else 0:.0f} studies/s on their own)")
         line = f"imported={results['imported']} failed={results['failed']}"
         if results.get("already_present"):
             line += f" already_present={results['already_present']}"
@@ -92,7 +96,9 @@ class Command(DoseRegCommand):
                 if post is not None:
                     post.put(ids, change_ids)
                 else:
+                    t0 = time.monotonic()
                     _after(ids, change_ids)
+                    results["post_commit_s"] = results.get("post_commit_s", 0.0) + time.monotonic() - t0
                 for o in outcomes:
                     key = o.status if o.status in ("failed", "already_present") else "imported"
                     results[key] = results.get(key, 0) + 1

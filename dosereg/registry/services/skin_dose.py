@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import defaultdict
 
 from dosereg.core import skin_dose
 from dosereg.registry.models import IrradiationEvent, Study
+from dosereg.registry.services.recording.bulk_sql import update_rows
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +24,25 @@ SKIN_EVENT_VALUES = ("ka_r_mgy", "kap_gycm2", "kvp", "positioner_primary_angle_d
                      "collimated_field_height_mm", "collimated_field_width_mm", "collimated_field_area_m2")
 
 
-def _skin_events(study: Study) -> list[skin_dose.SkinEvent]:
-    rows = IrradiationEvent.objects.filter(study=study, is_current=True, is_localizer=False,
+def _skin_events_of(study_ids: list[int]) -> dict[int, list[skin_dose.SkinEvent]]:
+    """The current projection events with Ka,r of these studies, in report and sequence order (one query)."""
+    rows = IrradiationEvent.objects.filter(study_id__in=study_ids, is_current=True, is_localizer=False,
                                            ka_r_mgy__isnull=False).exclude(event_type="image_header").order_by(
-        "report_id", "sequence").values("irradiation_event_uid", "plane", "attributes", "content", *SKIN_EVENT_VALUES)
-    return [skin_dose.skin_event_from_parts({k: r[k] for k in SKIN_EVENT_VALUES}, r["attributes"], r["content"],
-                                            plane=r["plane"] or None, event_uid=r["irradiation_event_uid"] or "")
-            for r in rows]
+        "study_id", "report_id", "sequence").values("study_id", "irradiation_event_uid", "plane", "attributes",
+                                                    "content", *SKIN_EVENT_VALUES)
+    events: dict[int, list[skin_dose.SkinEvent]] = defaultdict(list)
+    for r in rows:
+        events[r["study_id"]].append(skin_dose.skin_event_from_parts(
+            {k: r[k] for k in SKIN_EVENT_VALUES}, r["attributes"], r["content"], plane=r["plane"] or None,
+            event_uid=r["irradiation_event_uid"] or ""))
+    return events
 
 
 def _finite_or_none(value):
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def study_skin_dose(study: Study) -> skin_dose.SkinDoseResult | None:
-    """The skin-dose result of a study, or None when it has no projection event with Ka,r."""
-    events = _skin_events(study)
+def _compute(study: Study, events: list[skin_dose.SkinEvent]) -> skin_dose.SkinDoseResult | None:
     if not events:
         return None
     unit = study.equipment
@@ -46,22 +51,34 @@ def study_skin_dose(study: Study) -> skin_dose.SkinDoseResult | None:
         patient=skin_dose.Patient(height_m=study.height_m, weight_kg=study.weight_kg))
 
 
+def study_skin_dose(study: Study) -> skin_dose.SkinDoseResult | None:
+    """The skin-dose result of a study, or None when it has no projection event with Ka,r."""
+    return _compute(study, _skin_events_of([study.pk]).get(study.pk, []))
+
+
 def studies_update_skin_dose(study_ids: list[int]) -> int:
-    """Compute and keep the peak skin dose of these studies' fluoroscopy parts; returns how many were computed."""
-    studies = [s for s in Study.objects.filter(pk__in=list(study_ids)).select_related("equipment")
+    """Compute and keep the peak skin dose of these studies' fluoroscopy parts; returns how many were computed.
+    Three queries for a batch whatever its size: the fluoroscopy studies, their events, one bulk UPDATE."""
+    # the JSON list's text holds the token; the exact test on the decoded list follows
+    studies = [s for s in Study.objects.filter(pk__in=list(study_ids), modality_types__icontains='"fluoroscopy"')
+               .select_related("equipment").only("id", "modality_types", "height_m", "weight_kg",
+                                                 "equipment__manufacturer", "equipment__model")
                if "fluoroscopy" in (s.modality_types or [])]
+    if not studies:
+        return 0
+    events = _skin_events_of([s.pk for s in studies])
     done = 0
     for study in studies:
-        result = study_skin_dose(study)
+        result = _compute(study, events.get(study.pk, []))
         if result is None:
-            summary, dose_map, psd = {}, {}, None
+            study.skin_dose, study.skin_dose_map, study.psd_mgy = {}, {}, None
         else:
             full = result.as_dict(include_map=True)
-            dose_map = {"map": full.pop("map")} if "map" in full else {}
-            summary = full
-            psd = _finite_or_none(result.psd_mgy) if result.geometry_complete else None
-        Study.objects.filter(pk=study.pk).update(skin_dose=summary, skin_dose_map=dose_map, psd_mgy=psd)
+            study.skin_dose_map = {"map": full.pop("map")} if "map" in full else {}
+            study.skin_dose = full
+            study.psd_mgy = _finite_or_none(result.psd_mgy) if result.geometry_complete else None
         done += result is not None
+    update_rows(Study, studies, ["skin_dose", "skin_dose_map", "psd_mgy"])
     return done
 
 
