@@ -38,7 +38,7 @@ def chart_groups(rows) -> list[ChartGroup]:
     """Snapshot rows grouped by examination, quantity, per and patient group, in the rows' order."""
     grouped = defaultdict(list)
     for r in rows:
-        grouped[(r.exam_code, r.exam_name, r.column, r.label, r.per, r.patient_group)].append(r)
+        grouped[(r.exam_code, r.exam_name, r.column, r.label, r.per_text, r.patient_group)].append(r)
     return [ChartGroup(*key, items) for key, items in grouped.items()]
 
 

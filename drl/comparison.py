@@ -41,6 +41,12 @@ DEFAULT_QUANTITIES = {
     "nuclear_medicine": [("activity_mbq", PER_EXAMINATION)],
 }
 
+# Radiographic projections a DRL per radiograph may be set for (national tables give chest PA and lateral, lumbar
+# spine AP and lateral ... apart).  Compared with the event's View Position (DICOM (0018,5101): AP, PA, LL, RL ...),
+# a left or right lateral counting as LAT.
+VIEW_CHOICES = [("PA", "PA"), ("AP", "AP"), ("AP/PA", "AP or PA"), ("LAT", "lateral")]
+VIEW_SYNONYMS = {"PA": ("PA",), "AP": ("AP",), "AP/PA": ("AP", "PA"), "LAT": ("LAT", "LL", "RL", "LATERAL")}
+
 STATUS_ABOVE, STATUS_BELOW = "above", "below"
 STATUS_INSUFFICIENT, STATUS_NO_DRL = "insufficient_data", "no_drl"
 

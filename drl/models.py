@@ -13,7 +13,9 @@ from django.db import models
 
 from dosereg.core.quantities import MODALITY_CHOICES, QUANTITIES
 from drl.comparison import (
+    PER_ACQUISITION,
     PER_CHOICES,
+    VIEW_CHOICES,
     Band,
     DrlValidationError,
     bands_check,
@@ -69,16 +71,20 @@ class DrlEntry(models.Model):
     value = models.FloatField()
     unit = models.CharField(max_length=20)
     per = models.CharField(max_length=12, choices=PER_CHOICES)
+    view = models.CharField(
+        max_length=8, blank=True, choices=VIEW_CHOICES,
+        help_text="radiography, per radiograph: the projection the DRL is set for; only current events of that view "
+                  "(IrradiationEvent.view) enter the median (blank: every event)")
     verify = models.BooleanField(default=False)
     note = models.CharField(max_length=255, blank=True)
 
     class Meta:
-        ordering = ["drl_set", "standard_exam", "quantity", "patient_group"]
+        ordering = ["drl_set", "standard_exam", "quantity", "patient_group", "view"]
         verbose_name = "DRL entry"
         verbose_name_plural = "DRL entries"
         constraints = [
-            models.UniqueConstraint(fields=["drl_set", "standard_exam", "patient_group", "quantity", "per"],
-                                    name="drl_entry_identity"),
+            models.UniqueConstraint(fields=["drl_set", "standard_exam", "patient_group", "quantity", "per", "view"],
+                                    name="drl_entry_identity_view"),
             models.CheckConstraint(condition=models.Q(value__gt=0), name="drl_entry_value_positive"),
         ]
 
@@ -100,9 +106,12 @@ class DrlEntry(models.Model):
         try:
             checked = entry_check(quantity=self.quantity, unit=self.unit, per=self.per, value=self.value)
             self.quantity, self.value, self.unit = checked.quantity, checked.value, checked.unit
+            if self.view and self.per != PER_ACQUISITION:
+                raise DrlValidationError("a projection (view) is set only for a DRL per radiograph (per acquisition)")
             if self.drl_set_id and self.standard_exam_id:
                 siblings = DrlEntry.objects.filter(drl_set_id=self.drl_set_id, standard_exam_id=self.standard_exam_id,
-                                                   quantity=self.quantity, per=self.per).exclude(pk=self.pk)
+                                                   quantity=self.quantity, per=self.per,
+                                                   view=self.view).exclude(pk=self.pk)
                 bands_check([band(self), *(band(e) for e in siblings if e.patient_group != self.patient_group)])
             else:
                 bands_check([band(self)])
@@ -239,6 +248,7 @@ class DrlComparisonRow(models.Model):
     quantity = models.CharField(max_length=20, choices=quantity_choices, help_text="catalogue key")
     unit = models.CharField(max_length=20)
     per = models.CharField(max_length=12, choices=PER_CHOICES)
+    view = models.CharField(max_length=8, blank=True, help_text="the projection compared, per radiograph (blank: all)")
     n = models.PositiveIntegerField()
     n_studies = models.PositiveIntegerField()
     n_unconfirmed = models.PositiveIntegerField(
@@ -261,7 +271,7 @@ class DrlComparisonRow(models.Model):
     trend = models.FloatField(null=True, help_text="median / previous period's median")
 
     class Meta:
-        ordering = ["comparison", "exam_code", "equipment_name", "patient_group", "quantity"]
+        ordering = ["comparison", "exam_code", "equipment_name", "patient_group", "quantity", "view"]
         indexes = [models.Index(fields=["comparison", "exam_code"], name="drl_row_exam_idx")]
 
     @property
@@ -274,6 +284,12 @@ class DrlComparisonRow(models.Model):
     def label(self) -> str:
         q = QUANTITIES.get(self.column)
         return q.label if q else self.quantity
+
+    @property
+    def per_text(self) -> str:
+        """What one value is: ``examination``, ``acquisition``, or for a DRL per radiograph of one projection
+        ``radiograph (PA)``; rows of different projections are different comparisons (and plots)."""
+        return f"radiograph ({self.view})" if self.view else self.per
 
 
 class DueComparison(models.Model):

@@ -30,6 +30,7 @@ from drl.comparison import (
     ADULT_AGE_YEARS,
     PER_ACQUISITION,
     PER_EXAMINATION,
+    VIEW_SYNONYMS,
     Band,
     in_band,
     percentile_positions,
@@ -140,22 +141,28 @@ class _Query:
 
 
 def _query(scope: Scope, band: Band, quantity: str, per: str, exam_ids: list[int] | None, *,
-           unconfirmed: bool) -> _Query:
+           unconfirmed: bool, view: str = "") -> _Query:
     from_clause, value = _source(quantity, per)
     conds, where_params = _where(scope, band, exam_ids, unconfirmed=unconfirmed)
     conds.append(f"{value} IS NOT NULL")
+    if view:  # per radiograph of one projection: only events whose View Position is that projection
+        if per != PER_ACQUISITION:
+            raise ValueError("a view is compared per acquisition (per radiograph) only")
+        synonyms = VIEW_SYNONYMS[view]
+        conds.append(f"UPPER(e.view) IN ({', '.join(['%s'] * len(synonyms))})")
+        where_params = [*where_params, *synonyms]
     params: list = ([True, False] if per == PER_ACQUISITION else []) + where_params
     n_studies = "COUNT(DISTINCT s.id)" if per == PER_ACQUISITION else "COUNT(*)"
     return _Query(from_clause, value, " AND ".join(conds), params, n_studies)
 
 
 def drl_aggregates(scope: Scope, band: Band, quantity: str, per: str,
-                   exam_ids: list[int] | None = None) -> dict[tuple[int, int], Stats]:
+                   exam_ids: list[int] | None = None, *, view: str = "") -> dict[tuple[int, int], Stats]:
     """Per (equipment_id, standard_exam_id): n, studies, median, p25, p75, mean, min, max of the quantity, over the
-    studies whose values are confirmed."""
+    studies whose values are confirmed; ``view``: per radiograph, only the events of that projection."""
     if exam_ids is not None and not exam_ids:
         return {}
-    q = _query(scope, band, quantity, per, exam_ids, unconfirmed=False)
+    q = _query(scope, band, quantity, per, exam_ids, unconfirmed=False, view=view)
     if connection.vendor != "postgresql":
         return _aggregates_windowed(q.from_clause, q.value, q.where, q.params, q.n_studies)
     value = q.value
@@ -172,12 +179,12 @@ def drl_aggregates(scope: Scope, band: Band, quantity: str, per: str,
 
 
 def drl_unconfirmed_counts(scope: Scope, band: Band, quantity: str, per: str,
-                           exam_ids: list[int] | None = None) -> dict[tuple[int, int], int]:
+                           exam_ids: list[int] | None = None, *, view: str = "") -> dict[tuple[int, int], int]:
     """Per (equipment_id, standard_exam_id): the studies with a value of the quantity that the aggregates leave out
     because their values await confirmation."""
     if exam_ids is not None and not exam_ids:
         return {}
-    q = _query(scope, band, quantity, per, exam_ids, unconfirmed=True)
+    q = _query(scope, band, quantity, per, exam_ids, unconfirmed=True, view=view)
     sql = (f"SELECT s.equipment_id, s.standard_exam_id, COUNT(DISTINCT s.id) FROM {q.from_clause} WHERE {q.where} "
            f"GROUP BY s.equipment_id, s.standard_exam_id")
     with connection.cursor() as cur:
@@ -215,11 +222,22 @@ def _aggregates_windowed(from_clause: str, value: str, where: str, params: list,
 
 # --- DRL entries -----------------------------------------------------------------------------------------------------
 def drl_entries_in_force() -> dict[tuple[int, str, str, str], DrlEntry]:
-    """(exam_id, patient_group, quantity, per) -> the entry of the active set with the lowest priority number."""
+    """(exam_id, patient_group, quantity, per) -> the entry of the active set with the lowest priority number
+    (entries for every view; the per-projection ones are in ``drl_view_entries_in_force``)."""
     chosen: dict[tuple[int, str, str, str], DrlEntry] = {}
-    for entry in (DrlEntry.objects.filter(drl_set__active=True).select_related("drl_set")
+    for entry in (DrlEntry.objects.filter(drl_set__active=True, view="").select_related("drl_set")
                   .order_by("drl_set__priority", "drl_set_id", "id")):
         chosen.setdefault((entry.standard_exam_id, entry.patient_group, entry.quantity, entry.per), entry)
+    return chosen
+
+
+def drl_view_entries_in_force() -> dict[tuple[int, str, str, str, str], DrlEntry]:
+    """(exam_id, patient_group, quantity, per, view) -> the entry in force for one radiographic projection (a DRL
+    per radiograph of chest PA, lumbar spine lateral ...), lowest set priority number first."""
+    chosen: dict[tuple[int, str, str, str, str], DrlEntry] = {}
+    for entry in (DrlEntry.objects.filter(drl_set__active=True).exclude(view="").select_related("drl_set")
+                  .order_by("drl_set__priority", "drl_set_id", "id")):
+        chosen.setdefault((entry.standard_exam_id, entry.patient_group, entry.quantity, entry.per, entry.view), entry)
     return chosen
 
 
@@ -280,10 +298,11 @@ def drl_report_rows(run: DrlComparison) -> list[dict]:
     """The rows of a snapshot in the ``drl_report`` JSON shape (``quantity``: the catalogue key; ``unit``: its
     unit symbol)."""
     out = []
-    for r in run.rows.all().order_by("exam_code", "equipment_name", "patient_group", "quantity", "per"):
+    for r in run.rows.all().order_by("exam_code", "equipment_name", "patient_group", "quantity", "per", "view"):
         out.append({
             "equipment": r.equipment_name, "equipment_id": r.equipment_id, "standard_exam": r.exam_code,
-            "patient_group": r.patient_group, "quantity": r.quantity, "unit": r.unit, "per": r.per, "n": r.n,
+            "patient_group": r.patient_group, "quantity": r.quantity, "unit": r.unit, "per": r.per,
+            "view": r.view or None, "n": r.n,
             "n_studies": r.n_studies, "median": r.median, "p75": r.p75, "mean": r.mean, "drl": r.drl,
             "drl_set": r.drl_set_name or None, "drl_source": r.drl_source or None, "ratio": r.ratio,
             "status": r.status, "size_filter": r.size_filter, "verify": r.verify,
