@@ -8,9 +8,15 @@ procedures and for population figures (Euratom Art. 64), never a personal risk f
 weighting basis (ICRP 103 or ICRP 60): a part on another basis (e.g. an RRDSR value after ICRP Publication 128, which
 uses ICRP 60 weighting) is shown beside the figure, not added to it.
 
+Radiography/fluoroscopy (KAP x a coefficient of the examination) and NM without a reported value (administered activity
+x a coefficient of the radiopharmaceutical) take cited coefficients handed in as a :class:`CoefficientTable`
+(``dosereg/registry/data/kap_coefficients.json``, ``nm_coefficients.json``); without one the part says "no cited
+coefficient" instead of a value.
+
 Coverage: each part's share of its own quantity that the estimate covers (CT: DLP of the acquisitions with a factor
-over the DLP of all acquisitions; NM: administrations with a value on the basis); a study's coverage is the smallest
-of its parts' (1 = complete).  Below 1 the estimate is *partial* and ``left_out`` says what was left out and why.
+over the DLP of all acquisitions; projection: KAP covered over the study's KAP; NM: administrations with a value on the
+basis); a study's coverage is the smallest of its parts' (1 = complete).  Below 1 the estimate is *partial* and
+``left_out`` says what was left out and why.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ NO_DLP, REGION_UNKNOWN, NO_FACTOR = "no_dlp", "region_unknown", "no_factor_for_r
 PHANTOM_MISMATCH, PHANTOM_UNKNOWN = "phantom_mismatch", "phantom_unknown"
 OTHER_BASIS, NO_NM_VALUE = "other_weighting_basis", "no_nm_value"
 NO_KAP_COEFFICIENT, MAMMOGRAPHY = "no_kap_coefficient", "mammography"
+NO_NM_COEFFICIENT, KAP_AGE = "no_nm_coefficient", "kap_coefficient_not_for_age"
 REASON_TEXT = {
     NO_DLP: "no DLP reported",
     REGION_UNKNOWN: "body region not reported or not covered by the factor set",
@@ -64,8 +71,11 @@ REASON_TEXT = {
     PHANTOM_UNKNOWN: "CTDI phantom not reported",
     OTHER_BASIS: "reported on another weighting basis; shown beside the figure, not added",
     NO_NM_VALUE: "no effective dose reported and no cited coefficient for the radiopharmaceutical",
-    NO_KAP_COEFFICIENT: "no KAP-to-effective-dose coefficient with a citable source is shipped (HPA-CRCE-028 and "
-                        "RP 180 not retrieved)",
+    NO_KAP_COEFFICIENT: "no cited KAP-to-effective-dose coefficient for this examination (none could be read from "
+                        "HPA-CRCE-028, RP 180 or NCRP 160; see kap_coefficients.json)",
+    KAP_AGE: "the cited KAP coefficient of this examination is not for the patient's age",
+    NO_NM_COEFFICIENT: "no effective dose reported and no cited coefficient for the radiopharmaceutical on this "
+                       "weighting basis",
     MAMMOGRAPHY: "no effective dose for mammography: the average glandular dose (AGD) is the quantity",
 }
 
@@ -190,6 +200,65 @@ def weighting_of_authority(authority: str) -> str | None:
     return None
 
 
+# --- coefficients per examination (KAP) or radiopharmaceutical (activity) -----------------------------------------
+@dataclass(frozen=True)
+class Coefficient:
+    """One cited coefficient: E per unit KAP (mSv/(Gy·cm²)) or per unit activity (mSv/MBq)."""
+
+    value: float
+    name: str  # the examination or radiopharmaceutical as the table names it
+    weighting: str
+    short: str
+    source: str
+    verify: bool
+    min_age_years: float | None = None
+
+    def text(self, unit: str) -> str:
+        verify = " (verify)" if self.verify else ""
+        return f"{self.short}{verify}: {self.name} {self.value:g} {unit}"
+
+
+def _words(text: str) -> set[str]:
+    return set("".join(ch if ch.isalnum() else " " for ch in (text or "").lower()).split())
+
+
+@dataclass(frozen=True)
+class CoefficientTable:
+    """Cited coefficients by weighting basis, matched by code (``SCHEME:value`` or an examination code), else by a
+    listed name among the words of a free text (image headers, examination names)."""
+
+    kind: str  # 'KAP' | 'NM'
+    unit: str
+    entries: tuple[tuple[Coefficient, frozenset[str], tuple[str, ...]], ...] = ()  # (coefficient, codes, names)
+    note: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CoefficientTable:
+        entries = []
+        for s in data.get("sets", []):
+            for v in s["values"]:
+                codes = frozenset(":".join(c) if isinstance(c, list) else c
+                                  for c in (*v.get("codes", ()), *v.get("exam_codes", ())))
+                coef = Coefficient(float(v["value"]), v["name"], s["weighting"], s.get("short", s["set"]), s["source"],
+                                   bool(s.get("verify")), s.get("min_age_years"))
+                entries.append((coef, codes, tuple(n.lower() for n in v.get("names", ()))))
+        note = data.get("not_retrieved") or data.get("not_shipped") or ""
+        return cls(data.get("kind", ""), data.get("unit", ""), tuple(entries), note)
+
+    def lookup(self, weighting: str, *, codes: Iterable[str] = (), text: str = "") -> Coefficient | None:
+        """The first coefficient on ``weighting`` whose code is among ``codes``, else whose name is in ``text``."""
+        wanted = set(codes)
+        on_basis = [e for e in self.entries if e[0].weighting == weighting]
+        for coef, entry_codes, _names in on_basis:
+            if entry_codes & wanted:
+                return coef
+        words, low = _words(text), (text or "").lower()
+        for coef, _codes, names in on_basis:
+            if any((n in words) if n.isalnum() else (n in low) for n in names if n):
+                return coef
+        return None
+
+
 # --- a study's composition --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CtAcquisition:
@@ -204,11 +273,18 @@ class CtAcquisition:
 
 @dataclass(frozen=True)
 class NmAdministration:
-    """One administration: the RRDSR's effective dose (or None) and its reference authority."""
+    """One administration: the RRDSR's effective dose (or None) and its reference authority; without a reported value,
+    the administered activity and the agent (code ``SCT:35321007``, header text) for a cited coefficient.
+    ``from_header``: an image header's copy (left out when the study has a radiopharmaceutical report: the report is
+    the source of the study's administrations, as for its totals)."""
 
     effective_dose_msv: float | None
     authority: str = ""
     label: str = ""
+    activity_mbq: float | None = None
+    agent_codes: tuple[str, ...] = ()
+    agent_text: str = ""
+    from_header: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,20 +338,39 @@ def _ct_part(acqs: Sequence[CtAcquisition], factors: FactorSet) -> tuple[Part | 
     return Part("CT", value, covered / total, factors.weighting, method, covered, total), left
 
 
-def _nm_part(admins: Sequence[NmAdministration], weighting: str, activity_mbq: float | None) -> tuple[Part | None,
-                                                                                                      list[dict]]:
+def _from_activity(a: NmAdministration, weighting: str, table: CoefficientTable | None) -> tuple[float | None,
+                                                                                              Coefficient | None]:
+    """Administered activity x the radiopharmaceutical's cited coefficient on ``weighting`` (None when none)."""
+    if a.activity_mbq is None or a.activity_mbq <= 0 or table is None:
+        return None, None
+    coef = table.lookup(weighting, codes=a.agent_codes, text=a.agent_text)
+    return (a.activity_mbq * coef.value, coef) if coef else (None, None)
+
+
+def _nm_left(a: NmAdministration, reason: str) -> dict:
+    return {"part": "NM", "what": a.label or "administration", "activity_mbq": a.activity_mbq, "reason": reason,
+            "why": REASON_TEXT[reason]}
+
+
+def _nm_part(admins: Sequence[NmAdministration], weighting: str, activity_mbq: float | None,
+             table: CoefficientTable | None = None) -> tuple[Part | None, list[dict]]:
+    if any(not a.from_header for a in admins):
+        admins = [a for a in admins if not a.from_header]
     if not admins:
         if activity_mbq is None:
             return None, []
         left = [{"part": "NM", "what": "administered activity", "reason": NO_NM_VALUE,
                  "why": REASON_TEXT[NO_NM_VALUE]}]
         return Part("NM", None, 0.0, None, "NM: no estimate"), left
-    on_basis, left, other = [], [], []
+    on_basis, left, other, computed = [], [], [], []
     for a in admins:
         basis = weighting_of_authority(a.authority) or NOT_STATED
         if a.effective_dose_msv is None:
-            left.append({"part": "NM", "what": a.label or "administration", "reason": NO_NM_VALUE,
-                         "why": REASON_TEXT[NO_NM_VALUE]})
+            value, coef = _from_activity(a, weighting, table)
+            if coef is not None:
+                computed.append((value, coef))
+            else:
+                left.append(_nm_left(a, NO_NM_COEFFICIENT if a.activity_mbq else NO_NM_VALUE))
         elif basis == weighting:
             on_basis.append(a)
         else:
@@ -283,23 +378,49 @@ def _nm_part(admins: Sequence[NmAdministration], weighting: str, activity_mbq: f
             left.append({"part": "NM", "what": a.label or "administration", "value_msv": a.effective_dose_msv,
                          "authority": a.authority or "(not stated)", "weighting": basis or "not stated",
                          "reason": OTHER_BASIS, "why": REASON_TEXT[OTHER_BASIS]})
-    authorities = sorted({a.authority or "authority not stated" for a in (on_basis or other)})
-    value = sum(a.effective_dose_msv for a in on_basis) if on_basis else None
-    shown = value if on_basis else (sum(a.effective_dose_msv for a in other) if other else None)
-    method = f"NM: as reported in the RRDSR ({', '.join(authorities)})"
-    part = Part("NM", value, len(on_basis) / len(admins), weighting if on_basis else
-                (weighting_of_authority(other[0].authority) if other else None), method)
-    if not on_basis and shown is not None:  # the value is kept beside the figure, on its own basis
-        part = Part("NM", shown, 0.0, part.weighting, method + ", not added")
-    return part, left
+    methods = []
+    if on_basis or (other and not computed):
+        authorities = sorted({a.authority or "authority not stated" for a in (on_basis or other)})
+        methods.append(f"as reported in the RRDSR ({', '.join(authorities)})")
+    if computed:
+        texts = sorted({coef.text(table.unit) for _v, coef in computed})
+        methods.append(f"activity x coefficient, {'; '.join(texts)}")
+    values = [a.effective_dose_msv for a in on_basis] + [v for v, _c in computed]
+    method = "NM: " + " + ".join(methods)
+    if values:
+        return Part("NM", sum(values), len(values) / len(admins), weighting, method), left
+    if other:  # the value is kept beside the figure, on its own basis
+        return Part("NM", sum(a.effective_dose_msv for a in other), 0.0, weighting_of_authority(other[0].authority),
+                    method + ", not added"), left
+    return Part("NM", None, 0.0, None, "NM: no estimate"), left
+
+
+def _projection_part(kap_gycm2: float, exam: str, exam_codes: Sequence[str], age_years: float | None,
+                     weighting: str, table: CoefficientTable | None) -> tuple[Part, list[dict]]:
+    """KAP x the examination's cited coefficient; the coverage is the share of the study's KAP covered (all or
+    nothing for a study mapped to one examination)."""
+    coef = table.lookup(weighting, codes=exam_codes, text=exam) if table is not None and (exam or exam_codes) else None
+    reason = NO_KAP_COEFFICIENT if coef is None else ""
+    if coef is not None and coef.min_age_years is not None and age_years is not None and age_years < coef.min_age_years:
+        coef, reason = None, KAP_AGE
+    if coef is None:
+        left = [{"part": "projection", "what": exam or "KAP", "kap_gycm2": kap_gycm2, "reason": reason,
+                 "why": REASON_TEXT[reason]}]
+        return Part("projection", None, 0.0, None, "KAP: no cited coefficient", 0.0, kap_gycm2), left
+    unit = table.unit if table is not None else ""
+    return Part("projection", kap_gycm2 * coef.value, 1.0, weighting, f"KAP x coefficient, {coef.text(unit)}",
+                kap_gycm2, kap_gycm2), []
 
 
 def study_estimate(*, factors: FactorSet, ct: Sequence[CtAcquisition] = (), nm: Sequence[NmAdministration] = (),
                    activity_mbq: float | None = None, kap_gycm2: float | None = None,
-                   mammography: bool = False) -> StudyEstimate:
-    """Compose a study's effective dose on the basis of ``factors``: CT part + NM part (only values on the same
-    weighting basis are added), projection X-ray (KAP: no coefficients shipped) and mammography (none) left out and
-    said so."""
+                   mammography: bool = False, nm_table: CoefficientTable | None = None,
+                   kap_table: CoefficientTable | None = None, exam: str = "", exam_codes: Sequence[str] = (),
+                   age_years: float | None = None) -> StudyEstimate:
+    """Compose a study's effective dose on the basis of ``factors``: CT part + NM part (reported, or activity x a
+    cited coefficient) + projection part (KAP x the examination's cited coefficient); only values on the same
+    weighting basis are added; mammography has none, said so.  ``exam``/``exam_codes``: the study's mapped standard
+    examination (name or body region; its code)."""
     parts: list[Part] = []
     left: list[dict] = []
     ct_part, ct_left = _ct_part(ct, factors)
@@ -308,15 +429,15 @@ def study_estimate(*, factors: FactorSet, ct: Sequence[CtAcquisition] = (), nm: 
     if (ct_part is None or ct_part.value_msv is None) and len(nm_bases) == 1 and weighting not in nm_bases:
         # nothing on the site's basis: the NM value makes the figure on its own basis, named in the method
         weighting = next(iter(nm_bases)) or NOT_STATED
-    nm_part, nm_left = _nm_part(nm, weighting, activity_mbq)
+    nm_part, nm_left = _nm_part(nm, weighting, activity_mbq, nm_table)
     for part, more in ((ct_part, ct_left), (nm_part, nm_left)):
         if part is not None:
             parts.append(part)
             left.extend(more)
     if kap_gycm2 is not None and kap_gycm2 > 0:
-        parts.append(Part("projection", None, 0.0, None, "KAP: no coefficient"))
-        left.append({"part": "projection", "what": "KAP", "kap_gycm2": kap_gycm2, "reason": NO_KAP_COEFFICIENT,
-                     "why": REASON_TEXT[NO_KAP_COEFFICIENT]})
+        part, more = _projection_part(kap_gycm2, exam, exam_codes, age_years, weighting, kap_table)
+        parts.append(part)
+        left.extend(more)
     if mammography:
         left.append({"part": "mammography", "what": "AGD", "reason": MAMMOGRAPHY, "why": REASON_TEXT[MAMMOGRAPHY]})
     added = [p.value_msv for p in parts if p.value_msv is not None and p.weighting == weighting

@@ -6,11 +6,12 @@ water-equivalent diameter Dw replaces the effective diameter (Appendix A).  Path
 
 1. Dw reported in the RDSR (CT Size-Specific Dose Estimation, TID 10013) -> CID 10023 ``113988``;
 2. patient dimensions (lateral, AP, or lateral + AP; AAPM 204 Tables 1A-1C) -> ``113934``/``113935``/``113936``;
-3. age (AAPM 204 Table 3) -> ``113937`` - only with a cited age table (none is in the reference data yet).
+3. age (AAPM 204 Table 3) -> ``113937`` - only with a cited age table: none could be read (the data file says what was
+   searched), so an acquisition with neither Dw nor dimensions has no SSDE (``no_patient_size``).
 
 Constants and tables are data (``dosereg/registry/data/ssde_aapm204.json``, from ../shared/reference) handed in as
 :class:`SsdeTables`.  Refused (None with a reason): CTDIvol missing, phantom unknown, a diameter outside the fit
-range, head scans (AAPM Report 293 constants are not in the reference data).
+range, head scans (AAPM Report 293 / McMillan et al. 2019 constants could not be read: no cited constants).
 """
 
 from __future__ import annotations

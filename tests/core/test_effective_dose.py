@@ -140,3 +140,76 @@ def test_population_tally_counts_complete_only_unless_chosen():
     t2 = ed.Tally(include_partial=True)
     t2.add(2.0, 0.5, 2)
     assert (t2.total_msv, t2.partial_counted) == (2.0, 1)
+
+
+# --- cited coefficients: NM activity x e(radiopharmaceutical), KAP x coefficient(examination) ---------------------
+def table(name: str) -> ed.CoefficientTable:
+    return ed.CoefficientTable.from_dict(json.loads((DATA / name).read_text()))
+
+
+NM = table("nm_coefficients.json")
+KAP = table("kap_coefficients.json")
+
+
+def test_coefficient_tables_load_with_their_sources_and_say_what_is_missing():
+    fdg103 = NM.lookup("ICRP 103", codes=["SCT:35321007"])
+    assert fdg103.value == 0.0171 and fdg103.weighting == "ICRP 103" and fdg103.verify is False
+    assert "Andersson" in fdg103.source and "s40658-015-0121-4" in fdg103.source and "(E/A0)3" in fdg103.source
+    fdg60 = NM.lookup("ICRP 60", codes=["SCT:35321007"])
+    assert fdg60.value == 0.019 and fdg60.verify is True and "ICRP Publication 106" in fdg60.source
+    assert NM.unit == "mSv/MBq" and "99mTc" in NM.note  # bone agents: said to be missing, not guessed
+    assert KAP.entries == () and "HPA-CRCE-028" in KAP.note  # no KAP table could be read
+
+
+def test_header_text_matches_by_word_not_by_substring():
+    assert NM.lookup("ICRP 103", text="FDG -- fluorodeoxyglucose").value == 0.0171  # NM-PetIm-GE header
+    assert NM.lookup("ICRP 103", text="Fluorodeoxyglucose").value == 0.0171  # NM-PetIm-Siemens header
+    assert NM.lookup("ICRP 103", text="DPD") is None  # NM-NmIm-Siemens bone scan: no cited coefficient
+    assert NM.lookup("ICRP 103", text="FDGX") is None
+
+
+def test_nm_from_activity_times_cited_coefficient_on_each_basis():
+    # NM-PetIm-GE: FDG, 221 596 288 Bq in the PET header = 221.596288 MBq, no RRDSR
+    pet = [ed.NmAdministration(None, label="FDG", activity_mbq=221.596288, agent_text="FDG -- fluorodeoxyglucose",
+                               from_header=True)]
+    for factors, e_per_a in ((ICRP103, 0.0171), (ICRP60, 0.019)):
+        study = ed.study_estimate(factors=factors, nm=pet, nm_table=NM)
+        assert study.value_msv == pytest.approx(221.596288 * e_per_a) and study.coverage == 1.0
+        assert study.weighting == factors.weighting
+    assert "activity x coefficient, Andersson 2014/2015: 18F FDG 0.0171 mSv/MBq" in ed.study_estimate(
+        factors=ICRP103, nm=pet, nm_table=NM).method
+
+
+def test_nm_without_cited_coefficient_gives_no_value_and_says_why():
+    # NM-NmIm-Siemens: Tc-99m DPD, 764 MBq
+    bone = ed.study_estimate(factors=ICRP103, nm_table=NM, nm=[
+        ed.NmAdministration(None, label="DPD", activity_mbq=764.0, agent_text="DPD", from_header=True)])
+    assert bone.value_msv is None and bone.coverage == 0.0 and bone.method == "ICRP 103: no estimate"
+    assert bone.left_out[0]["reason"] == ed.NO_NM_COEFFICIENT and bone.left_out[0]["activity_mbq"] == 764.0
+
+
+def test_rrdsr_is_the_source_over_the_header_copy_of_the_same_injection():
+    # NM-PetIm-Siemens (394 MBq header) + NM-RRDSR-Siemens (394 MBq, 7.486 mSv, ICRP 128): the header is not counted
+    nm = [ed.NmAdministration(None, label="FDG", activity_mbq=394.0, agent_text="Fluorodeoxyglucose", from_header=True),
+          ed.NmAdministration(7.486, "ICRP Publication 128", "FDG", activity_mbq=394.0, agent_codes=("SCT:35321007",))]
+    study = ed.study_estimate(factors=ICRP60, nm=nm, nm_table=NM)
+    assert study.value_msv == pytest.approx(7.486) and study.coverage == 1.0
+    assert 394.0 * 0.019 == pytest.approx(7.486)  # the ICRP 60 coefficient reproduces the RRDSR's own value
+
+
+def test_kap_times_examination_coefficient_with_coverage_and_age():
+    synthetic = ed.CoefficientTable.from_dict({"kind": "KAP", "unit": "mSv/(Gy*cm2)", "sets": [{
+        "set": "test set", "short": "test", "weighting": "ICRP 103", "source": "test source", "verify": True,
+        "min_age_years": 16, "values": [{"name": "chest PA", "exam_codes": ["dx-chest-pa"], "names": ["chest"],
+                                         "value": 0.1}]}]})
+    # DX-Im-Carestream_DR7500-1 + -2: study KAP 2.117 Gy·cm²
+    dx = ed.study_estimate(factors=ICRP103, kap_gycm2=2.117, kap_table=synthetic, exam="Chest PA",
+                           exam_codes=["dx-chest-pa"], age_years=40)
+    assert dx.value_msv == pytest.approx(2.117 * 0.1) and dx.coverage == 1.0
+    assert dx.method == "ICRP 103: KAP x coefficient, test (verify): chest PA 0.1 mSv/(Gy*cm2)"
+    child = ed.study_estimate(factors=ICRP103, kap_gycm2=2.117, kap_table=synthetic, exam="Chest PA", age_years=8)
+    assert child.value_msv is None and child.left_out[0]["reason"] == ed.KAP_AGE
+    knee = ed.study_estimate(factors=ICRP103, kap_gycm2=0.05, kap_table=synthetic, exam="Knee")
+    assert knee.value_msv is None and knee.coverage == 0.0 and knee.left_out[0]["reason"] == ed.NO_KAP_COEFFICIENT
+    shipped = ed.study_estimate(factors=ICRP103, kap_gycm2=2.117, kap_table=KAP, exam="Chest PA")
+    assert shipped.value_msv is None and shipped.parts[0].method == "KAP: no cited coefficient"

@@ -63,3 +63,11 @@ def test_aapm220_water_equivalent_diameter_formula():
     # a water cylinder (0 HU) of area pi x 15^2 cm^2 has Dw = 30 cm; air-like -1000 HU gives 0
     assert ss.water_equivalent_diameter_cm(mean_hu=0.0, roi_area_cm2=math.pi * 225) == pytest.approx(30.0)
     assert ss.water_equivalent_diameter_cm(mean_hu=-1000.0, roi_area_cm2=100.0) == pytest.approx(0.0)
+
+
+def test_missing_tables_are_said_in_the_data_not_filled():
+    raw = json.loads((DATA / "ssde_aapm204.json").read_text())
+    age = raw["effective_diameter_from_age"]
+    assert age["rows"] == [] and "could not be read" in age["note"] and "113937" in age["note"]
+    assert "no cited constants" in raw["head_ssde_aapm293"]["note"] and "PMC6367032" in raw["head_ssde_aapm293"]["note"]
+    assert TABLES.ages == ()

@@ -1,9 +1,10 @@
 """Derived quantities of the registry: effective dose estimates (ICRP 103 by default) and SSDE per CT acquisition.
 
 The computations are pure (``dosereg.core.effective_dose``, ``dosereg.core.ssde``); this module loads their data
-(``dosereg/registry/data/``: ``k_factors_icrp103.json``, ``k_factors.json`` (ICRP 60, AAPM Report 96) and
-``ssde_aapm204.json``, each copied with its sources and ``verify`` flags from ``../shared/reference``) and applies
-them to registry rows.  The weighting basis is the site's choice (``SiteSettings.effective_dose_weighting``, ICRP 103
+(``dosereg/registry/data/``: ``k_factors_icrp103.json``, ``k_factors.json`` (ICRP 60, AAPM Report 96),
+``ssde_aapm204.json``, ``nm_coefficients.json`` (mSv/MBq by radiopharmaceutical) and ``kap_coefficients.json``
+(mSv/(Gy·cm²) by examination; none could be cited yet), each with its sources and ``verify`` flags) and applies them
+to registry rows.  The weighting basis is the site's choice (``SiteSettings.effective_dose_weighting``, ICRP 103
 unless changed for continuity with older reports); one figure never mixes bases.
 """
 
@@ -21,6 +22,7 @@ from dosereg.registry.models import IrradiationEvent, SiteSettings
 DATA = Path(__file__).resolve().parent.parent / "data"
 FACTOR_FILES = {ed.ICRP_103: DATA / "k_factors_icrp103.json", ed.ICRP_60: DATA / "k_factors.json"}
 SSDE_FILE = DATA / "ssde_aapm204.json"
+NM_FILE, KAP_FILE = DATA / "nm_coefficients.json", DATA / "kap_coefficients.json"
 _WEIGHTING_TTL_S = 30.0  # the site setting is re-read at most this often by a long-running process
 _weighting_cache: dict[str, tuple[float, str]] = {}
 
@@ -35,6 +37,39 @@ def factor_set(weighting: str = ed.ICRP_103) -> ed.FactorSet:
 def ssde_tables() -> ss.SsdeTables:
     with open(SSDE_FILE, encoding="utf-8") as fh:
         return ss.SsdeTables.from_dict(json.load(fh))
+
+
+@lru_cache(maxsize=1)
+def nm_coefficients() -> ed.CoefficientTable:
+    with open(NM_FILE, encoding="utf-8") as fh:
+        return ed.CoefficientTable.from_dict(json.load(fh))
+
+
+@lru_cache(maxsize=1)
+def kap_coefficients() -> ed.CoefficientTable:
+    with open(KAP_FILE, encoding="utf-8") as fh:
+        return ed.CoefficientTable.from_dict(json.load(fh))
+
+
+def nm_administration(ev: dict, *, from_header: bool) -> ed.NmAdministration:
+    """An NM event's values (``effective_dose_msv``, ``activity_mbq``, ``attributes``, ``protocol``) as an
+    administration: the RRDSR's agent code (``SCT:35321007``) or the image header's Radiopharmaceutical text."""
+    attrs = ev.get("attributes") or {}
+    agent = attrs.get("radiopharmaceutical") or []
+    codes = (f"{agent[0]}:{agent[1]}",) if isinstance(agent, list) and len(agent) >= 2 else ()
+    text = attrs.get("Radiopharmaceutical") or (agent[2] if isinstance(agent, list) and len(agent) > 2 else "")
+    return ed.NmAdministration(ev.get("effective_dose_msv"), attrs.get("effective_dose_reference_authority", ""),
+                               ev.get("protocol") or str(text or ""), activity_mbq=ev.get("activity_mbq"),
+                               agent_codes=codes, agent_text=str(text or ""), from_header=from_header)
+
+
+def study_exam(study) -> tuple[str, tuple[str, ...]]:
+    """The study's mapped standard examination for a KAP coefficient: (name and body region, (code,)).  Not read
+    while no KAP coefficient is shipped (it would cost a query per study for nothing)."""
+    if not kap_coefficients().entries or not study.standard_exam_id:
+        return "", ()
+    exam = study.standard_exam
+    return f"{exam.name} {exam.body_region}".strip(), (exam.code,)
 
 
 def site_weighting() -> str:
