@@ -5,7 +5,8 @@
 
 Each trial sends fresh-UID copies of the corpus dose SRs (bench/listener.py's same-length UID substitution) from
 ``--senders`` concurrent associations, SIGKILLs the listener at a random moment while they send (production mode:
-also a Celery worker, in half of the trials), and restarts what it killed.  After the last trial everything runs
+also a Celery worker, in half of the trials; embedded mode: in half of the trials only the listener's ingest child
+process, which the listener must start again itself), and restarts what it killed.  After the last trial everything runs
 until no object waits for ingest, or ``--settle`` seconds.  Then, against the database:
 
     acknowledged  objects the sender got Success for
@@ -14,7 +15,7 @@ until no object waits for ingest, or ``--settle`` seconds.  Then, against the da
     duplicated    acknowledged, and more than one received-object row or dose report holds them
     stuck         acknowledged, and still waiting for ingest after the settle time
 
-embedded: SQLite in a fresh data directory, the listener's own ingest thread.  production: a fresh PostgreSQL
+embedded: SQLite in a fresh data directory, the listener's ingest child process.  production: a fresh PostgreSQL
 database on DATABASE_URL's server (default postgres@127.0.0.1:5432, dropped afterwards) and Redis database
 ``--redis-db`` (flushed first) with ``--workers`` Celery worker processes.  Exit status 1 when anything was lost,
 duplicated or stuck.
@@ -120,13 +121,15 @@ class Fleet:
     log_dir: Path
     listener: subprocess.Popen | None = None
     worker_procs: list[subprocess.Popen] = field(default_factory=list)
-    kills: dict = field(default_factory=lambda: {"listener": 0, "worker": 0})
+    kills: dict = field(default_factory=lambda: {"listener": 0, "worker": 0, "ingest child": 0})
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")
         return subprocess.Popen(args, cwd=REPO, env=self.env, stdout=log, stderr=log, start_new_session=True)
 
     def start_listener(self) -> None:
+        if self.listener is not None and self.listener.poll() is None:
+            return  # only its ingest child was killed: the listener starts that one again itself
         self.listener = self._spawn([sys.executable, "manage.py", "dicom_listen", "--skip-checks"], "listener")
         wait_port(self.port, self.listener)
 
@@ -142,6 +145,16 @@ class Fleet:
             os.killpg(self.listener.pid, signal.SIGKILL)
             self.listener.wait()
             self.kills["listener"] += 1
+
+    def kill_ingest_child(self) -> None:
+        """SIGKILL the listener's ingest child alone (embedded mode); the listener itself stays up."""
+        if self.listener and self.listener.poll() is None:
+            for task in Path(f"/proc/{self.listener.pid}/task").iterdir():
+                for pid in (task / "children").read_text().split():
+                    if b"multiprocessing.spawn" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        os.kill(int(pid), signal.SIGKILL)
+                        self.kills["ingest child"] += 1
+                        return
 
     def kill_a_worker(self, rng: random.Random) -> None:
         if self.worker_procs:
@@ -239,9 +252,12 @@ def run(o) -> int:
             files = write_copies(sources, trial * o.per_trial, o.per_trial, work / f"t{trial}")
             items = list(files.items())
             kill_at = rng.uniform(0.05, o.kill_window)
-            kill_worker = o.mode == "production" and rng.random() < 0.5
-            timer = threading.Timer(kill_at, lambda kw=kill_worker: (fleet.kill_listener(),
-                                                                     kw and fleet.kill_a_worker(rng)))
+            kill_worker = rng.random() < 0.5  # production: a worker too; embedded: the ingest child instead
+            if o.mode == "production":
+                timer = threading.Timer(kill_at, lambda kw=kill_worker: (fleet.kill_listener(),
+                                                                         kw and fleet.kill_a_worker(rng)))
+            else:
+                timer = threading.Timer(kill_at, fleet.kill_ingest_child if kill_worker else fleet.kill_listener)
             ctx = mp.get_context("spawn")
             ready, results = ctx.Event(), ctx.Queue()
             senders = [ctx.Process(target=_sender, args=(port, items[i::o.senders], ready, results))
@@ -260,7 +276,9 @@ def run(o) -> int:
             fleet.start_listener()
             fleet.start_workers()
             acked = sum(1 for s in sent.values() if s == 0)
-            print(f"trial {trial + 1}/{o.trials}: killed at {kill_at:.2f} s{' (+ a worker)' if kill_worker else ''}; "
+            what = ("the listener + a worker" if o.mode == "production" else "the ingest child") if kill_worker \
+                else "the listener"
+            print(f"trial {trial + 1}/{o.trials}: killed {what} at {kill_at:.2f} s; "
                   f"acknowledged so far {acked}/{len(sent)} (trial {time.time() - t0:.1f} s, sending {t_sent:.1f} s)", file=sys.stderr)
             for path in files:
                 path.unlink()
@@ -276,7 +294,7 @@ def run(o) -> int:
             admin_sql(server, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
     print(json.dumps(report))
     print(f"\n{o.mode}: {o.trials} trials, {report['sent']} objects sent, {fleet.kills['listener']} listener and "
-          f"{fleet.kills['worker']} worker SIGKILLs\n  acknowledged {report['acknowledged']}, held {report['held']}, "
+          f"{fleet.kills['worker']} worker and {fleet.kills['ingest child']} ingest child SIGKILLs\n  acknowledged {report['acknowledged']}, held {report['held']}, "
           f"lost {report['lost']}, duplicated {report['duplicated']}, stuck {report['stuck']} "
           f"(after {o.settle} s); final states {report['states']}", file=sys.stderr)
     return 1 if report["lost"] or report["duplicated"] or report["stuck"] else 0

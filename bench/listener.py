@@ -1,16 +1,26 @@
 """Listener throughput: objects per second acknowledged and ingested, against DCMTK's storescp on the same load.
 
     .venv/bin/python bench/listener.py [--count 3000] [--senders 4] [--rounds 3] [--corpus ../shared/rdsr]
+                                       [--modes embedded,production] [--workers 1,2] [--redis-db 13]
 
 The load: copies of the corpus dose SRs with fresh SOP Instance and Study Instance UIDs (same-length byte
 substitution, so nothing is re-encoded), written once to a temporary folder.  Each sender is a separate process with
 one association that sends the pre-encoded files (pynetdicom chunked send with TCP_NODELAY: the bytes go as they
 are; ``--sender storescu`` uses DCMTK's storescu, which parses each file first).
-The same senders send the same files to ``manage.py dicom_listen`` (embedded mode: SQLite, in-process ingest
-thread) and to ``storescp`` (``--fork``: one process per association, as DCMTK handles concurrent senders; it
-parses every object and writes it to disk).  Both run with TCP_NODELAY=1.  Prints both rates, the ratio and the
-listener's peak RSS (VmHWM).  ``--rounds N`` repeats storescp, DoseReg with ingest off and DoseReg with ingest on,
-interleaved, and prints the medians: on a shared 2-core machine single runs vary by a third.
+The same senders send the same files to DCMTK's ``storescp`` (``--fork``: one process per association, as DCMTK
+handles concurrent senders; it parses every object and writes it to disk) and to ``manage.py dicom_listen``:
+
+- embedded: SQLite in a fresh data folder, ingest in the listener's child process; also once with ingest off
+  (``--no-ingest``: the receive path alone);
+- production: a fresh PostgreSQL database on DATABASE_URL's server (default dosereg@127.0.0.1:5432, dropped
+  afterwards), Redis database ``--redis-db`` (flushed) and N Celery worker processes (``--workers``, each
+  ``-c 1``), the listener sending batches of ids to them.
+
+All run with TCP_NODELAY=1.  Per run: acknowledged objects/s (first send to last Success), ingested objects/s (first
+send to the last object out of state 'received'), the lag from the last Success to the last object ingested, and
+peak RSS (VmHWM) of the listener, of its ingest child and of the largest Celery worker process.  ``--rounds N``
+repeats every configuration, interleaved, and prints the medians: on a shared 2-core machine single runs vary by a
+third.  Ratios are against storescp's acknowledged rate in the same round.
 """
 
 from __future__ import annotations
@@ -130,16 +140,17 @@ def _storescu(args) -> tuple[int, int]:
     return len(files) - failed, failed
 
 
-def send_all(port: int, called: str, files: list[Path], senders: int) -> tuple[float, int, int]:
+def send_all(port: int, called: str, files: list[Path], senders: int) -> tuple[float, float, int, int]:
     """Send with ``senders`` concurrent processes: pynetdicom (default; it sends the bytes as they are) or DCMTK
     storescu (``--sender storescu``; it parses every file before sending it, which dominates for large SRs)."""
     shares = [files[i::senders] for i in range(senders)]
     worker = _storescu if SENDER == "storescu" else _sender
     with mp.get_context("spawn").Pool(senders) as pool:
+        pool.map(abs, range(senders))  # the senders are up (spawned, imported) before the clock starts
         t0 = time.perf_counter()
         results = pool.map(worker, [(port, called, share) for share in shares])
-        elapsed = time.perf_counter() - t0
-    return elapsed, sum(r[0] for r in results), sum(r[1] for r in results)
+        t1 = time.perf_counter()
+    return t0, t1, sum(r[0] for r in results), sum(r[1] for r in results)
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -156,45 +167,149 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 
 def peak_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
     return 0
 
 
-def bench_listener(files, senders, work: Path, ingest: bool = True, run: int = 1) -> dict:
-    data_dir = work / f"dosereg-data-{run}-{'ingest' if ingest else 'no-ingest'}"
-    data_dir.mkdir()
+def children(pid: int) -> list[int]:
+    out = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    found = children(pid)
+    return found + [d for c in found for d in descendants(c)]
+
+
+def base_env(data_dir: Path, senders: int) -> dict:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "CELERY_BROKER_URL") and not k.startswith("DOSEREG_")}
+           if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND") and not k.startswith("DOSEREG_")}
     env.update(DOSEREG_DATA_DIR=str(data_dir), DOSEREG_DICOM_BIND="127.0.0.1", DOSEREG_LOG_LEVEL="WARNING",
                DOSEREG_TIME_ZONE="UTC", DOSEREG_DICOM_MAX_ASSOCIATIONS=str(max(senders, 10)))
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True,
-                   capture_output=True)
-    port = free_port()
-    env["DOSEREG_DICOM_PORT"] = str(port)
-    log = open(data_dir / "listener.log", "wb")
-    proc = subprocess.Popen([sys.executable, "manage.py", "dicom_listen"] + ([] if ingest else ["--no-ingest"]),
-                            cwd=REPO, env=env, stdout=log,
-                            stderr=log, start_new_session=True)
+    for knob in ("DOSEREG_INGEST_BATCH_SIZE", "DOSEREG_INGEST_BATCH_WAIT_MS", "DOSEREG_INGEST_PROCESS"):
+        if knob in os.environ:  # the batching under test may be set from outside
+            env[knob] = os.environ[knob]
+    return env
+
+
+class Postgres:
+    """A fresh database on DATABASE_URL's server and a flushed Redis database for one production run."""
+
+    def __init__(self, name: str, redis_db: int):
+        self.server = os.environ.get("DATABASE_URL", "postgresql://dosereg:dosereg@127.0.0.1:5432/dosereg") \
+            .rsplit("/", 1)[0]
+        self.name = name
+        self.url = f"{self.server}/{name}"
+        self.redis_url = f"redis://127.0.0.1:6379/{redis_db}"
+
+    def _admin(self, sql: str) -> None:
+        import psycopg2
+
+        db = psycopg2.connect(f"{self.server}/postgres")
+        db.autocommit = True
+        try:
+            with db.cursor() as cursor:
+                cursor.execute(sql)
+        finally:
+            db.close()
+
+    def create(self) -> None:
+        import redis
+
+        self._admin(f"CREATE DATABASE {self.name}")
+        redis.Redis.from_url(self.redis_url).flushdb()
+
+    def drop(self) -> None:
+        self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+    def query(self, sql: str) -> list[tuple]:
+        import psycopg2
+
+        db = psycopg2.connect(self.url)
+        try:
+            with db.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetchall()
+        finally:
+            db.close()
+
+
+def _sqlite_query(path: Path):
+    def query(sql: str) -> list[tuple]:
+        db = sqlite3.connect(path, timeout=30)
+        try:
+            return db.execute(sql).fetchall()
+        finally:
+            db.close()
+    return query
+
+
+def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int = 1, workers: int = 0,
+                   redis_db: int = 13) -> dict:
+    """One run of dicom_listen: embedded (workers 0) or production with ``workers`` Celery worker processes."""
+    label = f"{run}-{'ingest' if ingest else 'no-ingest'}-w{workers}"
+    data_dir = work / f"dosereg-data-{label}"
+    data_dir.mkdir()
+    env = base_env(data_dir, senders)
+    pg = None
+    if workers:
+        pg = Postgres(f"dosereg_bench_listener_{os.getpid()}_{label.replace('-', '_')}", redis_db)
+        pg.create()
+        env.update(DATABASE_URL=pg.url, CELERY_BROKER_URL=pg.redis_url)
+        query = pg.query
+    else:
+        query = _sqlite_query(data_dir / "dosereg.sqlite3")
+    procs: list[subprocess.Popen] = []
     try:
-        wait_port(port, proc)
-        t0 = time.perf_counter()
-        acked_s, ok, failed = send_all(port, "DOSEREG", files, senders)
-        db = sqlite3.connect(data_dir / "dosereg.sqlite3", timeout=30)
-        while ingest:
-            waiting = db.execute("select count(*) from registry_receivedobject where state='received'").fetchone()[0]
-            if not waiting:
-                break
-            time.sleep(0.2)
-        ingested_s = time.perf_counter() - t0
-        states = dict(db.execute("select state, count(*) from registry_receivedobject group by state").fetchall())
-        rss = peak_rss_kib(proc.pid)
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True,
+                       capture_output=True)
+        port = free_port()
+        env["DOSEREG_DICOM_PORT"] = str(port)
+        log = open(data_dir / "listener.log", "wb")
+        for n in range(workers):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "dosereg.celery", "worker", "-c", "1", "-l", "WARNING",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"bench{n}-{os.getpid()}@%h"],
+                cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True))
+        listener = subprocess.Popen([sys.executable, "manage.py", "dicom_listen", "--skip-checks"]
+                                    + ([] if ingest else ["--no-ingest"]), cwd=REPO, env=env, stdout=log, stderr=log,
+                                    start_new_session=True)
+        procs.insert(0, listener)
+        wait_port(port, listener)
+        t0, t_acked, ok, failed = send_all(port, "DOSEREG", files, senders)
+        waiting = "select count(*) from registry_receivedobject where state = 'received'"
+        while ingest and query(waiting)[0][0]:
+            time.sleep(0.1)
+        t_ingested = time.perf_counter()
+        states = dict(query("select state, count(*) from registry_receivedobject group by state"))
+        child = [peak_rss_kib(p) for p in descendants(listener.pid)]
+        worker_rss = [peak_rss_kib(p) for w in procs[1:] for p in [w.pid, *descendants(w.pid)]]
+        rss = {"listener": peak_rss_kib(listener.pid), "ingest_child": max(child, default=0),
+               "worker": max(worker_rss, default=0)}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
-    return {"acked_s": acked_s, "ok": ok, "failed": failed, "ingested_s": ingested_s, "states": states,
-            "peak_rss_mib": rss / 1024}
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        if pg is not None:
+            pg.drop()
+    return {"acked_s": t_acked - t0, "ok": ok, "failed": failed, "ingested_s": t_ingested - t0,
+            "lag_s": t_ingested - t_acked, "states": states, "rss_mib": {k: v / 1024 for k, v in rss.items()},
+            "ingest": ingest}
 
 
 def bench_storescp(files, senders, work: Path, run: int = 1) -> dict:
@@ -209,11 +324,21 @@ def bench_storescp(files, senders, work: Path, run: int = 1) -> dict:
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_port(port, proc)
-        acked_s, ok, failed = send_all(port, "STORESCP", files, senders)
+        t0, t1, ok, failed = send_all(port, "STORESCP", files, senders)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
-    return {"acked_s": acked_s, "ok": ok, "failed": failed, "files": sum(1 for _ in out.iterdir())}
+    return {"acked_s": t1 - t0, "ok": ok, "failed": failed, "files": sum(1 for _ in out.iterdir())}
+
+
+def configurations(modes: list[str], workers: list[int]) -> list[tuple[str, bool, int]]:
+    """(name, ingest, Celery workers) per DoseReg run of a round."""
+    out = []
+    if "embedded" in modes:
+        out += [("embedded, ingest off", False, 0), ("embedded", True, 0)]
+    if "production" in modes:
+        out += [(f"production, {n} worker{'s' if n > 1 else ''}", True, n) for n in workers]
+    return out
 
 
 def main() -> None:
@@ -223,10 +348,14 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "rdsr")
     parser.add_argument("--sender", choices=["pynetdicom", "storescu"], default="pynetdicom")
     parser.add_argument("--max-size", type=int, default=4_000_000, help="leave out corpus files larger than this")
-    parser.add_argument("--rounds", type=int, default=1, help="repeat storescp / DoseReg (ingest off, on) this often")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every configuration this often, interleaved")
+    parser.add_argument("--modes", default="embedded", help="embedded, production or both (comma-separated)")
+    parser.add_argument("--workers", default="1,2", help="Celery worker processes per production run")
+    parser.add_argument("--redis-db", type=int, default=13, help="Redis database for the broker (flushed)")
     args = parser.parse_args()
     os.environ["TCP_NODELAY"] = "1"
     os.environ["BENCH_SENDER"] = args.sender  # read by the spawned sender processes
+    configs = configurations(args.modes.split(","), [int(w) for w in args.workers.split(",")])
     with tempfile.TemporaryDirectory(prefix="bench-listener-") as tmp:
         work = Path(tmp)
         load = work / "load"
@@ -234,45 +363,67 @@ def main() -> None:
         files = build_load(args.corpus, args.count, load, args.max_size)
         total_mb = sum(f.stat().st_size for f in files) / 1e6
         print(f"load: {len(files)} objects, {total_mb:.1f} MB, {args.senders} concurrent {args.sender} senders (one "
-              f"process and association each)")
-        rounds = []
-        for run in range(1, args.rounds + 1):  # interleaved, so drift in the machine's speed hits all three alike
+              f"process and association each); load average {os.getloadavg()[0]:.1f}", flush=True)
+        results: dict[str, list[dict]] = {name: [] for name, _, _ in configs}
+        results["storescp"] = []
+        for run in range(1, args.rounds + 1):  # interleaved, so drift in the machine's speed hits all alike
             dcmtk = bench_storescp(files, args.senders, work, run)
-            receive_only = bench_listener(files, args.senders, work, ingest=False, run=run)
-            ours = bench_listener(files, args.senders, work, run=run)
-            rounds.append((ours, receive_only, dcmtk))
             shutil.rmtree(work / f"storescp-out-{run}", ignore_errors=True)
-            report(run, len(files), ours, receive_only, dcmtk)
-    if args.rounds > 1:
-        rate = lambda r: r["ok"] / r["acked_s"]  # noqa: E731
-        ours_rates = [rate(o) for o, _, _ in rounds]
-        off_rates = [rate(r) for _, r, _ in rounds]
-        line = (f"median of {args.rounds} rounds: DoseReg {statistics.median(ours_rates):.0f} objects/s acknowledged "
-                f"(ingest off {statistics.median(off_rates):.0f})")
-        clean = [(o, d) for o, r, d in rounds if d and not (o["failed"] or r["failed"] or d["failed"])]
-        if clean:  # a round where a sender's association broke (either receiver) says nothing about the receivers
-            ratios = [rate(o) / rate(d) for o, d in clean]
-            line += (f", storescp {statistics.median(rate(d) for _, d in clean):.0f}; ratio per clean round "
-                     f"{', '.join(f'{x:.2f}' for x in ratios)}, median {statistics.median(ratios):.2f} "
-                     f"({len(rounds) - len(clean)} rounds with failed sends left out)")
-        print(line)
+            results["storescp"].append(dcmtk)
+            report(run, "DCMTK storescp --fork", dcmtk, None)
+            for name, ingest, workers in configs:
+                ours = bench_listener(files, args.senders, work, ingest=ingest, run=run, workers=workers,
+                                      redis_db=args.redis_db)
+                results[name].append(ours)
+                report(run, name, ours, dcmtk)
+    summary(results, args.rounds)
 
 
-def report(run: int, n: int, ours: dict, receive_only: dict, dcmtk: dict) -> None:
-    ack_rate = ours["ok"] / ours["acked_s"]
-    print(f"[round {run}] DoseReg listener: {ours['ok']} acknowledged in {ours['acked_s']:.2f} s = {ack_rate:.0f} "
-          f"objects/s ({ours['failed']} not Success); all ingested after {ours['ingested_s']:.2f} s = "
-          f"{n / ours['ingested_s']:.0f} objects/s; states {ours['states']}; peak RSS {ours['peak_rss_mib']:.0f} MiB")
-    print(f"[round {run}] DoseReg listener, ingest off (--no-ingest): {receive_only['ok']} acknowledged in "
-          f"{receive_only['acked_s']:.2f} s = {receive_only['ok'] / receive_only['acked_s']:.0f} objects/s "
-          f"({receive_only['failed']} not Success); peak RSS {receive_only['peak_rss_mib']:.0f} MiB")
+def rate(r: dict, key: str = "acked_s") -> float:
+    return r["ok"] / r[key]
+
+
+def report(run: int, name: str, r: dict, dcmtk: dict | None) -> None:
+    if not r:
+        print(f"[round {run}] {name}: not installed (apt-get install dcmtk)")
+        return
+    line = f"[round {run}] {name}: {r['ok']} acknowledged in {r['acked_s']:.1f} s = {rate(r):.0f}/s"
+    if r["failed"]:
+        line += f" ({r['failed']} not Success)"
+    if r.get("ingest"):
+        line += (f"; all ingested after {r['ingested_s']:.1f} s = {rate(r, 'ingested_s'):.0f}/s, "
+                 f"{r['lag_s']:.1f} s after the last Success; states {r['states']}")
+    if "rss_mib" in r:
+        line += "; peak RSS " + ", ".join(f"{k} {v:.0f} MiB" for k, v in r["rss_mib"].items() if v)
     if dcmtk:
-        dcmtk_rate = dcmtk["ok"] / dcmtk["acked_s"]
-        print(f"[round {run}] DCMTK storescp --fork: {dcmtk['ok']} acknowledged in {dcmtk['acked_s']:.2f} s = "
-              f"{dcmtk_rate:.0f} objects/s ({dcmtk['failed']} not Success, {dcmtk['files']} files written)")
-        print(f"[round {run}] ratio acknowledged DoseReg / storescp: {ack_rate / dcmtk_rate:.2f}", flush=True)
-    else:
-        print("storescp is not installed (apt-get install dcmtk): no comparison")
+        line += f"; acknowledged / storescp {rate(r) / rate(dcmtk):.2f}"
+    print(line, flush=True)
+
+
+def summary(results: dict[str, list[dict]], rounds: int) -> None:
+    """The medians per configuration, as a table; ratios against storescp's acknowledged rate."""
+    dcmtk = [rate(r) for r in results.pop("storescp") if r and not r["failed"]]
+    ref = statistics.median(dcmtk) if dcmtk else None
+    print(f"\nmedian of {rounds} round(s); storescp --fork acknowledged "
+          + (f"{ref:.0f}/s" if ref else "(not installed)"))
+    print("| run | acknowledged/s | × storescp | ingested/s | × storescp | last Success → all ingested | "
+          "peak RSS listener / ingest child / worker (MiB) | not Success |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, runs in results.items():
+        # a run where a sender's association stalled or broke (either receiver; seen on the loaded machine) says
+        # nothing about the receiver: left out of the medians while a clean run exists, counted in the last column
+        failed = sum(r["failed"] for r in runs)
+        clean = [r for r in runs if not r["failed"]]
+        runs = clean or runs
+        acked = statistics.median(rate(r) for r in runs)
+        ingesting = "ingest off" not in name
+        ingested = statistics.median(rate(r, "ingested_s") for r in runs) if ingesting else None
+        lag = statistics.median(r["lag_s"] for r in runs) if ingesting else None
+        mem = [max(r["rss_mib"][k] for r in runs) for k in ("listener", "ingest_child", "worker")]
+        print(f"| {name} | {acked:.0f} | {acked / ref:.2f} | " if ref else f"| {name} | {acked:.0f} | – | ", end="")
+        print(f"{ingested:.0f} | {ingested / ref:.2f} | {lag:.1f} s | " if ingested and ref else "– | – | – | ",
+              end="")
+        print(" / ".join(f"{m:.0f}" if m else "–" for m in mem) + f" | {failed} ({len(clean)} clean runs) |")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Ingest after receive, so an association never waits for parsing, in batches (design §7).
 
-Without a broker (the embedded mode) a single in-process ingest thread reads the unprocessed ReceivedObject rows
-(state 'received') in id order, woken by the handler after each stored object, and ingests them in batches
+Without a broker (the embedded mode) a single ingest thread, in the listener's child process
+(``dicomrx.ingest_child``; in the listener itself when DOSEREG_INGEST_PROCESS is off), reads the unprocessed
+ReceivedObject rows (state 'received') in id order, woken after each stored object, and ingests them in batches
 (``dicomrx.ingest.ingest_batch``: one transaction and one run of the post-commit steps per batch).  With a broker
 (CELERY_BROKER_URL) the thread sends the new ids in batches to the Celery task ``dicomrx.tasks.ingest_objects``; ids
 that cannot be queued (broker down) are kept and sent again.  A batch is up to INGEST_BATCH_SIZE objects, or what
@@ -23,6 +24,7 @@ from django.db import close_old_connections, connections
 
 # module imports: dispatch, ingest, tasks and the pull import each other's modules (names resolved at call time)
 from dicomrx import ingest, tasks
+from dicomrx.ingest_child import IngestProcess
 from dosereg.registry.models import ReceivedObject
 
 log = logging.getLogger("dicomrx.ingest_dispatch")
@@ -35,6 +37,18 @@ def _pending_ids(after_id: int = 0, limit: int = 200) -> list[int]:
     return list(ReceivedObject.objects.filter(state=ReceivedObject.STATE_RECEIVED, id__gt=after_id,
                                               attempts__lt=tasks.retry_policy().max_attempts)
                 .order_by("id").values_list("id", flat=True)[:limit])
+
+
+def make_dispatcher(*, receiving, receiving_window: float):
+    """The listener's ingest: the Celery dispatch thread with a broker; else the ingest child process
+    (``dicomrx.ingest_child``), or the in-process thread when DOSEREG_INGEST_PROCESS is off or the database is an
+    in-memory SQLite one (the test database: another process cannot open it)."""
+    if settings.CELERY_BROKER_URL:
+        return IngestDispatcher(use_celery=True, receiving=receiving)
+    in_memory = getattr(connections["default"], "is_in_memory_db", lambda: False)()
+    if settings.INGEST_PROCESS and not in_memory:
+        return IngestProcess(receiving_window=receiving_window)
+    return IngestDispatcher(use_celery=False, receiving=receiving)
 
 
 class IngestDispatcher:
@@ -67,6 +81,12 @@ class IngestDispatcher:
             self._arrivals += 1
             if self.use_celery:
                 self._unsent.add(received_object_id)
+        self._wake.set()
+
+    def arrived(self, count: int) -> None:
+        """``count`` objects stored by the listener in another process (this is the ingest child): wake up."""
+        with self._lock:
+            self._arrivals += count
         self._wake.set()
 
     def backlog(self) -> int:

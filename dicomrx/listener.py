@@ -11,7 +11,7 @@ Per C-STORE the handler (PS3.4 B.2.3 statuses):
    commits a ReceivedObject row (:func:`dicomrx.storage.store_received_file`); for images only the header is kept
    (the bytes up to Pixel Data, written to a new file the same way); 0xA700 when that fails (disk full, database
    down) so the sender retries;
-4. only then answers 0x0000 and wakes the ingest (a Celery task with a broker, else the in-process ingest thread).
+4. only then answers 0x0000 and wakes the ingest (a Celery task with a broker, else the ingest child process).
 
 An SR that turns out not to be a dose report is acknowledged and recorded as rejected by ingest: a PACS that
 forwards every SR would otherwise retry it forever.
@@ -102,7 +102,7 @@ SOP_CLASS_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 
 MAX_PDU_SIZE = 1 << 20
-RECEIVING_WINDOW = 2.0  # seconds after a C-STORE during which the in-process ingest gives way (dicomrx.dispatch)
+RECEIVING_WINDOW = 2.0  # seconds after a C-STORE during which the embedded ingest gathers batches (dicomrx.dispatch)
 _CONCEPT_NAME = 0x0040A043
 _PIXEL_DATA_TAGS = 0x7FE00008  # Float Pixel Data, Double Float Pixel Data, Pixel Data: the header ends before these
 
@@ -376,7 +376,8 @@ class Listener:
         self.port = settings.DICOM_PORT if port is None else port
         self.ae_title = ae_title or settings.DICOM_AE_TITLE
         self.counters = Counters()
-        self.dispatcher = dispatch.IngestDispatcher(receiving=self._receiving) if ingest else None
+        self.dispatcher = dispatch.make_dispatcher(receiving=self._receiving, receiving_window=RECEIVING_WINDOW) \
+            if ingest else None
         self.heartbeat_interval = heartbeat_interval
         self.server = None
         self.started_at = timezone.now()
@@ -453,20 +454,26 @@ class Listener:
     def on_echo(self, event) -> int:
         return SUCCESS
 
-    @staticmethod
-    def on_connection_open(event) -> None:
+    def on_connection_open(self, event) -> None:
         """No Nagle delay on the small C-STORE responses (else about 40 ms per object on loopback)."""
         try:
             event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (AttributeError, OSError):
             pass
+        if hasattr(self.dispatcher, "connection_opened"):  # the ingest child gathers batches while senders are on
+            self.dispatcher.connection_opened()
+
+    def on_connection_close(self, event) -> None:
+        if hasattr(self.dispatcher, "connection_closed"):
+            self.dispatcher.connection_closed()
 
     @staticmethod
     def on_association_end(event) -> None:
         connections.close_all()  # this association's thread ends: give its database connection back
 
     def handlers(self) -> list:
-        return [(evt.EVT_CONN_OPEN, self.on_connection_open), (evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_STORE, self.store_handler),
+        return [(evt.EVT_CONN_OPEN, self.on_connection_open), (evt.EVT_CONN_CLOSE, self.on_connection_close),
+                (evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_STORE, self.store_handler),
                 (evt.EVT_C_ECHO, self.on_echo), (evt.EVT_RELEASED, self.on_association_end),
                 (evt.EVT_ABORTED, self.on_association_end)] + self.qr.handlers()
 
