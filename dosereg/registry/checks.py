@@ -7,8 +7,10 @@ import os
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
+DOSEREG_CHECKS = "dosereg"  # the tag of DoseReg's own checks: every management command runs them
 
-@register(Tags.compatibility, deploy=False)
+
+@register(Tags.compatibility, DOSEREG_CHECKS, deploy=False)
 def dicom_configuration(app_configs=None, **kwargs):
     problems = []
     aet = settings.DICOM_AE_TITLE
@@ -28,7 +30,7 @@ def dicom_configuration(app_configs=None, **kwargs):
     return problems
 
 
-@register(Tags.security, deploy=False)
+@register(Tags.security, DOSEREG_CHECKS, deploy=False)
 def private_files(app_configs=None, **kwargs):
     """Health data on disk: the data directory, inbox and logs 0700, the database, WAL, log and secret 0600
     (settings set these at start; this reports what they could not, e.g. a volume owned by another user)."""

@@ -94,3 +94,31 @@ def test_serve_answers_with_login_page_and_stops_on_sigterm(tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+def test_a_command_starts_without_what_it_does_not_need(tmp_path):
+    """import_dose with nothing to import loads neither Celery, the REST framework (pagination check: requests,
+    markdown) nor the directory backends, yet runs DoseReg's own checks (issue 14: quick start-up)."""
+    assert run_manage("migrate", "--noinput", env={"DOSEREG_DATA_DIR": str(tmp_path)}).returncode == 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    script = ("import sys, runpy; sys.argv = ['manage.py', 'import_dose', sys.argv[1]]\n"
+              "try:\n    runpy.run_path('manage.py', run_name='__main__')\nfinally:\n"
+              "    print('MODULES', ' '.join(sorted(sys.modules)), file=sys.stderr)\n")
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env["DOSEREG_DATA_DIR"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-c", script, str(empty)], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stderr.rsplit("MODULES ", 1)[1].split())
+    for heavy in ("celery", "kombu", "rest_framework.pagination", "requests", "markdown", "ldap", "django_auth_ldap",
+                  "mozilla_django_oidc"):
+        assert heavy not in loaded, f"{heavy} imported by a command that does not need it"
+    # DoseReg's own checks (tagged for every command) are still among the command's checks
+    from django.core.checks import registry  # noqa: PLC0415
+
+    from dosereg.registry.checks import DOSEREG_CHECKS  # noqa: PLC0415
+    assert {c.__name__ for c in registry.registry.get_checks() if DOSEREG_CHECKS in c.tags} == {
+        "dicom_configuration", "private_files"}
+    from dosereg.registry.management.base import DoseRegCommand  # noqa: PLC0415
+    assert DOSEREG_CHECKS in DoseRegCommand.requires_system_checks

@@ -17,6 +17,7 @@ from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 
 from dosereg.core.quantities import MODALITY_TYPES
+from dosereg.registry.checks import DOSEREG_CHECKS
 
 
 class UsageError(CommandError):
@@ -49,12 +50,12 @@ def modality_type(value: str) -> str:
 class DoseRegCommand(BaseCommand):
     """Base class: usage errors exit 2 with one line; ``open_output`` honours --output."""
 
-    # The system checks a command's work depends on (DoseReg's DICOM configuration and private files, models,
-    # database, caches).  Not the URL, template, admin and static-file checks: they import the URLconf with every
-    # view, the API schema, the PDF library and every template tag library (about a second), and a command has no
-    # pages.  `manage.py check` and the web server still run them all.
-    requires_system_checks = [Tags.compatibility, Tags.security, Tags.models, Tags.database, Tags.caches,
-                              Tags.signals, Tags.files, Tags.async_support, Tags.translation]
+    # The system checks a command's work depends on: DoseReg's own (DICOM configuration, private files; tag
+    # "dosereg"), database, caches, security.  Not the URL, template, admin and static-file checks (they import the
+    # URLconf with every view, the API schema, the PDF library and every template tag library: about a second), nor
+    # the model validation and DRF's compatibility check (it imports the pagination class, hence requests and
+    # markdown: a quarter of a command's start-up).  `manage.py check`, migrate and the web server run them all.
+    requires_system_checks = [DOSEREG_CHECKS, Tags.security, Tags.database, Tags.caches, Tags.signals, Tags.files]
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
