@@ -75,3 +75,12 @@ def test_radiography_and_fluoroscopy_say_no_cited_kap_coefficient(corpus):
         (left,) = study.effective_dose_detail["left_out"]
         assert left["reason"] == ed.NO_KAP_COEFFICIENT and "HPA-CRCE-028" in left["why"]
         assert left["kap_gycm2"] == pytest.approx(study.kap_total_gycm2)
+
+
+def test_kap_table_is_empty_and_says_what_was_searched_and_why_nothing_was_taken():
+    table = effective_dose.kap_coefficients()
+    assert table.entries == () and table.unit == "mSv/(Gy*cm2)"
+    for searched in ("HPA-CRCE-028", "Radiation Protection No 154", "No 180", "NCRP Report 160", "2026-12-05"):
+        assert searched in table.note, searched
+    # a cardiology factor was found, but it depends on the beam's copper filtration: recorded, not shipped
+    assert "Vano" in table.note and "filtration" in table.note
