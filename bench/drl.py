@@ -151,6 +151,7 @@ def main() -> None:
                         help="irradiation events per CT study (a localizer, then acquisitions); 5 gives 4 million "
                              "events per million studies")
     parser.add_argument("--reuse-only", action="store_true", help="never generate; time what the database holds")
+    parser.add_argument("--queries", type=int, default=5, help="print the slowest queries of each run (0: none)")
     parser.add_argument("--base-url", default=os.environ.get("BENCH_POSTGRES_URL",
                                                              "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
@@ -188,12 +189,28 @@ def main() -> None:
     n_events = IrradiationEvent.objects.filter(study__study_date__year=args.year).count()
     print(f"database {args.database}: {n_studies} studies in {args.year} ({n_demo} demo), {n_events} irradiation "
           f"events; include_demo={include_demo}")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for attempt in (1, 2, 3):
+        timed: list[tuple[float, str]] = []
         t0 = time.perf_counter()
-        run = drl_comparison_run(period_start=dt.date(args.year, 1, 1), period_end=dt.date(args.year, 12, 31),
-                                 trigger="yearly", note="bench", include_demo=include_demo)
+        with connection.execute_wrapper(_timed(timed)):
+            run = drl_comparison_run(period_start=dt.date(args.year, 1, 1), period_end=dt.date(args.year, 12, 31),
+                                     trigger="yearly", note="bench", include_demo=include_demo)
         elapsed = time.perf_counter() - t0
-        print(f"yearly DRL comparison (run {attempt}): {run.rows.count()} rows, {elapsed:.2f} s")
+        print(f"yearly DRL comparison (run {attempt}): {run.rows.count()} rows, {elapsed:.2f} s, {len(timed)} queries")
+        for seconds, sql in sorted(timed, reverse=True)[:args.queries]:
+            print(f"    {seconds:6.2f} s  {' '.join(sql.split())[:110]}")
+
+
+def _timed(timed: list):
+    """An execute wrapper that notes each query's time and SQL."""
+    def wrapper(execute, sql, params, many, context):
+        t0 = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            timed.append((time.perf_counter() - t0, sql))
+    return wrapper
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Aggregates for the DRL comparison, computed in the database.
 
-PostgreSQL: one ``GROUP BY unit, examination`` query with ``percentile_cont(ARRAY[.25,.5,.75]) WITHIN GROUP``.
+PostgreSQL: one ``GROUP BY unit, examination`` query with ``percentile_cont(ARRAY[.25,.5,.75]) WITHIN GROUP``; the
+comparison asks ``drl_comparison_figures``, one query per value for all its patient groups, both periods and the
+studies awaiting confirmation (FILTER clauses), instead of three per group.
 SQLite (the embedded mode) has no ordered-set aggregates: a window query numbers each group's values in order
 (``ROW_NUMBER() OVER (PARTITION BY ... ORDER BY value)``) and returns only the order statistics the percentiles need
 (at most eight rows per group); the interpolation between them is the one ``percentile_cont`` does.  No query
@@ -13,6 +15,7 @@ rows in the ``drl_report`` shape, and the unmapped names with suggestions.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import json
@@ -21,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 
 from dosereg.core.quantities import DRL_QUANTITIES, QUANTITIES
@@ -42,6 +45,10 @@ from drl.models import DrlComparison, DrlEntry, DueComparison
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 PERCENTILES = (0.25, 0.5, 0.75)
+# Settings of the comparison's transaction on PostgreSQL (SET LOCAL), measured with bench/drl.py at 3 million studies
+# and 12 million events: JIT compiling each big query (inlining, optimisation) cost about 2 s and gained nothing.
+# work_mem is left alone: 64 MB changed nothing and 256 MB made the planner give up parallel sorts (slower).
+COMPARISON_SETTINGS = {"jit": "off"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,13 @@ def _where(scope: Scope, band: Band, exam_ids: list[int] | None, *,
            unconfirmed: bool | None = False) -> tuple[list[str], list]:
     """SQL conditions on the study ``s``; ``unconfirmed``: only studies whose values await confirmation (True),
     only the others (False), or both (None)."""
+    conds, params = _scope_where(scope, unconfirmed=unconfirmed)
+    band_conds, band_params = _band_where(scope, band, exam_ids)
+    return conds + band_conds, params + band_params
+
+
+def _scope_where(scope: Scope, *, unconfirmed: bool | None) -> tuple[list[str], list]:
+    """The conditions of ``_where`` that do not depend on the patient group or the examinations."""
     # "not for DRL" examinations (radiotherapy planning, QA, phantom, research) never enter a median
     conds = [f"s.standard_exam_id IN (SELECT x.id FROM {StandardExam._meta.db_table} x WHERE x.not_for_drl = %s)",
              "s.equipment_id IS NOT NULL", "s.study_date >= %s", "s.study_date <= %s"]
@@ -86,6 +100,13 @@ def _where(scope: Scope, band: Band, exam_ids: list[int] | None, *,
     if scope.equipment_id is not None:
         conds.append("s.equipment_id = %s")
         params.append(scope.equipment_id)
+    return conds, params
+
+
+def _band_where(scope: Scope, band: Band, exam_ids: list[int] | None) -> tuple[list[str], list]:
+    """The conditions of ``_where`` on the examination and the patient group."""
+    conds: list[str] = []
+    params: list = []
     if exam_ids is not None:
         conds.append(f"s.standard_exam_id IN ({', '.join(['%s'] * len(exam_ids))})")
         params.extend(exam_ids)
@@ -190,6 +211,128 @@ def drl_unconfirmed_counts(scope: Scope, band: Band, quantity: str, per: str,
     with connection.cursor() as cur:
         cur.execute(sql, q.params)
         return {(eq, ex): n for eq, ex, n in cur.fetchall()}
+
+
+@dataclass(frozen=True)
+class FiguresRequest:
+    """What one set of comparison rows needs: a quantity per examination or acquisition (per radiograph of one
+    ``view``) for a patient group and some examinations."""
+
+    band: Band
+    quantity: str
+    per: str
+    exam_ids: tuple[int, ...]
+    view: str = ""
+
+
+@dataclass
+class Figures:
+    """One unit and examination's figures in a comparison: the statistics over the period's confirmed studies, the
+    studies left out because their values await confirmation, and the previous period's median."""
+
+    stats: Stats
+    n_unconfirmed: int = 0
+    previous_median: float | None = None
+
+
+def drl_comparison_figures(scope: Scope, previous_scope: Scope,
+                           requests: list[FiguresRequest]) -> dict[FiguresRequest, dict[tuple[int, int], Figures]]:
+    """Per request, per (equipment_id, standard_exam_id): ``drl_aggregates`` over ``scope``, ``drl_unconfirmed_counts``
+    and the median of ``drl_aggregates`` over ``previous_scope`` (the same scope over another period).
+
+    PostgreSQL: one query per value (quantity, per, view) for every patient group and both periods: the studies (and
+    for a value per acquisition, their events) are read once, where a query per group, period and count read them
+    about thirty times."""
+    if connection.vendor != "postgresql":
+        return {r: _figures_apart(scope, previous_scope, r) for r in requests}
+    by_value: dict[tuple[str, str, str], list[FiguresRequest]] = defaultdict(list)
+    for r in requests:
+        by_value[(r.quantity, r.per, r.view)].append(r)
+    out: dict[FiguresRequest, dict[tuple[int, int], Figures]] = {r: {} for r in requests}
+    with transaction.atomic(), connection.cursor() as cur:
+        for name, value in COMPARISON_SETTINGS.items():  # SET LOCAL: this transaction only
+            cur.execute("SELECT set_config(%s, %s, true)", [name, value])
+        for value_requests in by_value.values():
+            wanted = [r for r in value_requests if r.exam_ids]
+            if wanted:
+                sql, params = _figures_sql(scope, previous_scope, wanted)
+                cur.execute(sql, params)
+                for k, eq, ex, n, ns, mean, lo, hi, pcts, n_unconfirmed, previous_median in cur.fetchall():
+                    pcts = pcts or [None, None, None]
+                    out[wanted[k]][(eq, ex)] = Figures(
+                        Stats(n=n, n_studies=ns, mean=mean, minimum=lo, maximum=hi, p25=pcts[0], median=pcts[1],
+                              p75=pcts[2]), n_unconfirmed=n_unconfirmed, previous_median=previous_median)
+    return out
+
+
+def _figures_apart(scope: Scope, previous_scope: Scope, r: FiguresRequest) -> dict[tuple[int, int], Figures]:
+    """One request by the three separate queries (SQLite: no ordered-set aggregates and no FILTER on them)."""
+    exam_ids = list(r.exam_ids)
+    current = drl_aggregates(scope, r.band, r.quantity, r.per, exam_ids, view=r.view)
+    previous = drl_aggregates(previous_scope, r.band, r.quantity, r.per, exam_ids, view=r.view)
+    left_out = drl_unconfirmed_counts(scope, r.band, r.quantity, r.per, exam_ids, view=r.view)
+    return {key: Figures(current.get(key, Stats()), n_unconfirmed=left_out.get(key, 0),
+                         previous_median=previous[key].median if key in previous else None)
+            for key in {*current, *previous, *left_out}}
+
+
+def _figures_sql(scope: Scope, previous_scope: Scope, requests: list[FiguresRequest]) -> tuple[str, list]:
+    """The one query of ``drl_comparison_figures`` for requests of one value: the values of both periods, each with
+    the request it counts for, grouped by request, unit and examination; FILTERs split the periods and the studies
+    awaiting confirmation."""
+    first = requests[0]
+    column = value_column(first.quantity, first.per)
+    if column is None:
+        raise ValueError(f"{first.quantity} per {first.per} is not comparable")
+    per_exam = first.per == PER_EXAMINATION
+    studies, params = _tagged_studies(scope, previous_scope, requests,
+                                      f"s.{column} AS v" if per_exam else "s.id AS study_id")
+    if per_exam:
+        rows = f"SELECT s.* FROM ({studies}) s WHERE s.v IS NOT NULL"
+    else:  # per acquisition: current events only, localizers left out, as in _source
+        synonyms = VIEW_SYNONYMS[first.view] if first.view else ()
+        view = f" AND UPPER(e.view) IN ({', '.join(['%s'] * len(synonyms))})" if synonyms else ""
+        rows = (f"SELECT s.k, s.equipment_id, s.standard_exam_id, s.values_unconfirmed, s.in_current, "
+                f"s.in_previous, s.study_id, e.{column} AS v FROM ({studies}) s "
+                f"JOIN {IrradiationEvent._meta.db_table} e ON e.study_id = s.study_id AND e.is_current = %s "
+                f"AND e.is_localizer = %s AND e.{column} IS NOT NULL{view}")
+        params += [True, False, *synonyms]
+    current = "in_current AND NOT values_unconfirmed"
+    n_studies = "COUNT(*)" if per_exam else "COUNT(DISTINCT study_id)"  # a study has several acquisitions
+    # sorted by value within each group: the percentiles' own sorts find their input in order (a linear pass)
+    sql = (f"SELECT k, equipment_id, standard_exam_id, COUNT(*) FILTER (WHERE {current}), "
+           f"{n_studies} FILTER (WHERE {current}), AVG(v) FILTER (WHERE {current}), "
+           f"MIN(v) FILTER (WHERE {current}), MAX(v) FILTER (WHERE {current}), "
+           f"percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY v) FILTER (WHERE {current}), "
+           f"{n_studies} FILTER (WHERE in_current AND values_unconfirmed), "
+           f"percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE in_previous AND NOT values_unconfirmed) "
+           f"FROM ({rows} ORDER BY k, equipment_id, standard_exam_id, v) r "
+           f"GROUP BY k, equipment_id, standard_exam_id")
+    return sql, params
+
+
+def _tagged_studies(scope: Scope, previous_scope: Scope, requests: list[FiguresRequest],
+                    column: str) -> tuple[str, list]:
+    """The studies in scope over both periods, one row per request each falls in (``k``: the request's index; a
+    study can fall in several patient groups), with ``column`` and whether it lies in either period."""
+    if dataclasses.replace(previous_scope, period_start=scope.period_start, period_end=scope.period_end) != scope:
+        raise ValueError("the previous scope differs from the scope in more than its period")
+    both = dataclasses.replace(scope, period_start=min(scope.period_start, previous_scope.period_start),
+                               period_end=max(scope.period_end, previous_scope.period_end))
+    conds, where_params = _scope_where(both, unconfirmed=None)
+    exam_ids = sorted({ex for r in requests for ex in r.exam_ids})
+    conds.append(f"s.standard_exam_id IN ({', '.join(['%s'] * len(exam_ids))})")
+    tags, params = [], [scope.period_start, scope.period_end, previous_scope.period_start, previous_scope.period_end]
+    for k, r in enumerate(requests):
+        band_conds, band_params = _band_where(scope, r.band, list(r.exam_ids))
+        tags.append(f"CASE WHEN {' AND '.join(band_conds)} THEN {k} END")
+        params += band_params
+    sql = (f"SELECT s.equipment_id, s.standard_exam_id, s.values_unconfirmed, {column}, "
+           f"s.study_date >= %s AND s.study_date <= %s AS in_current, "
+           f"s.study_date >= %s AND s.study_date <= %s AS in_previous, "
+           f"unnest(array_remove(ARRAY[{', '.join(tags)}], NULL)) AS k "
+           f"FROM {Study._meta.db_table} s WHERE {' AND '.join(conds)}")
+    return sql, params + where_params + exam_ids
 
 
 def _aggregates_windowed(from_clause: str, value: str, where: str, params: list, n_studies: str):

@@ -49,12 +49,14 @@ from drl.models import (
     UnmappedName,
 )
 from drl.selectors import (
+    Figures,
+    FiguresRequest,
     Scope,
     Stats,
     drl_aggregates,
+    drl_comparison_figures,
     drl_entries_in_force,
     drl_groups,
-    drl_unconfirmed_counts,
     drl_view_entries_in_force,
     entry_band,
 )
@@ -727,25 +729,22 @@ class _RunContext:
     view_entries: dict[tuple[int, str, str, str, str], DrlEntry]
 
 
-def _comparison_rows(ctx: _RunContext, band: Band, quantity: str, per: str,
-                     exam_ids: set[int], view: str = "") -> list[DrlComparisonRow]:
+def _comparison_rows(ctx: _RunContext, request: FiguresRequest,
+                     figures: dict[tuple[int, int], Figures]) -> list[DrlComparisonRow]:
     """The snapshot rows of one (patient group, quantity, per[, radiographic view]): one per unit and
     examination."""
-    ex_list = sorted(exam_ids)
-    current = drl_aggregates(ctx.scope, band, quantity, per, ex_list, view=view)
-    previous = drl_aggregates(ctx.previous_scope, band, quantity, per, ex_list, view=view)
-    left_out = drl_unconfirmed_counts(ctx.scope, band, quantity, per, ex_list, view=view)
+    band, quantity, per, view = request.band, request.quantity, request.per, request.view
     unit_symbol = QUANTITIES[quantity].unit_symbol
     rows = []
     for eq, ex in sorted(ctx.groups):
-        stats = current.get((eq, ex), Stats())
-        n_unconfirmed = left_out.get((eq, ex), 0)
-        if ex not in exam_ids or (not band.is_adult and stats.n == 0 and n_unconfirmed == 0):
+        group = figures.get((eq, ex), Figures(Stats()))
+        stats, n_unconfirmed = group.stats, group.n_unconfirmed
+        if ex not in request.exam_ids or (not band.is_adult and stats.n == 0 and n_unconfirmed == 0):
             continue
         entry = (ctx.view_entries.get((ex, band.label, quantity, per, view)) if view
                  else ctx.entries.get((ex, band.label, quantity, per)))
         drl = entry.value if entry else None
-        previous_median = previous[(eq, ex)].median if (eq, ex) in previous else None
+        previous_median = group.previous_median
         unit, exam = ctx.units[eq], ctx.exams[ex]
         rows.append(DrlComparisonRow(
             equipment=unit, equipment_name=unit.display_name, room_name=unit.room.name if unit.room else "",
@@ -795,10 +794,12 @@ def drl_comparison_run(*, period_start: dt.date, period_end: dt.date, trigger: s
         previous_scope=_site_scope(site, *previous_period(period_start, period_end), include_demo, equipment_id),
         exams=exams, entries=entries, groups=groups, view_entries=view_entries,
         units={u.pk: u for u in Equipment.objects.filter(pk__in={eq for eq, _ in groups}).select_related("room")})
-    rows = [row for (band, quantity, per), exam_ids in wanted.items()
-            for row in _comparison_rows(ctx, band, quantity, per, exam_ids)]
-    rows += [row for (band, quantity, per, view), exam_ids in view_wanted.items()
-             for row in _comparison_rows(ctx, band, quantity, per, exam_ids, view)]
+    requests = [FiguresRequest(band, quantity, per, tuple(sorted(exam_ids)))
+                for (band, quantity, per), exam_ids in wanted.items()]
+    requests += [FiguresRequest(band, quantity, per, tuple(sorted(exam_ids)), view)
+                 for (band, quantity, per, view), exam_ids in view_wanted.items()]
+    figures = drl_comparison_figures(ctx.scope, ctx.previous_scope, requests)
+    rows = [row for request in requests for row in _comparison_rows(ctx, request, figures[request])]
     run = _snapshot_store(ctx, rows, trigger=trigger, user=user, note=note, started=started)
     log.info("DRL comparison %s: %d rows in %.2f s", run.pk, len(rows), run.duration_s)
     return run

@@ -12,12 +12,20 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from dosereg.core.quantities import MODALITY_CHOICES
+from dosereg.core.quantities import MODALITY_CHOICES, STUDY_TOTALS
 
 MODALITY_TYPE_CHOICES = MODALITY_CHOICES
 PLANE_CHOICES = [("A", "Plane A"), ("B", "Plane B"), ("single", "Single plane")]
 PREGNANCY_CHOICES = [("not_pregnant", "Not pregnant"), ("possibly_pregnant", "Possibly pregnant"),
                      ("pregnant", "Pregnant"), ("unknown", "Unknown")]
+
+
+# The study columns a patient's history shows (page and API), carried by the index study_patient_history_idx so the
+# history is an index-only scan on PostgreSQL (the key holds the patient, the order and the id).
+PATIENT_HISTORY_COLUMNS = [
+    "study_instance_uid", "accession_number", "equipment", "standard_exam", "modality_type", "modality_types",
+    "study_description", "pregnancy_status", "demo", *STUDY_TOTALS,
+]
 
 
 def _quantity_field(**kwargs) -> models.FloatField:
@@ -199,7 +207,9 @@ class Study(models.Model):
         verbose_name_plural = "studies"
         indexes = [
             models.Index(fields=["-study_date", "-id"], name="study_date_idx"),
-            models.Index(fields=["patient", "study_date"], name="study_patient_date_idx"),
+            # a patient's history (dosereg.web.selectors.patient_history) in order, from this index alone
+            models.Index(fields=["patient", "study_date", "study_datetime", "id"], name="study_patient_history_idx",
+                         include=PATIENT_HISTORY_COLUMNS),
             models.Index(fields=["modality_type", "-study_date"], name="study_modality_date_idx"),
             # the dashboard's studies per modality and week: an index-only scan of the weeks shown, not the table
             models.Index(fields=["study_date", "modality_type"], name="study_date_modality_idx"),

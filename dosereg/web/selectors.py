@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from dosereg.core.quantities import MODALITY_TOTALS, MODALITY_TYPES, QUANTITIES, STUDY_TOTALS
 from dosereg.registry.models import (
+    PATIENT_HISTORY_COLUMNS,
     AccumulatedDose,
     DoseReport,
     Equipment,
@@ -107,8 +108,9 @@ def patient_search(*, query: str = "", date: dt.date | None = None, limit: int =
 
 def patient_history(patient: Patient) -> dict:
     """The patient's studies in time order, totals per quantity type, alert badges."""
-    studies = list(Study.objects.filter(patient=patient).select_related("equipment__room", "standard_exam")
-                   .order_by("study_date", "study_datetime", "id"))
+    # only the columns the history shows: PostgreSQL reads them from study_patient_history_idx alone
+    studies = list(Study.objects.filter(patient=patient).only(*PATIENT_HISTORY_COLUMNS, "study_date", "study_datetime")
+                   .select_related("equipment__room", "standard_exam").order_by("study_date", "study_datetime", "id"))
     totals = patient_totals(studies)
     alerts = alert_selectors.alert_badges([s.pk for s in studies])
     for s in studies:
