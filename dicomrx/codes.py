@@ -204,6 +204,23 @@ ACQUISITION_PROTOCOL = dcm("125203")
 TARGET_REGION = dcm("123014")
 ANATOMICAL_STRUCTURE = sct("91723000")
 IMAGE_VIEW = dcm("111031")
+# Image View codes (PS3.16 CID 4010 "DX View", CID 4014 "View for Mammography") -> the View Position term an image
+# header carries for the same view (PS3.3 C.8.11.5.1.1 AP/PA/LL/RL; the mammography view abbreviations of
+# C.8.11.7), so a view compares the same whichever object sent it.  Views without such a term keep their meaning.
+VIEW_POSITIONS: dict[Key, str] = {
+    sct("399348003"): "AP",  # antero-posterior
+    sct("272479007"): "PA",  # postero-anterior
+    sct("399067008"): "LAT",  # lateral
+    sct("399173006"): "LL",  # left lateral
+    sct("399198007"): "RL",  # right lateral
+    sct("399162004"): "CC",  # cranio-caudal
+    sct("399368009"): "MLO",  # medio-lateral oblique
+    sct("399260004"): "ML",  # medial-lateral
+    sct("399352003"): "LM",  # latero-medial
+    sct("399099002"): "LMO",  # latero-medial oblique
+    sct("399192008"): "XCCL",  # cranio-caudal exaggerated laterally
+    sct("399101009"): "XCCM",  # cranio-caudal exaggerated medially
+}
 REFERENCE_POINT_DEFINITION = dcm("113780")
 FLUORO_MODE = dcm("113732")
 ANODE_TARGET_MATERIAL = dcm("111632")

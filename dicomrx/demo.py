@@ -290,7 +290,7 @@ def _mg(rng, study: DemoStudy, age: int) -> None:
     t = study.when
     sums = {"left": 0.0, "right": 0.0}
     for side in ("right", "left"):
-        for view in ("cranio-caudal", "medio-lateral oblique"):
+        for view, position in (("cranio-caudal", "CC"), ("medio-lateral oblique", "MLO")):
             thickness = round(rng.gauss(58, 10), 1)
             agd = _sig(max(0.4, 1.2 + (thickness - 50) * 0.02 + rng.gauss(0, 0.2)), 3)
             sums[side] += agd
@@ -299,7 +299,7 @@ def _mg(rng, study: DemoStudy, age: int) -> None:
                 "agd_mgy": (agd, "mGy"), "esak_mgy": (_sig(agd * rng.uniform(3.5, 4.5), 3), "mGy"),
                 "compression_thickness_mm": (thickness, "mm"), "kvp": (29 if thickness < 55 else 31, "kV"),
                 "hvl_mmal": (_sig(rng.uniform(0.5, 0.6), 3), "mm"), "exposure_mas": (rng.randint(60, 180) * 1000, "uA.s")},
-                {"laterality": side, "view": view, "plane": "single"}))
+                {"laterality": side, "view": position, "plane": "single"}))
     study.totals["single"] = {"agd_left_mgy": (_sig(sums["left"], 4), "mGy"),
                               "agd_right_mgy": (_sig(sums["right"], 4), "mGy")}
 
@@ -398,7 +398,8 @@ EVENT_TYPE_CODES = {
 }
 PLANE_VALUES = {"single": D("113622", "Single Plane"), "A": D("113620", "Plane A"), "B": D("113621", "Plane B")}
 SIDE_CODES = {"right": S("73056007", "Right breast"), "left": S("80248007", "Left breast")}
-VIEW_CODES = {"cranio-caudal": S("399162004", "cranio-caudal"), "medio-lateral oblique": S("399368009", "medio-lateral oblique")}
+# the demo's views (View Position terms, as ingest stores them: dicomrx.codes.VIEW_POSITIONS) -> CID 4014 codes
+VIEW_CODES = {"CC": S("399162004", "cranio-caudal"), "MLO": S("399368009", "medio-lateral oblique")}
 
 
 def _dt(value: dt.datetime) -> str:

@@ -288,7 +288,9 @@ def _code_attribute(attribute: str):
 
 
 def _read_view(ev: _Event, child: Node, ctx: Context) -> None:
-    ev.attributes["view"] = code_json(child.value)
+    # the View Position term an image header carries for this view (CC, MLO, PA ...), else the code's meaning
+    ev.attributes["view"] = C.VIEW_POSITIONS.get(child.code_key()) or (child.value[2] if child.value else None)
+    ev.attributes["view_code"] = code_json(child.value)
     modifiers = [code_json(m.value) for m in child.children if m.vt == "CODE" and m.value]
     if modifiers:
         ev.attributes["view_modifiers"] = modifiers
