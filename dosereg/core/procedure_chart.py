@@ -133,7 +133,11 @@ def _nice_max(v: float) -> float:
     if not v > 0 or not math.isfinite(v):
         return 1.0
     exp = 10.0 ** math.floor(math.log10(v))
-    return next(m * exp for m in (1, 2, 2.5, 5, 10) if v <= m * exp * (1 + 1e-9))
+    for m in (1, 2, 2.5, 5, 10):
+        top = m * exp
+        if math.isfinite(top) and v <= top * (1 + 1e-9):
+            return top
+    return v  # off the float grid (a sub-normal value, or one near the largest float): the value is the axis top
 
 
 def _colour(plane: str, i: int) -> str:
