@@ -13,8 +13,9 @@ handles concurrent senders; it parses every object and writes it to disk) and to
 - embedded: SQLite in a fresh data folder, ingest in the listener's child process; also once with ingest off
   (``--no-ingest``: the receive path alone);
 - production: a fresh PostgreSQL database on DATABASE_URL's server (default dosereg@127.0.0.1:5432, dropped
-  afterwards), Redis database ``--redis-db`` (flushed) and N Celery worker processes (``--workers``, each
-  ``-c 1``), the listener sending batches of ids to them.
+  afterwards), Redis database ``--redis-db`` (flushed) and N Celery workers (``--workers``, each with
+  ``--concurrency`` processes, default 2 as ``docker-compose.yml`` runs a worker), the listener sending batches of
+  ids to them.
 
 All run with TCP_NODELAY=1.  Per run: acknowledged objects/s (first send to last Success), ingested objects/s (first
 send to the last object out of state 'received'), the lag from the last Success to the last object ingested, and
@@ -74,6 +75,8 @@ def _variant(data: bytes, sop_uid: str, study_uid: str, n: int) -> tuple[bytes, 
 def build_load(corpus: Path, count: int, out: Path, max_size: int) -> list[Path]:
     import pydicom
 
+    # the corpus's quirks (a '-' in a UID) are sent as they are: no warning per probe
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     expected = json.loads((corpus / "expected.json").read_text())
     sources = []
     for rel, info in sorted(expected.items()):
@@ -166,6 +169,45 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise SystemExit("receiver did not open its port")
 
 
+def wait_workers(redis_url: str, names: list[str], procs: list[subprocess.Popen], timeout: float = 120) -> None:
+    """Until every Celery worker answers a ping (its consumer is up): a worker still starting (Django checks, the
+    pool's fork) would otherwise take the first seconds of the load and show as ingest lag."""
+    from celery import Celery
+
+    app = Celery(broker=redis_url)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if any(p.poll() is not None for p in procs):
+                raise SystemExit("a Celery worker exited during start-up")
+            replies = app.control.ping(destination=names, timeout=1.0)
+            if {name for reply in replies for name in reply} >= set(names):
+                return
+        raise SystemExit(f"the Celery workers did not answer within {timeout:.0f} s")
+    finally:
+        app.close()
+
+
+def cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def wait_idle(roots: list[int], timeout: float = 60) -> None:
+    """Until the receiver's processes (the listener, its ingest child, the workers' pools) stop using CPU: the
+    measure is of a running service, not of its start-up (the ingest child sets Django up after the port opens)."""
+    deadline, last = time.time() + timeout, None
+    while time.time() < deadline:
+        now = sum(cpu_ticks(p) for r in roots for p in [r, *descendants(r)])
+        if last is not None and now - last <= 2:  # at most 20 ms of CPU in half a second
+            return
+        last = now
+        time.sleep(0.5)
+
+
 def peak_rss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -255,8 +297,8 @@ def _sqlite_query(path: Path):
 
 
 def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int = 1, workers: int = 0,
-                   redis_db: int = 13) -> dict:
-    """One run of dicom_listen: embedded (workers 0) or production with ``workers`` Celery worker processes."""
+                   concurrency: int = 2, redis_db: int = 13) -> dict:
+    """One run of dicom_listen: embedded (workers 0) or production with ``workers`` Celery workers of ``concurrency`` processes."""
     label = f"{run}-{'ingest' if ingest else 'no-ingest'}-w{workers}"
     data_dir = work / f"dosereg-data-{label}"
     data_dir.mkdir()
@@ -276,16 +318,21 @@ def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int 
         port = free_port()
         env["DOSEREG_DICOM_PORT"] = str(port)
         log = open(data_dir / "listener.log", "wb")
-        for n in range(workers):
+        names = [f"bench{n}-{os.getpid()}@{socket.gethostname()}" for n in range(workers)]
+        for name in names:
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "dosereg.celery", "worker", "-c", "1", "-l", "WARNING",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"bench{n}-{os.getpid()}@%h"],
+                [sys.executable, "-m", "celery", "-A", "dosereg.celery", "worker", "-c", str(concurrency), "-l", "WARNING",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", name],
                 cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True))
         listener = subprocess.Popen([sys.executable, "manage.py", "dicom_listen", "--skip-checks"]
                                     + ([] if ingest else ["--no-ingest"]), cwd=REPO, env=env, stdout=log, stderr=log,
                                     start_new_session=True)
         procs.insert(0, listener)
         wait_port(port, listener)
+        if workers:
+            wait_workers(pg.redis_url, names, procs)
+        wait_idle([p.pid for p in procs])
+        load = os.getloadavg()[0]
         t0, t_acked, ok, failed = send_all(port, "DOSEREG", files, senders)
         waiting = "select count(*) from registry_receivedobject where state = 'received'"
         while ingest and query(waiting)[0][0]:
@@ -309,7 +356,7 @@ def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int 
             pg.drop()
     return {"acked_s": t_acked - t0, "ok": ok, "failed": failed, "ingested_s": t_ingested - t0,
             "lag_s": t_ingested - t_acked, "states": states, "rss_mib": {k: v / 1024 for k, v in rss.items()},
-            "ingest": ingest}
+            "ingest": ingest, "load": load}
 
 
 def bench_storescp(files, senders, work: Path, run: int = 1) -> dict:
@@ -324,20 +371,22 @@ def bench_storescp(files, senders, work: Path, run: int = 1) -> dict:
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_port(port, proc)
+        load = os.getloadavg()[0]
         t0, t1, ok, failed = send_all(port, "STORESCP", files, senders)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
-    return {"acked_s": t1 - t0, "ok": ok, "failed": failed, "files": sum(1 for _ in out.iterdir())}
+    return {"acked_s": t1 - t0, "ok": ok, "failed": failed, "files": sum(1 for _ in out.iterdir()),
+            "load": load}
 
 
-def configurations(modes: list[str], workers: list[int]) -> list[tuple[str, bool, int]]:
+def configurations(modes: list[str], workers: list[int], concurrency: int) -> list[tuple[str, bool, int]]:
     """(name, ingest, Celery workers) per DoseReg run of a round."""
     out = []
     if "embedded" in modes:
         out += [("embedded, ingest off", False, 0), ("embedded", True, 0)]
     if "production" in modes:
-        out += [(f"production, {n} worker{'s' if n > 1 else ''}", True, n) for n in workers]
+        out += [(f"production, {n} worker{'s' if n > 1 else ''} × {concurrency}", True, n) for n in workers]
     return out
 
 
@@ -350,12 +399,14 @@ def main() -> None:
     parser.add_argument("--max-size", type=int, default=4_000_000, help="leave out corpus files larger than this")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every configuration this often, interleaved")
     parser.add_argument("--modes", default="embedded", help="embedded, production or both (comma-separated)")
-    parser.add_argument("--workers", default="1,2", help="Celery worker processes per production run")
+    parser.add_argument("--workers", default="1,2", help="Celery workers per production run")
+    parser.add_argument("--concurrency", type=int, default=2, help="processes per Celery worker (docker-compose's "
+                        "DOSEREG_WORKER_CONCURRENCY default)")
     parser.add_argument("--redis-db", type=int, default=13, help="Redis database for the broker (flushed)")
     args = parser.parse_args()
     os.environ["TCP_NODELAY"] = "1"
     os.environ["BENCH_SENDER"] = args.sender  # read by the spawned sender processes
-    configs = configurations(args.modes.split(","), [int(w) for w in args.workers.split(",")])
+    configs = configurations(args.modes.split(","), [int(w) for w in args.workers.split(",")], args.concurrency)
     with tempfile.TemporaryDirectory(prefix="bench-listener-") as tmp:
         work = Path(tmp)
         load = work / "load"
@@ -373,7 +424,8 @@ def main() -> None:
             report(run, "DCMTK storescp --fork", dcmtk, None)
             for name, ingest, workers in configs:
                 ours = bench_listener(files, args.senders, work, ingest=ingest, run=run, workers=workers,
-                                      redis_db=args.redis_db)
+                                      concurrency=args.concurrency, redis_db=args.redis_db)
+                ours["storescp_rate"] = rate(dcmtk) if dcmtk and not dcmtk["failed"] else None  # this round's
                 results[name].append(ours)
                 report(run, name, ours, dcmtk)
     summary(results, args.rounds)
@@ -387,7 +439,7 @@ def report(run: int, name: str, r: dict, dcmtk: dict | None) -> None:
     if not r:
         print(f"[round {run}] {name}: not installed (apt-get install dcmtk)")
         return
-    line = f"[round {run}] {name}: {r['ok']} acknowledged in {r['acked_s']:.1f} s = {rate(r):.0f}/s"
+    line = f"[round {run}] {name} (load {r['load']:.1f}): {r['ok']} acknowledged in {r['acked_s']:.1f} s = {rate(r):.0f}/s"
     if r["failed"]:
         line += f" ({r['failed']} not Success)"
     if r.get("ingest"):
@@ -400,11 +452,18 @@ def report(run: int, name: str, r: dict, dcmtk: dict | None) -> None:
     print(line, flush=True)
 
 
+def ratio(runs: list[dict], key: str) -> float | None:
+    """The median over the rounds of (this rate / storescp's acknowledged rate in the same round)."""
+    ratios = [rate(r, key) / r["storescp_rate"] for r in runs if r.get("storescp_rate")]
+    return statistics.median(ratios) if ratios else None
+
+
 def summary(results: dict[str, list[dict]], rounds: int) -> None:
-    """The medians per configuration, as a table; ratios against storescp's acknowledged rate."""
+    """The medians per configuration, as a table; the ratios are medians of the per-round ratios against storescp's
+    acknowledged rate in the same round (the machine's speed drifts between rounds)."""
     dcmtk = [rate(r) for r in results.pop("storescp") if r and not r["failed"]]
     ref = statistics.median(dcmtk) if dcmtk else None
-    print(f"\nmedian of {rounds} round(s); storescp --fork acknowledged "
+    print(f"\nmedian of {rounds} round(s); storescp --fork acknowledged (median) "
           + (f"{ref:.0f}/s" if ref else "(not installed)"))
     print("| run | acknowledged/s | × storescp | ingested/s | × storescp | last Success → all ingested | "
           "peak RSS listener / ingest child / worker (MiB) | not Success |")
@@ -420,9 +479,10 @@ def summary(results: dict[str, list[dict]], rounds: int) -> None:
         ingested = statistics.median(rate(r, "ingested_s") for r in runs) if ingesting else None
         lag = statistics.median(r["lag_s"] for r in runs) if ingesting else None
         mem = [max(r["rss_mib"][k] for r in runs) for k in ("listener", "ingest_child", "worker")]
-        print(f"| {name} | {acked:.0f} | {acked / ref:.2f} | " if ref else f"| {name} | {acked:.0f} | – | ", end="")
-        print(f"{ingested:.0f} | {ingested / ref:.2f} | {lag:.1f} s | " if ingested and ref else "– | – | – | ",
-              end="")
+        acked_x, ingested_x = ratio(runs, "acked_s"), ratio(runs, "ingested_s") if ingesting else None
+        print(f"| {name} | {acked:.0f} | " + (f"{acked_x:.2f} | " if acked_x else "– | "), end="")
+        print(f"{ingested:.0f} | " + (f"{ingested_x:.2f}" if ingested_x else "–") + f" | {lag:.1f} s | "
+              if ingested else "– | – | – | ", end="")
         print(" / ".join(f"{m:.0f}" if m else "–" for m in mem) + f" | {failed} ({len(clean)} clean runs) |")
 
 

@@ -6,7 +6,9 @@ ReceivedObject rows (state 'received') in id order, woken after each stored obje
 (``dicomrx.ingest.ingest_batch``: one transaction and one run of the post-commit steps per batch).  With a broker
 (CELERY_BROKER_URL) the thread sends the new ids in batches to the Celery task ``dicomrx.tasks.ingest_objects``; ids
 that cannot be queued (broker down) are kept and sent again.  A batch is up to INGEST_BATCH_SIZE objects, or what
-arrived within INGEST_BATCH_WAIT_MS while associations are open; with nothing arriving it goes at once.
+arrived within INGEST_BATCH_WAIT_MS while associations are open; with nothing arriving it goes at once.  The
+embedded ingest waits so only when it was caught up: objects that arrived while it ingested a batch (a backlog) are
+taken at once.
 
 Both modes follow the task's retry policy (``dicomrx.tasks.RetryPolicy``): objects whose ingest raised are taken again
 when due.  At start-up every 'received' row is queued again (restart recovery): an object acknowledged just before a
@@ -187,17 +189,21 @@ class IngestDispatcher:
             due = tasks.due_for_retry(self.batch_size)
             if due:
                 self._ingest(due)
+        caught_up = True  # nothing was waiting when this thread was woken
         while not self._stop.is_set():
             close_old_connections()
             mark = self._arrivals  # before the query: an arrival racing it is counted (a batch goes sooner)
             ids = _pending_ids(self._cursor, self.batch_size)
             if not ids:
                 return
-            if len(ids) < self.batch_size and self.receiving is not None:
+            # gather only when the ingest was caught up; what arrived while a batch was ingested is a backlog and
+            # goes at once (batches then grow by themselves while the ingest is behind the wire)
+            if caught_up and len(ids) < self.batch_size and self.receiving is not None:
                 self._gather(len(ids), mark)
                 ids = _pending_ids(self._cursor, self.batch_size)
             self._ingest(ids)
             self._cursor = ids[-1]
+            caught_up = False
 
     def _ingest(self, ids: list[int]) -> None:
         """Ingest one batch; the database away (IngestError) propagates: _run waits and the batch is taken again."""

@@ -236,8 +236,25 @@ def _give_back_attempts(ids: list[int]) -> None:
         pass
 
 
+# pg_advisory_xact_lock key ("Dose") under which the recording transactions of concurrent batches take turns
+RECORDING_LOCK = 0x446F7365
+
+
+def _take_turn() -> None:
+    """On PostgreSQL the recording transactions of concurrent batches (Celery worker processes) take turns, as
+    SQLite's IMMEDIATE transactions make them do: batches from the same units update the same equipment rows in
+    different orders, and with four worker processes most batches deadlocked, were rolled back three times and left
+    for the retry policy (minutes).  Parsing and the post-commit steps, outside the transaction, still run side by
+    side."""
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RECORDING_LOCK])
+
+
 def _record_parsed(parsed: list, *, demo: bool, force: bool) -> dict[int, IngestOutcome]:
     with transaction.atomic():
+        _take_turn()
         results = record_batch(parsed, demo=demo, replay=force)
         outcomes = {row.pk: _recorded(row, report, result)
                     for (report, row), result in zip(parsed, results, strict=True)}

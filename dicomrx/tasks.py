@@ -50,14 +50,15 @@ def due_for_retry(limit: int) -> list[int]:
                 .values_list("id", flat=True)[:limit])
 
 
-@shared_task(acks_late=True)
+# ignore_result: the outcomes are the rows' states; storing each batch's list in the result backend only costs
+@shared_task(acks_late=True, ignore_result=True)
 def ingest_objects(received_object_ids: list[int]) -> list[str]:
     """Ingest a batch of received objects (one transaction; a bad object is refused alone).  An object whose ingest
     raised is retried by the policy above (the listener's dispatcher re-sends it when due), not by Celery."""
     return [o.status for o in ingest.ingest_batch(list(received_object_ids))]
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, ignore_result=True)
 def ingest_object(received_object_id: int) -> str:
     """One object: a batch of one (kept for messages queued by an earlier version and single sends)."""
     return ingest_objects([received_object_id])[0]

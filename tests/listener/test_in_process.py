@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 from pynetdicom import AE, _config, evt
 
-from dicomrx import dispatch
+from dicomrx import dispatch, ingest
 from dicomrx.listener import DOSE_SOP_CLASSES, Listener, StoreHandler, syntaxes_for
 from dicomrx.models import ListenerStatus, RefusedObject
 from dicomrx.storage import TopLevel, store_received_file, store_received_object
@@ -109,7 +109,8 @@ def test_in_process_ingest_gathers_a_batch_while_objects_arrive_at_most_the_batc
         # held back while objects arrive, asking every 0.05 s, for the batch wait; then ingested regardless
         assert clock.polls == pytest.approx([0.05 * i for i in range(len(clock.polls))])
         assert clock.polls[-1] < 3.0 <= clock.now
-        assert dispatcher.batches == 1 and dispatcher.ingested == 1
+        assert wait_for(lambda: dispatcher.batches == 1, timeout=30)  # counted once ingest_batch has returned
+        assert dispatcher.ingested == 1
         settings.INGEST_BATCH_WAIT_MS = 600_000
         before = clock.now
         during_wait.append("1.2.3.999")  # the second object of a batch arrives while the first waits
@@ -117,7 +118,8 @@ def test_in_process_ingest_gathers_a_batch_while_objects_arrive_at_most_the_batc
         dispatcher.notify(0)
         assert wait_for(lambda: ReceivedObject.objects.filter(state="received").count() == 0
                         and ReceivedObject.objects.count() == 3, timeout=30)
-        assert clock.now - before < 1.0 and dispatcher.batches == 2  # the full batch went at once, as one
+        assert wait_for(lambda: dispatcher.batches == 2, timeout=30)
+        assert clock.now - before < 1.0  # the full batch went at once, as one
         arriving["now"] = False
         store_received_object(b"not dicom either", TopLevel("1.2.3.1000", ds.SOPClassUID), source="c-store")
         before = clock.now
@@ -125,6 +127,44 @@ def test_in_process_ingest_gathers_a_batch_while_objects_arrive_at_most_the_batc
         assert wait_for(lambda: ReceivedObject.objects.get(sop_instance_uid="1.2.3.1000").state != "received",
                         timeout=30)
         assert clock.now - before < 0.1  # no arrivals: taken at once
+    finally:
+        dispatcher.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_process_ingest_takes_a_backlog_at_once_and_gathers_again_once_caught_up(settings, monkeypatch):
+    """Objects that arrive while a batch is ingested are a backlog: the next batch goes at once, although objects
+    still arrive; once the ingest has caught up, a batch waits for more again (INGEST_BATCH_WAIT_MS)."""
+    sop_class = "1.2.840.10008.5.1.4.1.1.88.67"
+    clock = SteppedClock()
+    during_first_batch = ["1.2.3.2001", "1.2.3.2002"]
+    taken: list[tuple[float, list[int]]] = []  # (fake time, ids) of each batch
+    real_ingest_batch = ingest.ingest_batch
+
+    def ingest_batch(ids):
+        taken.append((clock.now, list(ids)))
+        while during_first_batch:  # they arrive while the first batch is being ingested
+            uid = during_first_batch.pop(0)
+            store_received_object(uid.encode() + b" not dicom", TopLevel(uid, sop_class), source="c-store")
+            dispatcher.notify(0)
+        return real_ingest_batch(ids)
+
+    monkeypatch.setattr(ingest, "ingest_batch", ingest_batch)
+    settings.INGEST_BATCH_WAIT_MS, settings.INGEST_BATCH_SIZE = 1000, 50
+    store_received_object(b"1.2.3.2000 not dicom", TopLevel("1.2.3.2000", sop_class), source="c-store")
+    dispatcher = dispatch.IngestDispatcher(use_celery=False, receiving=lambda: True, clock=clock, sleep=clock.sleep)
+    dispatcher.start()
+    try:
+        assert wait_for(lambda: ReceivedObject.objects.count() == 3
+                        and not ReceivedObject.objects.filter(state="received").exists(), timeout=30)
+        assert wait_for(lambda: dispatcher.batches == 2, timeout=30) and len(taken) == 2
+        (first_at, first), (second_at, second) = taken
+        assert first_at == pytest.approx(1.0)  # caught up: the first object waited the batch wait for company
+        assert second_at == first_at and len(second) == 2  # the backlog went at once, no gathering
+        store_received_object(b"1.2.3.2003 not dicom", TopLevel("1.2.3.2003", sop_class), source="c-store")
+        dispatcher.notify(0)
+        assert wait_for(lambda: len(taken) == 3, timeout=30)
+        assert taken[2][0] == pytest.approx(second_at + 1.0)  # caught up again: it gathers again
     finally:
         dispatcher.stop()
 
