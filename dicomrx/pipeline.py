@@ -6,8 +6,9 @@ Order, each app's batch entry point:
 1. examination mapping (``drl.services.map_studies_of``), the unmapped names noted, the units' acquisition protocols
    tracked (a new protocol on a unit with history, or a kVp shift, makes the unit's comparisons due);
 2. the CT effective-dose estimates that fall back on the examination's body region
-   (``studies_update_effective_dose``), and the peak skin dose of fluoroscopy studies from their event geometry
-   (``studies_update_skin_dose``; recomputed when a report is corrected, since the study is recorded again);
+   (``studies_update_effective_dose``; the peak skin dose of fluoroscopy studies is not a step here: it depends on
+   the recorded events alone and is kept with the study's totals when it is recorded, see
+   ``dosereg.registry.services.skin_dose``);
 3. trigger checks (``triggers.bulk.check_studies``: all rules against all studies of the batch from a few queries;
    new alerts created in bulk; ``check_study`` only for a study with an alert to update or a patient window to
    re-check — a corrected study's alerts are re-evaluated here);
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 from dosereg.interop.push import interop_after_studies_recorded
 from dosereg.registry.services.recording import studies_update_effective_dose
-from dosereg.registry.services.skin_dose import studies_update_skin_dose
 from drl.services import map_studies_of, note_equipment_change, note_protocols_of, note_unmapped_names_of
 from triggers.bulk import check_studies
 
@@ -33,7 +33,6 @@ def after_studies_recorded(study_ids: list[int], equipment_change_ids: list[int]
         note_unmapped_names_of(ids)
         note_protocols_of([i for i in study_ids if i])  # once per recorded object, as a unit's protocol counts go
         studies_update_effective_dose(ids)
-        studies_update_skin_dose(ids)
         check_studies(ids)
     for change_id in equipment_change_ids:
         note_equipment_change(change_id)

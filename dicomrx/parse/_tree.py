@@ -144,7 +144,7 @@ class _NotCode(ValueError):
 class Node:
     """One content item.  Items repeated byte for byte are one shared node (``Decoder.nodes``): read-only once built."""
 
-    __slots__ = ("rel", "vt", "key", "meaning", "value", "unit", "unit_scheme", "qualifier", "children")
+    __slots__ = ("rel", "vt", "key", "meaning", "value", "unit", "unit_scheme", "qualifier", "children", "json")
 
     def __init__(self) -> None:
         self.rel = ""
@@ -156,6 +156,7 @@ class Node:
         self.unit_scheme = ""
         self.qualifier: tuple | None = None
         self.children: list[Node] = []
+        self.json: dict[str, Any] | None = None  # to_json, made once
 
     # navigation ------------------------------------------------------------------------------------------------------
     def first(self, key: tuple[str, str]) -> Node | None:
@@ -171,6 +172,10 @@ class Node:
         return (self.value[0], self.value[1]) if self.vt == "CODE" and self.value else None
 
     def to_json(self) -> dict[str, Any]:
+        """The item as JSON-able data.  A shared node gives the same dict wherever it is met (read-only, like the
+        node): the item is built once, and the registry serialises each distinct item of a report once."""
+        if self.json is not None:
+            return self.json
         item: dict[str, Any] = {"concept": [self.key[0], self.key[1], self.meaning], "type": self.vt}
         if self.vt == "CODE":
             item["value"] = list(self.value[:3]) if self.value else None
@@ -184,6 +189,7 @@ class Node:
             item["rel"] = self.rel
         if self.children:
             item["children"] = [child.to_json() for child in self.children]
+        self.json = item
         return item
 
 
@@ -227,6 +233,7 @@ class _NotSequence(ValueError):
 
 
 def _fill(node: Node, item: dict, dec: Decoder) -> None:
+    node.json = None
     text = dec.text
     node.vt = vt = text(item.get(T_VALUE_TYPE)).upper()
     node.rel = text(item.get(T_RELATIONSHIP))

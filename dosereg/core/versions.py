@@ -213,9 +213,28 @@ def _num(value: float | None):
     return float(f"{value:.9g}")  # digits a re-encoding (DS string, float32) cannot change
 
 
+# json.dumps(items, separators=(",", ":")), without a new encoder for every event of a report
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
+# _num of the non-zero finite floats met (an RDSR repeats its kVp, angles and distances in every event)
+_NUMS: dict[float, float] = {}
+_NUMS_LIMIT = 50_000
+
+
 def quantities_digest(quantities: Mapping[str, dr.Quantity]) -> str:
-    items = sorted((name, _num(q.value), q.raw_unit) for name, q in quantities.items())
-    return hashlib.sha256(json.dumps(items, separators=(",", ":")).encode()).hexdigest()[:32]
+    nums = _NUMS
+    items = []
+    for name, q in quantities.items():
+        value = q.value
+        num = nums.get(value) if type(value) is float and value else None  # 0.0 and -0.0 are equal keys: not kept
+        if num is None:
+            num = _num(value)
+            if type(value) is float and value and math.isfinite(value):
+                if len(nums) >= _NUMS_LIMIT:
+                    nums.clear()
+                nums[value] = num
+        items.append((name, num, q.raw_unit))
+    items.sort()
+    return hashlib.sha256(_COMPACT_JSON(items).encode()).hexdigest()[:32]
 
 
 def event_digest(event: dr.IrradiationEventData) -> str:

@@ -1,9 +1,11 @@
-"""Peak skin dose of fluoroscopy and interventional studies, computed after ingest from the stored events.
+"""Peak skin dose of fluoroscopy and interventional studies, kept on the study with its totals when it is recorded.
 
 The engine is the core's (``dosereg.core.skin_dose``, pure); this service feeds it the study's current projection
 events, the patient's size and the unit, and keeps the result on the study: ``psd_mgy`` where the geometry is
-complete, else null with the reasons (the pages then show Ka,r with its label, never invented positions).  Recomputed
-whenever the study's events change (a corrected or cumulative report runs the post-commit steps again).
+complete, else null with the reasons (the pages then show Ka,r with its label, never invented positions).  Like the
+totals, it is fed two ways: from the rows the batch path has just built for a study it opens (no query, no JSON read
+back: :func:`study_apply_skin_dose`), and from the database (:func:`studies_update_skin_dose`) whenever a known
+study's events change (a corrected or cumulative report).
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ SKIN_EVENT_VALUES = ("ka_r_mgy", "kap_gycm2", "kvp", "positioner_primary_angle_d
                      "collimated_field_height_mm", "collimated_field_width_mm", "collimated_field_area_m2")
 
 
+def skin_events_of_rows(rows) -> list[skin_dose.SkinEvent]:
+    """The skin-dose events among the event rows just built for a new study (``recording.rows.EventRow``, in
+    sequence order): the same events, values and order as :func:`_skin_events_of` reads back from the database."""
+    return [skin_dose.skin_event_from_parts(row.__dict__, row.attributes, row.content, plane=row.plane or None,
+                                            event_uid=row.irradiation_event_uid or "")
+            for row in rows if row.is_current and not row.is_localizer and row.ka_r_mgy is not None
+            and row.event_type != "image_header"]
+
+
 def _skin_events_of(study_ids: list[int]) -> dict[int, list[skin_dose.SkinEvent]]:
     """The current projection events with Ka,r of these studies, in report and sequence order (one query)."""
     rows = IrradiationEvent.objects.filter(study_id__in=study_ids, is_current=True, is_localizer=False,
@@ -42,18 +53,36 @@ def _finite_or_none(value):
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _compute(study: Study, events: list[skin_dose.SkinEvent]) -> skin_dose.SkinDoseResult | None:
+def _compute(study, unit, events: list[skin_dose.SkinEvent]) -> skin_dose.SkinDoseResult | None:
     if not events:
         return None
-    unit = study.equipment
     return skin_dose.compute_skin_dose(
         events, unit=skin_dose.Unit(manufacturer=unit.manufacturer if unit else "", model=unit.model if unit else ""),
         patient=skin_dose.Patient(height_m=study.height_m, weight_kg=study.weight_kg))
 
 
+def _keep(study, result: skin_dose.SkinDoseResult | None) -> None:
+    """The result on the study's columns (not saved)."""
+    if result is None:
+        study.skin_dose, study.skin_dose_map, study.psd_mgy = {}, {}, None
+        return
+    full = result.as_dict(include_map=True)
+    study.skin_dose_map = {"map": full.pop("map")} if "map" in full else {}
+    study.skin_dose = full
+    study.psd_mgy = _finite_or_none(result.psd_mgy) if result.geometry_complete else None
+
+
 def study_skin_dose(study: Study) -> skin_dose.SkinDoseResult | None:
     """The skin-dose result of a study, or None when it has no projection event with Ka,r."""
-    return _compute(study, _skin_events_of([study.pk]).get(study.pk, []))
+    return _compute(study, study.equipment, _skin_events_of([study.pk]).get(study.pk, []))
+
+
+def study_apply_skin_dose(study, events: list[skin_dose.SkinEvent], *, unit) -> bool:
+    """Set the skin dose of a study the batch path opens (a ``StudyRow`` with its totals) from its events in memory,
+    to be written with the study; ``unit``: its Equipment.  Returns whether one was computed."""
+    result = _compute(study, unit, events)
+    _keep(study, result)
+    return result is not None
 
 
 def studies_update_skin_dose(study_ids: list[int]) -> int:
@@ -69,14 +98,8 @@ def studies_update_skin_dose(study_ids: list[int]) -> int:
     events = _skin_events_of([s.pk for s in studies])
     done = 0
     for study in studies:
-        result = _compute(study, events.get(study.pk, []))
-        if result is None:
-            study.skin_dose, study.skin_dose_map, study.psd_mgy = {}, {}, None
-        else:
-            full = result.as_dict(include_map=True)
-            study.skin_dose_map = {"map": full.pop("map")} if "map" in full else {}
-            study.skin_dose = full
-            study.psd_mgy = _finite_or_none(result.psd_mgy) if result.geometry_complete else None
+        result = _compute(study, study.equipment, events.get(study.pk, []))
+        _keep(study, result)
         done += result is not None
     update_rows(Study, studies, ["skin_dose", "skin_dose_map", "psd_mgy"])
     return done

@@ -34,6 +34,7 @@ from dosereg.registry.models import (
     ReceivedObject,
     Study,
 )
+from dosereg.registry.services import skin_dose
 from dosereg.registry.services.recording.bulk_sql import insert_rows, update_rows, widen_sqlite_batches
 from dosereg.registry.services.recording.identity import (
     aware,
@@ -45,6 +46,7 @@ from dosereg.registry.services.recording.identity import (
 )
 from dosereg.registry.services.recording.rows import (
     ReceivedRow,
+    ReportMemo,
     ReportRow,
     StudyRow,
     accumulated_row,
@@ -108,7 +110,17 @@ def record_batch(items: list[tuple[dr.DoseReport, ReceivedObject]], *, demo: boo
             later = sorted(fresh + later)
     for i in later:
         outcomes[i] = _record_one(*items[i], demo=demo)
+    if later:
+        _skin_dose_after_known_studies(outcomes)
     return outcomes
+
+
+def _skin_dose_after_known_studies(outcomes: list) -> None:
+    """Once objects of known studies were recorded one by one, the skin dose of every study of the batch is
+    computed from the database at the end: a later object may have filled in its unit's manufacturer or model,
+    which the skin dose reads (the studies the batch opened had theirs from memory, written with them)."""
+    skin_dose.studies_update_skin_dose([o.study_id for o in outcomes if isinstance(o, RecordOutcome)
+                                        and o.study_id and o.status != ALREADY_PRESENT])
 
 
 def _record_one(report: dr.DoseReport, received: ReceivedObject, *, demo: bool) -> RecordOutcome | Exception:
@@ -116,7 +128,7 @@ def _record_one(report: dr.DoseReport, received: ReceivedObject, *, demo: bool) 
     tried once more on fresh rows."""
     for attempt in (1, 2):
         try:
-            return record_report(report, received, demo=demo)
+            return record_report(report, received, demo=demo, update_skin_dose=False)
         except IntegrityError as exc:
             if attempt == 2:
                 return exc
@@ -169,7 +181,9 @@ def record_reports_bulk(reports: list[dr.DoseReport], *, demo: bool = False,
             sop_instance_uid=sops[i], sop_class_uid=fit(ReceivedObject, "sop_class_uid", r.sop_class_uid),
             sha256=hashes[i], study_instance_uid=fit(ReceivedObject, "study_instance_uid", r.study.study_instance_uid),
             modality=fit(ReceivedObject, "modality", r.study.header_modality), source=source)
-        outcomes[i] = record_report(r, received, demo=demo)
+        outcomes[i] = record_report(r, received, demo=demo, update_skin_dose=False)
+    if later:
+        _skin_dose_after_known_studies(outcomes)
     return outcomes
 
 
@@ -180,8 +194,9 @@ def _new_study_events(r: dr.DoseReport, rep: DoseReport, age: float | None, fit:
     (an event UID twice in one object counts once; an image header's exposure sent twice counts once)."""
     is_report = r.source_kind in REPORT_KINDS
     rows, taken, seen_keys = [], set(), set()
+    memo = ReportMemo(r.study.timezone_offset)
     for seq, ev in enumerate(r.events):
-        row = event_row(ev, study=None, rep=rep, seq=seq, offset=r.study.timezone_offset, fit=fit, findings=findings)
+        row = event_row(ev, study=None, rep=rep, seq=seq, memo=memo, fit=fit, findings=findings)
         if not is_report and row.exposure_key:
             if row.exposure_key in seen_keys:
                 row.is_current = False
@@ -313,6 +328,9 @@ def _record_new_studies(reports: list[dr.DoseReport], fresh: list[int], outcomes
             for name, value in study_findings_merge(study, findings, sop_instance_uid=sop).items():
                 setattr(study, name, value)
         study_apply_totals(study, new_report_facts(rep, acc_rows, rows))  # written with the study: no UPDATE
+        if "fluoroscopy" in study.modality_types:  # from the rows in memory, with the batch's final units
+            skin_dose.study_apply_skin_dose(study, skin_dose.skin_events_of_rows(rows),
+                                            unit=units[identity_key(r.equipment)])
         studies.append(study)
         objs.append(_received_done(received[i], r, now) if received is not None else
                     _received_done(_new_received(r, hashes[i], source, fit), r, now))

@@ -4,14 +4,21 @@ SQLite's real bound-parameter limit.  Django's bulk_create spends most of its ti
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import sqlite3
+from functools import partial
+from operator import itemgetter
 
 from django.db import connection, models
 from psycopg2.extras import execute_values
 
 COPY_MIN_ROWS = 200  # below this a multi-row INSERT is as quick as COPY (rows of all objects of a batch together)
+# a row's {attname: (value, its json.dumps text)} for JSON columns its builder has serialised already (to check the
+# value): the text is written as it is while the column still holds that very value
+JSON_TEXTS = "json_texts"
+
 
 def insert_rows(model, objs: list, *, returning: bool = False) -> None:
     """Insert many rows in one statement (PostgreSQL: COPY, or execute_values; SQLite: executemany of one prepared
@@ -39,12 +46,7 @@ def insert_rows(model, objs: list, *, returning: bool = False) -> None:
                 fields = [pk, *fields]
             _copy_rows(cursor.cursor, qn(model._meta.db_table), [qn(f.column) for f in fields], fields, objs)
         return
-    convert = [(f.attname, _prep_for(f)) for f in fields]
-    params = []
-    for obj in objs:
-        values = obj.__dict__
-        params.append([values[name] if conv is None or values[name] is None else conv(values[name])
-                       for name, conv in convert])
+    params = _params(fields, objs)
     qn = connection.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)
     head = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
@@ -74,6 +76,35 @@ def _mark_saved(objs: list) -> None:
             obj._state.adding, obj._state.db = False, connection.alias
 
 
+def _params(fields: list, objs: list) -> list[list]:
+    """The query parameters of ``objs`` for these columns: the values read in one call per row, then only the
+    columns that need it converted (chosen once per column): JSON (its text made once, see ``JSON_TEXTS``),
+    dates and times."""
+    get = itemgetter(*[f.attname for f in fields])
+    json_columns, converted = [], []
+    for i, f in enumerate(fields):
+        prep = _prep_for(f)
+        if prep is json.dumps:
+            json_columns.append((i, f.attname))
+        elif prep is not None:
+            converted.append((i, prep))
+    params = []
+    for obj in objs:
+        values = obj.__dict__
+        row = list(get(values)) if len(fields) > 1 else [get(values)]
+        for i, prep in converted:
+            if row[i] is not None:
+                row[i] = prep(row[i])
+        texts = values.get(JSON_TEXTS) or {}
+        for i, name in json_columns:
+            value = row[i]
+            if value is not None:
+                known = texts.get(name)
+                row[i] = known[1] if known is not None and known[0] is value else json.dumps(value)
+        params.append(row)
+    return params
+
+
 def _prep_for(field):
     """The column's conversion to a query parameter (None: the value as it is), chosen once per column: Django's
     ``get_db_prep_save`` per value was most of a batch's insert time (a connection lookup for every JSON value)."""
@@ -82,7 +113,17 @@ def _prep_for(field):
         return None
     if isinstance(field, models.JSONField) and field.encoder is None:
         return json.dumps  # what Django writes for a JSON column (None stays SQL NULL)
+    if isinstance(field, models.DateTimeField) and connection.vendor == "sqlite" and connection.timezone is not None:
+        return partial(_sqlite_datetime, field, connection.timezone)
     return lambda value: field.get_db_prep_save(value, connection)
+
+
+def _sqlite_datetime(field, tz: dt.tzinfo, value):
+    """What Django's SQLite backend writes for an aware date/time (the text of it made naive in the connection's
+    zone, ``adapt_datetimefield_value``), without its per-value checks; anything else takes the field's own way."""
+    if type(value) is dt.datetime and value.utcoffset() is not None:
+        return str(value.astimezone(tz).replace(tzinfo=None))
+    return field.get_db_prep_save(value, connection)
 
 
 def _insert_returning_sqlite(cursor, head: str, objs: list, params: list[list], pk) -> None:
@@ -160,11 +201,21 @@ def _copy_kind(f) -> str:
 def _copy_rows(cursor, table: str, columns: list[str], fields: list, objs: list) -> None:
     """PostgreSQL COPY FROM STDIN in the text format: the fastest way to load many rows (no SQL to parse, no
     placeholders to bind).  One writer per column, chosen once."""
-    writers = [(f.attname, _copy_text(_copy_kind(f))) for f in fields]
+    writers = [(f.attname, _copy_kind(f) == "json", _copy_text(_copy_kind(f))) for f in fields]
     lines = []
     for obj in objs:
         values = obj.__dict__
-        lines.append("\t".join("\\N" if (v := values[name]) is None else write(v) for name, write in writers))
+        texts = values.get(JSON_TEXTS) or {}
+        cells = []
+        for name, is_json, write in writers:
+            value = values[name]
+            if value is None:
+                cells.append("\\N")
+            elif is_json and (known := texts.get(name)) is not None and known[0] is value:
+                cells.append(known[1].translate(_COPY_ESCAPES))  # the text the row's builder made
+            else:
+                cells.append(write(value))
+        lines.append("\t".join(cells))
     data = io.StringIO("\n".join(lines) + "\n")
     cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", data)
 

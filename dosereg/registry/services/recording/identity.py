@@ -28,11 +28,12 @@ def zone(offset: str = ""):
     return zoneinfo.ZoneInfo(settings.TIME_ZONE)
 
 
-def aware(value: dt.datetime | None, offset: str = "") -> dt.datetime | None:
+def aware(value: dt.datetime | None, offset: str = "", *, tz: dt.tzinfo | None = None) -> dt.datetime | None:
+    """``value`` in UTC, a naive one read in ``tz`` (the report's ``zone(offset)``, found once for its events)."""
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=zone(offset))
+        value = value.replace(tzinfo=tz if tz is not None else zone(offset))
     return value.astimezone(dt.UTC)
 
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import sys
+from typing import Any
 
 from dosereg.core import dose_report as dr
+from dosereg.core.quantities import QUANTITIES
 from dosereg.core.sanity import Finding, clean_text, is_storable, screen_value
 from dosereg.core.versions import event_digest
 from dosereg.registry.fields import TextFitter
@@ -24,7 +27,8 @@ from dosereg.registry.models import (
     ReceivedObject,
     Study,
 )
-from dosereg.registry.services.recording.identity import aware
+from dosereg.registry.services.recording.bulk_sql import JSON_TEXTS
+from dosereg.registry.services.recording.identity import aware, zone
 
 EVENT_COLUMNS = frozenset(f.name for f in IrradiationEvent._meta.concrete_fields)
 ACCUMULATED_COLUMNS = frozenset(f.name for f in AccumulatedDose._meta.concrete_fields) - {
@@ -93,11 +97,40 @@ def jsonable(value):
 def safe_json(value):
     """``value`` unchanged when it is already clean JSON (the fast path for reports with hundreds of events), else
     :func:`jsonable` of it."""
+    return json_with_text(value)[0]
+
+
+def json_with_text(value) -> tuple[Any, str]:
+    """(``value`` as :func:`safe_json` gives it, its text as a JSON column stores it: ``json.dumps``): the text that
+    checks the value is the one written (``bulk_sql.insert_rows`` takes it from ``JSON_TEXTS``), not made twice."""
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
-        return jsonable(value)
-    return jsonable(value) if "\\u0000" in text else value
+        value = jsonable(value)
+        return value, json.dumps(value)
+    if "\\u0000" in text:
+        value = jsonable(value)
+        return value, json.dumps(value)
+    return value, text
+
+
+def items_json_with_text(items: list, memo: dict[int, tuple[Any, str]]) -> tuple[Any, str]:
+    """:func:`json_with_text` of a list whose items repeat across a report's events (the parser gives a content item
+    it meets again as the same dict): each distinct item is serialised once per report, in ``memo`` (by identity),
+    and the list's text joined as ``json.dumps`` writes it."""
+    parts = []
+    for item in items:
+        known = memo.get(id(item))
+        if known is None or known[0] is not item:
+            try:
+                text = json.dumps(item, allow_nan=False)
+            except (TypeError, ValueError):
+                return json_with_text(items)
+            if "\\u0000" in text:
+                return json_with_text(items)
+            known = memo[id(item)] = (item, text)
+        parts.append(known[1])
+    return items, "[" + ", ".join(parts) + "]"
 
 
 def code_list(code: dr.Code | None):
@@ -115,40 +148,104 @@ def _screened(name: str, q: dr.Quantity, where: str, findings: list[Finding]) ->
     return q.value
 
 
-def event_row(ev: dr.IrradiationEventData, *, study: Study | None, rep: DoseReport, seq: int, offset: str,
+_FLOAT_MAX = sys.float_info.max
+
+
+def _quiet_range(name: str) -> tuple[float, float]:
+    """The closed range in which a float of quantity ``name`` passes ``screen_value`` without a finding (finite, not
+    negative unless the quantity is signed, not above its plausible maximum): most values of a report, checked
+    with two comparisons; anything else (NaN and infinities fail both) takes ``screen_value`` itself."""
+    q = QUANTITIES.get(name)
+    if q is None:
+        return -_FLOAT_MAX, _FLOAT_MAX
+    top = q.plausible_max if q.plausible_max is not None else _FLOAT_MAX
+    return (-top if q.signed else 0.0), top
+
+
+_QUIET_RANGES = {name: _quiet_range(name) for name in QUANTITIES}
+
+
+def _text(value) -> str:
+    """:func:`clean_text` without its work for the common case (plain ASCII text without NUL)."""
+    if type(value) is str and value.isascii() and "\x00" not in value:
+        return value
+    return clean_text(value)
+
+
+def _raw_of(q: dr.Quantity, memo: dict[int, tuple[dr.Quantity, list[str]]]) -> list[str]:
+    """[value, unit] as sent, for ``raw``.  The parser gives a repeated item's quantity as the same object: its
+    pair is made once per report (``memo``, by identity) and shared by the rows (read-only)."""
+    known = memo.get(id(q))
+    if known is None or known[0] is not q:
+        known = memo[id(q)] = (q, [_text(q.raw_value), _text(q.raw_unit)])
+    return known[1]
+
+
+# quantities with an event column of their own; the others go in attributes["quantities"]
+EVENT_QUANTITY_COLUMNS = EVENT_COLUMNS - DERIVED_EVENT_COLUMNS
+
+
+class ReportMemo:
+    """What the rows of one report's events share: the zone of its naive date/times (``identity.zone``), and the
+    texts of its repeated content items and quantities (the parser gives a repeated item as the same object)."""
+
+    __slots__ = ("tz", "content", "raw")
+
+    def __init__(self, offset: str) -> None:
+        self.tz = zone(offset)
+        self.content: dict[int, tuple[Any, str]] = {}
+        self.raw: dict[int, tuple[dr.Quantity, list[str]]] = {}
+
+
+def event_row(ev: dr.IrradiationEventData, *, study: Study | None, rep: DoseReport, seq: int, memo: ReportMemo,
               fit: TextFitter, findings: list[Finding], digest: str | None = None):
-    """The event's row; ``digest``: its ``event_digest`` when the caller has it already."""
+    """The event's row; ``memo``: its report's (:class:`ReportMemo`); ``digest``: its ``event_digest`` when the
+    caller has it already.  The JSON columns' texts are made here, once (``JSON_TEXTS``)."""
     region = ev.target_region
+    attrs = dict(ev.attributes)
+    get = attrs.get
     row = EventRow(
-        study_id=study.pk if study is not None else None, report_id=rep.pk, irradiation_event_uid=fit(IrradiationEvent, "irradiation_event_uid",
-                                                           ev.irradiation_event_uid) or None,
+        study_id=study.pk if study is not None else None, report_id=rep.pk,
+        irradiation_event_uid=fit(IrradiationEvent, "irradiation_event_uid", ev.irradiation_event_uid) or None,
         source_sop_instance_uid=rep.sop_instance_uid, sequence=seq,
-        event_type=fit(IrradiationEvent, "event_type", ev.event_type), datetime=aware(ev.datetime, offset),
+        event_type=fit(IrradiationEvent, "event_type", ev.event_type), datetime=aware(ev.datetime, tz=memo.tz),
         protocol=fit(IrradiationEvent, "protocol", ev.protocol),
         target_region=fit(IrradiationEvent, "target_region", region.meaning if region else ""),
         target_region_code=fit(IrradiationEvent, "target_region_code", region.value if region else ""),
         plane=ev.plane or "", is_localizer=ev.is_localizer,
-        exposure_key=fit(IrradiationEvent, "exposure_key", ev.exposure_key), value_digest=digest if digest is not None else event_digest(ev))
-    attrs = dict(ev.attributes)
-    row.ctdi_phantom = fit(IrradiationEvent, "ctdi_phantom", attrs.get("ctdi_phantom"))
-    row.laterality = fit(IrradiationEvent, "laterality", attrs.get("laterality"))
-    row.view = fit(IrradiationEvent, "view", attrs.get("view"))
+        exposure_key=fit(IrradiationEvent, "exposure_key", ev.exposure_key),
+        value_digest=digest if digest is not None else event_digest(ev),
+        # fit(None) is "": said without the call for what most events do not carry
+        ctdi_phantom=fit(IrradiationEvent, "ctdi_phantom", get("ctdi_phantom")) if "ctdi_phantom" in attrs else "",
+        laterality=fit(IrradiationEvent, "laterality", get("laterality")) if "laterality" in attrs else "",
+        view=fit(IrradiationEvent, "view", get("view")) if "view" in attrs else "")
+    values = row.__dict__
     raw = {}
-    where = f"event {seq + 1}"
+    quiet, raw_memo = _QUIET_RANGES, memo.raw
     for name, q in ev.quantities.items():
-        value = _screened(name, q, where, findings)
-        if name in EVENT_COLUMNS and name not in DERIVED_EVENT_COLUMNS:
-            setattr(row, name, value)
+        value = q.value
+        low, high = quiet.get(name) or _quiet_range(name)
+        if type(value) is not float or not low <= value <= high:
+            value = _screened(name, q, f"event {seq + 1}", findings)
+        if name in EVENT_QUANTITY_COLUMNS:
+            values[name] = value
         else:
             attrs.setdefault("quantities", {})[name] = value
-        raw[name] = [clean_text(q.raw_value), clean_text(q.raw_unit)]
+        raw[name] = _raw_of(q, raw_memo)
     if ev.event_type_code is not None:
         attrs["event_type_code"] = code_list(ev.event_type_code)
     if region is not None:
         attrs["target_region_code"] = code_list(region)
-    row.raw = raw
-    row.attributes = safe_json(jsonable(attrs) if not _plain(attrs) else attrs)
-    row.content = safe_json(ev.content)
+    texts = {}
+    for name, value in (("raw", raw), ("attributes", attrs if _plain(attrs) else jsonable(attrs))):
+        value, text = json_with_text(value)
+        values[name] = value
+        texts[name] = (value, text)
+    content = ev.content
+    value, text = items_json_with_text(content, memo.content) if type(content) is list else json_with_text(content)
+    values["content"] = value
+    texts["content"] = (value, text)
+    values[JSON_TEXTS] = texts
     return row
 
 

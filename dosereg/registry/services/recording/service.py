@@ -50,10 +50,17 @@ from dosereg.registry.models import (
     ReceivedObject,
     Study,
 )
+from dosereg.registry.services import skin_dose
 from dosereg.registry.services.recording import versions as stored_versions
 from dosereg.registry.services.recording.bulk_sql import insert_rows, widen_sqlite_batches
 from dosereg.registry.services.recording.identity import aware, equipment_for, patient_for, study_for
-from dosereg.registry.services.recording.rows import accumulated_row, dose_check_row, event_row, jsonable
+from dosereg.registry.services.recording.rows import (
+    ReportMemo,
+    accumulated_row,
+    dose_check_row,
+    event_row,
+    jsonable,
+)
 from dosereg.registry.services.recording.totals import set_event_effective_dose, studies_update_totals
 
 log = logging.getLogger(__name__)
@@ -186,9 +193,9 @@ def _event_rows(report: dr.DoseReport, *, study: Study, rep: DoseReport, plan: V
     counts, stamps = (True, []) if is_report else stored_versions.header_placement(study, report)
     seen_keys, seen_uids = _counted_keys(study) if not is_report and counts else (set(), {})
     rows, taken = [], set()
+    memo = ReportMemo(report.study.timezone_offset)
     for seq, ev in enumerate(report.events):
-        row = event_row(ev, study=study, rep=rep, seq=seq, offset=report.study.timezone_offset, fit=fit,
-                        findings=findings, digest=digests[seq])
+        row = event_row(ev, study=study, rep=rep, seq=seq, memo=memo, fit=fit, findings=findings, digest=digests[seq])
         uid = row.irradiation_event_uid
         if not plan.incoming_current:
             row.is_current = False
@@ -236,8 +243,10 @@ def _report_row(report: dr.DoseReport, *, study: Study | None, received: Receive
 
 
 @transaction.atomic
-def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool = False) -> RecordOutcome:
-    """Store one parsed dose object of ``received`` (see the module docstring)."""
+def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool = False,
+                  update_skin_dose: bool = True) -> RecordOutcome:
+    """Store one parsed dose object of ``received`` (see the module docstring).  ``update_skin_dose``: recompute
+    the study's skin dose with its totals (the batch path does it once for the batch instead)."""
     _forget_replayed(received)
     fit = TextFitter()
     event_digests = [event_digest(e) for e in report.events]  # once: the report's digest, its facts, its rows
@@ -280,6 +289,8 @@ def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool
         findings += device_total_findings(plane_sums(acc_rows, rows))
 
     studies_update_totals([study])
+    if update_skin_dose and "fluoroscopy" in study.modality_types:
+        skin_dose.studies_update_skin_dose([study.pk])
     if plan.corrects:
         changes = stored_versions.corrections_between(before, stored_versions.totals_snapshot(study))
         DoseReport.objects.filter(pk=rep.pk).update(corrections=jsonable(changes))
