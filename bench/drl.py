@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -190,6 +191,7 @@ def main() -> None:
     print(f"database {args.database}: {n_studies} studies in {args.year} ({n_demo} demo), {n_events} irradiation "
           f"events; include_demo={include_demo}")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    times = []
     for attempt in (1, 2, 3):
         timed: list[tuple[float, str]] = []
         t0 = time.perf_counter()
@@ -197,9 +199,12 @@ def main() -> None:
             run = drl_comparison_run(period_start=dt.date(args.year, 1, 1), period_end=dt.date(args.year, 12, 31),
                                      trigger="yearly", note="bench", include_demo=include_demo)
         elapsed = time.perf_counter() - t0
+        times.append(elapsed)
         print(f"yearly DRL comparison (run {attempt}): {run.rows.count()} rows, {elapsed:.2f} s, {len(timed)} queries")
         for seconds, sql in sorted(timed, reverse=True)[:args.queries]:
             print(f"    {seconds:6.2f} s  {' '.join(sql.split())[:110]}")
+    print(f"yearly DRL comparison: median of 3 runs {statistics.median(times):.2f} s "
+          f"(load average {os.getloadavg()[0]:.1f})")
 
 
 def _timed(timed: list):

@@ -114,7 +114,11 @@ class Patient(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["issuer", "patient_id"], name="patient_identity")]
-        indexes = [models.Index(fields=["patient_id"]), models.Index(fields=["name"])]
+        indexes = [models.Index(fields=["patient_id"]), models.Index(fields=["name"]),
+                   # the search by the beginning of an ID (LIKE 'B1798%'): a plain btree under a non-C collation
+                   # cannot serve a prefix; the pattern operator class compares bytes (PostgreSQL only)
+                   models.Index(fields=["patient_id"], name="patient_id_prefix_idx",
+                                opclasses=["varchar_pattern_ops"])]
         permissions = [
             ("view_patient_history", "Can view a patient's dose history"),
             ("view_patient_sheet", "Can print the patient dose sheet"),
