@@ -48,6 +48,7 @@ from dicomrx.storage import (
 )
 from dosereg.core import versions
 from dosereg.core.dose_report import DoseParseError, NotADoseObject
+from dosereg.core.gc_pause import collector_paused
 from dosereg.registry.fields import fit_field
 from dosereg.registry.models import ReceivedObject
 from dosereg.registry.services.pseudonyms import patient_pseudonym, pseudonym_enabled
@@ -151,6 +152,11 @@ def ingest_batch(received_object_ids: list[int], *, demo: bool = False, force: b
     """Parse and record these stored objects (see the module docstring); one outcome per id, in order.  An object
     already processed is left alone unless ``force`` (replay).  Raises IngestError when the database is unavailable
     (nothing of the batch is recorded; the objects are tried again)."""
+    with collector_paused():  # rows, JSON and content trees without cycles: collections would find nothing to free
+        return _ingest_batch(received_object_ids, demo=demo, force=force)
+
+
+def _ingest_batch(received_object_ids: list[int], *, demo: bool, force: bool) -> list[IngestOutcome]:
     rows = ReceivedObject.objects.in_bulk(list(received_object_ids))
     outcomes: dict[int, IngestOutcome | None] = {}
     repeats: dict[int, IngestOutcome] = {}  # position -> outcome of an id met earlier in the batch

@@ -8,7 +8,6 @@ DICOM without dose and ``DoseParseError`` for anything unreadable.  No ORM, no f
 
 from __future__ import annotations
 
-import gc
 import io
 import re
 import struct
@@ -45,6 +44,7 @@ from dosereg.core.dose_report import (
     NotADoseObject,
     Quantity,
 )
+from dosereg.core.gc_pause import collector_paused
 
 __all__ = ["parse_dose_object", "DoseParseError", "NotADoseObject"]
 
@@ -52,10 +52,9 @@ __all__ = ["parse_dose_object", "DoseParseError", "NotADoseObject"]
 def parse_dose_object(data: bytes | bytearray | memoryview | Dataset, *, filename: str = "") -> DoseReport:
     """Parse one dose object.  ``filename`` is used in error messages only."""
     where = f" ({filename})" if filename else ""
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # the content tree allocates tens of thousands of small objects; the cyclic GC only slows it down
     try:
-        with warnings.catch_warnings():
+        # the content tree allocates tens of thousands of small objects; the cyclic GC only slows it down
+        with collector_paused(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom's value-validation warnings: findings go in report.warnings
             return _parse(data)
     except (DoseParseError, NotADoseObject) as exc:
@@ -64,9 +63,6 @@ def parse_dose_object(data: bytes | bytearray | memoryview | Dataset, *, filenam
         raise DoseParseError(f"content nested too deep{where}") from exc
     except Exception as exc:  # noqa: BLE001 - anything else is an unreadable object, said in plain words
         raise DoseParseError(f"{_plain_reason(exc)}{where}") from exc
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _encode(ds: Dataset) -> bytes:

@@ -142,3 +142,25 @@ def test_fifos_sockets_and_broken_links_are_counted_as_skipped_with_their_reason
     assert "imported=1" in out.getvalue() and "skipped=3" in out.getvalue(), out.getvalue()
     reasons = err.getvalue()
     assert "a FIFO (named pipe)" in reasons and "a broken symbolic link" in reasons and "a socket" in reasons
+
+
+def test_ingest_batch_runs_with_the_collector_paused_and_turns_it_on_again(corpus, monkeypatch):
+    import gc
+
+    seen = []
+    record = ingest.record_batch
+
+    def watching(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "record_batch", watching)
+    row = ingest.store_file(corpus / "ct" / "CT-RDSR-GEPixelMed.dcm")
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        assert [o.status for o in ingest.ingest_batch([row.pk])] == ["imported"]
+        assert seen == [False] and gc.isenabled()
+    finally:
+        if not was:
+            gc.disable()

@@ -100,11 +100,15 @@ def safe_json(value):
     return json_with_text(value)[0]
 
 
+# json.dumps(value, allow_nan=False) without the new encoder json.dumps makes for a non-default option on every call
+_STRICT_JSON = json.JSONEncoder(allow_nan=False).encode
+
+
 def json_with_text(value) -> tuple[Any, str]:
     """(``value`` as :func:`safe_json` gives it, its text as a JSON column stores it: ``json.dumps``): the text that
     checks the value is the one written (``bulk_sql.insert_rows`` takes it from ``JSON_TEXTS``), not made twice."""
     try:
-        text = json.dumps(value, allow_nan=False)
+        text = _STRICT_JSON(value)
     except (TypeError, ValueError):
         value = jsonable(value)
         return value, json.dumps(value)
@@ -123,7 +127,7 @@ def items_json_with_text(items: list, memo: dict[int, tuple[Any, str]]) -> tuple
         known = memo.get(id(item))
         if known is None or known[0] is not item:
             try:
-                text = json.dumps(item, allow_nan=False)
+                text = _STRICT_JSON(item)
             except (TypeError, ValueError):
                 return json_with_text(items)
             if "\\u0000" in text:
