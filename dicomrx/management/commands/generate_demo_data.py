@@ -78,6 +78,7 @@ class Command(DoseRegCommand):
 
         from dosereg.registry.services.recording import record_reports_bulk
 
+        _quiet_gc()
         post = _PostCommitWorker() if jobs > 1 and connection.vendor == "postgresql" else None
         results = {"imported": 0, "failed": 0}
         done = 0
@@ -116,6 +117,17 @@ class Command(DoseRegCommand):
             if post is not None:
                 post.close()
         return results
+
+
+def _quiet_gc() -> None:
+    """A batch holds some 10^5 young objects that live until it is written: the collector's default threshold (700
+    allocations) scans them again and again, a third of the run's time.  What Django loaded is frozen out of the
+    scans; collections run one in a hundred times as often (cycles are still freed)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(70_000, 20, 20)
 
 
 def _after(study_ids: list[int], change_ids: list[int]) -> None:
