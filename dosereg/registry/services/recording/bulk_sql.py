@@ -44,7 +44,7 @@ def insert_rows(model, objs: list, *, returning: bool = False) -> None:
                     setattr(obj, pk.attname, new_id)
                 _mark_saved(objs)
                 fields = [pk, *fields]
-            _copy_rows(cursor.cursor, qn(model._meta.db_table), [qn(f.column) for f in fields], fields, objs)
+            _copy_rows(cursor.cursor, qn(model._meta.db_table), fields, objs)
         return
     params = _params(fields, objs)
     qn = connection.ops.quote_name
@@ -216,26 +216,36 @@ def _copy_kind(f) -> str:
     return "text"
 
 
-def _copy_rows(cursor, table: str, columns: list[str], fields: list, objs: list) -> None:
+def _copy_rows(cursor, table: str, fields: list, objs: list) -> None:
     """PostgreSQL COPY FROM STDIN in the text format: the fastest way to load many rows (no SQL to parse, no
-    placeholders to bind).  One writer per column, chosen once; a row's values read in one call."""
-    names = [f.attname for f in fields]
+    placeholders to bind).  One writer per column, chosen once; a row's plain values read in one call.  The JSON
+    columns go last, each written from the text the row's builder made when the column still holds that very value
+    (``JSON_TEXTS``), else serialised here."""
+    qn = connection.ops.quote_name
+    plain = [f for f in fields if _copy_kind(f) != "json"]
+    json_names = [f.attname for f in fields if _copy_kind(f) == "json"]
+    names = [f.attname for f in plain]
     get = itemgetter(*names) if len(names) > 1 else (lambda values: (values[names[0]],))
-    writers = [_copy_text(_copy_kind(f)) for f in fields]
-    json_columns = [(i, f.attname) for i, f in enumerate(fields) if _copy_kind(f) == "json"]
+    writers = [_copy_text(_copy_kind(f)) for f in plain]
     lines = []
     for obj in objs:
         values = obj.__dict__
         cells = ["\\N" if v is None else write(v) for write, v in zip(writers, get(values))]
-        texts = values.get(JSON_TEXTS)
-        if texts:  # the texts the row's builder made, while the column still holds that very value
-            for i, name in json_columns:
-                known = texts.get(name)
-                if known is not None and known[0] is values[name]:
-                    cells[i] = _copy_escaped(known[1])
+        texts = values.get(JSON_TEXTS) or {}
+        for name in json_names:
+            value = values[name]
+            known = texts.get(name)
+            if value is None:
+                cells.append("\\N")
+            elif known is not None and known[0] is value:
+                cells.append(_copy_escaped(known[1]))
+            else:
+                cells.append(_copy_json(value))
         lines.append("\t".join(cells))
+    columns = ", ".join(qn(f.column) for f in plain) + "".join(
+        ", " + qn(f.column) for f in fields if _copy_kind(f) == "json")
     data = io.StringIO("\n".join(lines) + "\n")
-    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", data)
+    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", data)
 
 
 def widen_sqlite_batches() -> None:
