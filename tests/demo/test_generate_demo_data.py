@@ -105,3 +105,15 @@ def test_batch_size_must_be_positive():
 
     with pytest.raises(CommandError, match="--batch-size"):
         call_command("generate_demo_data", studies=3, bulk=True, batch_size=0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_run_leaves_the_garbage_collector_as_it_found_it():
+    """--bulk quiets the collector for its batches and restores it (a long-lived caller keeps its settings)."""
+    import gc
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    call_command("generate_demo_data", studies=5, year=2024, seed=2, bulk=True, stdout=io.StringIO(),
+                 stderr=io.StringIO())
+    assert Study.objects.count() == 5
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before

@@ -7,7 +7,9 @@ post-commit steps, without files (benchmark scale).  --purge removes every demo 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import io
 import time
 
@@ -74,11 +76,14 @@ class Command(DoseRegCommand):
         """Batches of ``batch_size`` studies: one recording transaction each, then the post-commit steps — in this
         process, or (``jobs`` 2, PostgreSQL) in a second process that takes each committed batch from a queue while
         this one records the next."""
+        with _quiet_gc():
+            return self._record_batches(generated, count, batch_size, started, jobs)
+
+    def _record_batches(self, generated, count: int, batch_size: int, started: float, jobs: int) -> dict[str, int]:
         from django.db import connection
 
         from dosereg.registry.services.recording import record_reports_bulk
 
-        _quiet_gc()
         post = _PostCommitWorker() if jobs > 1 and connection.vendor == "postgresql" else None
         results = {"imported": 0, "failed": 0}
         done = 0
@@ -119,15 +124,21 @@ class Command(DoseRegCommand):
         return results
 
 
-def _quiet_gc() -> None:
-    """A batch holds some 10^5 young objects that live until it is written: the collector's default threshold (700
-    allocations) scans them again and again, a third of the run's time.  What Django loaded is frozen out of the
-    scans; collections run one in a hundred times as often (cycles are still freed)."""
-    import gc
-
+@contextlib.contextmanager
+def _quiet_gc():
+    """A batch holds some 10^5 young objects that live until it is written: at the collector's default threshold
+    (700 allocations) it scans them again and again, a quarter of the run's Python time.  What Django loaded is
+    frozen out of the scans and collections run a hundred times less often (cycles are still freed); the
+    collector's settings are restored afterwards."""
+    thresholds = gc.get_threshold()
     gc.collect()
     gc.freeze()
     gc.set_threshold(70_000, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _after(study_ids: list[int], change_ids: list[int]) -> None:

@@ -230,7 +230,7 @@ def _copy_rows(cursor, table: str, fields: list, objs: list) -> None:
     lines = []
     for obj in objs:
         values = obj.__dict__
-        cells = ["\\N" if v is None else write(v) for write, v in zip(writers, get(values))]
+        cells = ["\\N" if v is None else write(v) for write, v in zip(writers, get(values), strict=True)]
         texts = values.get(JSON_TEXTS) or {}
         for name in json_names:
             value = values[name]
