@@ -252,12 +252,24 @@ def _batch_patients(reports: list[dr.DoseReport], fresh: list[int], fit: TextFit
     return identities, patients
 
 
+# pg_advisory_xact_lock key ("Unit"): a batch takes it before it writes equipment rows, so concurrent batch writers
+# (generate_demo_data --jobs) hold unit rows one transaction at a time, whatever order their units come in
+UNITS_LOCK = 0x556E6974
+
+
+def _lock_units() -> None:
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [UNITS_LOCK])
+
+
 def _batch_units(reports: list[dr.DoseReport], fresh: list[int], demo: bool, fit: TextFitter):
     """The per-object unit service once per unit, again only when a report would change the unit.  A known unit
     the batch does not change is read, not locked: its last-seen times are written by :func:`_touch_units` at the
-    end of the batch, so concurrent writers (``generate_demo_data --jobs``, ingest workers) hold its row for the
-    final writes only, not for the whole batch.  Units are taken in identity-key order (the same lock order in every
-    writer: no deadlock over new units); a unit's reports keep their batch order."""
+    end of the batch, so concurrent writers (``generate_demo_data --jobs``) hold its row for the final writes only,
+    not for the whole batch; every unit write is under ``UNITS_LOCK`` (no deadlock between writers).  Units are
+    taken in identity-key order; a unit's reports keep their batch order."""
     keys = {i: identity_key(reports[i].equipment) for i in fresh}
     known = {u.identity_key: u for u in Equipment.objects.filter(identity_key__in=set(keys.values()))}
     units: dict[str, Equipment] = {}
@@ -270,6 +282,7 @@ def _batch_units(reports: list[dr.DoseReport], fresh: list[int], demo: bool, fit
             units[key] = known[key]
             touch[key] = r.source_kind in REPORT_KINDS
         elif unit is None or equipment_differs(unit, r):
+            _lock_units()  # a new or changed unit: written now, held to the end of the batch
             units[key], change_ids[i] = equipment_for(r, r.study.study_date, demo, fit)
             touch.pop(key, None)  # written by equipment_for
     return units, change_ids, touch
@@ -278,6 +291,8 @@ def _batch_units(reports: list[dr.DoseReport], fresh: list[int], demo: bool, fit
 def _touch_units(units: dict[str, Equipment], touch: dict[str, bool], now) -> None:
     """What ``equipment_for`` writes on a known unit that nothing changed on: its last-seen times (one UPDATE per
     kind, in primary-key order)."""
+    if touch:
+        _lock_units()
     for is_report in (False, True):
         pks = sorted(units[key].pk for key, rep in touch.items() if rep is is_report)
         if not pks:
