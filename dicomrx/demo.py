@@ -148,8 +148,11 @@ def _sig(x: float, digits: int = 4) -> float:
     return float(f"{x:.{digits}g}")
 
 
-def demo_studies(count: int, *, year: int, seed: int = 1) -> Iterator[DemoStudy]:
-    """``count`` studies spread over ``year``; about a third of patients come back (dose history)."""
+def demo_studies(count: int, *, year: int, seed: int = 1, part: tuple[int, int] = (0, 1)) -> Iterator[DemoStudy]:
+    """``count`` studies spread over ``year``; about a third of patients come back (dose history).  ``part`` (k, n):
+    only the studies of every n-th patient from the k-th on, drawn from the same seeded sequence (the n parts of a
+    seed are its studies, each patient's in one part, in their order)."""
+    k, n = part
     rng = random.Random(seed)
     kinds = list(KIND_WEIGHTS)
     kind_weights = [KIND_WEIGHTS[k] for k in kinds]
@@ -176,7 +179,8 @@ def demo_studies(count: int, *, year: int, seed: int = 1) -> Iterator[DemoStudy]
             patient_name=f"{prng.choice(LAST_NAMES)}^{prng.choice(FIRST_NAMES)}", sex=sex, birth_date=birth,
             weight_kg=weight, height_m=height)
         {"ct": _ct, "ir": _ir, "fluoro": _fluoro, "dx": _dx, "mg": _mg, "nm": _nm}[kind](rng, study, age)
-        yield study
+        if p % n == k:
+            yield study
 
 
 def _ct(rng, study: DemoStudy, age: int) -> None:

@@ -105,3 +105,52 @@ def test_batch_size_must_be_positive():
 
     with pytest.raises(CommandError, match="--batch-size"):
         call_command("generate_demo_data", studies=3, bulk=True, batch_size=0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_run_leaves_the_garbage_collector_as_it_found_it():
+    """--bulk quiets the collector for its batches and restores it (a long-lived caller keeps its settings)."""
+    import gc
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    call_command("generate_demo_data", studies=5, year=2024, seed=2, bulk=True, stdout=io.StringIO(),
+                 stderr=io.StringIO())
+    assert Study.objects.count() == 5
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_parts_of_a_seed_are_its_studies_each_patient_in_one_part():
+    whole = [(s.study_uid, s.patient_id, s.description, s.when) for s in demo_studies(300, year=2024, seed=5)]
+    parts = [[(s.study_uid, s.patient_id, s.description, s.when)
+              for s in demo_studies(300, year=2024, seed=5, part=(k, 3))] for k in range(3)]
+    assert sorted(x for part in parts for x in part) == sorted(whole)
+    for part in parts:
+        assert part == [x for x in whole if x in set(part)]  # in the sequence's order
+    patients = [{x[1] for x in part} for part in parts]
+    assert all(part for part in patients) and not (patients[0] & patients[1] or patients[0] & patients[2]
+                                                   or patients[1] & patients[2])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_record_the_same_studies_as_one_process():
+    """--jobs 3 (PostgreSQL: three recording processes; SQLite: one) gives the registry one process gives."""
+    from triggers.models import Alert
+
+    call_command("generate_demo_data", studies=120, year=2024, seed=6, bulk=True, batch_size=25,
+                 stdout=io.StringIO(), stderr=io.StringIO())
+    one = _export()
+    alerts = sorted(Alert.objects.values_list("study__study_instance_uid", "rule__key"))
+    call_command("generate_demo_data", purge=True, stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("generate_demo_data", studies=120, year=2024, seed=6, bulk=True, batch_size=25, jobs=3,
+                 stdout=out, stderr=io.StringIO())
+    assert out.getvalue().strip().splitlines()[-1] == "imported=120 failed=0"
+    assert _export() == one
+    assert sorted(Alert.objects.values_list("study__study_instance_uid", "rule__key")) == alerts
+
+
+def test_jobs_must_be_positive():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--jobs"):
+        call_command("generate_demo_data", studies=3, bulk=True, jobs=0)

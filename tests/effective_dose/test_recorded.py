@@ -108,3 +108,30 @@ def test_ssde_refused_without_size_or_for_head():
     head = _ct_with({"water_equivalent_diameter_mm": q(160.0, unit="mm")}, region=("69536005", "Head"),
                     phantom="head")
     assert head.ssde_mgy is None  # AAPM Report 293 head constants are not shipped
+
+
+def test_batch_step_estimates_only_the_acquisitions_that_take_the_mapped_exams_region():
+    """``studies_update_effective_dose`` (the post-commit step) finds in SQL the CT events without a Target Region
+    the factors know, of studies mapped to an exam with a body region; the others are left as recorded."""
+    from dosereg.registry.models import StandardExam
+
+    exam = StandardExam.objects.create(code="ct-chest-x", name="CT chest", modality_type="CT", body_region="chest")
+    report = ct_report("1.2.3.4242", [ct_event("1.2.3.4242.1", 400.0, region=None),
+                                      ct_event("1.2.3.4242.2", 100.0)])
+    record_report(report, received(report))
+    other = ct_report("1.2.3.4243", [ct_event("1.2.3.4243.1", 300.0, region=None)], sop="1.2.3.4243.9")
+    record_report(other, received(other))
+    mapped, unmapped = Study.objects.get(study_instance_uid="1.2.3.4242"), Study.objects.get(
+        study_instance_uid="1.2.3.4243")
+    bare = IrradiationEvent.objects.get(irradiation_event_uid="1.2.3.4242.1")
+    chest = IrradiationEvent.objects.get(irradiation_event_uid="1.2.3.4242.2")
+    assert bare.effective_dose_estimate_msv is None and chest.effective_dose_estimate_msv is not None
+    Study.objects.filter(pk=mapped.pk).update(standard_exam=exam)
+    assert studies_update_effective_dose([mapped.pk, unmapped.pk]) == 1  # the unmapped study has no exam region
+    bare.refresh_from_db()
+    assert bare.effective_dose_estimate_msv == pytest.approx(4 * chest.effective_dose_estimate_msv)  # the same k
+    assert chest.effective_dose_method == IrradiationEvent.objects.get(pk=chest.pk).effective_dose_method
+    mapped.refresh_from_db()
+    assert mapped.effective_dose_msv == pytest.approx(bare.effective_dose_estimate_msv
+                                                      + chest.effective_dose_estimate_msv, rel=1e-9)
+    assert IrradiationEvent.objects.get(irradiation_event_uid="1.2.3.4243.1").effective_dose_estimate_msv is None

@@ -7,8 +7,11 @@ post-commit steps, without files (benchmark scale).  --purge removes every demo 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import io
+import itertools
 import time
 
 from django.db import transaction
@@ -28,9 +31,10 @@ class Command(DoseRegCommand):
         parser.add_argument("--purge", action="store_true", help="remove all demo data")
         parser.add_argument("--batch-size", type=int, default=2000,
                             help="--bulk: studies per recording transaction (default 2000)")
-        parser.add_argument("--jobs", type=int, default=1, choices=(1, 2),
-                            help="--bulk on PostgreSQL: 2 runs the post-commit steps (mapping, triggers) in a second "
-                                 "process while the next batch is recorded")
+        parser.add_argument("--jobs", type=int, default=1,
+                            help="--bulk on PostgreSQL: N recording processes, each taking the studies of every N-th "
+                                 "patient of the seeded sequence (same seed, same studies); the post-commit steps "
+                                 "(mapping, triggers) run in this process as their batches commit")
 
     def handle(self, *args, **options):
         if options["purge"]:
@@ -45,15 +49,19 @@ class Command(DoseRegCommand):
             raise UsageError("--studies must be 0 or more")
         if options["batch_size"] < 1:
             raise UsageError("--batch-size must be 1 or more")
+        if options["jobs"] < 1:
+            raise UsageError("--jobs must be 1 or more")
         year = options["year"] or dt.date.today().year - 1
         if not 1900 < year < 2200:
             raise UsageError(f"--year {year} is out of range")
         started = time.monotonic()
-        generated = demo_studies(count, year=year, seed=options["seed"])
         if options["bulk"]:
-            results = self._generate_bulk(generated, count, options["batch_size"], started, options["jobs"])
+            with _quiet_gc():
+                results = self._generate_bulk(count, year, options["seed"], options["batch_size"], started,
+                                              options["jobs"])
         else:
             results = {"imported": 0, "failed": 0}
+            generated = demo_studies(count, year=year, seed=options["seed"])
             for study in self.progress(generated, total=count, label="demo studies"):
                 ok = _ingest_dicom(study)
                 results["imported" if ok else "failed"] += 1
@@ -70,97 +78,136 @@ class Command(DoseRegCommand):
             line += f" already_present={results['already_present']}"
         self.stdout.write(line)
 
-    def _generate_bulk(self, generated, count: int, batch_size: int, started: float, jobs: int) -> dict[str, int]:
-        """Batches of ``batch_size`` studies: one recording transaction each, then the post-commit steps — in this
-        process, or (``jobs`` 2, PostgreSQL) in a second process that takes each committed batch from a queue while
-        this one records the next."""
+    def _generate_bulk(self, count: int, year: int, seed: int, batch_size: int, started: float,
+                       jobs: int) -> dict[str, int]:
+        """Batches of ``batch_size`` studies: one recording transaction each, then the post-commit steps of the
+        batch.  ``jobs`` > 1 on PostgreSQL: that many recording processes (``_record_part``), the post-commit steps
+        here, batch by batch as they are committed (a bounded queue keeps the recorders at most two batches each
+        ahead)."""
         from django.db import connection
 
-        from dosereg.registry.services.recording import record_reports_bulk
-
-        post = _PostCommitWorker() if jobs > 1 and connection.vendor == "postgresql" else None
-        results = {"imported": 0, "failed": 0}
-        done = 0
-        batch = []
-        last_note = started
-        next_analyze = batch_size  # fresh tables: planner statistics after the first batch, then at x10, x100...
-        try:
-            for study in generated:
-                batch.append(demo_report(study))
-                if len(batch) < batch_size and done + len(batch) < count:
-                    continue
-                outcomes = record_reports_bulk(batch, demo=True, source="demo")
-                recorded = [o for o in outcomes if o.status != "already_present"]
-                ids = [o.study_id for o in recorded]
-                change_ids = [c for o in recorded for c in o.equipment_change_ids]
-                if post is not None:
-                    post.put(ids, change_ids)
-                else:
-                    t0 = time.monotonic()
-                    _after(ids, change_ids)
-                    results["post_commit_s"] = results.get("post_commit_s", 0.0) + time.monotonic() - t0
-                for o in outcomes:
-                    key = o.status if o.status in ("failed", "already_present") else "imported"
-                    results[key] = results.get(key, 0) + 1
-                done += len(batch)
-                batch = []
-                if done >= next_analyze:
-                    _analyze()
-                    next_analyze *= 10
-                now = time.monotonic()
-                if now - last_note >= 5 or done == count:
-                    last_note = now
-                    elapsed = now - started
-                    self.stderr.write(f"demo studies: {done}/{count} ({done / elapsed:.0f} studies/s)")
-        finally:
-            if post is not None:
-                post.close()
+        if jobs > 1 and connection.vendor == "postgresql":
+            batches = _parts(count, year, seed, batch_size, jobs)
+        else:
+            batches = _record_batches(demo_studies(count, year=year, seed=seed), batch_size)
+        results = {"imported": 0, "failed": 0, "post_commit_s": 0.0}
+        done, last_note, next_analyze = 0, started, batch_size  # planner statistics at 1, 10, 100... batches
+        for ids, change_ids, counts in batches:
+            t0 = time.monotonic()
+            _after(ids, change_ids)
+            results["post_commit_s"] += time.monotonic() - t0
+            for key, n in counts.items():
+                results[key] = results.get(key, 0) + n
+                done += n
+            if done >= next_analyze:
+                _analyze()
+                next_analyze *= 10
+            now = time.monotonic()
+            if now - last_note >= 5 or done == count:
+                last_note = now
+                self.stderr.write(f"demo studies: {done}/{count} ({done / (now - started):.0f} studies/s)")
         return results
+
+
+def _record_batches(studies, batch_size: int):
+    """Record ``studies`` in batches; yields per committed batch (recorded study ids, equipment change ids,
+    {outcome: count})."""
+    from dosereg.registry.services.recording import record_reports_bulk
+
+    batch = []
+    for study in itertools.chain(studies, [None]):
+        if study is not None:
+            batch.append(demo_report(study))
+            if len(batch) < batch_size:
+                continue
+        if not batch:
+            break
+        outcomes = record_reports_bulk(batch, demo=True, source="demo")
+        recorded = [o for o in outcomes if o.status != "already_present"]
+        counts: dict[str, int] = {}
+        for o in outcomes:
+            key = o.status if o.status in ("failed", "already_present") else "imported"
+            counts[key] = counts.get(key, 0) + 1
+        yield [o.study_id for o in recorded], [c for o in recorded for c in o.equipment_change_ids], counts
+        batch = []
+
+
+def _parts(count: int, year: int, seed: int, batch_size: int, jobs: int):
+    """``_record_batches`` in ``jobs`` forked processes, each on its part of the seeded sequence (every jobs-th
+    patient: a patient's studies in one process, in their order; no two processes write the same patient row);
+    yields their committed batches as they come.  A process that fails stops the command."""
+    import multiprocessing
+    import queue as queues
+
+    from django.db import connections
+
+    connections.close_all()  # the children must not share this process's connection
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue(maxsize=2 * jobs)
+    procs = [ctx.Process(target=_record_part, args=(results, (k, jobs), count, year, seed, batch_size), daemon=True)
+             for k in range(jobs)]
+    for proc in procs:
+        proc.start()
+    running = jobs
+    try:
+        while running:
+            try:
+                kind, payload = results.get(timeout=5)
+            except queues.Empty:
+                if not any(proc.is_alive() for proc in procs):
+                    raise InputFailed("the recording processes stopped without finishing") from None
+                continue
+            if kind == "failed":
+                raise InputFailed(f"a recording process failed: {payload}")
+            if kind == "done":
+                running -= 1
+            else:
+                yield payload
+    finally:
+        for proc in procs:
+            if running:
+                proc.terminate()
+            proc.join()
+    if any(proc.exitcode for proc in procs):
+        raise InputFailed(f"a recording process failed (exit status {[p.exitcode for p in procs]})")
+
+
+def _record_part(results, part: tuple[int, int], count: int, year: int, seed: int, batch_size: int) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    try:
+        for batch in _record_batches(demo_studies(count, year=year, seed=seed, part=part), batch_size):
+            results.put(("batch", batch))
+    except Exception as exc:
+        results.put(("failed", f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        connections.close_all()
+    results.put(("done", None))
+
+
+@contextlib.contextmanager
+def _quiet_gc():
+    """A batch holds some 10^5 young objects that live until it is written: at the collector's default threshold
+    (700 allocations) it scans them again and again, a quarter of the run's Python time.  What Django loaded is
+    frozen out of the scans and collections run a hundred times less often (cycles are still freed); the
+    collector's settings are restored afterwards."""
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(70_000, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _after(study_ids: list[int], change_ids: list[int]) -> None:
     from dicomrx.pipeline import after_studies_recorded
 
     after_studies_recorded(study_ids, change_ids)
-
-
-class _PostCommitWorker:
-    """A forked process that runs the post-commit steps of each committed batch, in order (a bounded queue keeps
-    the recorder at most two batches ahead).  Its own database connection; a failure there stops the command."""
-
-    def __init__(self):
-        import multiprocessing
-
-        from django.db import connections
-
-        connections.close_all()  # the child must not share the parent's connection
-        ctx = multiprocessing.get_context("fork")
-        self.queue = ctx.Queue(maxsize=2)
-        self.process = ctx.Process(target=_post_commit_loop, args=(self.queue,), daemon=True)
-        self.process.start()
-
-    def put(self, study_ids: list[int], change_ids: list[int]) -> None:
-        if not self.process.is_alive():
-            raise InputFailed(f"the post-commit worker stopped (exit status {self.process.exitcode})")
-        self.queue.put((study_ids, change_ids))
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.process.join()
-        if self.process.exitcode != 0:
-            raise InputFailed(f"the post-commit worker failed (exit status {self.process.exitcode})")
-
-
-def _post_commit_loop(queue) -> None:
-    from django.db import connections
-
-    connections.close_all()
-    while True:
-        item = queue.get()
-        if item is None:
-            break
-        _after(*item)
-    connections.close_all()
 
 
 def _analyze() -> None:

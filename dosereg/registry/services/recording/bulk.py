@@ -252,17 +252,59 @@ def _batch_patients(reports: list[dr.DoseReport], fresh: list[int], fit: TextFit
     return identities, patients
 
 
+# pg_advisory_xact_lock key ("Unit"): a batch takes it before it writes equipment rows, so concurrent batch writers
+# (generate_demo_data --jobs) hold unit rows one transaction at a time, whatever order their units come in
+UNITS_LOCK = 0x556E6974
+
+
+def _lock_units() -> None:
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [UNITS_LOCK])
+
+
 def _batch_units(reports: list[dr.DoseReport], fresh: list[int], demo: bool, fit: TextFitter):
-    """The per-object unit service once per unit, again only when a report would change the unit."""
+    """The per-object unit service once per unit, again only when a report would change the unit.  A known unit
+    the batch does not change is read, not locked: its last-seen times are written by :func:`_touch_units` at the
+    end of the batch, so concurrent writers (``generate_demo_data --jobs``) hold its row for the final writes only,
+    not for the whole batch; every unit write is under ``UNITS_LOCK`` (no deadlock between writers).  Units are
+    taken in identity-key order; a unit's reports keep their batch order."""
+    keys = {i: identity_key(reports[i].equipment) for i in fresh}
+    known = {u.identity_key: u for u in Equipment.objects.filter(identity_key__in=set(keys.values()))}
     units: dict[str, Equipment] = {}
     change_ids: dict[int, list[int]] = {}
-    for i in fresh:
-        r = reports[i]
-        key = identity_key(r.equipment)
+    touch: dict[str, bool] = {}  # key -> is its first report of the batch a dose report (sets last_report_at)
+    for i in sorted(fresh, key=keys.__getitem__):
+        r, key = reports[i], keys[i]
         unit = units.get(key)
-        if unit is None or equipment_differs(unit, r):
+        if unit is None and key in known and not equipment_differs(known[key], r):
+            units[key] = known[key]
+            touch[key] = r.source_kind in REPORT_KINDS
+        elif unit is None or equipment_differs(unit, r):
+            _lock_units()  # a new or changed unit: written now, held to the end of the batch
             units[key], change_ids[i] = equipment_for(r, r.study.study_date, demo, fit)
-    return units, change_ids
+            touch.pop(key, None)  # written by equipment_for
+    return units, change_ids, touch
+
+
+def _touch_units(units: dict[str, Equipment], touch: dict[str, bool], now) -> None:
+    """What ``equipment_for`` writes on a known unit that nothing changed on: its last-seen times (one UPDATE per
+    kind, in primary-key order)."""
+    if touch:
+        _lock_units()
+    for is_report in (False, True):
+        pks = sorted(units[key].pk for key, rep in touch.items() if rep is is_report)
+        if not pks:
+            continue
+        update = {"last_object_at": now}
+        if is_report:
+            update.update(sends_dose_reports=True, last_report_at=now)
+        Equipment.objects.filter(pk__in=pks).update(**update)
+        for key, rep in touch.items():
+            if rep is is_report:
+                for name, value in update.items():
+                    setattr(units[key], name, value)
 
 
 def _report_row(r: dr.DoseReport, sop: str, flags: list[str], fit: TextFitter):
@@ -299,7 +341,7 @@ def _record_new_studies(reports: list[dr.DoseReport], fresh: list[int], outcomes
     it, rows are created (objects without files, ``hashes`` and ``source``)."""
     now = timezone.now()
     identities, patients = _batch_patients(reports, fresh, fit)
-    units, change_ids = _batch_units(reports, fresh, demo, fit)
+    units, change_ids, touch = _batch_units(reports, fresh, demo, fit)
     # report flags: a SOP Instance UID already recorded with other content
     sops = [fit(DoseReport, "sop_instance_uid", reports[i].sop_instance_uid) for i in fresh]
     reused = set(DoseReport.objects.filter(sop_instance_uid__in=set(sops)).values_list("sop_instance_uid",
@@ -360,3 +402,4 @@ def _record_new_studies(reports: list[dr.DoseReport], fresh: list[int], outcomes
     insert_rows(IrradiationEvent, events)
     insert_rows(AccumulatedDose, accs)
     insert_rows(DoseCheckOverride, checks)
+    _touch_units(units, touch, now)

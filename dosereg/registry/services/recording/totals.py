@@ -26,19 +26,19 @@ def studies_update_effective_dose(study_ids: list[int], *, every_event: bool = F
     those studies' totals recomputed.  ``every_event``: every current event of the studies (after a change of the
     site's weighting basis or of the factor data).  Returns how many studies changed."""
     qs = Study.objects.filter(pk__in=list(study_ids)).select_related("standard_exam")
-    if not every_event:
-        qs = qs.filter(standard_exam__isnull=False).exclude(standard_exam__body_region="")
-    studies = {s.pk: s for s in qs}
-    if not studies:
-        return 0
-    events = IrradiationEvent.objects.filter(study_id__in=list(studies)).only(
+    events = IrradiationEvent.objects.only(
         "id", "study_id", "dlp_mgycm", "ctdivol_mgy", "target_region_code", "ctdi_phantom", "effective_dose_msv",
         "is_localizer", "ssde_mgy", "ssde_method", "ssde_reported_mgy", "water_equivalent_diameter_mm")
     if every_event:
-        rows = list(events)
-    else:  # only those that take the exam's region
-        rows = [r for r in events.filter(dlp_mgycm__isnull=False) if effective_dose.region_for(r.target_region_code)
-                is None]
+        studies = {s.pk: s for s in qs}
+        rows = list(events.filter(study_id__in=list(studies)))
+    else:  # only the acquisitions that take the exam's region (no Target Region the factors know), found in SQL:
+        # a batch's CT events with known regions are most of its rows, and loading them was most of this step
+        rows = [r for r in events.filter(
+            study_id__in=list(study_ids), dlp_mgycm__isnull=False, study__standard_exam__isnull=False).exclude(
+            study__standard_exam__body_region="").exclude(target_region_code__in=list(ed.REGION_BY_SCT))
+            if effective_dose.region_for(r.target_region_code) is None]
+        studies = {s.pk: s for s in qs.filter(pk__in={r.study_id for r in rows})} if rows else {}
     if not rows:
         return 0
     for row in rows:
