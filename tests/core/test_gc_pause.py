@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from dosereg.core.gc_pause import collector_paused
+from dosereg.core.gc_pause import collector_paused, collector_relaxed
 
 
 @pytest.fixture
@@ -43,3 +43,23 @@ def test_a_collector_that_was_off_stays_off(collector_on):
     with collector_paused():
         pass
     assert not gc.isenabled()
+
+
+def test_relaxed_collector_raises_the_threshold_and_restores_it():
+    before = gc.get_threshold()
+    with collector_relaxed(50_000):
+        assert gc.get_threshold()[0] == 50_000 and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_relaxed_collector_still_frees_cycles():
+    class Node:
+        pass
+
+    with collector_relaxed(100):
+        for _ in range(1_000):  # cycles made inside the block are collected by the young collections
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+        del a, b
+        gc.collect()
+        assert not any(type(o) is Node for o in gc.get_objects())

@@ -7,9 +7,7 @@ post-commit steps, without files (benchmark scale).  --purge removes every demo 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import io
 import itertools
 import time
@@ -17,6 +15,7 @@ import time
 from django.db import transaction
 
 from dicomrx.demo import demo_dataset, demo_report, demo_studies
+from dosereg.core.gc_pause import collector_relaxed
 from dosereg.registry.management.base import DoseRegCommand, InputFailed, UsageError
 
 
@@ -56,7 +55,9 @@ class Command(DoseRegCommand):
             raise UsageError(f"--year {year} is out of range")
         started = time.monotonic()
         if options["bulk"]:
-            with _quiet_gc():
+            # a batch holds ~10^5 young objects until it is written: scanning them again and again cost a quarter
+            # of the run's Python time
+            with collector_relaxed():
                 results = self._generate_bulk(count, year, options["seed"], options["batch_size"], started,
                                               options["jobs"])
         else:
@@ -185,23 +186,6 @@ def _record_part(results, part: tuple[int, int], count: int, year: int, seed: in
     finally:
         connections.close_all()
     results.put(("done", None))
-
-
-@contextlib.contextmanager
-def _quiet_gc():
-    """A batch holds some 10^5 young objects that live until it is written: at the collector's default threshold
-    (700 allocations) it scans them again and again, a quarter of the run's Python time.  What Django loaded is
-    frozen out of the scans and collections run a hundred times less often (cycles are still freed); the
-    collector's settings are restored afterwards."""
-    thresholds = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(70_000, 20, 20)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def _after(study_ids: list[int], change_ids: list[int]) -> None:
