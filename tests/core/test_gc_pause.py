@@ -52,14 +52,14 @@ def test_relaxed_collector_raises_the_threshold_and_restores_it():
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
-def test_relaxed_collector_still_frees_cycles():
+def test_relaxed_collector_still_frees_cycles(collector_on):
     class Node:
         pass
 
     with collector_relaxed(100):
-        for _ in range(1_000):  # cycles made inside the block are collected by the young collections
+        for _ in range(1_000):  # 2 000 objects in cycles: the young collections free them without being asked
             a, b = Node(), Node()
             a.other, b.other = b, a
         del a, b
-        gc.collect()
-        assert not any(type(o) is Node for o in gc.get_objects())
+        alive = sum(type(o) is Node for o in gc.get_objects())
+    assert alive < 200, f"{alive} of 2000 objects in cycles still alive"
