@@ -26,6 +26,7 @@ from dosereg.registry import spreadsheet
 from dosereg.registry.models import Equipment, EquipmentChange, IrradiationEvent, SiteSettings, StandardExam, Study
 from dosereg.registry.services.audit import audit_record
 from dosereg.registry.services.notifications import notification_send
+from dosereg.registry.services.recording import studies_update_effective_dose
 from dosereg.registry.services.recording.bulk_sql import update_rows
 from dosereg.registry.services.studies import study_set_standard_exam
 from drl.comparison import (
@@ -234,9 +235,10 @@ def _mapping_plan(qs: QuerySet, compiled: list[_CompiledRule]) -> _MappingPlan:
     return plan
 
 
-def _plan_apply(qs: QuerySet, plan: _MappingPlan) -> int:
+def _plan_apply(qs: QuerySet, plan: _MappingPlan) -> list[int]:
+    """Apply the plan; returns the ids of the studies whose examination changed."""
     exams = {e.pk: e for e in StandardExam.objects.all()}
-    return sum(_set_exam(qs, wheres, exams.get(exam_id)) for exam_id, wheres in plan.targets.items())
+    return [pk for exam_id, wheres in plan.targets.items() for pk in _set_exam(qs, wheres, exams.get(exam_id))]
 
 
 def map_studies(queryset: QuerySet | None = None) -> dict[str, int]:
@@ -244,7 +246,12 @@ def map_studies(queryset: QuerySet | None = None) -> dict[str, int]:
     "unmapped": n}."""
     qs = Study.objects.all() if queryset is None else queryset
     plan = _mapping_plan(qs, _active_rules())
-    return {"changed": _plan_apply(qs, plan), "mapped": plan.mapped, "unmapped": plan.unmapped}
+    changed = _plan_apply(qs, plan)
+    # the effective dose of a moved study may depend on its examination (a CT acquisition without a Target Region
+    # takes the exam's body region; KAP takes the exam's coefficient): re-estimated, a batch at a time
+    for j in range(0, len(changed), IDS_PER_UPDATE):
+        studies_update_effective_dose(changed[j:j + IDS_PER_UPDATE])
+    return {"changed": len(changed), "mapped": plan.mapped, "unmapped": plan.unmapped}
 
 
 def map_studies_of(study_ids: list[int]) -> dict[str, int]:
@@ -277,9 +284,9 @@ def map_studies_of(study_ids: list[int]) -> dict[str, int]:
     return counts
 
 
-def _set_exam(qs: QuerySet, wheres: list[Q], exam: StandardExam | None) -> int:
-    """Set ``exam`` on the studies of ``qs`` matching any of ``wheres`` that do not have it yet; returns how many."""
-    changed = 0
+def _set_exam(qs: QuerySet, wheres: list[Q], exam: StandardExam | None) -> list[int]:
+    """Set ``exam`` on the studies of ``qs`` matching any of ``wheres`` that do not have it yet; returns their ids."""
+    changed: list[int] = []
     for i in range(0, len(wheres), COMBINATIONS_PER_QUERY):
         chunk = Q()
         for w in wheres[i:i + COMBINATIONS_PER_QUERY]:
@@ -288,7 +295,8 @@ def _set_exam(qs: QuerySet, wheres: list[Q], exam: StandardExam | None) -> int:
         stale = matching.exclude(standard_exam=exam) if exam else matching.exclude(standard_exam__isnull=True)
         ids = list(stale.values_list("id", flat=True))
         for j in range(0, len(ids), IDS_PER_UPDATE):
-            changed += study_set_standard_exam(study_ids=ids[j:j + IDS_PER_UPDATE], exam=exam)
+            study_set_standard_exam(study_ids=ids[j:j + IDS_PER_UPDATE], exam=exam)
+        changed.extend(ids)
     return changed
 
 
