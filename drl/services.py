@@ -31,12 +31,16 @@ from dosereg.registry.services.recording.bulk_sql import update_rows
 from dosereg.registry.services.studies import study_set_standard_exam
 from drl.comparison import (
     DEFAULT_QUANTITIES,
+    PER_ACQUISITION,
+    VIEW_SYNONYMS,
     Band,
     DrlValidationError,
     bands_check,
     comparison_status,
     entry_check,
     ratio,
+    thickness_check,
+    thickness_overlap,
     value_column,
 )
 from drl.models import (
@@ -593,7 +597,8 @@ def _protocols_count(by_pk: dict[int, int]) -> None:
 
 
 CSV_COLUMNS = ["standard_exam", "indication", "patient_group", "age_min_years", "age_max_years", "weight_min_kg",
-               "weight_max_kg", "quantity", "value", "unit", "per", "verify", "note"]
+               "weight_max_kg", "quantity", "value", "unit", "per", "view", "thickness_min_mm", "thickness_max_mm",
+               "verify", "note"]
 CSV_REQUIRED = ["standard_exam", "quantity", "value", "unit", "per"]
 
 
@@ -624,33 +629,47 @@ def _row_entry(row: dict, exams: dict[str, StandardExam], *, verify: bool) -> tu
     checked = entry_check(quantity=row["quantity"], unit=row["unit"], per=row["per"],
                           value=_float(row.get("value", ""), "value"))
     band = _row_band(row)
+    view = row.get("view", "").upper()
+    if view and view not in VIEW_SYNONYMS:
+        raise DrlValidationError(f"unknown view {row.get('view')!r} (one of {', '.join(VIEW_SYNONYMS)}, or blank)")
+    if view and row["per"] != PER_ACQUISITION:
+        raise DrlValidationError("a projection (view) is set only for a DRL per radiograph (per acquisition)")
+    thickness = (_float(row.get("thickness_min_mm", ""), "thickness_min_mm"),
+                 _float(row.get("thickness_max_mm", ""), "thickness_max_mm"))
+    thickness_check(*thickness, per=row["per"])
     entry = DrlEntry(
         standard_exam=exam, indication=row.get("indication", "")[:200], patient_group=band.label,
         age_min_years=band.age_min, age_max_years=band.age_max, weight_min_kg=band.weight_min,
         weight_max_kg=band.weight_max, quantity=checked.quantity, value=checked.value, unit=checked.unit,
-        per=row["per"], verify=row.get("verify", "").lower() in ("1", "true", "yes", "y") or verify,
+        per=row["per"], view=view, thickness_min_mm=thickness[0], thickness_max_mm=thickness[1],
+        verify=row.get("verify", "").lower() in ("1", "true", "yes", "y") or verify,
         note=row.get("note", "")[:255])
     return entry, band
 
 
 class _FileEntries:
-    """The entries of one DRL file so far, refusing a duplicate or a band that overlaps another of the same
-    examination, quantity and per."""
+    """The entries of one DRL file so far, refusing a duplicate, a patient band that overlaps another of the same
+    examination, quantity, per and view, or a thickness band that overlaps another of the same patient group too."""
 
     def __init__(self):
         self.entries: list[DrlEntry] = []
-        self._lines: dict[tuple, int] = {}
         self._bands: dict[tuple, list[tuple[int, Band]]] = defaultdict(list)
+        self._thickness: dict[tuple, list[tuple[int, tuple]]] = defaultdict(list)
 
     def add(self, line: int, entry: DrlEntry, band: Band) -> None:
         code = entry.standard_exam.code
-        key = (code, band.label, entry.quantity, entry.per)
-        if key in self._lines:
-            raise DrlValidationError(f"duplicates line {self._lines[key]} ({code}, {band.label}, {entry.quantity} "
-                                     f"per {entry.per})")
-        self._lines[key] = line
-        siblings = self._bands[(code, entry.quantity, entry.per)]
+        what = f"{code}, {band.label}, {entry.quantity} per {entry.per}" + (f", {entry.view}" if entry.view else "")
+        same_group = self._thickness[(code, band.label, entry.quantity, entry.per, entry.view)]
+        for other_line, other in same_group:
+            if other == entry.thickness:
+                raise DrlValidationError(f"duplicates line {other_line} ({what})")
+            if thickness_overlap(other, entry.thickness):
+                raise DrlValidationError(f"its compressed breast thickness band overlaps line {other_line} ({what})")
+        same_group.append((line, entry.thickness))
+        siblings = self._bands[(code, entry.quantity, entry.per, entry.view)]
         for other_line, other in siblings:
+            if other.label == band.label:  # the same group, in another thickness band (checked above)
+                continue
             try:
                 bands_check([other, band])
             except DrlValidationError as exc:
@@ -734,14 +753,15 @@ class _RunContext:
     units: dict[int, Equipment]
     entries: dict[tuple[int, str, str, str], DrlEntry]
     groups: dict[tuple[int, int], int]
-    view_entries: dict[tuple[int, str, str, str, str], DrlEntry]
+    view_entries: dict[tuple, DrlEntry]
 
 
 def _comparison_rows(ctx: _RunContext, request: FiguresRequest,
                      figures: dict[tuple[int, int], Figures]) -> list[DrlComparisonRow]:
-    """The snapshot rows of one (patient group, quantity, per[, radiographic view]): one per unit and
-    examination."""
+    """The snapshot rows of one (patient group, quantity, per[, radiographic view][, compressed-breast-thickness
+    band]): one per unit and examination."""
     band, quantity, per, view = request.band, request.quantity, request.per, request.view
+    subset = bool(view) or request.thickness != (None, None)
     unit_symbol = QUANTITIES[quantity].unit_symbol
     rows = []
     for eq, ex in sorted(ctx.groups):
@@ -749,7 +769,7 @@ def _comparison_rows(ctx: _RunContext, request: FiguresRequest,
         stats, n_unconfirmed = group.stats, group.n_unconfirmed
         if ex not in request.exam_ids or (not band.is_adult and stats.n == 0 and n_unconfirmed == 0):
             continue
-        entry = (ctx.view_entries.get((ex, band.label, quantity, per, view)) if view
+        entry = (ctx.view_entries.get((ex, band.label, quantity, per, view, *request.thickness)) if subset
                  else ctx.entries.get((ex, band.label, quantity, per)))
         drl = entry.value if entry else None
         previous_median = group.previous_median
@@ -757,7 +777,8 @@ def _comparison_rows(ctx: _RunContext, request: FiguresRequest,
         rows.append(DrlComparisonRow(
             equipment=unit, equipment_name=unit.display_name, room_name=unit.room.name if unit.room else "",
             standard_exam=exam, exam_code=exam.code, exam_name=exam.name, patient_group=band.label,
-            quantity=quantity, unit=unit_symbol, per=per, view=view, n=stats.n, n_studies=stats.n_studies,
+            quantity=quantity, unit=unit_symbol, per=per, view=view, thickness_min_mm=request.thickness[0],
+            thickness_max_mm=request.thickness[1], n=stats.n, n_studies=stats.n_studies,
             n_unconfirmed=n_unconfirmed, median=stats.median, p25=stats.p25, p75=stats.p75, mean=stats.mean,
             minimum=stats.minimum, maximum=stats.maximum, drl=drl, drl_entry=entry,
             drl_set_name=entry.drl_set.name if entry else "", drl_source=entry.drl_set.source if entry else "",
@@ -791,9 +812,10 @@ def drl_comparison_run(*, period_start: dt.date, period_end: dt.date, trigger: s
     groups = drl_groups(scope, Band("adult"))
     wanted, banded = _wanted(exams, {ex for _, ex in groups}, entries)
     view_entries = drl_view_entries_in_force()
-    view_wanted: dict[tuple[Band, str, str, str], set[int]] = defaultdict(set)
-    for (ex, _group, quantity, per, view), entry in view_entries.items():  # per radiograph of one projection
-        view_wanted[(entry_band(entry), quantity, per, view)].add(ex)
+    view_wanted: dict[tuple, set[int]] = defaultdict(set)
+    for (ex, _group, quantity, per, view, *thickness), entry in view_entries.items():
+        # per radiograph of one projection and/or one compressed-breast-thickness band
+        view_wanted[(entry_band(entry), quantity, per, view, tuple(thickness))].add(ex)
     if banded:  # units with paediatric studies of an exam that has banded DRLs but no adult studies
         for key in drl_groups(Scope(period_start, period_end, include_demo, equipment_id), Band("any", 0, 200)):
             groups.setdefault(key, 0)
@@ -804,8 +826,8 @@ def drl_comparison_run(*, period_start: dt.date, period_end: dt.date, trigger: s
         units={u.pk: u for u in Equipment.objects.filter(pk__in={eq for eq, _ in groups}).select_related("room")})
     requests = [FiguresRequest(band, quantity, per, tuple(sorted(exam_ids)))
                 for (band, quantity, per), exam_ids in wanted.items()]
-    requests += [FiguresRequest(band, quantity, per, tuple(sorted(exam_ids)), view)
-                 for (band, quantity, per, view), exam_ids in view_wanted.items()]
+    requests += [FiguresRequest(band, quantity, per, tuple(sorted(exam_ids)), view, thickness)
+                 for (band, quantity, per, view, thickness), exam_ids in view_wanted.items()]
     figures = drl_comparison_figures(ctx.scope, ctx.previous_scope, requests)
     rows = [row for request in requests for row in _comparison_rows(ctx, request, figures[request])]
     run = _snapshot_store(ctx, rows, trigger=trigger, user=user, note=note, started=started)
@@ -906,8 +928,8 @@ def drl_due_comparisons_run(*, today: dt.date | None = None) -> list[DrlComparis
     return runs
 
 
-REPORT_FIELDS = ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per", "view", "n",
-                 "n_studies", "median", "p75", "mean", "drl", "drl_set", "drl_source", "ratio", "status",
+REPORT_FIELDS = ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per", "view",
+                 "thickness_min_mm", "thickness_max_mm", "n", "n_studies", "median", "p75", "mean", "drl", "drl_set", "drl_source", "ratio", "status",
                  "size_filter", "verify"]
 
 
