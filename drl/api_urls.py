@@ -19,9 +19,9 @@ class RowSerializer(serializers.ModelSerializer):
     class Meta:
         model = DrlComparisonRow
         fields = ["equipment", "equipment_id", "room_name", "standard_exam", "exam_name", "patient_group", "quantity",
-                  "unit", "per", "n", "n_studies", "n_unconfirmed", "median", "p25", "p75", "mean", "minimum",
-                  "maximum", "drl", "drl_set_name", "ratio", "status", "size_filter", "verify", "previous_median",
-                  "trend"]
+                  "unit", "per", "view", "thickness_min_mm", "thickness_max_mm", "n", "n_studies", "n_unconfirmed",
+                  "median", "p25", "p75", "mean", "minimum", "maximum", "drl", "drl_set_name", "drl_source", "ratio",
+                  "status", "size_filter", "verify", "previous_median", "trend"]
 
 
 class ComparisonSerializer(serializers.ModelSerializer):

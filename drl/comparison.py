@@ -41,11 +41,13 @@ DEFAULT_QUANTITIES = {
     "nuclear_medicine": [("activity_mbq", PER_EXAMINATION)],
 }
 
-# Radiographic projections a DRL per radiograph may be set for (national tables give chest PA and lateral, lumbar
-# spine AP and lateral ... apart).  Compared with the event's View Position (DICOM (0018,5101): AP, PA, LL, RL ...),
-# a left or right lateral counting as LAT.
-VIEW_CHOICES = [("PA", "PA"), ("AP", "AP"), ("AP/PA", "AP or PA"), ("LAT", "lateral")]
-VIEW_SYNONYMS = {"PA": ("PA",), "AP": ("AP",), "AP/PA": ("AP", "PA"), "LAT": ("LAT", "LL", "RL", "LATERAL")}
+# Projections a DRL per radiograph (per image) may be set for (national tables give chest PA and lateral, lumbar
+# spine AP and lateral ..., mammography cranio-caudal and medio-lateral oblique apart).  Compared with the event's
+# View Position (DICOM (0018,5101): AP, PA, LL, RL, CC, MLO ...), a left or right lateral counting as LAT.
+VIEW_CHOICES = [("PA", "PA"), ("AP", "AP"), ("AP/PA", "AP or PA"), ("LAT", "lateral"), ("CC", "cranio-caudal (CC)"),
+                ("MLO", "medio-lateral oblique (MLO)")]
+VIEW_SYNONYMS = {"PA": ("PA",), "AP": ("AP",), "AP/PA": ("AP", "PA"), "LAT": ("LAT", "LL", "RL", "LATERAL"),
+                 "CC": ("CC",), "MLO": ("MLO",)}
 
 STATUS_ABOVE, STATUS_BELOW = "above", "below"
 STATUS_INSUFFICIENT, STATUS_NO_DRL = "insufficient_data", "no_drl"
@@ -142,6 +144,36 @@ def bands_check(bands: Sequence[Band]) -> None:
             if _overlap(a.age_min, a.age_max, b.age_min, b.age_max) and _overlap(
                     a.weight_min, a.weight_max, b.weight_min, b.weight_max):
                 raise DrlValidationError(f"bands {a.label!r} and {b.label!r} overlap")
+
+
+def thickness_check(lo: float | None, hi: float | None, *, per: str) -> None:
+    """A compressed-breast-thickness band (mm; lower inclusive, upper exclusive, like the age bands): per image only
+    (each exposure's own thickness is compared), at least one limit, the lower below the upper."""
+    if lo is None and hi is None:
+        return
+    if per != PER_ACQUISITION:
+        raise DrlValidationError("a compressed breast thickness band is set only for a DRL per image (per acquisition)")
+    for limit in (lo, hi):
+        if limit is not None and (not math.isfinite(limit) or limit < 0):
+            raise DrlValidationError(f"thickness limit {limit!r} must be a number of millimetres, 0 or more")
+    if lo is not None and hi is not None and lo >= hi:
+        raise DrlValidationError(f"thickness lower limit {lo:g} mm is not below the upper limit {hi:g} mm")
+
+
+def thickness_overlap(a: tuple[float | None, float | None], b: tuple[float | None, float | None]) -> bool:
+    """Whether two thickness bands share a thickness (no band at all: every thickness)."""
+    return _overlap(*a, *b)
+
+
+def thickness_text(lo: float | None, hi: float | None) -> str:
+    """``CBT 40-<60 mm`` (upper limit exclusive), ``CBT >=60 mm``, ``CBT <40 mm``; "" for no band."""
+    if lo is None and hi is None:
+        return ""
+    if hi is None:
+        return f"CBT >={lo:g} mm"
+    if lo is None:
+        return f"CBT <{hi:g} mm"
+    return f"CBT {lo:g}-<{hi:g} mm"
 
 
 def _overlap(lo1, hi1, lo2, hi2) -> bool:

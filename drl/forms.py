@@ -54,7 +54,8 @@ class MappingRuleForm(forms.ModelForm):
 class DrlSetImportForm(forms.Form):
     file = forms.FileField(help_text="CSV with a header row: standard_exam, indication, patient_group, age_min_years, "
                                      "age_max_years, weight_min_kg, weight_max_kg, quantity, value, unit, per, "
-                                     "verify, note")
+                                     "view, thickness_min_mm, thickness_max_mm (per acquisition; lower limit "
+                                     "inclusive, upper exclusive), verify, note")
     name = forms.CharField(max_length=200)
     issuing_body = forms.CharField(max_length=200)
     country = forms.CharField(max_length=60, required=False)

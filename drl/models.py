@@ -21,6 +21,9 @@ from drl.comparison import (
     bands_check,
     entry_check,
     quantity_choices,
+    thickness_check,
+    thickness_overlap,
+    thickness_text,
     value_column,
 )
 
@@ -73,18 +76,27 @@ class DrlEntry(models.Model):
     per = models.CharField(max_length=12, choices=PER_CHOICES)
     view = models.CharField(
         max_length=8, blank=True, choices=VIEW_CHOICES,
-        help_text="radiography, per radiograph: the projection the DRL is set for; only current events of that view "
-                  "(IrradiationEvent.view) enter the median (blank: every event)")
+        help_text="radiography and mammography, per radiograph (image): the projection the DRL is set for; only "
+                  "current events of that view (IrradiationEvent.view) enter the median (blank: every event)")
+    thickness_min_mm = models.FloatField(
+        null=True, blank=True, help_text="mammography, per image: compressed breast thickness band, lower limit "
+                                         "(inclusive); only events whose thickness is in the band enter the median")
+    thickness_max_mm = models.FloatField(
+        null=True, blank=True, help_text="upper limit of the compressed breast thickness band (exclusive)")
     verify = models.BooleanField(default=False)
     note = models.CharField(max_length=255, blank=True)
 
     class Meta:
-        ordering = ["drl_set", "standard_exam", "quantity", "patient_group", "view"]
+        ordering = ["drl_set", "standard_exam", "quantity", "patient_group", "view", "thickness_min_mm"]
         verbose_name = "DRL entry"
         verbose_name_plural = "DRL entries"
         constraints = [
             models.UniqueConstraint(fields=["drl_set", "standard_exam", "patient_group", "quantity", "per", "view"],
+                                    condition=models.Q(thickness_min_mm__isnull=True, thickness_max_mm__isnull=True),
                                     name="drl_entry_identity_view"),
+            models.UniqueConstraint(fields=["drl_set", "standard_exam", "patient_group", "quantity", "per", "view",
+                                            "thickness_min_mm", "thickness_max_mm"],
+                                    name="drl_entry_identity_thickness"),
             models.CheckConstraint(condition=models.Q(value__gt=0), name="drl_entry_value_positive"),
         ]
 
@@ -94,6 +106,14 @@ class DrlEntry(models.Model):
     @property
     def is_band(self) -> bool:
         return self.patient_group != "adult"
+
+    @property
+    def thickness(self) -> tuple[float | None, float | None]:
+        return self.thickness_min_mm, self.thickness_max_mm
+
+    @property
+    def thickness_text(self) -> str:
+        return thickness_text(*self.thickness)
 
     def clean(self):
         """Unit must fit the quantity (the value is converted to its canonical unit); bands of the same examination
@@ -108,10 +128,14 @@ class DrlEntry(models.Model):
             self.quantity, self.value, self.unit = checked.quantity, checked.value, checked.unit
             if self.view and self.per != PER_ACQUISITION:
                 raise DrlValidationError("a projection (view) is set only for a DRL per radiograph (per acquisition)")
+            thickness_check(*self.thickness, per=self.per)
             if self.drl_set_id and self.standard_exam_id:
                 siblings = DrlEntry.objects.filter(drl_set_id=self.drl_set_id, standard_exam_id=self.standard_exam_id,
                                                    quantity=self.quantity, per=self.per,
                                                    view=self.view).exclude(pk=self.pk)
+                same_group = [e for e in siblings if e.patient_group == self.patient_group]
+                if any(thickness_overlap(self.thickness, e.thickness) for e in same_group):
+                    raise DrlValidationError("its compressed breast thickness band overlaps another entry's")
                 bands_check([band(self), *(band(e) for e in siblings if e.patient_group != self.patient_group)])
             else:
                 bands_check([band(self)])
@@ -249,6 +273,8 @@ class DrlComparisonRow(models.Model):
     unit = models.CharField(max_length=20)
     per = models.CharField(max_length=12, choices=PER_CHOICES)
     view = models.CharField(max_length=8, blank=True, help_text="the projection compared, per radiograph (blank: all)")
+    thickness_min_mm = models.FloatField(null=True, help_text="compressed breast thickness band compared (inclusive)")
+    thickness_max_mm = models.FloatField(null=True, help_text="upper limit of the band (exclusive)")
     n = models.PositiveIntegerField()
     n_studies = models.PositiveIntegerField()
     n_unconfirmed = models.PositiveIntegerField(
@@ -271,7 +297,8 @@ class DrlComparisonRow(models.Model):
     trend = models.FloatField(null=True, help_text="median / previous period's median")
 
     class Meta:
-        ordering = ["comparison", "exam_code", "equipment_name", "patient_group", "quantity", "view"]
+        ordering = ["comparison", "exam_code", "equipment_name", "patient_group", "quantity", "view",
+                    "thickness_min_mm"]
         indexes = [models.Index(fields=["comparison", "exam_code"], name="drl_row_exam_idx")]
 
     @property
@@ -288,8 +315,10 @@ class DrlComparisonRow(models.Model):
     @property
     def per_text(self) -> str:
         """What one value is: ``examination``, ``acquisition``, or for a DRL per radiograph of one projection
-        ``radiograph (PA)``; rows of different projections are different comparisons (and plots)."""
-        return f"radiograph ({self.view})" if self.view else self.per
+        ``radiograph (PA)``, with a compressed-breast-thickness band ``radiograph (CC, CBT 40-<60 mm)``; rows of
+        different projections or bands are different comparisons (and plots)."""
+        what = ", ".join(t for t in (self.view, thickness_text(self.thickness_min_mm, self.thickness_max_mm)) if t)
+        return f"radiograph ({what})" if what else self.per
 
 
 class DueComparison(models.Model):

@@ -19,6 +19,7 @@ from drl.charts import (
     box_scale,
     chart_groups,
 )
+from drl.comparison import thickness_text
 from drl.display import limit_number, limit_text, number_text, status_text, value_number
 from drl.models import DrlComparison
 
@@ -78,7 +79,12 @@ def _table(pdf: FPDF, rows: list) -> dict[str, tuple[int, str, bool]]:
             number, source, verify = sets.get(r.drl_set_name, (len(sets) + 1, r.drl_source, False))
             sets[r.drl_set_name] = (number, source, verify or r.verify)
             drl_set = f"[{number}] {r.drl_set_name}"
-        values = [r.exam_name, r.equipment_name, r.patient_group, f"{column_label(r.column)} /{r.per[:4]}." + (f" {r.view}" if r.view else ""),
+        # a band is per image; the cell holds about 24 characters: "AGD (mGy) MLO CBT 60-<100mm"
+        band = thickness_text(r.thickness_min_mm, r.thickness_max_mm).replace(" mm", "mm")
+        per = "" if band else f" /{r.per[:4]}."
+        subset = " ".join(t for t in (r.view, band) if t)
+        values = [r.exam_name, r.equipment_name, r.patient_group,
+                  f"{column_label(r.column)}{per}" + (f" {subset}" if subset else ""),
                   f"{r.n}", f"{r.n_unconfirmed}", value_number(r.column, r.median), value_number(r.column, r.p75),
                   value_number(r.column, r.mean), limit_number(r.drl) + (" *" if r.verify else ""), drl_set,
                   number_text(r.ratio), status_text(r.status).replace("above", "ABOVE")]
@@ -185,7 +191,8 @@ def drl_comparison_pdf(run: DrlComparison) -> bytes:
     pdf.set_auto_page_break(auto=True, margin=12)
     pdf.add_page()
     _header(pdf, run)
-    rows = list(run.rows.all().order_by("exam_code", "quantity", "per", "view", "patient_group", "equipment_name"))
+    rows = list(run.rows.all().order_by("exam_code", "quantity", "per", "view", "thickness_min_mm", "patient_group",
+                                        "equipment_name"))
     sets = _table(pdf, rows)
     _sources(pdf, sets)
     _distributions(pdf, rows)

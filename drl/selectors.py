@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from dosereg.core.quantities import DRL_QUANTITIES, QUANTITIES
 from dosereg.registry.models import IrradiationEvent, StandardExam, Study
@@ -161,29 +161,52 @@ class _Query:
     n_studies: str
 
 
+Thickness = tuple[float | None, float | None]  # compressed breast thickness band, mm (lower incl., upper excl.)
+NO_THICKNESS: Thickness = (None, None)
+
+
+def _subset_where(per: str, view: str, thickness: Thickness) -> tuple[str, list]:
+    """The event conditions of a DRL per radiograph of one projection and/or one compressed-breast-thickness band
+    (`` AND ...`` on the joined events ``e``, with its parameters); "" for every event."""
+    if not view and thickness == NO_THICKNESS:
+        return "", []
+    if per != PER_ACQUISITION:
+        raise ValueError("a view or a thickness band is compared per acquisition (per image) only")
+    sql, params = "", []
+    if view:  # only events whose View Position is that projection
+        synonyms = VIEW_SYNONYMS[view]
+        sql += f" AND UPPER(e.view) IN ({', '.join(['%s'] * len(synonyms))})"
+        params += list(synonyms)
+    lo, hi = thickness
+    if lo is not None:
+        sql += " AND e.compression_thickness_mm >= %s"
+        params.append(lo)
+    if hi is not None:
+        sql += " AND e.compression_thickness_mm < %s"
+        params.append(hi)
+    return sql, params
+
+
 def _query(scope: Scope, band: Band, quantity: str, per: str, exam_ids: list[int] | None, *,
-           unconfirmed: bool, view: str = "") -> _Query:
+           unconfirmed: bool, view: str = "", thickness: Thickness = NO_THICKNESS) -> _Query:
     from_clause, value = _source(quantity, per)
     conds, where_params = _where(scope, band, exam_ids, unconfirmed=unconfirmed)
     conds.append(f"{value} IS NOT NULL")
-    if view:  # per radiograph of one projection: only events whose View Position is that projection
-        if per != PER_ACQUISITION:
-            raise ValueError("a view is compared per acquisition (per radiograph) only")
-        synonyms = VIEW_SYNONYMS[view]
-        conds.append(f"UPPER(e.view) IN ({', '.join(['%s'] * len(synonyms))})")
-        where_params = [*where_params, *synonyms]
-    params: list = ([True, False] if per == PER_ACQUISITION else []) + where_params
+    subset, subset_params = _subset_where(per, view, thickness)
+    where = " AND ".join(conds) + subset
+    params: list = ([True, False] if per == PER_ACQUISITION else []) + where_params + subset_params
     n_studies = "COUNT(DISTINCT s.id)" if per == PER_ACQUISITION else "COUNT(*)"
-    return _Query(from_clause, value, " AND ".join(conds), params, n_studies)
+    return _Query(from_clause, value, where, params, n_studies)
 
 
-def drl_aggregates(scope: Scope, band: Band, quantity: str, per: str,
-                   exam_ids: list[int] | None = None, *, view: str = "") -> dict[tuple[int, int], Stats]:
+def drl_aggregates(scope: Scope, band: Band, quantity: str, per: str, exam_ids: list[int] | None = None, *,
+                   view: str = "", thickness: Thickness = NO_THICKNESS) -> dict[tuple[int, int], Stats]:
     """Per (equipment_id, standard_exam_id): n, studies, median, p25, p75, mean, min, max of the quantity, over the
-    studies whose values are confirmed; ``view``: per radiograph, only the events of that projection."""
+    studies whose values are confirmed; ``view``: per radiograph, only the events of that projection;
+    ``thickness``: per image, only the events whose compressed breast thickness is in the band."""
     if exam_ids is not None and not exam_ids:
         return {}
-    q = _query(scope, band, quantity, per, exam_ids, unconfirmed=False, view=view)
+    q = _query(scope, band, quantity, per, exam_ids, unconfirmed=False, view=view, thickness=thickness)
     if connection.vendor != "postgresql":
         return _aggregates_windowed(q.from_clause, q.value, q.where, q.params, q.n_studies)
     value = q.value
@@ -199,13 +222,13 @@ def drl_aggregates(scope: Scope, band: Band, quantity: str, per: str,
     return out
 
 
-def drl_unconfirmed_counts(scope: Scope, band: Band, quantity: str, per: str,
-                           exam_ids: list[int] | None = None, *, view: str = "") -> dict[tuple[int, int], int]:
+def drl_unconfirmed_counts(scope: Scope, band: Band, quantity: str, per: str, exam_ids: list[int] | None = None, *,
+                           view: str = "", thickness: Thickness = NO_THICKNESS) -> dict[tuple[int, int], int]:
     """Per (equipment_id, standard_exam_id): the studies with a value of the quantity that the aggregates leave out
     because their values await confirmation."""
     if exam_ids is not None and not exam_ids:
         return {}
-    q = _query(scope, band, quantity, per, exam_ids, unconfirmed=True, view=view)
+    q = _query(scope, band, quantity, per, exam_ids, unconfirmed=True, view=view, thickness=thickness)
     sql = (f"SELECT s.equipment_id, s.standard_exam_id, COUNT(DISTINCT s.id) FROM {q.from_clause} WHERE {q.where} "
            f"GROUP BY s.equipment_id, s.standard_exam_id")
     with connection.cursor() as cur:
@@ -216,13 +239,14 @@ def drl_unconfirmed_counts(scope: Scope, band: Band, quantity: str, per: str,
 @dataclass(frozen=True)
 class FiguresRequest:
     """What one set of comparison rows needs: a quantity per examination or acquisition (per radiograph of one
-    ``view``) for a patient group and some examinations."""
+    ``view``, of one compressed-breast-``thickness`` band) for a patient group and some examinations."""
 
     band: Band
     quantity: str
     per: str
     exam_ids: tuple[int, ...]
     view: str = ""
+    thickness: Thickness = NO_THICKNESS
 
 
 @dataclass
@@ -240,14 +264,15 @@ def drl_comparison_figures(scope: Scope, previous_scope: Scope,
     """Per request, per (equipment_id, standard_exam_id): ``drl_aggregates`` over ``scope``, ``drl_unconfirmed_counts``
     and the median of ``drl_aggregates`` over ``previous_scope`` (the same scope over another period).
 
-    PostgreSQL: one query per value (quantity, per, view) for every patient group and both periods: the studies (and
+    PostgreSQL: one query per value (quantity, per, view, thickness band) for every patient group and both periods:
+    the studies (and
     for a value per acquisition, their events) are read once, where a query per group, period and count read them
     about thirty times."""
     if connection.vendor != "postgresql":
         return {r: _figures_apart(scope, previous_scope, r) for r in requests}
-    by_value: dict[tuple[str, str, str], list[FiguresRequest]] = defaultdict(list)
+    by_value: dict[tuple, list[FiguresRequest]] = defaultdict(list)
     for r in requests:
-        by_value[(r.quantity, r.per, r.view)].append(r)
+        by_value[(r.quantity, r.per, r.view, r.thickness)].append(r)
     out: dict[FiguresRequest, dict[tuple[int, int], Figures]] = {r: {} for r in requests}
     with transaction.atomic(), connection.cursor() as cur:
         for name, value in COMPARISON_SETTINGS.items():  # SET LOCAL: this transaction only
@@ -268,9 +293,10 @@ def drl_comparison_figures(scope: Scope, previous_scope: Scope,
 def _figures_apart(scope: Scope, previous_scope: Scope, r: FiguresRequest) -> dict[tuple[int, int], Figures]:
     """One request by the three separate queries (SQLite: no ordered-set aggregates and no FILTER on them)."""
     exam_ids = list(r.exam_ids)
-    current = drl_aggregates(scope, r.band, r.quantity, r.per, exam_ids, view=r.view)
-    previous = drl_aggregates(previous_scope, r.band, r.quantity, r.per, exam_ids, view=r.view)
-    left_out = drl_unconfirmed_counts(scope, r.band, r.quantity, r.per, exam_ids, view=r.view)
+    subset = {"view": r.view, "thickness": r.thickness}
+    current = drl_aggregates(scope, r.band, r.quantity, r.per, exam_ids, **subset)
+    previous = drl_aggregates(previous_scope, r.band, r.quantity, r.per, exam_ids, **subset)
+    left_out = drl_unconfirmed_counts(scope, r.band, r.quantity, r.per, exam_ids, **subset)
     return {key: Figures(current.get(key, Stats()), n_unconfirmed=left_out.get(key, 0),
                          previous_median=previous[key].median if key in previous else None)
             for key in {*current, *previous, *left_out}}
@@ -290,13 +316,12 @@ def _figures_sql(scope: Scope, previous_scope: Scope, requests: list[FiguresRequ
     if per_exam:
         rows = f"SELECT s.* FROM ({studies}) s WHERE s.v IS NOT NULL"
     else:  # per acquisition: current events only, localizers left out, as in _source
-        synonyms = VIEW_SYNONYMS[first.view] if first.view else ()
-        view = f" AND UPPER(e.view) IN ({', '.join(['%s'] * len(synonyms))})" if synonyms else ""
+        subset, subset_params = _subset_where(first.per, first.view, first.thickness)
         rows = (f"SELECT s.k, s.equipment_id, s.standard_exam_id, s.values_unconfirmed, s.in_current, "
                 f"s.in_previous, s.study_id, e.{column} AS v FROM ({studies}) s "
                 f"JOIN {IrradiationEvent._meta.db_table} e ON e.study_id = s.study_id AND e.is_current = %s "
-                f"AND e.is_localizer = %s AND e.{column} IS NOT NULL{view}")
-        params += [True, False, *synonyms]
+                f"AND e.is_localizer = %s AND e.{column} IS NOT NULL{subset}")
+        params += [True, False, *subset_params]
     current = "in_current AND NOT values_unconfirmed"
     n_studies = "COUNT(*)" if per_exam else "COUNT(DISTINCT study_id)"  # a study has several acquisitions
     # sorted by value within each group: the percentiles' own sorts find their input in order (a linear pass)
@@ -366,21 +391,26 @@ def _aggregates_windowed(from_clause: str, value: str, where: str, params: list,
 # --- DRL entries -----------------------------------------------------------------------------------------------------
 def drl_entries_in_force() -> dict[tuple[int, str, str, str], DrlEntry]:
     """(exam_id, patient_group, quantity, per) -> the entry of the active set with the lowest priority number
-    (entries for every view; the per-projection ones are in ``drl_view_entries_in_force``)."""
+    (entries for every view and thickness; the per-projection or per-band ones are in
+    ``drl_view_entries_in_force``)."""
     chosen: dict[tuple[int, str, str, str], DrlEntry] = {}
-    for entry in (DrlEntry.objects.filter(drl_set__active=True, view="").select_related("drl_set")
+    for entry in (DrlEntry.objects.filter(drl_set__active=True, view="", thickness_min_mm__isnull=True,
+                                          thickness_max_mm__isnull=True).select_related("drl_set")
                   .order_by("drl_set__priority", "drl_set_id", "id")):
         chosen.setdefault((entry.standard_exam_id, entry.patient_group, entry.quantity, entry.per), entry)
     return chosen
 
 
-def drl_view_entries_in_force() -> dict[tuple[int, str, str, str, str], DrlEntry]:
-    """(exam_id, patient_group, quantity, per, view) -> the entry in force for one radiographic projection (a DRL
-    per radiograph of chest PA, lumbar spine lateral ...), lowest set priority number first."""
-    chosen: dict[tuple[int, str, str, str, str], DrlEntry] = {}
-    for entry in (DrlEntry.objects.filter(drl_set__active=True).exclude(view="").select_related("drl_set")
+def drl_view_entries_in_force() -> dict[tuple, DrlEntry]:
+    """(exam_id, patient_group, quantity, per, view, thickness_min_mm, thickness_max_mm) -> the entry in force for
+    one radiographic projection and/or compressed-breast-thickness band (a DRL per radiograph of chest PA, per
+    mammogram of CC views of 40-<60 mm ...), lowest set priority number first."""
+    chosen: dict[tuple, DrlEntry] = {}
+    subset = ~Q(view="") | Q(thickness_min_mm__isnull=False) | Q(thickness_max_mm__isnull=False)
+    for entry in (DrlEntry.objects.filter(subset, drl_set__active=True).select_related("drl_set")
                   .order_by("drl_set__priority", "drl_set_id", "id")):
-        chosen.setdefault((entry.standard_exam_id, entry.patient_group, entry.quantity, entry.per, entry.view), entry)
+        chosen.setdefault((entry.standard_exam_id, entry.patient_group, entry.quantity, entry.per, entry.view,
+                           entry.thickness_min_mm, entry.thickness_max_mm), entry)
     return chosen
 
 
@@ -441,11 +471,13 @@ def drl_report_rows(run: DrlComparison) -> list[dict]:
     """The rows of a snapshot in the ``drl_report`` JSON shape (``quantity``: the catalogue key; ``unit``: its
     unit symbol)."""
     out = []
-    for r in run.rows.all().order_by("exam_code", "equipment_name", "patient_group", "quantity", "per", "view"):
+    for r in run.rows.all().order_by("exam_code", "equipment_name", "patient_group", "quantity", "per", "view",
+                                     "thickness_min_mm"):
         out.append({
             "equipment": r.equipment_name, "equipment_id": r.equipment_id, "standard_exam": r.exam_code,
             "patient_group": r.patient_group, "quantity": r.quantity, "unit": r.unit, "per": r.per,
-            "view": r.view or None, "n": r.n,
+            "view": r.view or None, "thickness_min_mm": r.thickness_min_mm, "thickness_max_mm": r.thickness_max_mm,
+            "n": r.n,
             "n_studies": r.n_studies, "median": r.median, "p75": r.p75, "mean": r.mean, "drl": r.drl,
             "drl_set": r.drl_set_name or None, "drl_source": r.drl_source or None, "ratio": r.ratio,
             "status": r.status, "size_filter": r.size_filter, "verify": r.verify,

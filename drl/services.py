@@ -26,16 +26,21 @@ from dosereg.registry import spreadsheet
 from dosereg.registry.models import Equipment, EquipmentChange, IrradiationEvent, SiteSettings, StandardExam, Study
 from dosereg.registry.services.audit import audit_record
 from dosereg.registry.services.notifications import notification_send
+from dosereg.registry.services.recording import studies_update_effective_dose
 from dosereg.registry.services.recording.bulk_sql import update_rows
 from dosereg.registry.services.studies import study_set_standard_exam
 from drl.comparison import (
     DEFAULT_QUANTITIES,
+    PER_ACQUISITION,
+    VIEW_SYNONYMS,
     Band,
     DrlValidationError,
     bands_check,
     comparison_status,
     entry_check,
     ratio,
+    thickness_check,
+    thickness_overlap,
     value_column,
 )
 from drl.models import (
@@ -234,9 +239,10 @@ def _mapping_plan(qs: QuerySet, compiled: list[_CompiledRule]) -> _MappingPlan:
     return plan
 
 
-def _plan_apply(qs: QuerySet, plan: _MappingPlan) -> int:
+def _plan_apply(qs: QuerySet, plan: _MappingPlan) -> list[int]:
+    """Apply the plan; returns the ids of the studies whose examination changed."""
     exams = {e.pk: e for e in StandardExam.objects.all()}
-    return sum(_set_exam(qs, wheres, exams.get(exam_id)) for exam_id, wheres in plan.targets.items())
+    return [pk for exam_id, wheres in plan.targets.items() for pk in _set_exam(qs, wheres, exams.get(exam_id))]
 
 
 def map_studies(queryset: QuerySet | None = None) -> dict[str, int]:
@@ -244,7 +250,12 @@ def map_studies(queryset: QuerySet | None = None) -> dict[str, int]:
     "unmapped": n}."""
     qs = Study.objects.all() if queryset is None else queryset
     plan = _mapping_plan(qs, _active_rules())
-    return {"changed": _plan_apply(qs, plan), "mapped": plan.mapped, "unmapped": plan.unmapped}
+    changed = _plan_apply(qs, plan)
+    # the effective dose of a moved study may depend on its examination (a CT acquisition without a Target Region
+    # takes the exam's body region; KAP takes the exam's coefficient): re-estimated, a batch at a time
+    for j in range(0, len(changed), IDS_PER_UPDATE):
+        studies_update_effective_dose(changed[j:j + IDS_PER_UPDATE])
+    return {"changed": len(changed), "mapped": plan.mapped, "unmapped": plan.unmapped}
 
 
 def map_studies_of(study_ids: list[int]) -> dict[str, int]:
@@ -277,9 +288,9 @@ def map_studies_of(study_ids: list[int]) -> dict[str, int]:
     return counts
 
 
-def _set_exam(qs: QuerySet, wheres: list[Q], exam: StandardExam | None) -> int:
-    """Set ``exam`` on the studies of ``qs`` matching any of ``wheres`` that do not have it yet; returns how many."""
-    changed = 0
+def _set_exam(qs: QuerySet, wheres: list[Q], exam: StandardExam | None) -> list[int]:
+    """Set ``exam`` on the studies of ``qs`` matching any of ``wheres`` that do not have it yet; returns their ids."""
+    changed: list[int] = []
     for i in range(0, len(wheres), COMBINATIONS_PER_QUERY):
         chunk = Q()
         for w in wheres[i:i + COMBINATIONS_PER_QUERY]:
@@ -288,7 +299,8 @@ def _set_exam(qs: QuerySet, wheres: list[Q], exam: StandardExam | None) -> int:
         stale = matching.exclude(standard_exam=exam) if exam else matching.exclude(standard_exam__isnull=True)
         ids = list(stale.values_list("id", flat=True))
         for j in range(0, len(ids), IDS_PER_UPDATE):
-            changed += study_set_standard_exam(study_ids=ids[j:j + IDS_PER_UPDATE], exam=exam)
+            study_set_standard_exam(study_ids=ids[j:j + IDS_PER_UPDATE], exam=exam)
+        changed.extend(ids)
     return changed
 
 
@@ -585,7 +597,8 @@ def _protocols_count(by_pk: dict[int, int]) -> None:
 
 
 CSV_COLUMNS = ["standard_exam", "indication", "patient_group", "age_min_years", "age_max_years", "weight_min_kg",
-               "weight_max_kg", "quantity", "value", "unit", "per", "verify", "note"]
+               "weight_max_kg", "quantity", "value", "unit", "per", "view", "thickness_min_mm", "thickness_max_mm",
+               "verify", "note"]
 CSV_REQUIRED = ["standard_exam", "quantity", "value", "unit", "per"]
 
 
@@ -616,33 +629,47 @@ def _row_entry(row: dict, exams: dict[str, StandardExam], *, verify: bool) -> tu
     checked = entry_check(quantity=row["quantity"], unit=row["unit"], per=row["per"],
                           value=_float(row.get("value", ""), "value"))
     band = _row_band(row)
+    view = row.get("view", "").upper()
+    if view and view not in VIEW_SYNONYMS:
+        raise DrlValidationError(f"unknown view {row.get('view')!r} (one of {', '.join(VIEW_SYNONYMS)}, or blank)")
+    if view and row["per"] != PER_ACQUISITION:
+        raise DrlValidationError("a projection (view) is set only for a DRL per radiograph (per acquisition)")
+    thickness = (_float(row.get("thickness_min_mm", ""), "thickness_min_mm"),
+                 _float(row.get("thickness_max_mm", ""), "thickness_max_mm"))
+    thickness_check(*thickness, per=row["per"])
     entry = DrlEntry(
         standard_exam=exam, indication=row.get("indication", "")[:200], patient_group=band.label,
         age_min_years=band.age_min, age_max_years=band.age_max, weight_min_kg=band.weight_min,
         weight_max_kg=band.weight_max, quantity=checked.quantity, value=checked.value, unit=checked.unit,
-        per=row["per"], verify=row.get("verify", "").lower() in ("1", "true", "yes", "y") or verify,
+        per=row["per"], view=view, thickness_min_mm=thickness[0], thickness_max_mm=thickness[1],
+        verify=row.get("verify", "").lower() in ("1", "true", "yes", "y") or verify,
         note=row.get("note", "")[:255])
     return entry, band
 
 
 class _FileEntries:
-    """The entries of one DRL file so far, refusing a duplicate or a band that overlaps another of the same
-    examination, quantity and per."""
+    """The entries of one DRL file so far, refusing a duplicate, a patient band that overlaps another of the same
+    examination, quantity, per and view, or a thickness band that overlaps another of the same patient group too."""
 
     def __init__(self):
         self.entries: list[DrlEntry] = []
-        self._lines: dict[tuple, int] = {}
         self._bands: dict[tuple, list[tuple[int, Band]]] = defaultdict(list)
+        self._thickness: dict[tuple, list[tuple[int, tuple]]] = defaultdict(list)
 
     def add(self, line: int, entry: DrlEntry, band: Band) -> None:
         code = entry.standard_exam.code
-        key = (code, band.label, entry.quantity, entry.per)
-        if key in self._lines:
-            raise DrlValidationError(f"duplicates line {self._lines[key]} ({code}, {band.label}, {entry.quantity} "
-                                     f"per {entry.per})")
-        self._lines[key] = line
-        siblings = self._bands[(code, entry.quantity, entry.per)]
+        what = f"{code}, {band.label}, {entry.quantity} per {entry.per}" + (f", {entry.view}" if entry.view else "")
+        same_group = self._thickness[(code, band.label, entry.quantity, entry.per, entry.view)]
+        for other_line, other in same_group:
+            if other == entry.thickness:
+                raise DrlValidationError(f"duplicates line {other_line} ({what})")
+            if thickness_overlap(other, entry.thickness):
+                raise DrlValidationError(f"its compressed breast thickness band overlaps line {other_line} ({what})")
+        same_group.append((line, entry.thickness))
+        siblings = self._bands[(code, entry.quantity, entry.per, entry.view)]
         for other_line, other in siblings:
+            if other.label == band.label:  # the same group, in another thickness band (checked above)
+                continue
             try:
                 bands_check([other, band])
             except DrlValidationError as exc:
@@ -726,14 +753,15 @@ class _RunContext:
     units: dict[int, Equipment]
     entries: dict[tuple[int, str, str, str], DrlEntry]
     groups: dict[tuple[int, int], int]
-    view_entries: dict[tuple[int, str, str, str, str], DrlEntry]
+    view_entries: dict[tuple, DrlEntry]
 
 
 def _comparison_rows(ctx: _RunContext, request: FiguresRequest,
                      figures: dict[tuple[int, int], Figures]) -> list[DrlComparisonRow]:
-    """The snapshot rows of one (patient group, quantity, per[, radiographic view]): one per unit and
-    examination."""
+    """The snapshot rows of one (patient group, quantity, per[, radiographic view][, compressed-breast-thickness
+    band]): one per unit and examination."""
     band, quantity, per, view = request.band, request.quantity, request.per, request.view
+    subset = bool(view) or request.thickness != (None, None)
     unit_symbol = QUANTITIES[quantity].unit_symbol
     rows = []
     for eq, ex in sorted(ctx.groups):
@@ -741,7 +769,7 @@ def _comparison_rows(ctx: _RunContext, request: FiguresRequest,
         stats, n_unconfirmed = group.stats, group.n_unconfirmed
         if ex not in request.exam_ids or (not band.is_adult and stats.n == 0 and n_unconfirmed == 0):
             continue
-        entry = (ctx.view_entries.get((ex, band.label, quantity, per, view)) if view
+        entry = (ctx.view_entries.get((ex, band.label, quantity, per, view, *request.thickness)) if subset
                  else ctx.entries.get((ex, band.label, quantity, per)))
         drl = entry.value if entry else None
         previous_median = group.previous_median
@@ -749,7 +777,8 @@ def _comparison_rows(ctx: _RunContext, request: FiguresRequest,
         rows.append(DrlComparisonRow(
             equipment=unit, equipment_name=unit.display_name, room_name=unit.room.name if unit.room else "",
             standard_exam=exam, exam_code=exam.code, exam_name=exam.name, patient_group=band.label,
-            quantity=quantity, unit=unit_symbol, per=per, view=view, n=stats.n, n_studies=stats.n_studies,
+            quantity=quantity, unit=unit_symbol, per=per, view=view, thickness_min_mm=request.thickness[0],
+            thickness_max_mm=request.thickness[1], n=stats.n, n_studies=stats.n_studies,
             n_unconfirmed=n_unconfirmed, median=stats.median, p25=stats.p25, p75=stats.p75, mean=stats.mean,
             minimum=stats.minimum, maximum=stats.maximum, drl=drl, drl_entry=entry,
             drl_set_name=entry.drl_set.name if entry else "", drl_source=entry.drl_set.source if entry else "",
@@ -783,9 +812,10 @@ def drl_comparison_run(*, period_start: dt.date, period_end: dt.date, trigger: s
     groups = drl_groups(scope, Band("adult"))
     wanted, banded = _wanted(exams, {ex for _, ex in groups}, entries)
     view_entries = drl_view_entries_in_force()
-    view_wanted: dict[tuple[Band, str, str, str], set[int]] = defaultdict(set)
-    for (ex, _group, quantity, per, view), entry in view_entries.items():  # per radiograph of one projection
-        view_wanted[(entry_band(entry), quantity, per, view)].add(ex)
+    view_wanted: dict[tuple, set[int]] = defaultdict(set)
+    for (ex, _group, quantity, per, view, *thickness), entry in view_entries.items():
+        # per radiograph of one projection and/or one compressed-breast-thickness band
+        view_wanted[(entry_band(entry), quantity, per, view, tuple(thickness))].add(ex)
     if banded:  # units with paediatric studies of an exam that has banded DRLs but no adult studies
         for key in drl_groups(Scope(period_start, period_end, include_demo, equipment_id), Band("any", 0, 200)):
             groups.setdefault(key, 0)
@@ -796,8 +826,8 @@ def drl_comparison_run(*, period_start: dt.date, period_end: dt.date, trigger: s
         units={u.pk: u for u in Equipment.objects.filter(pk__in={eq for eq, _ in groups}).select_related("room")})
     requests = [FiguresRequest(band, quantity, per, tuple(sorted(exam_ids)))
                 for (band, quantity, per), exam_ids in wanted.items()]
-    requests += [FiguresRequest(band, quantity, per, tuple(sorted(exam_ids)), view)
-                 for (band, quantity, per, view), exam_ids in view_wanted.items()]
+    requests += [FiguresRequest(band, quantity, per, tuple(sorted(exam_ids)), view, thickness)
+                 for (band, quantity, per, view, thickness), exam_ids in view_wanted.items()]
     figures = drl_comparison_figures(ctx.scope, ctx.previous_scope, requests)
     rows = [row for request in requests for row in _comparison_rows(ctx, request, figures[request])]
     run = _snapshot_store(ctx, rows, trigger=trigger, user=user, note=note, started=started)
@@ -898,8 +928,8 @@ def drl_due_comparisons_run(*, today: dt.date | None = None) -> list[DrlComparis
     return runs
 
 
-REPORT_FIELDS = ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per", "view", "n",
-                 "n_studies", "median", "p75", "mean", "drl", "drl_set", "drl_source", "ratio", "status",
+REPORT_FIELDS = ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per", "view",
+                 "thickness_min_mm", "thickness_max_mm", "n", "n_studies", "median", "p75", "mean", "drl", "drl_set", "drl_source", "ratio", "status",
                  "size_filter", "verify"]
 
 

@@ -59,7 +59,8 @@ def drl_due_run(request, pk: int):
 @VIEW
 def drl_report(request, pk: int):
     run = get_object_or_404(DrlComparison.objects.select_related("created_by", "equipment"), pk=pk)
-    rows = list(run.rows.all().order_by("exam_code", "quantity", "per", "view", "patient_group", "equipment_name"))
+    rows = list(run.rows.all().order_by("exam_code", "quantity", "per", "view", "thickness_min_mm", "patient_group",
+                                        "equipment_name"))
     charts = []
     for g in chart_groups(rows):
         svg = box_plot_svg(g.rows, title=g.title, quantity=g.column)

@@ -63,6 +63,8 @@ PHANTOM_MISMATCH, PHANTOM_UNKNOWN = "phantom_mismatch", "phantom_unknown"
 OTHER_BASIS, NO_NM_VALUE = "other_weighting_basis", "no_nm_value"
 NO_KAP_COEFFICIENT, MAMMOGRAPHY = "no_kap_coefficient", "mammography"
 NO_NM_COEFFICIENT, KAP_AGE = "no_nm_coefficient", "kap_coefficient_not_for_age"
+KAP_OTHER_BASIS = "no_kap_coefficient_on_basis"
+KAP_METHOD = "KAP x coefficient"  # in the method text of a figure with a projection part (found by it in SQL)
 REASON_TEXT = {
     NO_DLP: "no DLP reported",
     REGION_UNKNOWN: "body region not reported or not covered by the factor set",
@@ -71,9 +73,12 @@ REASON_TEXT = {
     PHANTOM_UNKNOWN: "CTDI phantom not reported",
     OTHER_BASIS: "reported on another weighting basis; shown beside the figure, not added",
     NO_NM_VALUE: "no effective dose reported and no cited coefficient for the radiopharmaceutical",
-    NO_KAP_COEFFICIENT: "no cited KAP-to-effective-dose coefficient for this examination (none could be read from "
-                        "HPA-CRCE-028, RP 180 or NCRP 160; see kap_coefficients.json)",
+    NO_KAP_COEFFICIENT: "no cited KAP-to-effective-dose coefficient for this examination (only adult cardiac "
+                        "interventional procedures have one; none could be read for radiography or other fluoroscopy "
+                        "from HPA-CRCE-028, RP 180 or NCRP 160; see kap_coefficients.json)",
     KAP_AGE: "the cited KAP coefficient of this examination is not for the patient's age",
+    KAP_OTHER_BASIS: "no cited KAP coefficient of this examination on this weighting basis (its coefficient is on "
+                     "another basis, and one figure never mixes bases)",
     NO_NM_COEFFICIENT: "no effective dose reported and no cited coefficient for the radiopharmaceutical on this "
                        "weighting basis",
     MAMMOGRAPHY: "no effective dose for mammography: the average glandular dose (AGD) is the quantity",
@@ -401,6 +406,9 @@ def _projection_part(kap_gycm2: float, exam: str, exam_codes: Sequence[str], age
     nothing for a study mapped to one examination)."""
     coef = table.lookup(weighting, codes=exam_codes, text=exam) if table is not None and (exam or exam_codes) else None
     reason = NO_KAP_COEFFICIENT if coef is None else ""
+    if coef is None and table is not None and any(
+            table.lookup(other, codes=exam_codes, text=exam) for other in WEIGHTINGS if other != weighting):
+        reason = KAP_OTHER_BASIS  # e.g. an ICRP 103 coefficient while the site reports on ICRP 60
     if coef is not None and coef.min_age_years is not None and age_years is not None and age_years < coef.min_age_years:
         coef, reason = None, KAP_AGE
     if coef is None:
@@ -408,7 +416,7 @@ def _projection_part(kap_gycm2: float, exam: str, exam_codes: Sequence[str], age
                  "why": REASON_TEXT[reason]}]
         return Part("projection", None, 0.0, None, "KAP: no cited coefficient", 0.0, kap_gycm2), left
     unit = table.unit if table is not None else ""
-    return Part("projection", kap_gycm2 * coef.value, 1.0, weighting, f"KAP x coefficient, {coef.text(unit)}",
+    return Part("projection", kap_gycm2 * coef.value, 1.0, weighting, f"{KAP_METHOD}, {coef.text(unit)}",
                 kap_gycm2, kap_gycm2), []
 
 

@@ -158,7 +158,24 @@ def test_coefficient_tables_load_with_their_sources_and_say_what_is_missing():
     fdg60 = NM.lookup("ICRP 60", codes=["SCT:35321007"])
     assert fdg60.value == 0.019 and fdg60.verify is True and "ICRP Publication 106" in fdg60.source
     assert NM.unit == "mSv/MBq" and "99mTc" in NM.note  # bone agents: said to be missing, not guessed
-    assert KAP.entries == () and "HPA-CRCE-028" in KAP.note  # no KAP table could be read
+    pci = KAP.lookup("ICRP 103", codes=["xa-pci"])
+    assert pci.value == 0.24 and pci.verify is True and "10.1088/1361-6560/ac5670" in pci.source
+    assert KAP.lookup("ICRP 60", codes=["xa-pci"]) is None  # an ICRP 103 value never serves another basis
+    assert KAP.lookup("ICRP 103", codes=["dx-chest"]) is None and "HPA-CRCE-028" in KAP.note  # said to be missing
+
+
+def test_projection_part_kap_times_coefficient_age_and_basis():
+    est = ed.study_estimate(factors=ICRP103, kap_gycm2=40.0, kap_table=KAP, exam="PCI chest", exam_codes=["xa-pci"],
+                            age_years=64)
+    assert est.value_msv == pytest.approx(40.0 * 0.24) and est.coverage == 1.0 and est.left_out == ()
+    assert est.method == "ICRP 103: KAP x coefficient, Brambilla 2022 (verify): " + (
+        "cardiac interventional fluoroscopy procedure (adult) 0.24 mSv/(Gy*cm2)")
+    child = ed.study_estimate(factors=ICRP103, kap_gycm2=40.0, kap_table=KAP, exam_codes=["xa-pci"], age_years=17.9)
+    assert child.value_msv is None and child.left_out[0]["reason"] == ed.KAP_AGE
+    icrp60 = ed.study_estimate(factors=ICRP60, kap_gycm2=40.0, kap_table=KAP, exam_codes=["xa-pci"], age_years=64)
+    assert icrp60.value_msv is None and icrp60.left_out[0]["reason"] == ed.KAP_OTHER_BASIS
+    chest = ed.study_estimate(factors=ICRP103, kap_gycm2=0.1, kap_table=KAP, exam_codes=["dx-chest"], age_years=64)
+    assert chest.value_msv is None and chest.left_out[0]["reason"] == ed.NO_KAP_COEFFICIENT
 
 
 def test_header_text_matches_by_word_not_by_substring():

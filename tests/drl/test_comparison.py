@@ -168,8 +168,8 @@ def test_drl_report_json_fields_and_formats(tmp_path):
     rows = json.loads(out.getvalue())
     assert isinstance(rows, list) and rows
     assert list(rows[0]) == ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per",
-                             "view", "n", "n_studies", "median", "p75", "mean", "drl", "drl_set", "drl_source", "ratio",
-                             "status", "size_filter", "verify"]
+                             "view", "thickness_min_mm", "thickness_max_mm", "n", "n_studies", "median", "p75", "mean",
+                             "drl", "drl_set", "drl_source", "ratio", "status", "size_filter", "verify"]
     dlp = next(r for r in rows if r["quantity"] == "dlp_total_mgycm")
     assert dlp["equipment_id"] == a.pk and dlp["standard_exam"] == "ct-chest" and dlp["n"] == 20  # demo left out
     assert dlp["equipment"] == a.display_name and dlp["status"] == "below"

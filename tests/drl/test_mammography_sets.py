@@ -1,7 +1,7 @@
 """Issue 15, mammography: the corpus's mammography objects map as a physicist would (2D screening, tomosynthesis
 apart, flat-field QA 'not for DRL', biopsy and unnamed objects unmapped); tomosynthesis and QA exposures never enter
-the 2D screening median; no national mammography DRL is shipped, because none could be read, and the search is on
-record in the data."""
+the 2D screening median; no national mammography DRL is active by default (the Uganda NDRLs ship inactive), and the
+search is on record in the data."""
 
 from __future__ import annotations
 
@@ -107,9 +107,10 @@ def test_tomosynthesis_and_qa_stay_out_of_the_2d_screening_median():
     assert "mg-qa-phantom" not in rows
 
 
-def test_no_mammography_drl_is_shipped_and_the_search_is_on_record():
-    assert not DrlEntry.objects.filter(quantity="agd_mgy").exists()
-    assert not DrlEntry.objects.filter(standard_exam__modality_type="mammography").exists()
+def test_no_mammography_drl_is_active_by_default_and_the_search_is_on_record():
+    # the Uganda NDRLs (migration 0011) ship inactive: a site chooses them (tests/drl/test_mammography_thickness_bands)
+    assert not DrlEntry.objects.filter(quantity="agd_mgy", drl_set__active=True).exists()
+    assert not DrlEntry.objects.filter(standard_exam__modality_type="mammography", drl_set__active=True).exists()
     notes = " ".join(json.loads((DATA / "drl_sets_radiography_paediatric.json").read_text(encoding="utf-8"))
                      ["not_shipped"])
     assert "2026-12-05" in notes and "Tabelle 2" in notes and "UKHSA NDRL page" in notes and "EUREF" in notes

@@ -98,7 +98,7 @@ def test_data_migration_renames_the_stored_keys_both_ways():
 
 def test_shipped_entries_carry_the_catalogue_keys():
     keys = set(DrlEntry.objects.values_list("quantity", flat=True))
-    assert keys == {"dlp_total_mgycm", "ctdivol_mgy", "kap_total_gycm2"}
+    assert keys == {"dlp_total_mgycm", "ctdivol_mgy", "kap_total_gycm2", "agd_mgy"}
     ic = DrlEntry.objects.get(drl_set__name__contains="interventional cardiology", standard_exam__code="xa-tavi")
     assert (ic.quantity, ic.unit, ic.value) == ("kap_total_gycm2", "Gy·cm²", 130)
 

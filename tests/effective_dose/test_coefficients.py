@@ -1,6 +1,6 @@
 """Cited coefficients as the registry applies them to the corpus: NM administered activity x the radiopharmaceutical's
 coefficient (Andersson et al. 2014, erratum 2015, Table 1: FDG 0.0171 mSv/MBq with ICRP 103 weighting; ICRP 106
-0.019 mSv/MBq with ICRP 60), and projection studies that say there is no cited KAP coefficient."""
+0.019 mSv/MBq with ICRP 60), and projection studies not mapped to a cardiac examination, which say there is no cited KAP coefficient."""
 
 from __future__ import annotations
 
@@ -74,12 +74,13 @@ def test_radiography_and_fluoroscopy_say_no_cited_kap_coefficient(corpus):
         assert study.effective_dose_msv is None and study.effective_dose_coverage == 0.0
         (left,) = study.effective_dose_detail["left_out"]
         assert left["reason"] == ed.NO_KAP_COEFFICIENT and "HPA-CRCE-028" in left["why"]
+        assert "only adult cardiac interventional procedures" in left["why"]
         assert left["kap_gycm2"] == pytest.approx(study.kap_total_gycm2)
 
 
-def test_kap_table_is_empty_and_says_what_was_searched_and_why_nothing_was_taken():
+def test_kap_table_says_what_was_searched_and_why_nothing_else_was_taken():
     table = effective_dose.kap_coefficients()
-    assert table.entries == () and table.unit == "mSv/(Gy*cm2)"
+    assert [c.short for c, _codes, _names in table.entries] == ["Brambilla 2022"] and table.unit == "mSv/(Gy*cm2)"
     for searched in ("HPA-CRCE-028", "Radiation Protection No 154", "No 180", "NCRP Report 160", "2026-12-05"):
         assert searched in table.note, searched
     # a cardiology factor was found, but it depends on the beam's copper filtration: recorded, not shipped

@@ -3,7 +3,7 @@
 The computations are pure (``dosereg.core.effective_dose``, ``dosereg.core.ssde``); this module loads their data
 (``dosereg/registry/data/``: ``k_factors_icrp103.json``, ``k_factors.json`` (ICRP 60, AAPM Report 96),
 ``ssde_aapm204.json``, ``nm_coefficients.json`` (mSv/MBq by radiopharmaceutical) and ``kap_coefficients.json``
-(mSv/(Gy·cm²) by examination; none could be cited yet), each with its sources and ``verify`` flags) and applies them
+(mSv/(Gy·cm²) by examination; adult cardiac interventional procedures only so far), each with its sources and ``verify`` flags) and applies them
 to registry rows.  The weighting basis is the site's choice (``SiteSettings.effective_dose_weighting``, ICRP 103
 unless changed for continuity with older reports); one figure never mixes bases.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dosereg.core import effective_dose as ed
 from dosereg.core import ssde as ss
-from dosereg.registry.models import IrradiationEvent, SiteSettings
+from dosereg.registry.models import IrradiationEvent, SiteSettings, StandardExam
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 FACTOR_FILES = {ed.ICRP_103: DATA / "k_factors_icrp103.json", ed.ICRP_60: DATA / "k_factors.json"}
@@ -64,12 +64,22 @@ def nm_administration(ev: dict, *, from_header: bool) -> ed.NmAdministration:
 
 
 def study_exam(study) -> tuple[str, tuple[str, ...]]:
-    """The study's mapped standard examination for a KAP coefficient: (name and body region, (code,)).  Not read
-    while no KAP coefficient is shipped (it would cost a query per study for nothing)."""
-    if not kap_coefficients().entries or not study.standard_exam_id:
+    """The study's mapped standard examination for a KAP coefficient: (name and body region, (code,)).  Read only
+    for a study with KAP (batch callers load ``standard_exam`` with the study)."""
+    if not kap_coefficients().entries or not study.standard_exam_id or study.kap_total_gycm2 is None:
         return "", ()
     exam = study.standard_exam
     return f"{exam.name} {exam.body_region}".strip(), (exam.code,)
+
+
+def exams_with_kap_coefficient() -> list[int]:
+    """Ids of the standard examinations that have a KAP coefficient on any weighting basis (one query, on the
+    small examination table): their studies' effective dose depends on the mapping, so it is recomputed after it."""
+    table = kap_coefficients()
+    if not table.entries:
+        return []
+    return [pk for pk, code, name, region in StandardExam.objects.values_list("pk", "code", "name", "body_region")
+            if any(table.lookup(w, codes=(code,), text=f"{name} {region}") for w in ed.WEIGHTINGS)]
 
 
 def site_weighting() -> str:

@@ -1,8 +1,10 @@
 """drl_import_set FILE.csv --name NAME --issuing-body BODY --year YYYY --source CITATION [--country CC] [--verify]
 
 Imports a DRL set from CSV (columns: standard_exam, indication, patient_group, age_min_years, age_max_years,
-weight_min_kg, weight_max_kg, quantity, value, unit, per, verify, note).  A bad row refuses the whole file, naming the
-row (exit 1).
+weight_min_kg, weight_max_kg, quantity, value, unit, per, view, thickness_min_mm, thickness_max_mm, verify, note).
+``view`` (PA, AP, AP/PA, LAT, CC, MLO) and the compressed breast thickness band in mm (lower limit inclusive, upper
+exclusive) are for a DRL per radiograph (per acquisition) and may be left blank.  A bad row refuses the whole file,
+naming the row (exit 1).
 """
 
 from __future__ import annotations

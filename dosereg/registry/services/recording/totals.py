@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.db.models import Q
 from django.utils import timezone
 
 from dosereg.core import dose_report as dr
@@ -22,9 +23,11 @@ from dosereg.registry.services.recording.bulk_sql import update_rows
 
 def studies_update_effective_dose(study_ids: list[int], *, every_event: bool = False) -> int:
     """:func:`study_update_effective_dose` for many studies, in a few queries: the CT acquisitions of studies whose
-    mapped examination has a body region, and that take the exam's region, are re-estimated (with their SSDE), and
-    those studies' totals recomputed.  ``every_event``: every current event of the studies (after a change of the
-    site's weighting basis or of the factor data).  Returns how many studies changed."""
+    mapped examination has a body region, and that take the exam's region, are re-estimated (with their SSDE); the
+    studies with KAP whose examination has a KAP coefficient, or whose figure came from one (the mapping moved them),
+    are found in one query; those studies' totals are recomputed.  ``every_event``: every current event of the
+    studies (after a change of the site's weighting basis or of the factor data).  Returns how many studies
+    changed."""
     qs = Study.objects.filter(pk__in=list(study_ids)).select_related("standard_exam")
     events = IrradiationEvent.objects.only(
         "id", "study_id", "dlp_mgycm", "ctdivol_mgy", "target_region_code", "ctdi_phantom", "effective_dose_msv",
@@ -32,6 +35,7 @@ def studies_update_effective_dose(study_ids: list[int], *, every_event: bool = F
     if every_event:
         studies = {s.pk: s for s in qs}
         rows = list(events.filter(study_id__in=list(studies)))
+        kap_studies: dict[int, Study] = {}
     else:  # only the acquisitions that take the exam's region (no Target Region the factors know), found in SQL:
         # a batch's CT events with known regions are most of its rows, and loading them was most of this step
         rows = [r for r in events.filter(
@@ -39,17 +43,30 @@ def studies_update_effective_dose(study_ids: list[int], *, every_event: bool = F
             study__standard_exam__body_region="").exclude(target_region_code__in=list(ed.REGION_BY_SCT))
             if effective_dose.region_for(r.target_region_code) is None]
         studies = {s.pk: s for s in qs.filter(pk__in={r.study_id for r in rows})} if rows else {}
-    if not rows:
-        return 0
+        kap_studies = {s.pk: s for s in _kap_studies(qs)}
     for row in rows:
         study = studies[row.study_id]
         set_event_effective_dose(row, age=study.age_years,
                                  exam_region=study.standard_exam.body_region if study.standard_exam else "")
-    update_rows(IrradiationEvent, rows, ["effective_dose_estimate_msv", "effective_dose_method", "ssde_mgy",
-                                         "ssde_method", "ssde_reported_mgy"])
-    changed = sorted({r.study_id for r in rows})
-    studies_update_totals([studies[sid] for sid in changed])
+    if rows:
+        update_rows(IrradiationEvent, rows, ["effective_dose_estimate_msv", "effective_dose_method", "ssde_mgy",
+                                             "ssde_method", "ssde_reported_mgy"])
+    changed = {r.study_id: studies[r.study_id] for r in rows}
+    for pk, study in kap_studies.items():
+        changed.setdefault(pk, study)
+    studies_update_totals([changed[sid] for sid in sorted(changed)])
     return len(changed)
+
+
+def _kap_studies(qs) -> list[Study]:
+    """The studies of ``qs`` whose KAP-based effective dose depends on their mapped examination: KAP and an
+    examination with a coefficient, or a figure taken from a coefficient (a re-mapping may have moved them off
+    it).  One query; none while no coefficient is shipped."""
+    exam_ids = effective_dose.exams_with_kap_coefficient()
+    if not exam_ids:
+        return []
+    return list(qs.filter(kap_total_gycm2__isnull=False).filter(
+        Q(standard_exam_id__in=exam_ids) | Q(effective_dose_method__contains=ed.KAP_METHOD)))
 
 
 def set_event_effective_dose(row: IrradiationEvent, *, age: float | None, exam_region: str) -> None:
