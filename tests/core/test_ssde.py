@@ -71,3 +71,17 @@ def test_missing_tables_are_said_in_the_data_not_filled():
     assert age["rows"] == [] and "could not be read" in age["note"] and "113937" in age["note"]
     assert "no cited constants" in raw["head_ssde_aapm293"]["note"] and "PMC6367032" in raw["head_ssde_aapm293"]["note"]
     assert TABLES.ages == ()
+
+
+def test_age_is_the_last_fallback_after_dw_and_dimensions():
+    # with an age table (a test table: AAPM 204 Table 3 is not shipped), Dw and dimensions still win; age only when
+    # neither is known, labelled 113937
+    with_ages = ss.SsdeTables(TABLES.fits, TABLES.dimensions, ages=((0.0, 12.0), (10.0, 20.0)))
+    args = {"ctdivol_mgy": 10.0, "phantom": "body", "tables": with_ages, "age_years": 5}
+    assert ss.ssde(**args, dw_mm=250.0, lateral_cm=34.0, ap_cm=26.0).method == "113988"
+    assert ss.ssde(**args, lateral_cm=34.0, ap_cm=26.0).method == "113936"
+    by_age = ss.ssde(**args)
+    assert by_age.method == "113937" and by_age.method_meaning.endswith("Estimated From Patient Age")
+    assert by_age.value_mgy == pytest.approx(10.0 * 3.704369 * math.exp(-0.03671937 * 16.0))  # 16 cm at 5 years
+    # an adult beyond the table's last age takes the last row (the table's oldest band), not an extrapolation
+    assert ss.ssde(**{**args, "age_years": 40}).diameter_cm == pytest.approx(20.0)
