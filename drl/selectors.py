@@ -2,7 +2,8 @@
 
 PostgreSQL: one ``GROUP BY unit, examination`` query with ``percentile_cont(ARRAY[.25,.5,.75]) WITHIN GROUP``; the
 comparison asks ``drl_comparison_figures``, one query per value for all its patient groups, both periods and the
-studies awaiting confirmation (FILTER clauses), instead of three per group.
+studies awaiting confirmation (FILTER clauses), instead of three per group; it groups by hashing, gathers each
+group's values into an array and takes the percentiles per array (no sort of every value of every group).
 SQLite (the embedded mode) has no ordered-set aggregates: a window query numbers each group's values in order
 (``ROW_NUMBER() OVER (PARTITION BY ... ORDER BY value)``) and returns only the order statistics the percentiles need
 (at most eight rows per group); the interpolation between them is the one ``percentile_cont`` does.  No query
