@@ -2,7 +2,8 @@
 
 PostgreSQL: one ``GROUP BY unit, examination`` query with ``percentile_cont(ARRAY[.25,.5,.75]) WITHIN GROUP``; the
 comparison asks ``drl_comparison_figures``, one query per value for all its patient groups, both periods and the
-studies awaiting confirmation (FILTER clauses), instead of three per group.
+studies awaiting confirmation (FILTER clauses), instead of three per group; it groups by hashing, gathers each
+group's values into an array and takes the percentiles per array (no sort of every value of every group).
 SQLite (the embedded mode) has no ordered-set aggregates: a window query numbers each group's values in order
 (``ROW_NUMBER() OVER (PARTITION BY ... ORDER BY value)``) and returns only the order statistics the percentiles need
 (at most eight rows per group); the interpolation between them is the one ``percentile_cont`` does.  No query
@@ -46,9 +47,13 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 
 PERCENTILES = (0.25, 0.5, 0.75)
 # Settings of the comparison's transaction on PostgreSQL (SET LOCAL), measured with bench/drl.py at 3 million studies
-# and 12 million events: JIT compiling each big query (inlining, optimisation) cost about 2 s and gained nothing.
-# work_mem is left alone: 64 MB changed nothing and 256 MB made the planner give up parallel sorts (slower).
-COMPARISON_SETTINGS = {"jit": "off"}
+# and 12 million events (issue #14): JIT compiling each big query (inlining, optimisation) cost about 2 s and gained
+# nothing.  work_mem 64 MB: the hashed grouping of ``_figures_sql`` keeps each group's values in memory (about
+# 100 MB for 7 million acquisitions in 4 MB pieces spilled to disk otherwise).  No hash join: joining 9.6 million
+# acquisitions to 1.8 million studies through a hash table cost 8 s (its probes miss the cache); a merge join
+# along the event index's study order (event_drl_value_idx) took 3.5 s.  A narrow scope (one unit, a few months)
+# still gets nested-loop index look-ups.
+COMPARISON_SETTINGS = {"jit": "off", "work_mem": "64MB", "enable_hashjoin": "off"}
 
 
 @dataclass(frozen=True)
@@ -142,14 +147,22 @@ def _source(quantity: str, per: str) -> tuple[str, str]:
             f"AND e.is_localizer = %s", f"e.{column}")
 
 
-def drl_groups(scope: Scope, band: Band) -> dict[tuple[int, int], int]:
-    """(equipment_id, standard_exam_id) -> number of studies in scope (with or without values, confirmed or not)."""
-    conds, params = _where(scope, band, None, unconfirmed=None)
-    sql = (f"SELECT s.equipment_id, s.standard_exam_id, COUNT(*) FROM {Study._meta.db_table} s "
-           f"WHERE {' AND '.join(conds)} GROUP BY s.equipment_id, s.standard_exam_id")
+def drl_groups(scope: Scope, *bands: Band) -> dict[tuple[int, int], tuple[int, ...]]:
+    """(equipment_id, standard_exam_id) -> number of studies in scope (with or without values, confirmed or not) in
+    each patient group, in the order given; one pass over the studies for all groups."""
+    conds, params = _scope_where(scope, unconfirmed=None)
+    counts, either, count_params, either_params = [], [], [], []
+    for band in bands:
+        band_conds, band_params = _band_where(scope, band, None)
+        counts.append(f"COUNT(*) FILTER (WHERE {' AND '.join(band_conds)})")
+        either.append(f"({' AND '.join(band_conds)})")
+        count_params += band_params
+        either_params += band_params
+    sql = (f"SELECT s.equipment_id, s.standard_exam_id, {', '.join(counts)} FROM {Study._meta.db_table} s "
+           f"WHERE {' AND '.join(conds)} AND ({' OR '.join(either)}) GROUP BY s.equipment_id, s.standard_exam_id")
     with connection.cursor() as cur:
-        cur.execute(sql, params)
-        return {(eq, ex): n for eq, ex, n in cur.fetchall()}
+        cur.execute(sql, count_params + params + either_params)
+        return {(eq, ex): tuple(n) for eq, ex, *n in cur.fetchall()}
 
 
 @dataclass(frozen=True)
@@ -322,17 +335,27 @@ def _figures_sql(scope: Scope, previous_scope: Scope, requests: list[FiguresRequ
                 f"JOIN {IrradiationEvent._meta.db_table} e ON e.study_id = s.study_id AND e.is_current = %s "
                 f"AND e.is_localizer = %s AND e.{column} IS NOT NULL{subset}")
         params += [True, False, *subset_params]
-    current = "in_current AND NOT values_unconfirmed"
-    n_studies = "COUNT(*)" if per_exam else "COUNT(DISTINCT study_id)"  # a study has several acquisitions
-    # sorted by value within each group: the percentiles' own sorts find their input in order (a linear pass)
-    sql = (f"SELECT k, equipment_id, standard_exam_id, COUNT(*) FILTER (WHERE {current}), "
-           f"{n_studies} FILTER (WHERE {current}), AVG(v) FILTER (WHERE {current}), "
-           f"MIN(v) FILTER (WHERE {current}), MAX(v) FILTER (WHERE {current}), "
-           f"percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY v) FILTER (WHERE {current}), "
-           f"{n_studies} FILTER (WHERE in_current AND values_unconfirmed), "
-           f"percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE in_previous AND NOT values_unconfirmed) "
-           f"FROM ({rows} ORDER BY k, equipment_id, standard_exam_id, v) r "
-           f"GROUP BY k, equipment_id, standard_exam_id")
+    current, unconfirmed = "in_current AND NOT values_unconfirmed", "in_current AND values_unconfirmed"
+    # Grouped by hashing, each group's values gathered into arrays, the percentiles then taken over each array: an
+    # ordered-set aggregate (or COUNT(DISTINCT)) would make PostgreSQL sort every value of every group first, which
+    # at millions of acquisitions spilled to disk and took most of the comparison's time.  A study counts once
+    # however many acquisitions it has: per acquisition its ids are gathered too and counted distinct per group.
+    if per_exam:
+        n_studies, n_unconfirmed, ids = "n", "n_unconfirmed", ""
+    else:
+        n_studies = "(SELECT COUNT(DISTINCT x) FROM unnest(ids) x)"
+        n_unconfirmed = "(SELECT COUNT(DISTINCT x) FROM unnest(unconfirmed_ids) x)"
+        ids = (f"array_agg(study_id) FILTER (WHERE {current}) AS ids, "
+               f"array_agg(study_id) FILTER (WHERE {unconfirmed}) AS unconfirmed_ids, ")
+    sql = (f"SELECT k, equipment_id, standard_exam_id, n, {n_studies}, mean, lo, hi, "
+           f"(SELECT percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY x) FROM unnest(vs) x), "
+           f"{n_unconfirmed}, (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(previous_vs) x) "
+           f"FROM (SELECT k, equipment_id, standard_exam_id, COUNT(*) FILTER (WHERE {current}) AS n, "
+           f"AVG(v) FILTER (WHERE {current}) AS mean, MIN(v) FILTER (WHERE {current}) AS lo, "
+           f"MAX(v) FILTER (WHERE {current}) AS hi, array_agg(v) FILTER (WHERE {current}) AS vs, {ids}"
+           f"COUNT(*) FILTER (WHERE {unconfirmed}) AS n_unconfirmed, "
+           f"array_agg(v) FILTER (WHERE in_previous AND NOT values_unconfirmed) AS previous_vs "
+           f"FROM ({rows}) r GROUP BY k, equipment_id, standard_exam_id) g")
     return sql, params
 
 

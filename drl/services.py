@@ -809,7 +809,9 @@ def drl_comparison_run(*, period_start: dt.date, period_end: dt.date, trigger: s
     scope = _site_scope(site, period_start, period_end, include_demo, equipment_id)
     exams = {e.pk: e for e in StandardExam.objects.all()}
     entries = drl_entries_in_force()
-    groups = drl_groups(scope, Band("adult"))
+    # adults, and every study of known age: the units with paediatric studies of an exam that has banded DRLs
+    counts = drl_groups(scope, Band("adult"), Band("any", 0, 200))
+    groups = {key: adults for key, (adults, _) in counts.items() if adults}
     wanted, banded = _wanted(exams, {ex for _, ex in groups}, entries)
     view_entries = drl_view_entries_in_force()
     view_wanted: dict[tuple, set[int]] = defaultdict(set)
@@ -817,8 +819,9 @@ def drl_comparison_run(*, period_start: dt.date, period_end: dt.date, trigger: s
         # per radiograph of one projection and/or one compressed-breast-thickness band
         view_wanted[(entry_band(entry), quantity, per, view, tuple(thickness))].add(ex)
     if banded:  # units with paediatric studies of an exam that has banded DRLs but no adult studies
-        for key in drl_groups(Scope(period_start, period_end, include_demo, equipment_id), Band("any", 0, 200)):
-            groups.setdefault(key, 0)
+        for key, (_, any_age) in counts.items():
+            if any_age:
+                groups.setdefault(key, 0)
     ctx = _RunContext(
         site=site, scope=scope,
         previous_scope=_site_scope(site, *previous_period(period_start, period_end), include_demo, equipment_id),

@@ -12,7 +12,7 @@ import statistics
 
 import pytest
 
-from dosereg.registry.models import Study
+from dosereg.registry.models import SiteSettings, StandardExam, Study
 from drl import comparison as rules
 from drl.models import DrlEntry
 from drl.selectors import (
@@ -49,9 +49,12 @@ def _patient(rng: random.Random, k: int) -> tuple[float | None, float | None]:
 
 @pytest.fixture
 def registry():
-    """Studies as written, and the same as records for the expected values."""
+    """Studies as written, and the same as records for the expected values: equal values (ties) among them, a
+    not-for-DRL examination and a study without a unit, which no figure counts."""
     rng = random.Random(14)
     records = []
+    StandardExam.objects.update_or_create(code="ct-qa-phantom", defaults={
+        "name": "CT QA phantom", "modality_type": "CT", "not_for_drl": True})
     for unit_name in ("CT A", "CT B"):
         ct = unit(unit_name)
         for k in range(60):
@@ -59,7 +62,8 @@ def registry():
             age, weight = _patient(rng, k)
             unconfirmed, demo = k % 11 == 0, k % 17 == 0
             events = [{"ctdivol_mgy": 400.0, "is_localizer": True}]
-            events += [{"ctdivol_mgy": round(rng.uniform(1, 30), 3)} for _ in range(1 + k % 4)]
+            events += [{"ctdivol_mgy": round(rng.uniform(1, 30), 3) if j % 2 else rng.choice([7.5, 12.0])}
+                       for j in range(1 + k % 4)]
             events += [{"ctdivol_mgy": None}, {"ctdivol_mgy": 999.0, "is_current": False}]
             dlp = None if k % 13 == 0 else round(rng.uniform(20, 900), 2)
             s = study(ct, exam=CT_EXAMS[k % 3], date=date, age=age, weight=weight, dlp=dlp, events=events, demo=demo)
@@ -67,6 +71,9 @@ def registry():
                 Study.objects.filter(pk=s.pk).update(values_unconfirmed=True)
             records.append({"unit": ct.pk, "exam": CT_EXAMS[k % 3], "date": date, "age": age, "weight": weight,
                             "unconfirmed": unconfirmed, "demo": demo, "dlp_total_mgycm": dlp, "events": events})
+        for exam, equipment in (("ct-qa-phantom", ct), ("ct-chest", None)):  # never counted
+            study(equipment, exam=exam, date=dt.date(2024, 3, 3), age=50.0, dlp=5000.0,
+                  events=[{"ctdivol_mgy": 500.0}])
     dx = unit("DX 1")
     for k in range(40):
         date = dt.date(2024 if k % 4 else 2023, 1 + k % 12, 2)
@@ -80,13 +87,18 @@ def registry():
     return records
 
 
-def _values(records, row: dict, band: rules.Band, period: tuple[dt.date, dt.date], *, unconfirmed: bool):
-    """(values, studies contributing) of the row's quantity, as the comparison defines them."""
+def _values(records, row: dict, band: rules.Band, period: tuple[dt.date, dt.date], *, unconfirmed: bool,
+            include_demo: bool = False, site: SiteSettings | None = None):
+    """(values, studies contributing) of the row's quantity, as the comparison defines them (``site``: its
+    standard-size option for the adult group)."""
     values, studies = [], 0
     for r in records:
-        if (r["unit"] != row["equipment_id"] or r["exam"] != row["standard_exam"] or r["demo"]
+        if (r["unit"] != row["equipment_id"] or r["exam"] != row["standard_exam"] or (r["demo"] and not include_demo)
                 or r["unconfirmed"] != unconfirmed or not period[0] <= r["date"] <= period[1]
                 or not rules.in_band(band, r["age"], r["weight"])):
+            continue
+        if (site is not None and site.drl_standard_size and band.is_adult
+                and not rules.in_standard_size(r["weight"], site.drl_weight_min_kg, site.drl_weight_max_kg)):
             continue
         if row["per"] == rules.PER_EXAMINATION:
             found = [r[row["quantity"]]] if r.get(row["quantity"]) is not None else []
@@ -107,18 +119,28 @@ def _bands() -> dict[str, rules.Band]:
     return bands
 
 
-def test_every_figure_of_every_row(registry):
-    run = drl_comparison_run(period_start=YEAR[0], period_end=YEAR[1])
+@pytest.mark.parametrize("standard_size, include_demo, one_unit", [(False, False, False), (True, True, False),
+                                                                   (True, False, True)])
+def test_every_figure_of_every_row(registry, standard_size, include_demo, one_unit):
+    site = SiteSettings.load()
+    site.drl_standard_size, site.drl_weight_min_kg, site.drl_weight_max_kg = standard_size, 60.0, 85.0
+    site.save()
+    equipment_id = registry[0]["unit"] if one_unit else None
+    run = drl_comparison_run(period_start=YEAR[0], period_end=YEAR[1], include_demo=include_demo,
+                             equipment_id=equipment_id)
     rows = list(run.rows.select_related("standard_exam").all())
+    assert {r.equipment_id for r in rows} == ({equipment_id} if one_unit else {r["unit"] for r in registry})
     bands, previous = _bands(), previous_period(*YEAR)
     seen = set()
     for r in rows:
         row = {"equipment_id": r.equipment_id, "standard_exam": r.exam_code, "quantity": r.quantity, "per": r.per,
                "view": r.view}
         band = bands[r.patient_group]
-        values, n_studies = _values(registry, row, band, YEAR, unconfirmed=False)
-        _, n_unconfirmed = _values(registry, row, band, YEAR, unconfirmed=True)
-        before, _ = _values(registry, row, band, previous, unconfirmed=False)
+        how = {"include_demo": include_demo, "site": site}
+        values, n_studies = _values(registry, row, band, YEAR, unconfirmed=False, **how)
+        _, n_unconfirmed = _values(registry, row, band, YEAR, unconfirmed=True, **how)
+        before, _ = _values(registry, row, band, previous, unconfirmed=False, **how)
+        assert r.size_filter == (standard_size and band.is_adult)
         where = (r.equipment_name, r.exam_code, r.patient_group, r.quantity, r.per, r.view)
         assert (r.n, r.n_studies, r.n_unconfirmed) == (len(values), n_studies, n_unconfirmed), where
         if values:
@@ -133,7 +155,9 @@ def test_every_figure_of_every_row(registry):
         seen.add((r.patient_group, r.quantity, r.per, r.view, bool(values), bool(before), bool(n_unconfirmed)))
     groups = {g for g, *_ in seen}
     assert {"adult", "child 5-15 kg", "child 30-50 kg", "child 6-18 y"} <= groups  # weight and age bands
-    assert {v for _, _, _, v, *_ in seen} >= {"PA", "LAT"}  # per radiograph of a view (LL counts as LAT)
+    if not one_unit:
+        assert {v for _, _, _, v, *_ in seen} >= {"PA", "LAT"}  # per radiograph of a view (LL counts as LAT)
+    assert "ct-qa-phantom" not in {r.exam_code for r in rows}
     assert any(s[2] == "acquisition" and s[4] and s[5] and s[6] for s in seen)  # all three figures on one row
 
 
