@@ -1,9 +1,10 @@
 """Durable keeping of received objects: the original bytes in the inbox, then a ReceivedObject row.
 
 The listener answers Success only after :func:`store_received_object` returns: the file is written to a temporary
-name, fsync'ed, renamed into place and the directory fsync'ed, and the row is committed.  A crash at any point
-before that leaves no row (the sender retries); after it, the object is never lost and can be (re)processed.
-Identical bytes again (same SOP Instance UID and SHA-256) find the existing row: re-sending is idempotent.
+name, fsync'ed, linked into place and the directory fsync'ed, and only then the row is committed: one INSERT ... ON
+CONFLICT DO NOTHING in autocommit, the one query a new object costs.  A crash at any point before that leaves no row
+(the sender retries); after it, the object is never lost and can be (re)processed.  Identical bytes again (same SOP
+Instance UID and SHA-256) find the existing row and leave its file alone: re-sending is idempotent.
 """
 
 from __future__ import annotations
