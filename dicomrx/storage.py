@@ -1,9 +1,10 @@
 """Durable keeping of received objects: the original bytes in the inbox, then a ReceivedObject row.
 
 The listener answers Success only after :func:`store_received_object` returns: the file is written to a temporary
-name, fsync'ed, renamed into place and the directory fsync'ed, and the row is committed.  A crash at any point
-before that leaves no row (the sender retries); after it, the object is never lost and can be (re)processed.
-Identical bytes again (same SOP Instance UID and SHA-256) find the existing row: re-sending is idempotent.
+name, fsync'ed, linked into place and the directory fsync'ed, and only then the row is committed: one INSERT ... ON
+CONFLICT DO NOTHING in autocommit, the one query a new object costs.  A crash at any point before that leaves no row
+(the sender retries); after it, the object is never lost and can be (re)processed.  Identical bytes again (same SOP
+Instance UID and SHA-256) find the existing row and leave its file alone: re-sending is idempotent.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import OperationalError, connections, router
 from django.utils import timezone
 
 from dosereg.registry.fields import fit_field
@@ -58,9 +59,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_durably(data: bytes, target: Path) -> None:
-    """Write, fsync, rename, fsync the directory: after this returns the bytes survive a crash or power cut."""
+def write_durably(data: bytes, target: Path, *, replace: bool = True) -> bool:
+    """Write, fsync, rename, fsync the directory: after this returns the bytes survive a crash or power cut.
+
+    With ``replace=False`` a file already at ``target`` is kept as it is (returns False): the inbox is content
+    addressed, so it holds these very bytes, or their de-identified rewrite that a re-send must not undo."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    if not replace and target.exists():
+        _fsync_dir(target.parent)  # its name may not be durable yet if an earlier write failed at the last step
+        return False
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
@@ -68,50 +75,78 @@ def write_durably(data: bytes, target: Path) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        placed = _place(tmp, target, replace=replace)
         _fsync_dir(target.parent)
     except OSError as exc:
+        raise StorageError(f"cannot write {target.name}: {exc.strerror or exc}") from exc
+    finally:
         try:
-            tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)  # linked into place, or a failed write
         except OSError:
             pass
-        raise StorageError(f"cannot write {target.name}: {exc.strerror or exc}") from exc
+    return placed
 
 
-def move_durably(source: Path, target: Path) -> bool:
-    """Move a received file into the inbox without copying it: fsync, rename, fsync the directory.
+def _place(source: Path, target: Path, *, replace: bool) -> bool:
+    """Give ``source`` the name ``target`` (atomically).  Without ``replace`` an existing target wins and ``source``
+    stays where it is: a hard link never clobbers (a plain rename where the file system has no hard links)."""
+    if replace:
+        os.replace(source, target)
+        return True
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if target.exists():
+            return False
+        os.replace(source, target)
+        return True
+    source.unlink()
+    return True
 
-    False when the two are on different file systems (the caller then writes a copy)."""
+
+def move_durably(source: Path, target: Path) -> bool | None:
+    """Move a received file into the inbox without copying it: fsync, rename, fsync the directory.  A file already
+    at ``target`` is kept and ``source`` left where it is (as :func:`write_durably` with ``replace=False``).
+
+    True when moved, False when ``target`` was there already, None when the two are on different file systems (the
+    caller then writes a copy)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if target.exists():
+            _fsync_dir(target.parent)
+            return False
         fd = os.open(source, os.O_RDONLY)
         try:
             os.fchmod(fd, FILE_MODE)
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(source, target)
+        moved = _place(source, target, replace=False)
         _fsync_dir(target.parent)
     except OSError as exc:
         if exc.errno == errno.EXDEV:
-            return False
+            return None
         raise StorageError(f"cannot keep {target.name}: {exc.strerror or exc}") from exc
-    return True
+    return moved
 
 
 def store_received_object(data: bytes, top: TopLevel, *, source: str, calling_ae: str = "",
                           peer_address: str = "") -> tuple[ReceivedObject, bool]:
     """Keep the bytes and record them.  Returns (row, created); created is False for identical bytes again."""
     sha = hashlib.sha256(data).hexdigest()
-    return _keep_and_record(top, sha, len(data), lambda target: write_durably(data, target), source=source,
-                            calling_ae=calling_ae, peer_address=peer_address)
+    return _keep_and_record(top, sha, len(data), lambda target: write_durably(data, target, replace=False),
+                            source=source, calling_ae=calling_ae, peer_address=peer_address)
 
 
 def store_received_file(path: Path, top: TopLevel, *, source: str, calling_ae: str = "",
                         peer_address: str = "") -> tuple[ReceivedObject, bool]:
     """As :func:`store_received_object` for an object that arrived as a whole file (the listener's streamed
-    receive): the file itself is moved into the inbox, so its bytes are written once.  Identical bytes again leave
-    ``path`` where it is."""
+    receive): the file itself is moved into the inbox, so its bytes are written once.  Identical bytes again the
+    same day leave ``path`` where it is (the inbox has them)."""
     try:
         with open(path, "rb") as fh:
             sha = hashlib.file_digest(fh, "sha256").hexdigest()
@@ -120,23 +155,28 @@ def store_received_file(path: Path, top: TopLevel, *, source: str, calling_ae: s
         raise StorageError(f"cannot read the received file: {exc.strerror or exc}") from exc
 
     def keep(target: Path) -> None:
-        if not move_durably(path, target):
-            write_durably(Path(path).read_bytes(), target)
+        if move_durably(path, target) is None:
+            write_durably(Path(path).read_bytes(), target, replace=False)
 
     return _keep_and_record(top, sha, size, keep, source=source, calling_ae=calling_ae, peer_address=peer_address)
 
 
 def _keep_and_record(top: TopLevel, sha: str, size: int, keep, *, source: str, calling_ae: str,
                      peer_address: str) -> tuple[ReceivedObject, bool]:
-    existing = ReceivedObject.objects.filter(sop_instance_uid=top.sop_instance_uid, sha256=sha).first()
-    if existing is not None and existing.file_path and Path(existing.file_path).exists():
-        return existing, False
+    """The bytes first (durable), then the row: one INSERT for a new object, no look-up before it (a re-send, the
+    rare case, costs a second query to find its row)."""
     target = inbox_path(sha)
     keep(target)
+    row = ReceivedObject(
+        sop_instance_uid=fit_field(ReceivedObject, "sop_instance_uid", top.sop_instance_uid),
+        sop_class_uid=fit_field(ReceivedObject, "sop_class_uid", top.sop_class_uid), sha256=sha,
+        study_instance_uid=fit_field(ReceivedObject, "study_instance_uid", top.study_instance_uid),
+        modality=fit_field(ReceivedObject, "modality", top.modality), source=source,
+        calling_ae=fit_field(ReceivedObject, "calling_ae", calling_ae),
+        peer_address=fit_field(ReceivedObject, "peer_address", peer_address), file_path=str(target), size=size)
     for attempt in range(_LOCK_RETRIES):
         try:
-            return _record(size, top, sha, target, existing, source=source, calling_ae=calling_ae,
-                           peer_address=peer_address)
+            return _record(row, top.sop_instance_uid, target)
         except OperationalError as exc:  # SQLite: another writer held the lock past the busy timeout
             if "locked" not in str(exc) or attempt == _LOCK_RETRIES - 1:
                 raise StorageError("cannot record the object: the database stayed locked by another writer; "
@@ -148,31 +188,68 @@ def _keep_and_record(top: TopLevel, sha: str, size: int, keep, *, source: str, c
 _LOCK_RETRIES = 5
 
 
-def _record(size: int, top: TopLevel, sha: str, target: Path, existing: ReceivedObject | None, *, source: str,
-            calling_ae: str, peer_address: str) -> tuple[ReceivedObject, bool]:
+def _record(row: ReceivedObject, sop_instance_uid: str, target: Path) -> tuple[ReceivedObject, bool]:
     try:
-        with transaction.atomic():
-            if existing is not None:  # the row survived but its file did not: restore the file
-                existing.file_path = str(target)
-                existing.save(update_fields=["file_path"])
-                return existing, False
-            row = ReceivedObject.objects.create(
-                sop_instance_uid=fit_field(ReceivedObject, "sop_instance_uid", top.sop_instance_uid),
-                sop_class_uid=fit_field(ReceivedObject, "sop_class_uid", top.sop_class_uid), sha256=sha,
-                study_instance_uid=fit_field(ReceivedObject, "study_instance_uid", top.study_instance_uid),
-                modality=fit_field(ReceivedObject, "modality", top.modality), source=source,
-                calling_ae=fit_field(ReceivedObject, "calling_ae", calling_ae),
-                peer_address=fit_field(ReceivedObject, "peer_address", peer_address), file_path=str(target), size=size)
-            return row, True
-    except IntegrityError:
-        row = ReceivedObject.objects.get(sop_instance_uid=top.sop_instance_uid, sha256=sha)
-        return row, False
-    except OperationalError:
+        for _ in range(2):  # the existing row deleted between the two queries (a purge): insert again
+            if _insert_new(row):
+                return row, True
+            existing = ReceivedObject.objects.filter(sop_instance_uid=sop_instance_uid, sha256=row.sha256).first()
+            if existing is not None:
+                return _resent(existing, target), False
+        raise StorageError("cannot record the object: its row was being deleted; the sender retries")
+    except (OperationalError, StorageError):
         raise
     except Exception as exc:  # database down, disk full in the WAL...: the sender must retry
         log.error("recording a received object failed: %s", type(exc).__name__)
         raise StorageError("cannot record the object: the database is unavailable or full; the sender keeps the "
                            "object and retries") from exc
+
+
+def _insert_new(row: ReceivedObject) -> bool:
+    """INSERT the row unless its identity (SOP Instance UID + SHA-256) is recorded already: one statement, in
+    autocommit (no transaction of its own: a single statement is atomic).  Sets ``row.pk``; False when it existed."""
+    using = router.db_for_write(ReceivedObject)
+    conn = connections[using]
+    opts = ReceivedObject._meta
+    fields = [f for f in opts.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(row, True), conn) for f in fields]  # auto_now_add, JSON adapted
+    quote = conn.ops.quote_name
+    identity = next(c for c in opts.constraints if c.name == "received_object_identity")
+    sql = (f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))}) "
+           f"ON CONFLICT ({', '.join(quote(opts.get_field(n).column) for n in identity.fields)}) DO NOTHING "
+           f"RETURNING {quote(opts.pk.column)}")
+    with conn.cursor() as cursor:
+        cursor.execute(sql, values)
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return False
+    row.pk = inserted[0]
+    row._state.adding, row._state.db = False, using
+    return True
+
+
+def _resent(existing: ReceivedObject, target: Path) -> ReceivedObject:
+    """Identical bytes again: the row keeps its own file (the same one when re-sent the same day; it may hold the
+    de-identified rewrite by now) and the copy just kept on another day's path goes; a row whose file was lost gets
+    this one."""
+    kept = Path(existing.file_path) if existing.file_path else None
+    if kept is None or not kept.exists():
+        existing.file_path = str(target)
+        existing.save(update_fields=["file_path"])
+    elif not _same_file(kept, target):
+        try:
+            target.unlink(missing_ok=True)
+        except OSError as exc:  # a stray duplicate in the inbox, never a lost object
+            log.warning("could not remove a re-sent duplicate from the inbox: %s", exc.strerror or exc)
+    return existing
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def iter_files(paths):

@@ -1,0 +1,105 @@
+"""The durable store of a received object (dicomrx.storage): the bytes first, then one INSERT of the row; identical
+bytes again find their row and never disturb the file it owns."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from dicomrx.storage import TopLevel, inbox_path, store_received_file, store_received_object
+from dosereg.registry.models import ReceivedObject
+
+pytestmark = pytest.mark.django_db
+
+SAMPLE = "ct/CT-RDSR-GEPixelMed.dcm"
+
+
+def _object(corpus, **changes) -> tuple[bytes, TopLevel]:
+    ds = pydicom.dcmread(corpus / SAMPLE)
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    out = io.BytesIO()
+    ds.save_as(out)
+    return out.getvalue(), TopLevel(ds.SOPInstanceUID, ds.SOPClassUID, ds.StudyInstanceUID, "SR")
+
+
+def _inbox_files(settings) -> list[Path]:
+    return sorted(p for p in Path(settings.INBOX_DIR).rglob("*") if p.is_file())
+
+
+def test_a_new_object_is_one_insert_after_its_file_is_kept(corpus, settings):
+    data, top = _object(corpus)
+    with CaptureQueriesContext(connection) as queries:
+        row, created = store_received_object(data, top, source="c-store", calling_ae="CT1", peer_address="10.0.0.7")
+    assert created and len(queries.captured_queries) == 1
+    assert queries.captured_queries[0]["sql"].lstrip().upper().startswith("INSERT")
+    stored = ReceivedObject.objects.get(pk=row.pk)
+    assert (stored.sop_instance_uid, stored.calling_ae, stored.peer_address, stored.state, stored.size) == \
+        (top.sop_instance_uid, "CT1", "10.0.0.7", ReceivedObject.STATE_RECEIVED, len(data))
+    assert stored.received_at is not None and stored.warnings == []
+    assert Path(stored.file_path).read_bytes() == data and _inbox_files(settings) == [Path(stored.file_path)]
+
+
+def test_a_correction_with_the_same_sop_instance_uid_is_a_new_row(corpus):
+    data, top = _object(corpus)
+    first, _ = store_received_object(data, top, source="c-store")
+    corrected, top2 = _object(corpus, StudyDescription="corrected")
+    assert top2.sop_instance_uid == top.sop_instance_uid
+    second, created = store_received_object(corrected, top2, source="c-store")
+    assert created and second.pk != first.pk
+    assert Path(first.file_path).read_bytes() == data and Path(second.file_path).read_bytes() == corrected
+
+
+def test_a_resend_never_overwrites_the_rows_rewritten_file(corpus, settings):
+    """With pseudonymisation on, ingest rewrites the stored file de-identified; the original sent again the same day
+    (the same content-addressed name) must not put the identifiable bytes back."""
+    data, top = _object(corpus)
+    row, _ = store_received_object(data, top, source="c-store")
+    Path(row.file_path).write_bytes(b"de-identified rewrite")
+    again, created = store_received_object(data, top, source="c-store")
+    assert not created and again.pk == row.pk and again.file_path == row.file_path
+    assert Path(row.file_path).read_bytes() == b"de-identified rewrite"
+    assert _inbox_files(settings) == [Path(row.file_path)]
+
+
+def test_a_resend_on_another_day_keeps_the_rows_file_and_drops_the_copy(corpus, settings):
+    data, top = _object(corpus)
+    row, _ = store_received_object(data, top, source="c-store")
+    earlier = Path(settings.INBOX_DIR) / "2020" / "01" / "02" / Path(row.file_path).name
+    earlier.parent.mkdir(parents=True)
+    shutil.move(row.file_path, earlier)
+    ReceivedObject.objects.filter(pk=row.pk).update(file_path=str(earlier))
+    again, created = store_received_object(data, top, source="c-store")
+    assert not created and again.pk == row.pk and again.file_path == str(earlier)
+    assert earlier.read_bytes() == data and _inbox_files(settings) == [earlier]
+
+
+def test_a_resend_restores_a_lost_file(corpus, settings):
+    data, top = _object(corpus)
+    row, _ = store_received_object(data, top, source="c-store")
+    Path(row.file_path).unlink()
+    ReceivedObject.objects.filter(pk=row.pk).update(file_path="")
+    again, created = store_received_object(data, top, source="c-store")
+    assert not created and again.pk == row.pk
+    assert ReceivedObject.objects.get(pk=row.pk).file_path == str(inbox_path(again.sha256))
+    assert Path(again.file_path).read_bytes() == data
+
+
+def test_a_streamed_resend_the_same_day_leaves_the_received_file(corpus, tmp_path, settings):
+    data, top = _object(corpus)
+    received = tmp_path / "received.dcm"
+    received.write_bytes(data)
+    row, created = store_received_file(received, top, source="c-store")
+    assert created and not received.exists()
+    Path(row.file_path).write_bytes(b"de-identified rewrite")
+    received.write_bytes(data)
+    with CaptureQueriesContext(connection) as queries:
+        again, created = store_received_file(received, top, source="c-store")
+    assert not created and again.pk == row.pk and len(queries.captured_queries) <= 2
+    assert received.exists() and Path(row.file_path).read_bytes() == b"de-identified rewrite"
