@@ -381,7 +381,11 @@ def bench_storescp(files, senders, work: Path, run: int = 1) -> dict:
 
 
 def configurations(modes: list[str], workers: list[int], concurrency: int) -> list[tuple[str, bool, int]]:
-    """(name, ingest, Celery workers) per DoseReg run of a round."""
+    """(name, ingest, Celery workers) per DoseReg run of a round; ``both`` is embedded and production."""
+    modes = ["embedded", "production"] if modes == ["both"] else modes
+    unknown = set(modes) - {"embedded", "production"}
+    if unknown:  # a typo must not give a round with only the storescp reference in it
+        raise SystemExit(f"--modes: unknown {', '.join(sorted(unknown))}; use embedded, production or both")
     out = []
     if "embedded" in modes:
         out += [("embedded, ingest off", False, 0), ("embedded", True, 0)]
@@ -398,7 +402,7 @@ def main() -> None:
     parser.add_argument("--sender", choices=["pynetdicom", "storescu"], default="pynetdicom")
     parser.add_argument("--max-size", type=int, default=4_000_000, help="leave out corpus files larger than this")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every configuration this often, interleaved")
-    parser.add_argument("--modes", default="embedded", help="embedded, production or both (comma-separated)")
+    parser.add_argument("--modes", default="embedded", help="embedded, production (comma-separated) or both")
     parser.add_argument("--workers", default="1,2", help="Celery workers per production run")
     parser.add_argument("--concurrency", type=int, default=2, help="processes per Celery worker (docker-compose's "
                         "DOSEREG_WORKER_CONCURRENCY default)")
