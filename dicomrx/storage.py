@@ -108,15 +108,15 @@ def _place(source: Path, target: Path, *, replace: bool) -> bool:
     return True
 
 
-def move_durably(source: Path, target: Path) -> bool | None:
-    """Move a received file into the inbox without copying it: fsync, rename, fsync the directory.  A file already
-    at ``target`` is kept and ``source`` left where it is (as :func:`write_durably` with ``replace=False``).
+def move_durably(source: Path, target: Path, *, replace: bool = False) -> bool | None:
+    """Move a received file into the inbox without copying it: fsync, rename, fsync the directory.  Without
+    ``replace`` a file already at ``target`` is kept and ``source`` left where it is (as :func:`write_durably`).
 
     True when moved, False when ``target`` was there already, None when the two are on different file systems (the
     caller then writes a copy)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        if target.exists():
+        if not replace and target.exists():
             _fsync_dir(target.parent)
             return False
         fd = os.open(source, os.O_RDONLY)
@@ -125,7 +125,7 @@ def move_durably(source: Path, target: Path) -> bool | None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        moved = _place(source, target, replace=False)
+        moved = _place(source, target, replace=replace)
         _fsync_dir(target.parent)
     except OSError as exc:
         if exc.errno == errno.EXDEV:
@@ -138,7 +138,7 @@ def store_received_object(data: bytes, top: TopLevel, *, source: str, calling_ae
                           peer_address: str = "") -> tuple[ReceivedObject, bool]:
     """Keep the bytes and record them.  Returns (row, created); created is False for identical bytes again."""
     sha = hashlib.sha256(data).hexdigest()
-    return _keep_and_record(top, sha, len(data), lambda target: write_durably(data, target, replace=False),
+    return _keep_and_record(top, sha, len(data), lambda target, replace: write_durably(data, target, replace=replace),
                             source=source, calling_ae=calling_ae, peer_address=peer_address)
 
 
@@ -154,9 +154,9 @@ def store_received_file(path: Path, top: TopLevel, *, source: str, calling_ae: s
     except OSError as exc:
         raise StorageError(f"cannot read the received file: {exc.strerror or exc}") from exc
 
-    def keep(target: Path) -> None:
-        if move_durably(path, target) is None:
-            write_durably(Path(path).read_bytes(), target, replace=False)
+    def keep(target: Path, replace: bool) -> bool:
+        moved = move_durably(path, target, replace=replace)
+        return write_durably(Path(path).read_bytes(), target, replace=replace) if moved is None else moved
 
     return _keep_and_record(top, sha, size, keep, source=source, calling_ae=calling_ae, peer_address=peer_address)
 
@@ -164,9 +164,10 @@ def store_received_file(path: Path, top: TopLevel, *, source: str, calling_ae: s
 def _keep_and_record(top: TopLevel, sha: str, size: int, keep, *, source: str, calling_ae: str,
                      peer_address: str) -> tuple[ReceivedObject, bool]:
     """The bytes first (durable), then the row: one INSERT for a new object, no look-up before it (a re-send, the
-    rare case, costs a second query to find its row)."""
+    rare case, costs a second query to find its row).  ``keep(target, replace)`` places the bytes durably and says
+    whether it did."""
     target = inbox_path(sha)
-    keep(target)
+    placed = keep(target, False)
     row = ReceivedObject(
         sop_instance_uid=fit_field(ReceivedObject, "sop_instance_uid", top.sop_instance_uid),
         sop_class_uid=fit_field(ReceivedObject, "sop_class_uid", top.sop_class_uid), sha256=sha,
@@ -176,7 +177,7 @@ def _keep_and_record(top: TopLevel, sha: str, size: int, keep, *, source: str, c
         peer_address=fit_field(ReceivedObject, "peer_address", peer_address), file_path=str(target), size=size)
     for attempt in range(_LOCK_RETRIES):
         try:
-            return _record(row, top.sop_instance_uid, target)
+            return _record(row, top.sop_instance_uid, target, None if placed else keep)
         except OperationalError as exc:  # SQLite: another writer held the lock past the busy timeout
             if "locked" not in str(exc) or attempt == _LOCK_RETRIES - 1:
                 raise StorageError("cannot record the object: the database stayed locked by another writer; "
@@ -188,8 +189,17 @@ def _keep_and_record(top: TopLevel, sha: str, size: int, keep, *, source: str, c
 _LOCK_RETRIES = 5
 
 
-def _record(row: ReceivedObject, sop_instance_uid: str, target: Path) -> tuple[ReceivedObject, bool]:
+def _record(row: ReceivedObject, sop_instance_uid: str, target: Path, keep=None) -> tuple[ReceivedObject, bool]:
+    """``keep``: given when a file of these bytes was in the inbox already, to replace it if no row has them."""
     try:
+        if keep is not None:
+            existing = ReceivedObject.objects.filter(sop_instance_uid=sop_instance_uid, sha256=row.sha256).first()
+            if existing is not None:  # a re-send: its row keeps its file (maybe de-identified by now)
+                return _resent(existing, target), False
+            # No row has these bytes: the file is a leftover (a crash before its row was committed, or the
+            # de-identified rewrite of a purged row).  The bytes received now replace it, so that ingest never
+            # takes a rewrite for the original.
+            keep(target, True)
         for _ in range(2):  # the existing row deleted between the two queries (a purge): insert again
             if _insert_new(row):
                 return row, True

@@ -412,7 +412,9 @@ def _projection_part(kap_gycm2: float, exam: str, exam_codes: Sequence[str], age
     if coef is not None and coef.min_age_years is not None and age_years is not None and age_years < coef.min_age_years:
         coef, reason = None, KAP_AGE
     if coef is None:
-        left = [{"part": "projection", "what": exam or "KAP", "kap_gycm2": kap_gycm2, "reason": reason,
+        # "what" names the quantity left out, never the exam: the exam may be mapped after recording (the batch
+        # path) or before (one object), and the same study must read the same either way
+        left = [{"part": "projection", "what": "KAP", "kap_gycm2": kap_gycm2, "reason": reason,
                  "why": REASON_TEXT[reason]}]
         return Part("projection", None, 0.0, None, "KAP: no cited coefficient", 0.0, kap_gycm2), left
     unit = table.unit if table is not None else ""

@@ -3,6 +3,7 @@ bytes again find their row and never disturb the file it owns."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 from pathlib import Path
@@ -103,3 +104,22 @@ def test_a_streamed_resend_the_same_day_leaves_the_received_file(corpus, tmp_pat
         again, created = store_received_file(received, top, source="c-store")
     assert not created and again.pk == row.pk and len(queries.captured_queries) <= 2
     assert received.exists() and Path(row.file_path).read_bytes() == b"de-identified rewrite"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_leftover_file_no_row_owns_is_replaced_by_the_bytes_received(corpus, tmp_path, settings, streamed):
+    """A file of these bytes in the inbox without a row (a crash before its row, or the de-identified rewrite of a
+    purged row) must not be taken for the original: the new row's file holds exactly the bytes received."""
+    data, top = _object(corpus)
+    target = inbox_path(hashlib.sha256(data).hexdigest())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"de-identified rewrite of a purged row")
+    if streamed:
+        received = tmp_path / "received.dcm"
+        received.write_bytes(data)
+        row, created = store_received_file(received, top, source="c-store")
+        assert not received.exists()  # moved over the leftover, not copied
+    else:
+        row, created = store_received_object(data, top, source="c-store")
+    assert created and row.file_path == str(target) and target.read_bytes() == data
+    assert _inbox_files(settings) == [target]
