@@ -261,6 +261,11 @@ def _parse_sr(buf: bytes, top: _raw.TopLevel | None, ds: Dataset, sop_class: str
     dec = Decoder(encodings, implicit)
     items = _raw.parse_content_sequence(buf, top) if top is not None else []
     nodes = build_nodes(items, dec)
+    # the raw items (most of a large report's memory) are freed before the templates are read: what those allocate
+    # then reuses memory still in the cache, instead of more of a heap that a batch's parsed reports keep growing
+    del items
+    top.content_items = None
+    dec.nodes.clear()
     ctx = _sr.Context()
     ctx.warnings.extend(warnings)
 
