@@ -166,7 +166,8 @@ def run_many(corpus: Path, n: int, batch: int) -> None:
             if not source.exists():
                 continue
             files = _copies(source, n, work)
-            list(ingest.import_files(files[:1], batch_size=1))  # warm (a generator: consumed): the unit and patient exist
+            # warm (import_files is a generator: consumed): the unit and the patient exist, code paths loaded
+            list(ingest.import_files(files[:1], batch_size=1))
             files = files[1:] + _copies(source, 1, work)
             POST.update(ms=0.0, queries=0)
             statuses: dict[str, int] = {}

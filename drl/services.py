@@ -932,7 +932,8 @@ def drl_due_comparisons_run(*, today: dt.date | None = None) -> list[DrlComparis
 
 
 REPORT_FIELDS = ["equipment", "equipment_id", "standard_exam", "patient_group", "quantity", "unit", "per", "view",
-                 "thickness_min_mm", "thickness_max_mm", "n", "n_studies", "median", "p75", "mean", "drl", "drl_set", "drl_source", "ratio", "status",
+                 "thickness_min_mm", "thickness_max_mm", "n", "n_studies", "median", "p75", "mean", "drl", "drl_set",
+                 "drl_source", "ratio", "status",
                  "size_filter", "verify"]
 
 

@@ -1,6 +1,7 @@
 """Cited coefficients as the registry applies them to the corpus: NM administered activity x the radiopharmaceutical's
 coefficient (Andersson et al. 2014, erratum 2015, Table 1: FDG 0.0171 mSv/MBq with ICRP 103 weighting; ICRP 106
-0.019 mSv/MBq with ICRP 60), and projection studies not mapped to a cardiac examination, which say there is no cited KAP coefficient."""
+0.019 mSv/MBq with ICRP 60), and projection studies not mapped to a cardiac examination, which say there is no cited
+KAP coefficient."""
 
 from __future__ import annotations
 
