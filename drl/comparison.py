@@ -169,11 +169,12 @@ def thickness_text(lo: float | None, hi: float | None) -> str:
     """``CBT 40-<60 mm`` (upper limit exclusive), ``CBT >=60 mm``, ``CBT <40 mm``; "" for no band."""
     if lo is None and hi is None:
         return ""
+    mm = QUANTITIES["compression_thickness_mm"].unit_symbol  # the catalogue's unit of the thickness
     if hi is None:
-        return f"CBT >={lo:g} mm"
+        return f"CBT >={lo:g} {mm}"
     if lo is None:
-        return f"CBT <{hi:g} mm"
-    return f"CBT {lo:g}-<{hi:g} mm"
+        return f"CBT <{hi:g} {mm}"
+    return f"CBT {lo:g}-<{hi:g} {mm}"
 
 
 def _overlap(lo1, hi1, lo2, hi2) -> bool:
