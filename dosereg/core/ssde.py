@@ -6,12 +6,13 @@ water-equivalent diameter Dw replaces the effective diameter (Appendix A).  Path
 
 1. Dw reported in the RDSR (CT Size-Specific Dose Estimation, TID 10013) -> CID 10023 ``113988``;
 2. patient dimensions (lateral, AP, or lateral + AP; AAPM 204 Tables 1A-1C) -> ``113934``/``113935``/``113936``;
-3. age (AAPM 204 Table 3) -> ``113937`` - only with a cited age table: none could be read (the data file says what was
-   searched), so an acquisition with neither Dw nor dimensions has no SSDE (``no_patient_size``).
+3. age (AAPM 204 age table, 0-18 years, as transcribed in a public SSDE calculator: *verify*) -> ``113937``, for
+   an acquisition with neither Dw nor dimensions; an adult beyond the table has no SSDE (``age_beyond_table``).
 
-Constants and tables are data (``dosereg/registry/data/ssde_aapm204.json``, from ../shared/reference) handed in as
-:class:`SsdeTables`.  Refused (None with a reason): CTDIvol missing, phantom unknown, a diameter outside the fit
-range, head scans (AAPM Report 293 / McMillan et al. 2019 constants could not be read: no cited constants).
+Constants and tables are data (``dosereg/registry/data/ssde_aapm204.json``, from ../shared/reference; the age table
+from a public transcription, its source there) handed in as :class:`SsdeTables`.  Refused (None with a reason):
+CTDIvol missing, phantom unknown, a diameter outside the fit range, an age beyond the table, head scans (AAPM Report
+293 / McMillan et al. 2019 constants could not be read: no cited constants).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ CID_10023 = {
 DIMENSION_METHOD = {"lateral": AAPM_204_LATERAL, "ap": AAPM_204_AP, "lateral_plus_ap": AAPM_204_LATERAL_AP}
 
 NO_CTDIVOL, PHANTOM_UNKNOWN, HEAD = "no_ctdivol", "phantom_unknown", "head_scan"
-OUT_OF_RANGE, NO_SIZE = "diameter_out_of_fit_range", "no_patient_size"
+OUT_OF_RANGE, NO_SIZE, AGE_BEYOND_TABLE = "diameter_out_of_fit_range", "no_patient_size", "age_beyond_table"
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Fit:
 @dataclass(frozen=True)
 class SsdeTables:
     """AAPM 204 fits per phantom ('body' 32 cm, 'head' 16 cm), dimension -> effective diameter tables (cm), and an
-    optional age -> effective diameter table (AAPM 204 Table 3; empty when no cited copy is shipped)."""
+    optional age -> effective diameter table (AAPM 204, 0-18 years; empty when no cited copy is shipped)."""
 
     fits: dict[str, Fit]
     dimensions: dict[str, tuple[tuple[float, float], ...]]  # 'lateral'|'ap'|'lateral_plus_ap' -> (dim, eff. diam)
@@ -130,8 +131,18 @@ def ssde(*, ctdivol_mgy: float | None, phantom: str, tables: SsdeTables, head: b
             return Ssde(None, DIMENSION_METHOD[name], reason=OUT_OF_RANGE)
         return _from_diameter(ctdivol_mgy, fit, d, DIMENSION_METHOD[name])
     if age_years is not None and tables.ages:
-        d = interpolate(tables.ages, min(age_years, tables.ages[-1][0]))
-        if d is None:
-            return Ssde(None, AAPM_204_AGE, reason=OUT_OF_RANGE)
-        return _from_diameter(ctdivol_mgy, fit, d, AAPM_204_AGE)
+        return _from_age(ctdivol_mgy, fit, tables.ages, age_years)
     return Ssde(None, reason=NO_SIZE)
+
+
+def _from_age(ctdivol_mgy: float, fit: Fit, ages: tuple[tuple[float, float], ...], age_years: float) -> Ssde:
+    """Effective diameter interpolated in the age table.  Its last row is an age in completed years (DICOM Patient's
+    Age counts them), so up to a year past it takes that row; beyond, adult body size does not follow from age and
+    clamping would give every adult the last row's diameter, so no SSDE rather than a guess."""
+    last = ages[-1][0]
+    if age_years >= last + 1.0:
+        return Ssde(None, AAPM_204_AGE, reason=AGE_BEYOND_TABLE)
+    d = interpolate(ages, min(age_years, last))
+    if d is None:  # a negative age: no row
+        return Ssde(None, AAPM_204_AGE, reason=OUT_OF_RANGE)
+    return _from_diameter(ctdivol_mgy, fit, d, AAPM_204_AGE)

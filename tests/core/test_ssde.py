@@ -43,13 +43,40 @@ def test_dimensions_path_aapm204():
     assert ss.ssde(ctdivol_mgy=10.0, phantom="body", tables=TABLES, ap_cm=20.0).method == "113935"
 
 
-def test_age_path_needs_a_cited_table():
-    # AAPM 204 Table 3 is not in the reference data: no guess
-    assert ss.ssde(ctdivol_mgy=10.0, phantom="body", tables=TABLES, age_years=5).reason == ss.NO_SIZE
-    with_ages = ss.SsdeTables(TABLES.fits, TABLES.dimensions, ages=((0.0, 12.0), (10.0, 20.0)))  # a test table
-    r = with_ages.ages and ss.ssde(ctdivol_mgy=10.0, phantom="body", tables=with_ages, age_years=5)
-    assert r.method == "113937" and r.diameter_cm == pytest.approx(16.0)
-    assert r.value_mgy == pytest.approx(10.0 * 3.704369 * math.exp(-0.03671937 * 16.0))
+def test_age_path_aapm204_age_table():
+    # AAPM 204 age table (as transcribed in fashni/IndoseCT aapm.db): 5 y -> 18.5 cm (a row), 7 y 19.6, 8 y 20.2
+    at_row = ss.ssde(ctdivol_mgy=4.0, phantom="body", tables=TABLES, age_years=5)
+    assert at_row.method == "113937" and at_row.diameter_cm == pytest.approx(18.5)
+    # f(18.5) = 3.704369 exp(-0.03671937 x 18.5) = 1.8780; SSDE = 4 x 1.8780 = 7.51 mGy
+    assert at_row.value_mgy == pytest.approx(7.512, abs=0.001)
+    between = ss.ssde(ctdivol_mgy=4.0, phantom="body", tables=TABLES, age_years=7.5)
+    assert between.diameter_cm == pytest.approx((19.6 + 20.2) / 2)  # 19.9 cm
+    assert between.value_mgy == pytest.approx(4.0 * 3.704369 * math.exp(-0.03671937 * 19.9))  # 7.14 mGy
+    assert between.value_mgy == pytest.approx(7.136, abs=0.001)
+    # 16 cm phantom (paediatric body): 2 y -> 16.8 cm (a row), f = 1.874799 exp(-0.03871313 x 16.8) = 0.9784
+    r16 = ss.ssde(ctdivol_mgy=2.0, phantom="head", tables=TABLES, age_years=2)
+    assert r16.method == "113937" and r16.diameter_cm == pytest.approx(16.8)
+    assert r16.value_mgy == pytest.approx(1.957, abs=0.001)
+    # 1.1 y between 1.0 y (15.1) and 1.2 y (15.6): 15.35 cm, f = 1.0348, SSDE = 2.07 mGy
+    r16b = ss.ssde(ctdivol_mgy=2.0, phantom="head", tables=TABLES, age_years=1.1)
+    assert r16b.diameter_cm == pytest.approx(15.35)
+    assert r16b.value_mgy == pytest.approx(2.0 * 1.874799 * math.exp(-0.03871313 * 15.35))
+    assert r16b.value_mgy == pytest.approx(2.070, abs=0.001)
+
+
+def test_age_table_ends_and_its_bounds():
+    assert TABLES.ages[0] == (0.0, 11.2) and TABLES.ages[-1] == (18.0, 29.2) and len(TABLES.ages) == 30
+    assert [a for a, _ in TABLES.ages] == sorted(a for a, _ in TABLES.ages)
+    newborn = ss.ssde(ctdivol_mgy=1.0, phantom="body", tables=TABLES, age_years=0)
+    assert newborn.diameter_cm == pytest.approx(11.2) and newborn.factor == pytest.approx(2.4553, abs=1e-4)
+    # the last row is 18 completed years: 18.9 y still takes it (29.2 cm, f = 1.2678); 19 y and adults are refused
+    assert ss.ssde(ctdivol_mgy=10.0, phantom="body", tables=TABLES, age_years=18.9).value_mgy == pytest.approx(
+        12.678, abs=0.001)
+    for age in (19.0, 45.0):
+        adult = ss.ssde(ctdivol_mgy=10.0, phantom="body", tables=TABLES, age_years=age)
+        assert adult.value_mgy is None and adult.reason == ss.AGE_BEYOND_TABLE and adult.method == "113937"
+    assert ss.ssde(ctdivol_mgy=10.0, phantom="body", tables=TABLES, age_years=-1).reason == ss.OUT_OF_RANGE
+    assert ss.ssde(ctdivol_mgy=10.0, phantom="body", tables=TABLES).reason == ss.NO_SIZE  # no age either
 
 
 def test_refusals():
@@ -68,20 +95,28 @@ def test_aapm220_water_equivalent_diameter_formula():
 def test_missing_tables_are_said_in_the_data_not_filled():
     raw = json.loads((DATA / "ssde_aapm204.json").read_text())
     age = raw["effective_diameter_from_age"]
-    assert age["rows"] == [] and "could not be read" in age["note"] and "113937" in age["note"]
+    assert age["verify"] is True and "fashni/IndoseCT" in age["source"] and "AAPM Report 204" in age["source"]
+    assert "Equation A-3" in age["cross_check"] and "113937" in age["note"]
     assert "no cited constants" in raw["head_ssde_aapm293"]["note"] and "PMC6367032" in raw["head_ssde_aapm293"]["note"]
-    assert TABLES.ages == ()
+
+
+def test_age_rows_agree_with_the_aapm204_age_fit():
+    # the cross-check recorded in the data: every row is y = a + b x^1.5 + c x^0.5 + d e^-x rounded to 0.1 cm
+    a, b, c, d = 18.788598, 0.19486455, -1.060056, -7.6244784
+    for age, diameter in TABLES.ages:
+        assert round(a + b * age**1.5 + c * age**0.5 + d * math.exp(-age), 1) == pytest.approx(diameter)
 
 
 def test_age_is_the_last_fallback_after_dw_and_dimensions():
-    # with an age table (a test table: AAPM 204 Table 3 is not shipped), Dw and dimensions still win; age only when
-    # neither is known, labelled 113937
-    with_ages = ss.SsdeTables(TABLES.fits, TABLES.dimensions, ages=((0.0, 12.0), (10.0, 20.0)))
-    args = {"ctdivol_mgy": 10.0, "phantom": "body", "tables": with_ages, "age_years": 5}
+    # Dw and dimensions win over the age; age only when neither is known, labelled 113937
+    args = {"ctdivol_mgy": 10.0, "phantom": "body", "tables": TABLES, "age_years": 5}
     assert ss.ssde(**args, dw_mm=250.0, lateral_cm=34.0, ap_cm=26.0).method == "113988"
     assert ss.ssde(**args, lateral_cm=34.0, ap_cm=26.0).method == "113936"
     by_age = ss.ssde(**args)
     assert by_age.method == "113937" and by_age.method_meaning.endswith("Estimated From Patient Age")
-    assert by_age.value_mgy == pytest.approx(10.0 * 3.704369 * math.exp(-0.03671937 * 16.0))  # 16 cm at 5 years
-    # an adult beyond the table's last age takes the last row (the table's oldest band), not an extrapolation
-    assert ss.ssde(**{**args, "age_years": 40}).diameter_cm == pytest.approx(20.0)
+    assert by_age.value_mgy == pytest.approx(10.0 * 3.704369 * math.exp(-0.03671937 * 18.5))  # 18.5 cm at 5 years
+    # a table handed in (not the shipped one) is used the same way
+    with_ages = ss.SsdeTables(TABLES.fits, TABLES.dimensions, ages=((0.0, 12.0), (10.0, 20.0)))
+    assert ss.ssde(**{**args, "tables": with_ages}).diameter_cm == pytest.approx(16.0)
+    assert ss.ssde(**{**args, "tables": with_ages, "age_years": 10.5}).diameter_cm == pytest.approx(20.0)
+    assert ss.ssde(**{**args, "tables": with_ages, "age_years": 11}).reason == ss.AGE_BEYOND_TABLE

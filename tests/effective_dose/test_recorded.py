@@ -4,6 +4,7 @@ the recording service; hand-computed values (Lee et al. 2012 Table XII, ICRP 103
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import math
 
@@ -14,6 +15,7 @@ from dosereg.registry.models import IrradiationEvent, SiteSettings, Study
 from dosereg.registry.selectors import study_export_dict
 from dosereg.registry.services import effective_dose
 from dosereg.registry.services.recording import record_report, studies_update_effective_dose
+from tests.factories import PatientInfoFactory
 from tests.ingest.factories import ct_event, ct_report, q, received
 
 pytestmark = pytest.mark.django_db
@@ -84,10 +86,10 @@ def test_projection_and_mammography_have_no_estimate_and_say_why(corpus):
     assert dx.effective_dose_detail["left_out"][0]["reason"] == "no_kap_coefficient"
 
 
-def _ct_with(quantities: dict, *, region=("416775004", "Chest, Abdomen and Pelvis"), phantom="body"):
+def _ct_with(quantities: dict, *, region=("416775004", "Chest, Abdomen and Pelvis"), phantom="body", patient=None):
     ev = ct_event("1.2.3.4.5.1", 300.0, 10.0, phantom=phantom, region=region)
     ev = dataclasses.replace(ev, quantities={**ev.quantities, **quantities})
-    report = ct_report("1.2.3.4.5", [ev], total=300.0)
+    report = ct_report("1.2.3.4.5", [ev], total=300.0, patient=patient)
     record_report(report, received(report))
     return IrradiationEvent.objects.get(irradiation_event_uid="1.2.3.4.5.1")
 
@@ -102,12 +104,26 @@ def test_ssde_from_water_equivalent_diameter_keeps_the_scanners_own():
 
 
 def test_ssde_refused_without_size_or_for_head():
-    row = _ct_with({"ssde_mgy": q(9.0, unit="mGy")})
+    row = _ct_with({"ssde_mgy": q(9.0, unit="mGy")})  # an adult (born 1970): beyond the AAPM 204 age table
     assert row.ssde_mgy is None and row.ssde_method == "" and row.ssde_reported_mgy == 9.0
     Study.objects.all().delete()
     head = _ct_with({"water_equivalent_diameter_mm": q(160.0, unit="mm")}, region=("69536005", "Head"),
                     phantom="head")
     assert head.ssde_mgy is None  # AAPM Report 293 head constants are not shipped
+
+
+def test_ssde_of_a_child_without_size_from_the_age_table():
+    # born 2017-09-01, examined 2024-03-01: 6.5 years, between 6 y (19.0 cm) and 7 y (19.6 cm) of the AAPM 204 age
+    # table -> about 19.3 cm; 32 cm phantom, CTDIvol 10 mGy: SSDE = 10 x 3.704369 exp(-0.03671937 x 19.3) = 18.2 mGy
+    child = PatientInfoFactory(patient_id="C1", birth_date=dt.date(2017, 9, 1))
+    row = _ct_with({}, patient=child)
+    age = row.study.age_years
+    assert 6.4 < age < 6.6
+    d = 19.0 + (19.6 - 19.0) * (age - 6.0)
+    assert row.ssde_method == "113937"
+    assert row.ssde_mgy == pytest.approx(10.0 * 3.704369 * math.exp(-0.03671937 * d))
+    assert row.ssde_mgy == pytest.approx(18.2, abs=0.1)
+    assert study_export_dict(row.study)["events"][0]["ssde_method"] == "113937"
 
 
 def test_batch_step_estimates_only_the_acquisitions_that_take_the_mapped_exams_region():

@@ -117,8 +117,9 @@ def ct_effective_dose(*, dlp_mgycm: float | None, region: str | None, age_years:
 
 
 def event_ssde(row: IrradiationEvent, *, age: float | None, exam_region: str = "") -> ss.Ssde:
-    """SSDE of a CT acquisition row: Dw when the RDSR carries it, else age (when a cited table is shipped); patient
-    dimensions are not recorded by DoseReg yet.  Head acquisitions are refused (AAPM 293 constants not shipped)."""
+    """SSDE of a CT acquisition row: Dw when the RDSR carries it, else the study's age (AAPM 204 age table, children
+    up to 18 years); patient dimensions are not recorded by DoseReg yet.  Head acquisitions are refused (AAPM 293
+    constants not shipped)."""
     head = region_for(row.target_region_code, exam_region) in ("head", "head_and_neck") or (
         row.ctdi_phantom == "head" and region_for(row.target_region_code, exam_region) is None)
     return ss.ssde(ctdivol_mgy=row.ctdivol_mgy, phantom=row.ctdi_phantom, tables=ssde_tables(), head=head,
