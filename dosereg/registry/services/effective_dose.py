@@ -4,8 +4,9 @@ The computations are pure (``dosereg.core.effective_dose``, ``dosereg.core.ssde`
 (``dosereg/registry/data/``: ``k_factors_icrp103.json``, ``k_factors.json`` (ICRP 60, AAPM Report 96),
 ``ssde_aapm204.json``, ``nm_coefficients.json`` (mSv/MBq by radiopharmaceutical) and ``kap_coefficients.json``
 (mSv/(Gy·cm²) by examination; adult cardiac interventional procedures only so far), each with its sources and
-``verify`` flags) and applies them to registry rows.  The weighting basis is the site's choice (``SiteSettings.effective_dose_weighting``, ICRP 103
-unless changed for continuity with older reports); one figure never mixes bases.
+``verify`` flags) and applies them to registry rows.  The weighting basis is the site's choice
+(``SiteSettings.effective_dose_weighting``, ICRP 103 unless changed for continuity with older reports); one figure
+never mixes bases.
 """
 
 from __future__ import annotations
