@@ -31,6 +31,7 @@ import itertools
 import json
 import multiprocessing as mp
 import os
+import re
 import shutil
 import signal
 import socket
@@ -99,9 +100,10 @@ def build_load(corpus: Path, count: int, out: Path, max_size: int) -> list[Path]
     return files
 
 
-def _sender(args) -> tuple[int, int]:
+def _sender(args) -> tuple[int, int, dict[str, int]]:
     """One pynetdicom association streaming pre-encoded files (chunked send: no decoding), TCP_NODELAY set.  An
-    association that ends early (aborted by either side) is counted as failures for the files it did not send."""
+    association that ends early (aborted by either side) is counted as failures for the files it did not send.  The
+    third value counts the non-Success answers by status (and error comment), so a failed run says why."""
     port, called, files = args
     from pydicom.filereader import read_file_meta_info
     from pynetdicom import AE, _config
@@ -117,20 +119,24 @@ def _sender(args) -> tuple[int, int]:
         ae.add_requested_context(sop_class, [ts])
     assoc = ae.associate("127.0.0.1", port, ae_title=called)
     if not assoc.is_established:
-        return 0, len(files)
+        return 0, len(files), {"association rejected or not established": len(files)}
     assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ok = failed = 0
+    why: dict[str, int] = {}
     for i, f in enumerate(files):
         if not assoc.is_established:
-            print(f"sender: association ended after {i} of {len(files)} objects", file=sys.stderr)
-            return ok, failed + len(files) - i
+            why[f"association ended after {i} of {len(files)} objects"] = len(files) - i
+            return ok, failed + len(files) - i, why
         status = assoc.send_c_store(f)
-        if getattr(status, "Status", None) == 0:
+        code = getattr(status, "Status", None)
+        if code == 0:
             ok += 1
         else:
             failed += 1
+            key = "no answer" if code is None else f"0x{code:04X} {getattr(status, 'ErrorComment', '') or ''}".strip()
+            why[key] = why.get(key, 0) + 1
     assoc.release()
-    return ok, failed
+    return ok, failed, why
 
 
 def _storescu(args) -> tuple[int, int]:
@@ -140,10 +146,10 @@ def _storescu(args) -> tuple[int, int]:
                           env={"TCP_NODELAY": "1", "PATH": "/usr/bin:/bin"})
     failed = sum(1 for line in proc.stderr.splitlines() if line.startswith("E: Store Failed"))
     failed += sum(1 for line in proc.stderr.splitlines() if "Store SCU Failed" in line)
-    return len(files) - failed, failed
+    return len(files) - failed, failed, {"storescu: see its stderr": failed} if failed else {}
 
 
-def send_all(port: int, called: str, files: list[Path], senders: int) -> tuple[float, float, int, int]:
+def send_all(port: int, called: str, files: list[Path], senders: int) -> tuple[float, float, int, int, dict[str, int]]:
     """Send with ``senders`` concurrent processes: pynetdicom (default; it sends the bytes as they are) or DCMTK
     storescu (``--sender storescu``; it parses every file before sending it, which dominates for large SRs)."""
     shares = [files[i::senders] for i in range(senders)]
@@ -153,7 +159,11 @@ def send_all(port: int, called: str, files: list[Path], senders: int) -> tuple[f
         t0 = time.perf_counter()
         results = pool.map(worker, [(port, called, share) for share in shares])
         t1 = time.perf_counter()
-    return t0, t1, sum(r[0] for r in results), sum(r[1] for r in results)
+    why: dict[str, int] = {}
+    for *_, reasons in results:
+        for key, n in reasons.items():
+            why[key] = why.get(key, 0) + n
+    return t0, t1, sum(r[0] for r in results), sum(r[1] for r in results), why
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -333,7 +343,7 @@ def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int 
             wait_workers(pg.redis_url, names, procs)
         wait_idle([p.pid for p in procs])
         load = os.getloadavg()[0]
-        t0, t_acked, ok, failed = send_all(port, "DOSEREG", files, senders)
+        t0, t_acked, ok, failed, why = send_all(port, "DOSEREG", files, senders)
         waiting = "select count(*) from registry_receivedobject where state = 'received'"
         while ingest and query(waiting)[0][0]:
             time.sleep(0.1)
@@ -354,9 +364,26 @@ def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int 
                 os.killpg(proc.pid, signal.SIGKILL)
         if pg is not None:
             pg.drop()
-    return {"acked_s": t_acked - t0, "ok": ok, "failed": failed, "ingested_s": t_ingested - t0,
+    if failed:  # keep what the listener said about it: the data folder goes with the temporary folder
+        why["listener log"] = _log_warnings(data_dir / "listener.log")
+    return {"acked_s": t_acked - t0, "ok": ok, "failed": failed, "why": why, "ingested_s": t_ingested - t0,
             "lag_s": t_ingested - t_acked, "states": states, "rss_mib": {k: v / 1024 for k, v in rss.items()},
             "ingest": ingest, "load": load}
+
+
+def _log_warnings(path: Path, limit: int = 5) -> list[str]:
+    """The distinct WARNING/ERROR lines of a log (first ``limit``), without their time stamps."""
+    seen: list[str] = []
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return seen
+    for line in lines:
+        if ("WARNING" in line or "ERROR" in line or "Traceback" in line) and len(seen) < limit:
+            text = re.sub(r"^\S+ \S+ ", "", line)[:200]
+            if text not in seen:
+                seen.append(text)
+    return seen
 
 
 def bench_storescp(files, senders, work: Path, run: int = 1) -> dict:
@@ -372,11 +399,11 @@ def bench_storescp(files, senders, work: Path, run: int = 1) -> dict:
     try:
         wait_port(port, proc)
         load = os.getloadavg()[0]
-        t0, t1, ok, failed = send_all(port, "STORESCP", files, senders)
+        t0, t1, ok, failed, why = send_all(port, "STORESCP", files, senders)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
-    return {"acked_s": t1 - t0, "ok": ok, "failed": failed, "files": sum(1 for _ in out.iterdir()),
+    return {"acked_s": t1 - t0, "ok": ok, "failed": failed, "why": why, "files": sum(1 for _ in out.iterdir()),
             "load": load}
 
 
@@ -445,7 +472,7 @@ def report(run: int, name: str, r: dict, dcmtk: dict | None) -> None:
         return
     line = f"[round {run}] {name} (load {r['load']:.1f}): {r['ok']} acknowledged in {r['acked_s']:.1f} s = {rate(r):.0f}/s"
     if r["failed"]:
-        line += f" ({r['failed']} not Success)"
+        line += f" ({r['failed']} not Success: {r.get('why')})"
     if r.get("ingest"):
         line += (f"; all ingested after {r['ingested_s']:.1f} s = {rate(r, 'ingested_s'):.0f}/s, "
                  f"{r['lag_s']:.1f} s after the last Success; states {r['states']}")
