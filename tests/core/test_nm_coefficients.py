@@ -39,7 +39,8 @@ def test_every_shipped_coefficient_loads_with_its_source_and_basis():
 @pytest.mark.parametrize(("codes", "text", "weighting", "activity", "expected", "short"), [
     ((NAF,), "", "ICRP 103", 250.0, 250.0 * 0.009, "Andersson 2016"),  # 2.25 mSv, by code
     ((), "F-18 Sodium Fluoride", "ICRP 103", 250.0, 250.0 * 0.009, "Andersson 2016"),  # by header text
-    (("SRT:C-B1032",), "", "ICRP 103", 370.0, 370.0 * 0.009, "Andersson 2016"),  # the SNOMED RT form of NaF
+    # an SRT form is listed only where the standard has no SCT equivalent (the parser maps the others to SCT)
+    (("SRT:C-B1034",), "", "ICRP 103", 200.0, 200.0 * 0.0157, "Andersson 2014/2015"),  # 18F L-dopa, 3.14 mSv
     ((), "18F-Choline", "ICRP 103", 300.0, 300.0 * 0.020, "Andersson 2016"),  # 6.0 mSv
     ((MDP,), "", "ICRP 60", 700.0, 700.0 * 0.0057, "ICRP 80 via J Nucl Med"),  # 3.99 mSv
     ((), "Tc99m MDP", "ICRP 60", 740.0, 740.0 * 0.0057, "ICRP 80 via J Nucl Med"),  # 4.218 mSv
@@ -112,9 +113,10 @@ def test_rrdsr_agent_code_and_header_text_reach_the_table_through_the_service():
         assert value == pytest.approx(2.25) and coef.name == "18F fluoride (NaF)"
 
 
-def test_rrdsr_srt_coded_pet_agent_finds_its_value_by_the_code_meaning():
-    """The parser keeps an SRT code without an SCT mapping under SCT (``SCT:C-B1043``, not ``SRT:C-B1043``): such an
-    RRDSR agent finds its coefficient through the code meaning (CID 4021 'Acetate C^11^')."""
+def test_rrdsr_agent_recorded_before_its_srt_mapping_finds_its_value_by_the_code_meaning():
+    """An event recorded before ``RADIOPHARMACEUTICAL_SRT_TO_SCT`` keeps the SRT value under SCT (``SCT:C-B1043``):
+    it finds its coefficient through the code meaning (CID 4021 'Acetate C^11^'); ``manage.py reprocess`` stores the
+    SCT code."""
     admin = service.nm_administration({"activity_mbq": 370.0, "attributes": {
         "radiopharmaceutical": ["SCT", "C-B1043", "Acetate C^11^"]}}, from_header=False)
     value, coef = ed._from_activity(admin, "ICRP 103", service.nm_coefficients())

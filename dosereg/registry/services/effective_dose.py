@@ -57,11 +57,23 @@ def nm_administration(ev: dict, *, from_header: bool) -> ed.NmAdministration:
     administration: the RRDSR's agent code (``SCT:35321007``) or the image header's Radiopharmaceutical text."""
     attrs = ev.get("attributes") or {}
     agent = attrs.get("radiopharmaceutical") or []
-    codes = (f"{agent[0]}:{agent[1]}",) if isinstance(agent, list) and len(agent) >= 2 else ()
+    codes = agent_codes(agent)
     text = attrs.get("Radiopharmaceutical") or (agent[2] if isinstance(agent, list) and len(agent) > 2 else "")
     return ed.NmAdministration(ev.get("effective_dose_msv"), attrs.get("effective_dose_reference_authority", ""),
                                ev.get("protocol") or str(text or ""), activity_mbq=ev.get("activity_mbq"),
                                agent_codes=codes, agent_text=str(text or ""), from_header=from_header)
+
+
+def agent_codes(agent: list | None) -> tuple[str, ...]:
+    """An RRDSR agent ``[scheme, value, meaning]`` as ``SCHEME:value`` keys of the coefficient table.  The parser keeps
+    an SRT code that has no SNOMED CT equivalent under ``SCT`` (``dicomrx.codes.normalise``); SNOMED CT identifiers are
+    digits only, so such a value is offered in its SRT form too, the form the table lists it in (18F L-dopa C-B1034)."""
+    if not isinstance(agent, list) or len(agent) < 2:
+        return ()
+    scheme, value = str(agent[0]), str(agent[1])
+    if scheme == "SCT" and value and not value.isdigit():
+        return f"SCT:{value}", f"SRT:{value}"
+    return (f"{scheme}:{value}",)
 
 
 def study_exam(study) -> tuple[str, tuple[str, ...]]:
