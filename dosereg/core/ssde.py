@@ -12,7 +12,8 @@ water-equivalent diameter Dw replaces the effective diameter (Appendix A).  Path
 Constants and tables are data (``dosereg/registry/data/ssde_aapm204.json``, from ../shared/reference; the age table
 from a public transcription, its source there) handed in as :class:`SsdeTables`.  Refused (None with a reason):
 CTDIvol missing, phantom unknown, a diameter outside the fit range, an age beyond the table, head scans (AAPM Report
-293 / McMillan et al. 2019 constants could not be read: no cited constants).
+293 / McMillan et al. 2019 constants not read in the report or article, nor in two independent implementations
+citing it: no cited constants; the search is recorded in the data file, ``head_ssde_aapm293``).
 """
 
 from __future__ import annotations

@@ -97,7 +97,14 @@ def test_missing_tables_are_said_in_the_data_not_filled():
     age = raw["effective_diameter_from_age"]
     assert age["verify"] is True and "fashni/IndoseCT" in age["source"] and "AAPM Report 204" in age["source"]
     assert "Equation A-3" in age["cross_check"] and "113937" in age["note"]
-    assert "no cited constants" in raw["head_ssde_aapm293"]["note"] and "PMC6367032" in raw["head_ssde_aapm293"]["note"]
+    head = raw["head_ssde_aapm293"]
+    assert "no cited constants" in head["note"] and "PMC6367032" in head["note"]
+    # a lead is recorded, not used: one implementation citing AAPM 293 (IndoseCT), one uncited; no fit range
+    assert [lead["why_not"] for lead in head["leads_not_accepted"]] == [
+        "one implementation citing AAPM 293; no Dw fit range given",
+        "does not cite AAPM 293; not an independent citing implementation"]
+    assert "b059fcb8672eb51a5305063ccd9ca5b32a156867" in head["leads_not_accepted"][0]["where"]
+    assert {f["phantom"] for f in raw["aapm204_fit"]} == {"body", "head"}  # AAPM 204 only, no head-CT fit
 
 
 def test_age_rows_agree_with_the_aapm204_age_fit():
