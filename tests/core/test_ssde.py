@@ -33,10 +33,11 @@ def test_fit_matches_the_tabulated_factors():
 
 
 def test_dimensions_path_aapm204():
-    # lateral + AP = 60 cm -> effective diameter 29.6 cm (Table 1A); f = 3.704369 exp(-0.03671937 x 29.6) = 1.2548
+    # lateral + AP = 60 cm -> effective diameter 29.6 cm (Table 1A); f = 3.704369 exp(-0.03671937 x 29.6) = 1.2493
     r = ss.ssde(ctdivol_mgy=10.0, phantom="body", tables=TABLES, lateral_cm=34.0, ap_cm=26.0)
     assert r.method == "113936" and r.diameter_cm == pytest.approx(29.6)
     assert r.value_mgy == pytest.approx(10.0 * 3.704369 * math.exp(-0.03671937 * 29.6))
+    assert r.value_mgy == pytest.approx(12.493, abs=0.001)
     # lateral only, 30 cm -> 24.7 cm (Table 1B); between rows: lateral 30.5 -> halfway 24.7 .. 25.6
     assert ss.ssde(ctdivol_mgy=10.0, phantom="body", tables=TABLES, lateral_cm=30.0).diameter_cm == pytest.approx(24.7)
     assert ss.interpolate(TABLES.dimensions["lateral"], 30.5) == pytest.approx((24.7 + 25.6) / 2)
