@@ -501,6 +501,12 @@ PROCEDURE_CONTEXT = sct("408730004")
 XRAY_MODULATION_TYPE = dcm("113842")
 SSDE = dcm("113930")
 WATER_EQUIVALENT_DIAMETER = dcm("113980")
+# patient size items under the SSDE item (TID 10013; rdsr-codes.md lists them there, layout unconfirmed); concept
+# codes as in the PS3.16 DCM code table (pydicom 3.0.2 pydicom/sr/_concepts_dict.py: 113931 Measured Lateral
+# Dimension, 113932 Measured AP Dimension, 113933 Derived Effective Diameter)
+MEASURED_LATERAL_DIMENSION = dcm("113931")
+MEASURED_AP_DIMENSION = dcm("113932")
+DERIVED_EFFECTIVE_DIAMETER = dcm("113933")
 EFFECTIVE_DOSE = dcm("113839")
 DOSE_CHECK_ALERT = dcm("113900")
 DOSE_CHECK_NOTIFICATION = dcm("113908")
@@ -530,6 +536,13 @@ CT_DOSE_QUANTITIES: dict[Key, str] = {
     dcm("113839"): "effective_dose_msv",
     dcm("113930"): "ssde_mgy",
     dcm("113980"): "water_equivalent_diameter_mm",
+}
+# the patient's size as the SSDE item states it (children of SSDE 113930): quantity names of the catalogue, in mm
+SSDE_SIZE_QUANTITIES: dict[Key, str] = {
+    WATER_EQUIVALENT_DIAMETER: "water_equivalent_diameter_mm",
+    MEASURED_LATERAL_DIMENSION: "measured_lateral_dimension_mm",
+    MEASURED_AP_DIMENSION: "measured_ap_dimension_mm",
+    DERIVED_EFFECTIVE_DIAMETER: "derived_effective_diameter_mm",
 }
 # TID 10015: (configured flag, value, forward estimate) concept codes for DLP and CTDIvol
 DOSE_CHECK_ALERT_CODES = {

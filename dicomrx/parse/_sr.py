@@ -523,12 +523,15 @@ def _ct_dose(dose: Node, ev: _Event, ctx: Context, checks: list[DoseCheckData]) 
 
 
 def _ssde_details(ssde: Node, ev: _Event, ctx: Context) -> None:
-    """Water-equivalent diameter and method sit under the SSDE item."""
+    """The patient's size sits under the SSDE item (TID 10013): water-equivalent diameter, measured lateral and AP
+    dimensions, derived effective diameter, read by concept code into mm (``SSDE_SIZE_QUANTITIES``; the unit as
+    sent, cm or mm, is converted by the catalogue).  The method, and a size item with an unknown unit, are kept as
+    content."""
     for sub in ssde.children:
-        if sub.key == C.WATER_EQUIVALENT_DIAMETER:
-            wq = quantity(sub, "water_equivalent_diameter_mm", ctx)
-            if wq is not None:
-                ev.quantities.setdefault("water_equivalent_diameter_mm", wq)
+        name = C.SSDE_SIZE_QUANTITIES.get(sub.key)
+        q = quantity(sub, name, ctx) if name else None
+        if q is not None:
+            ev.quantities.setdefault(name, q)
         else:
             ev.attributes.setdefault("ssde_content", []).append(sub.to_json())
 

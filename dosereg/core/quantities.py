@@ -176,6 +176,14 @@ _ENTRIES: list[QuantityDef] = [
        modalities=_CT),
     _q("water_equivalent_diameter_mm", "Water-equivalent diameter", "Dw", "mm", LENGTH_UNITS, plausible_max=1500.0,
        modalities=_CT),
+    # the patient's size under an RDSR's SSDE item (TID 10013: DCM 113931, 113932, 113933); no column of their own,
+    # kept in the event's attributes["quantities"] and read by the SSDE dimensions path (AAPM Report 204)
+    _q("measured_lateral_dimension_mm", "Measured lateral dimension", "LAT", "mm", LENGTH_UNITS,
+       plausible_max=1500.0, modalities=_CT),
+    _q("measured_ap_dimension_mm", "Measured AP dimension", "AP", "mm", LENGTH_UNITS, plausible_max=1500.0,
+       modalities=_CT),
+    _q("derived_effective_diameter_mm", "Derived effective diameter", "Deff", "mm", LENGTH_UNITS,
+       plausible_max=1500.0, modalities=_CT),
     _q("number_of_xray_sources", "X-ray sources", "sources", "1", COUNT_UNITS, plausible_max=8.0, modalities=_CT),
     _q("ct_event_count", "CT acquisitions", "n", "1", COUNT_UNITS, plausible_max=10000.0, modalities=_CT),
     # --- projection X-ray (TID 10003, 10003A/B/C; accumulated TID 10002/10004/10007) --------------------------------

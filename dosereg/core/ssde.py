@@ -5,14 +5,17 @@ AAPM Report 204 (2011): f = a·exp(−b·D), D the effective diameter in cm, wit
 water-equivalent diameter Dw replaces the effective diameter (Appendix A).  Paths, in order of preference:
 
 1. Dw reported in the RDSR (CT Size-Specific Dose Estimation, TID 10013) -> CID 10023 ``113988``;
-2. patient dimensions (lateral, AP, or lateral + AP; AAPM 204 Tables 1A-1C) -> ``113934``/``113935``/``113936``;
+2. patient dimensions (the RDSR's Measured Lateral / AP Dimension, TID 10013 DCM 113931 / 113932) -> effective
+   diameter from AAPM 204 Table 1A / 2A (lateral + AP, ``113936``), 1B / 2B (lateral, ``113934``) or 1C / 2C (AP,
+   ``113935``), as CID 10023 defines those codes; lateral + AP when both are known;
 3. age (AAPM 204 age table, 0-18 years, as transcribed in a public SSDE calculator: *verify*) -> ``113937``, for
    an acquisition with neither Dw nor dimensions; an adult beyond the table has no SSDE (``age_beyond_table``).
 
 Constants and tables are data (``dosereg/registry/data/ssde_aapm204.json``, from ../shared/reference; the age table
 from a public transcription, its source there) handed in as :class:`SsdeTables`.  Refused (None with a reason):
 CTDIvol missing, phantom unknown, a diameter outside the fit range, an age beyond the table, head scans (AAPM Report
-293 / McMillan et al. 2019 constants could not be read: no cited constants).
+293 / McMillan et al. 2019 constants not read in the report or article, nor in two independent implementations
+citing it: no cited constants; the search is recorded in the data file, ``head_ssde_aapm293``).
 """
 
 from __future__ import annotations
@@ -112,7 +115,8 @@ def _from_diameter(ctdivol_mgy: float, fit: Fit, d_cm: float, method: str) -> Ss
 def ssde(*, ctdivol_mgy: float | None, phantom: str, tables: SsdeTables, head: bool = False,
          dw_mm: float | None = None, lateral_cm: float | None = None, ap_cm: float | None = None,
          age_years: float | None = None) -> Ssde:
-    """SSDE of one body acquisition by the first path that has its input (Dw, dimensions, age)."""
+    """SSDE of one body acquisition by the first path that has its input (Dw in mm; lateral and AP dimensions in cm;
+    age in years)."""
     if ctdivol_mgy is None or not math.isfinite(ctdivol_mgy):
         return Ssde(None, reason=NO_CTDIVOL)
     if head:

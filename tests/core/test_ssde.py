@@ -33,10 +33,11 @@ def test_fit_matches_the_tabulated_factors():
 
 
 def test_dimensions_path_aapm204():
-    # lateral + AP = 60 cm -> effective diameter 29.6 cm (Table 1A); f = 3.704369 exp(-0.03671937 x 29.6) = 1.2548
+    # lateral + AP = 60 cm -> effective diameter 29.6 cm (Table 1A); f = 3.704369 exp(-0.03671937 x 29.6) = 1.2493
     r = ss.ssde(ctdivol_mgy=10.0, phantom="body", tables=TABLES, lateral_cm=34.0, ap_cm=26.0)
     assert r.method == "113936" and r.diameter_cm == pytest.approx(29.6)
     assert r.value_mgy == pytest.approx(10.0 * 3.704369 * math.exp(-0.03671937 * 29.6))
+    assert r.value_mgy == pytest.approx(12.493, abs=0.001)
     # lateral only, 30 cm -> 24.7 cm (Table 1B); between rows: lateral 30.5 -> halfway 24.7 .. 25.6
     assert ss.ssde(ctdivol_mgy=10.0, phantom="body", tables=TABLES, lateral_cm=30.0).diameter_cm == pytest.approx(24.7)
     assert ss.interpolate(TABLES.dimensions["lateral"], 30.5) == pytest.approx((24.7 + 25.6) / 2)
@@ -97,7 +98,14 @@ def test_missing_tables_are_said_in_the_data_not_filled():
     age = raw["effective_diameter_from_age"]
     assert age["verify"] is True and "fashni/IndoseCT" in age["source"] and "AAPM Report 204" in age["source"]
     assert "Equation A-3" in age["cross_check"] and "113937" in age["note"]
-    assert "no cited constants" in raw["head_ssde_aapm293"]["note"] and "PMC6367032" in raw["head_ssde_aapm293"]["note"]
+    head = raw["head_ssde_aapm293"]
+    assert "no cited constants" in head["note"] and "PMC6367032" in head["note"]
+    # a lead is recorded, not used: one implementation citing AAPM 293 (IndoseCT), one uncited; no fit range
+    assert [lead["why_not"] for lead in head["leads_not_accepted"]] == [
+        "one implementation citing AAPM 293; no Dw fit range given",
+        "does not cite AAPM 293; not an independent citing implementation"]
+    assert "b059fcb8672eb51a5305063ccd9ca5b32a156867" in head["leads_not_accepted"][0]["where"]
+    assert {f["phantom"] for f in raw["aapm204_fit"]} == {"body", "head"}  # AAPM 204 only, no head-CT fit
 
 
 def test_age_rows_agree_with_the_aapm204_age_fit():

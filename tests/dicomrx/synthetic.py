@@ -46,6 +46,7 @@ _SNOMED = {
     "fdg": ("C-B1031", "35321007", "Fluorodeoxyglucose F^18^"),
     "radionuclide": ("C-10072", "89457008", "Radionuclide"),
     "f18": ("C-111A1", "77004003", "^18^Fluorine"),
+    "measurement_method": ("G-C036", "370129005", "Measurement Method"),
 }
 _DCM_EVENT_TYPES = {"stationary": "113611", "stepping": "113612", "rotational": "113613"}
 _CT_TYPES = {"sequenced": ("DCM", "113804"), "constant_angle": ("DCM", "113805"), "stationary": ("DCM", "113806"),
@@ -171,7 +172,8 @@ def build_ct_rdsr(study_uid: str | None = None, events: list[dict] | None = None
                   patient: dict | None = None) -> bytes | Dataset:
     """A TID 10011 CT Radiation Dose report.  Event keys: uid, ctdivol, dlp, kvp, ma, phantom ('head'/'body'),
     acquisition_type ('spiral', 'sequenced', 'constant_angle', ...), protocol, dlp_unit, dose_check (dict with
-    dlp_alert, ctdivol_alert, dlp_forward, ctdivol_forward, reason, person)."""
+    dlp_alert, ctdivol_alert, dlp_forward, ctdivol_forward, reason, person), ssde (dict: value in mGy, method (CID 10023
+    code), and any of lateral, ap, deff, dw as (value, unit): the patient size items under the SSDE item)."""
     study_uid = study_uid or generate_uid()
     events = events if events is not None else [{"ctdivol": 5.3, "dlp": 251.2}]
     children = [
@@ -218,6 +220,8 @@ def build_ct_rdsr(study_uid: str | None = None, events: list[dict] | None = None
                 code_item(dcm("113835", "CTDIw Phantom Type"), phantom),
                 num(dcm("113838", "DLP"), ev.get("dlp"), ev.get("dlp_unit", dlp_unit)),
             ]
+            if ev.get("ssde"):
+                dose_children.append(_ssde_item(ev["ssde"], snomed))
             check = ev.get("dose_check")
             if check:
                 alert = [
@@ -246,6 +250,23 @@ def build_ct_rdsr(study_uid: str | None = None, events: list[dict] | None = None
     ds = _document(XRAY_RDSR, study_uid, dcm("113701", "X-Ray Radiation Dose Report"), children, "10011", patient,
                    implicit)
     return ds if as_dataset else to_bytes(ds)
+
+
+# the patient size items under SSDE (TID 10013, CP-1525), INFERRED FROM the SSDE item
+_SSDE_SIZE_ITEMS = {"lateral": ("113931", "Measured Lateral Dimension"), "ap": ("113932", "Measured AP Dimension"),
+                    "deff": ("113933", "Derived Effective Diameter"), "dw": ("113980", "Water Equivalent Diameter")}
+
+
+def _ssde_item(spec: dict, snomed: str) -> Dataset:
+    """A Size Specific Dose Estimation item (DCM 113930) with its method and the patient size items of ``spec``."""
+    children = [code_item(_sn("measurement_method", snomed), dcm(spec.get("method", "113936")), rel="HAS CONCEPT MOD")]
+    for key, (value, meaning) in _SSDE_SIZE_ITEMS.items():
+        if key in spec:
+            size, unit = spec[key]
+            children.append(num(dcm(value, meaning), size, unit, rel="INFERRED FROM"))
+    ssde = num(dcm("113930", "Size Specific Dose Estimation"), spec.get("value", 10.0), "mGy")
+    ssde.ContentSequence = Sequence(children)
+    return ssde
 
 
 def build_projection_rdsr(study_uid: str | None = None, events: list[dict] | None = None, *,

@@ -344,3 +344,31 @@ def test_reason_for_the_requested_procedure_is_read_from_the_request():
     coded.ReasonForRequestedProcedureCodeSequence = Sequence([reason])
     assert parse_dose_object(synthetic.to_bytes(coded)).study.reason_for_study == "Pulmonary embolism"
     assert parse_dose_object(synthetic.build_ct_rdsr()).study.reason_for_study == ""
+
+
+@pytest.mark.parametrize("snomed", ["SRT", "SCT"])
+def test_ssde_patient_size_items_read_by_concept_code(snomed: str) -> None:
+    # TID 10013 SSDE item (DCM 113930) with its size items: 113931 lateral, 113932 AP, 113933 derived effective
+    # diameter; each unit as sent (cm or mm) becomes mm
+    data = synthetic.build_ct_rdsr(snomed=snomed, events=[{"ctdivol": 10.0, "dlp": 400.0, "ssde": {
+        "value": 12.5, "method": "113936", "lateral": ("34", "cm"), "ap": ("260", "mm"), "deff": ("29.6", "cm")}}])
+    ev = parse_dose_object(data).events[0]
+    q = ev.quantities
+    assert q["measured_lateral_dimension_mm"].value == pytest.approx(340.0)
+    assert q["measured_lateral_dimension_mm"].raw_value == "34" and q["measured_lateral_dimension_mm"].raw_unit == "cm"
+    assert q["measured_ap_dimension_mm"].value == pytest.approx(260.0)
+    assert q["derived_effective_diameter_mm"].value == pytest.approx(296.0)
+    assert q["ssde_mgy"].value == 12.5 and "water_equivalent_diameter_mm" not in q
+    method = [c for c in ev.attributes["ssde_content"] if "113936" in str(c)]
+    assert len(method) == 1 and len(ev.attributes["ssde_content"]) == 1  # the method; the sizes are typed
+
+
+def test_ssde_size_item_with_an_unknown_unit_is_kept_as_content() -> None:
+    data = synthetic.build_ct_rdsr(events=[{"ctdivol": 10.0, "dlp": 400.0, "ssde": {
+        "method": "113934", "lateral": ("34", "inch"), "dw": ("250", "mm")}}])
+    report = parse_dose_object(data)
+    ev = report.events[0]
+    assert "measured_lateral_dimension_mm" not in ev.quantities  # not a typed dose quantity: kept, not refused
+    assert ev.quantities["water_equivalent_diameter_mm"].value == 250.0
+    assert any("113931" in str(c) for c in ev.attributes["ssde_content"])
+    assert any("unknown unit 'inch' for measured_lateral_dimension_mm" in w for w in report.warnings)

@@ -11,10 +11,12 @@ import math
 import pytest
 from django.core.management import call_command
 
+from dicomrx.parse import parse_dose_object
 from dosereg.registry.models import IrradiationEvent, SiteSettings, Study
 from dosereg.registry.selectors import study_export_dict
 from dosereg.registry.services import effective_dose
 from dosereg.registry.services.recording import record_report, studies_update_effective_dose
+from tests.dicomrx import synthetic
 from tests.factories import PatientInfoFactory
 from tests.ingest.factories import ct_event, ct_report, q, received
 
@@ -151,3 +153,52 @@ def test_batch_step_estimates_only_the_acquisitions_that_take_the_mapped_exams_r
     assert mapped.effective_dose_msv == pytest.approx(bare.effective_dose_estimate_msv
                                                       + chest.effective_dose_estimate_msv, rel=1e-9)
     assert IrradiationEvent.objects.get(irradiation_event_uid="1.2.3.4243.1").effective_dose_estimate_msv is None
+
+
+def test_ssde_from_the_patient_dimensions_an_rdsr_states():
+    """A synthetic RDSR whose SSDE item (TID 10013) carries Measured Lateral / AP Dimension (DCM 113931 / 113932):
+    parsed to mm, recorded, divided by 10 for the AAPM 204 tables, labelled with the CID 10023 code of the path."""
+    data = synthetic.build_ct_rdsr(study_uid="1.2.3.77", events=[
+        # lateral 340 mm + AP 26 cm = 60 cm -> 29.6 cm (AAPM 204 Table 1A); 32 cm phantom:
+        # SSDE = 10 x 3.704369 exp(-0.03671937 x 29.6) = 10 x 1.2493 = 12.49 mGy (the scanner said 12.0)
+        {"uid": "1.2.3.77.1", "ctdivol": 10.0, "dlp": 400.0, "ssde": {
+            "value": 12.0, "method": "113936", "lateral": ("340", "mm"), "ap": ("26", "cm")}},
+        # lateral only, 305 mm -> 30.5 cm, halfway between 30 cm (24.7) and 31 cm (25.6) of Table 1B: 25.15 cm;
+        # SSDE = 10 x 3.704369 exp(-0.03671937 x 25.15) = 10 x 1.4711 = 14.71 mGy
+        {"uid": "1.2.3.77.2", "ctdivol": 10.0, "dlp": 400.0, "ssde": {"method": "113934", "lateral": ("305", "mm")}},
+    ])
+    report = parse_dose_object(data)
+    record_report(report, received(report))
+    both = IrradiationEvent.objects.get(irradiation_event_uid="1.2.3.77.1")
+    assert both.attributes["quantities"]["measured_lateral_dimension_mm"] == pytest.approx(340.0)
+    assert both.attributes["quantities"]["measured_ap_dimension_mm"] == pytest.approx(260.0)
+    assert effective_dose.event_dimensions_cm(both) == (pytest.approx(34.0), pytest.approx(26.0))
+    assert both.ssde_method == "113936" and both.ssde_reported_mgy == 12.0
+    assert both.ssde_mgy == pytest.approx(10.0 * 3.704369 * math.exp(-0.03671937 * 29.6))
+    assert both.ssde_mgy == pytest.approx(12.49, abs=0.01)
+    lateral = IrradiationEvent.objects.get(irradiation_event_uid="1.2.3.77.2")
+    assert lateral.ssde_method == "113934"
+    assert lateral.ssde_mgy == pytest.approx(10.0 * 3.704369 * math.exp(-0.03671937 * 25.15))
+    assert lateral.ssde_mgy == pytest.approx(14.71, abs=0.01)
+    # the post-commit step (rows loaded with .only()) reads the same dimensions and gives the same figures
+    assert studies_update_effective_dose([both.study_id], every_event=True) == 1
+    both.refresh_from_db()
+    assert both.ssde_method == "113936" and both.ssde_mgy == pytest.approx(12.49, abs=0.01)
+
+
+def test_dimensions_path_in_the_16cm_phantom_and_no_head_ssde():
+    dims = {"measured_lateral_dimension_mm": q(150.0, unit="mm"), "measured_ap_dimension_mm": q(190.0, unit="mm")}
+    # a child's body scan reported in the 16 cm phantom: 15 + 19 = 34 cm -> 16.7 cm (AAPM 204 Table 2A);
+    # SSDE = 20 x 1.874799 exp(-0.03871313 x 16.7) = 20 x 0.9822 = 19.64 mGy
+    ev = ct_event("1.2.3.79.1", 300.0, 20.0, phantom="head", region=("416775004", "Chest, Abdomen and Pelvis"))
+    ev = dataclasses.replace(ev, quantities={**ev.quantities, **dims})
+    report = ct_report("1.2.3.79", [ev], total=300.0)
+    record_report(report, received(report))
+    body16 = IrradiationEvent.objects.get(irradiation_event_uid="1.2.3.79.1")
+    assert body16.ssde_method == "113936"
+    assert body16.ssde_mgy == pytest.approx(20.0 * 1.874799 * math.exp(-0.03871313 * 16.7))
+    assert body16.ssde_mgy == pytest.approx(19.64, abs=0.01)
+    Study.objects.all().delete()
+    head = _ct_with(dims, region=("69536005", "Head"), phantom="head")
+    assert head.ssde_mgy is None and head.ssde_method == ""  # dimensions do not lift the head refusal (AAPM 293)
+    assert effective_dose.event_ssde(head, age=None).reason == "head_scan"

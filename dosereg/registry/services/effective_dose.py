@@ -24,6 +24,7 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 FACTOR_FILES = {ed.ICRP_103: DATA / "k_factors_icrp103.json", ed.ICRP_60: DATA / "k_factors.json"}
 SSDE_FILE = DATA / "ssde_aapm204.json"
 NM_FILE, KAP_FILE = DATA / "nm_coefficients.json", DATA / "kap_coefficients.json"
+MM_PER_CM = 10.0  # the parser gives lengths in mm; the AAPM 204 dimension tables are in cm
 _WEIGHTING_TTL_S = 30.0  # the site setting is re-read at most this often by a long-running process
 _weighting_cache: dict[str, tuple[float, str]] = {}
 
@@ -129,14 +130,24 @@ def ct_effective_dose(*, dlp_mgycm: float | None, region: str | None, age_years:
                              factors=factor_set(weighting or site_weighting()))
 
 
+def event_dimensions_cm(row: IrradiationEvent) -> tuple[float | None, float | None]:
+    """(lateral, AP) patient dimensions in cm as the RDSR's SSDE item states them (TID 10013 DCM 113931 / 113932,
+    parsed in mm into ``attributes["quantities"]``), None where not sent."""
+    sizes = (row.attributes or {}).get("quantities") or {}
+    lateral_mm, ap_mm = sizes.get("measured_lateral_dimension_mm"), sizes.get("measured_ap_dimension_mm")
+    return (lateral_mm / MM_PER_CM if isinstance(lateral_mm, (int, float)) else None,
+            ap_mm / MM_PER_CM if isinstance(ap_mm, (int, float)) else None)
+
+
 def event_ssde(row: IrradiationEvent, *, age: float | None, exam_region: str = "") -> ss.Ssde:
-    """SSDE of a CT acquisition row: Dw when the RDSR carries it, else the study's age (AAPM 204 age table, children
-    up to 18 years); patient dimensions are not recorded by DoseReg yet.  Head acquisitions are refused (AAPM 293
-    constants not shipped)."""
+    """SSDE of a CT acquisition row: Dw when the RDSR carries it, else the patient dimensions its SSDE item states
+    (AAPM 204 Tables 1A-1C / 2A-2C), else the study's age (AAPM 204 age table, children up to 18 years).  Head
+    acquisitions are refused (AAPM 293 constants not shipped)."""
     head = region_for(row.target_region_code, exam_region) in ("head", "head_and_neck") or (
         row.ctdi_phantom == "head" and region_for(row.target_region_code, exam_region) is None)
+    lateral_cm, ap_cm = event_dimensions_cm(row)
     return ss.ssde(ctdivol_mgy=row.ctdivol_mgy, phantom=row.ctdi_phantom, tables=ssde_tables(), head=head,
-                   dw_mm=row.water_equivalent_diameter_mm, age_years=age)
+                   dw_mm=row.water_equivalent_diameter_mm, lateral_cm=lateral_cm, ap_cm=ap_cm, age_years=age)
 
 
 def set_event_ssde(row: IrradiationEvent, *, age: float | None, exam_region: str = "") -> None:

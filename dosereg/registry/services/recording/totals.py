@@ -31,7 +31,8 @@ def studies_update_effective_dose(study_ids: list[int], *, every_event: bool = F
     qs = Study.objects.filter(pk__in=list(study_ids)).select_related("standard_exam")
     events = IrradiationEvent.objects.only(
         "id", "study_id", "dlp_mgycm", "ctdivol_mgy", "target_region_code", "ctdi_phantom", "effective_dose_msv",
-        "is_localizer", "ssde_mgy", "ssde_method", "ssde_reported_mgy", "water_equivalent_diameter_mm")
+        "is_localizer", "ssde_mgy", "ssde_method", "ssde_reported_mgy", "water_equivalent_diameter_mm",
+        "attributes")  # attributes: the patient dimensions of the SSDE item (effective_dose.event_dimensions_cm)
     if every_event:
         studies = {s.pk: s for s in qs}
         rows = list(events.filter(study_id__in=list(studies)))
