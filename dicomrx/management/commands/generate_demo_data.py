@@ -7,9 +7,12 @@ post-commit steps, without files (benchmark scale).  --purge removes every demo 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import itertools
+import signal
+import threading
 import time
 
 from django.db import transaction
@@ -199,6 +202,7 @@ def _after(study_ids: list[int], change_ids: list[int]) -> None:
     after_studies_recorded(study_ids, change_ids)
 
 
+@contextlib.contextmanager
 def _indexes_deferred():
     """PostgreSQL, an empty registry: its secondary indexes left out while the batches are written and built again
     at the end (``secondary_indexes_deferred``), except the one-column indexes of what the recording and the
@@ -215,10 +219,30 @@ def _indexes_deferred():
     )
     from dosereg.registry.services.recording.bulk_sql import secondary_indexes_deferred
 
-    return secondary_indexes_deferred({
-        Patient: ("patient_id",), Study: ("patient",), ReceivedObject: ("sop_instance_uid",),
-        DoseReport: ("sop_instance_uid", "study"), IrradiationEvent: ("study", "report"),
-        AccumulatedDose: ("report",), DoseCheckOverride: ("report",)})
+    with _terminate_as_exit(), secondary_indexes_deferred({
+            Patient: ("patient_id",), Study: ("patient",), ReceivedObject: ("sop_instance_uid",),
+            DoseReport: ("sop_instance_uid", "study"), IrradiationEvent: ("study", "report"),
+            AccumulatedDose: ("report",), DoseCheckOverride: ("report",)}) as deferred:
+        yield deferred
+
+
+@contextlib.contextmanager
+def _terminate_as_exit():
+    """SIGTERM (``kill``, a container stopping) ends the block with SystemExit, as Ctrl-C does with
+    KeyboardInterrupt, so what the block holds is undone on the way out (the indexes built again).  In the main
+    thread only (where Python handles signals); the previous handler is restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _analyze() -> None:

@@ -290,20 +290,25 @@ def secondary_indexes_deferred(lookups: dict[type[models.Model], tuple[str, ...]
     itself looks rows up by: without them each batch would scan the tables).  One sorted build per index at the end
     costs far less than keeping ~40 indexes up to date row by row (the study row alone has 23, and each post-commit
     UPDATE of it writes a new entry in most of them).  Yields the names of the dropped indexes: none when a table
-    holds a row (the load does not own it) or on SQLite.  Built again on any exception too; a process killed in
-    between leaves them missing (``CREATE INDEX IF NOT EXISTS`` of the same definitions repairs it)."""
-    if connection.vendor != "postgresql" or any(model._base_manager.exists() for model in lookups):
+    holds a row (the load does not own it), inside a transaction (the caller's: DROP INDEX would keep the tables
+    locked to its end, and CREATE INDEX is refused while foreign-key checks are pending) or on SQLite.  Built again
+    on any exception too; a process killed in between leaves them missing (load again from a fresh ``migrate``)."""
+    if (connection.vendor != "postgresql" or connection.in_atomic_block
+            or any(model._base_manager.exists() for model in lookups)):
         yield []
         return
     keep = {model._meta.db_table: {model._meta.get_field(name).column for name in names}
             for model, names in lookups.items()}
     with connection.cursor() as cursor:
         cursor.execute(_DEFERRABLE_INDEXES, [list(keep)])
-        dropped = [(name, definition) for name, definition, table, column, plain in cursor.fetchall()
-                   if not (plain and column in keep[table])]
-        for name, _ in dropped:
-            cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+        deferrable = [(name, definition) for name, definition, table, column, plain in cursor.fetchall()
+                      if not (plain and column in keep[table])]
+    dropped: list[tuple[str, str]] = []
     try:
+        with connection.cursor() as cursor:
+            for name, definition in deferrable:
+                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+                dropped.append((name, definition))
         yield [name for name, _ in dropped]
     finally:
         _indexes_build(definition for _, definition in dropped)
