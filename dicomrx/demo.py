@@ -599,6 +599,27 @@ def _quantities(values: dict) -> dict:
             for name, (value, unit) in values.items()}
 
 
+# the parts of a report that depend on the unit or on a code alone: made once (frozen, so shared by the reports)
+@functools.cache
+def _equipment_info(unit: DemoUnit) -> EquipmentInfo:
+    return EquipmentInfo(manufacturer=unit.manufacturer, model=unit.model, serial_number=unit.serial,
+                         station_name=unit.station, institution=unit.institution, department=unit.department,
+                         software_versions=unit.software, device_observer_uid=device_observer_uid(unit),
+                         device_observer_name=unit.station)
+
+
+@functools.cache
+def _event_type_code(event_type: str) -> Code | None:
+    type_code = EVENT_TYPE_CODES.get(event_type)
+    return Code(*C.normalise(type_code[0], type_code[1]), type_code[2]) if type_code else None
+
+
+@functools.cache
+def _region_code(region: str) -> Code:
+    code, meaning = REGION_CODES.get(region, REGION_CODES["entire body"])
+    return Code("SCT", code, meaning)
+
+
 def demo_report(study: DemoStudy) -> DoseReport:
     """The same study as :func:`demo_dataset` would parse to, built without encoding (``generate_demo_data --bulk``)."""
     unit = study.unit
@@ -606,13 +627,10 @@ def demo_report(study: DemoStudy) -> DoseReport:
     for ev in study.events:
         attrs = dict(ev.attributes)
         plane = attrs.pop("plane", None) if unit.kind != "ct" else None
-        code, meaning = REGION_CODES.get(ev.region, REGION_CODES["entire body"])
-        type_code = EVENT_TYPE_CODES.get(ev.event_type)
         events.append(IrradiationEventData(
-            irradiation_event_uid=ev.uid, event_type=ev.event_type,
-            event_type_code=Code(*C.normalise(type_code[0], type_code[1]), type_code[2]) if type_code else None,
+            irradiation_event_uid=ev.uid, event_type=ev.event_type, event_type_code=_event_type_code(ev.event_type),
             datetime=ev.when, protocol=ev.protocol, plane=plane,
-            target_region=None if unit.kind == "nm" else Code("SCT", code, meaning),
+            target_region=None if unit.kind == "nm" else _region_code(ev.region),
             quantities=_quantities(ev.values), attributes=attrs,
             is_localizer=ev.event_type == "constant_angle_acquisition"))
     accumulated = tuple(AccumulatedDoseData(plane=(plane or None) if unit.kind not in ("ct", "nm") else None,
@@ -630,10 +648,7 @@ def demo_report(study: DemoStudy) -> DoseReport:
         patient=PatientInfo(patient_id=study.patient_id, issuer_of_patient_id="DEMO", name=study.patient_name,
                             sex=study.sex, birth_date=study.birth_date, weight_kg=study.weight_kg,
                             height_m=study.height_m),
-        equipment=EquipmentInfo(manufacturer=unit.manufacturer, model=unit.model, serial_number=unit.serial,
-                                station_name=unit.station, institution=unit.institution, department=unit.department,
-                                software_versions=unit.software, device_observer_uid=device_observer_uid(unit),
-                                device_observer_name=unit.station),
+        equipment=_equipment_info(unit),
         template="TID 10021" if unit.kind == "nm" else ("TID 10011" if unit.kind == "ct" else "TID 10001"),
         modality_types=modality, scope_of_accumulation="study", scope_uid=study.study_uid,
         accumulated=accumulated, events=tuple(events))

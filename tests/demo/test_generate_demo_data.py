@@ -154,3 +154,81 @@ def test_jobs_must_be_positive():
 
     with pytest.raises(CommandError, match="--jobs"):
         call_command("generate_demo_data", studies=3, bulk=True, jobs=0)
+
+
+def _indexes() -> list[tuple]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                       "ORDER BY tablename, indexname")
+        return cursor.fetchall()
+
+
+def _require_postgresql() -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("secondary indexes are left out of a bulk load on PostgreSQL only")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_into_an_empty_registry_builds_its_indexes_again_as_the_migrations_made_them():
+    _require_postgresql()
+    before = _indexes()
+    err = io.StringIO()
+    call_command("generate_demo_data", studies=60, year=2024, seed=8, bulk=True, batch_size=25, stdout=io.StringIO(),
+                 stderr=err)
+    assert "secondary indexes left out while loading" in err.getvalue()
+    assert _indexes() == before
+    err = io.StringIO()  # a registry with rows is not the load's own: its indexes stay
+    call_command("generate_demo_data", studies=10, year=2024, seed=9, bulk=True, stdout=io.StringIO(), stderr=err)
+    assert "secondary indexes" not in err.getvalue()
+    assert Study.objects.count() == 70
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_load_that_fails_still_builds_the_indexes_again(monkeypatch):
+    _require_postgresql()
+    from django.core.management.base import CommandError
+
+    from dicomrx.management.commands import generate_demo_data
+
+    before = _indexes()
+
+    def fail(*args, **kwargs):
+        assert len(_indexes()) < len(before)  # left out while loading
+        raise CommandError("stopped")
+
+    monkeypatch.setattr(generate_demo_data.Command, "_generate_bulk", fail)
+    with pytest.raises(CommandError, match="stopped"):
+        call_command("generate_demo_data", studies=5, year=2024, bulk=True, stdout=io.StringIO(),
+                     stderr=io.StringIO())
+    assert _indexes() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_rows_are_consistent_across_tables():
+    """One received object and one report per study; the events and accumulated rows of each report belong to its
+    study; totals, effective dose, examination mapping and alerts written as the import path writes them."""
+    from django.db.models import Count, F
+
+    from dosereg.registry.models import AccumulatedDose, DoseReport, IrradiationEvent, Patient, ReceivedObject
+    from triggers.models import Alert
+
+    call_command("generate_demo_data", studies=300, year=2024, seed=12, bulk=True, batch_size=70,
+                 stdout=io.StringIO(), stderr=io.StringIO())
+    assert Study.objects.count() == DoseReport.objects.count() == ReceivedObject.objects.count() == 300
+    assert not DoseReport.objects.exclude(received_object__sop_instance_uid=F("sop_instance_uid")).exists()
+    assert not IrradiationEvent.objects.exclude(study_id=F("report__study_id")).exists()
+    assert AccumulatedDose.objects.values("report_id").distinct().count() == 300
+    per_study = dict(Study.objects.values_list("id", "event_count"))
+    counted = dict(IrradiationEvent.objects.filter(is_current=True).values("study_id").annotate(n=Count("id"))
+                   .values_list("study_id", "n"))
+    assert counted == {sid: n for sid, n in per_study.items() if n}
+    assert Patient.objects.count() < 300 and not Patient.objects.filter(studies__isnull=True).exists()
+    ct = Study.objects.filter(modality_type="CT")
+    assert not ct.filter(effective_dose_method="").exists()  # an estimate, or why there is none
+    assert ct.filter(effective_dose_msv__isnull=False).count() > ct.count() / 2
+    assert not ct.filter(standard_exam__isnull=True).exists()
+    assert Alert.objects.exists()

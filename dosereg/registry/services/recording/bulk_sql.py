@@ -8,6 +8,8 @@ import datetime as dt
 import io
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from operator import itemgetter
 
@@ -260,3 +262,64 @@ def widen_sqlite_batches() -> None:
         return
     connection.features.max_query_params = max(999, limit)
     connection.features._dosereg_widened = True
+
+
+# the secondary indexes of an empty table a bulk load may leave out while it writes (PostgreSQL): every index that is
+# not a constraint's (primary key, unique) and not the plain one-column index of a column the load looks rows up by
+_DEFERRABLE_INDEXES = """
+    SELECT i.relname, pg_get_indexdef(x.indexrelid), t.relname, a.attname, x.indnatts = 1 AND x.indexprs IS NULL
+           AND x.indpred IS NULL AND x.indclass[0] = (SELECT oid FROM pg_opclass oc WHERE oc.opcdefault
+           AND oc.opcmethod = am.oid AND oc.opcintype = a.atttypid LIMIT 1)
+    FROM pg_index x
+    JOIN pg_class i ON i.oid = x.indexrelid
+    JOIN pg_class t ON t.oid = x.indrelid
+    JOIN pg_am am ON am.oid = i.relam
+    LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = x.indkey[0]
+    WHERE t.relname = ANY(%s) AND t.relnamespace = current_schema()::regnamespace
+      AND NOT x.indisunique AND NOT x.indisprimary
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
+    ORDER BY t.relname, i.relname"""
+
+
+@contextmanager
+def secondary_indexes_deferred(lookups: dict[type[models.Model], tuple[str, ...]]) -> Iterator[list[str]]:
+    """For a bulk load into empty tables (PostgreSQL): the secondary indexes of these models dropped for the block
+    and built again at its end, from the definitions PostgreSQL gave for them (the schema is then exactly what the
+    migrations made).  Kept: the indexes of constraints (primary keys, unique: what the registry guarantees is
+    checked row by row as before) and the plain one-column index of each column ``lookups`` names (what the load
+    itself looks rows up by: without them each batch would scan the tables).  One sorted build per index at the end
+    costs far less than keeping ~40 indexes up to date row by row (the study row alone has 23, and each post-commit
+    UPDATE of it writes a new entry in most of them).  Yields the names of the dropped indexes: none when a table
+    holds a row (the load does not own it), inside a transaction (the caller's: DROP INDEX would keep the tables
+    locked to its end, and CREATE INDEX is refused while foreign-key checks are pending) or on SQLite.  Built again
+    on any exception too; a process killed in between leaves them missing (load again from a fresh ``migrate``)."""
+    if (connection.vendor != "postgresql" or connection.in_atomic_block
+            or any(model._base_manager.exists() for model in lookups)):
+        yield []
+        return
+    keep = {model._meta.db_table: {model._meta.get_field(name).column for name in names}
+            for model, names in lookups.items()}
+    with connection.cursor() as cursor:
+        cursor.execute(_DEFERRABLE_INDEXES, [list(keep)])
+        deferrable = [(name, definition) for name, definition, table, column, plain in cursor.fetchall()
+                      if not (plain and column in keep[table])]
+    dropped: list[tuple[str, str]] = []
+    try:
+        with connection.cursor() as cursor:
+            for name, definition in deferrable:
+                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+                dropped.append((name, definition))
+        yield [name for name, _ in dropped]
+    finally:
+        _indexes_build(definition for _, definition in dropped)
+
+
+def _indexes_build(definitions) -> None:
+    """CREATE INDEX IF NOT EXISTS for each definition (``pg_get_indexdef``), with room to sort in memory."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem TO '256MB'")
+        try:
+            for definition in definitions:
+                cursor.execute(definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
+        finally:
+            cursor.execute("RESET maintenance_work_mem")
