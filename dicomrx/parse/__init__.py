@@ -134,7 +134,8 @@ def _header_from_scan(buf: bytes, top: _raw.TopLevel) -> Dataset | None:
             fp = io.BytesIO(buf)
             fp.seek(start)
             seq = read_sequence(fp, implicit, True, 0xFFFFFFFF, encoding)
-            elements[BaseTag(tag)] = DataElement(BaseTag(tag), vr or "SQ", seq, start, is_undefined_length=True)
+            # a kept sequence is a standard SQ: implicit VR gives it that VR, an explicit UN one is read as SQ
+            elements[BaseTag(tag)] = DataElement(BaseTag(tag), "SQ", seq, start, is_undefined_length=True)
             continue
         value = buf[start:end] if end > start else empty_value_for_VR(vr, raw=True)  # as pydicom's reader does
         if tag == 0x00080005:
