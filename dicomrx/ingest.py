@@ -37,7 +37,7 @@ from dicomrx.outcomes import (
     SUPERSEDED,
     IngestOutcome,
 )
-from dicomrx.parse import parse_dose_object
+from dicomrx.parse import identity_elements, parse_dose_object
 from dicomrx.storage import (
     StorageError,
     TopLevel,
@@ -283,7 +283,15 @@ def _stop_after_study_uid(tag, vr, length) -> bool:
 
 
 def read_top_level(data: bytes) -> TopLevel | None:
-    """SOP class/instance, Study UID and modality, without the content tree; None when it is not DICOM at all."""
+    """SOP class/instance, Study UID and modality, without the content tree; None when it is not DICOM at all.
+
+    A plain Part 10 file (Explicit or Implicit VR Little Endian, the elements before the Study UID of defined
+    length) is read from its bytes directly (``identity_elements``: a few microseconds, where pydicom's partial
+    read took a third of a millisecond, a tenth of importing an image header); anything else through pydicom."""
+    found = identity_elements(data)
+    if found is not None:
+        return TopLevel(sop_instance_uid=found.get(0x00080018, ""), sop_class_uid=found.get(0x00080016, ""),
+                        study_instance_uid=found.get(0x0020000D, ""), modality=found.get(0x00080060, ""))
     try:
         ds = read_partial(io.BytesIO(data), stop_when=_stop_after_study_uid)
     except InvalidDicomError:

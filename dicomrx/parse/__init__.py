@@ -16,8 +16,12 @@ from dataclasses import replace
 from typing import Any
 
 import pydicom
-from pydicom.charset import convert_encodings
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element, empty_value_for_VR
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_sequence
+from pydicom.tag import BaseTag
+from pydicom.values import convert_string
 
 from dicomrx import codes as C
 from dicomrx.parse import _raw, _sr
@@ -46,7 +50,9 @@ from dosereg.core.dose_report import (
 )
 from dosereg.core.gc_pause import collector_paused
 
-__all__ = ["parse_dose_object", "DoseParseError", "NotADoseObject"]
+__all__ = ["parse_dose_object", "identity_elements", "DoseParseError", "NotADoseObject"]
+
+identity_elements = _raw.identity_elements  # SOP class/instance, Modality, Study UID of a plain Part 10 file, raw
 
 
 def parse_dose_object(data: bytes | bytearray | memoryview | Dataset, *, filename: str = "") -> DoseReport:
@@ -101,10 +107,44 @@ def _read_header(buf: bytes, top: _raw.TopLevel | None) -> Dataset:
                 at = end
             pieces.append(buf[at:])
             header_bytes = b"".join(pieces)
+    if top is not None:
+        ds = _header_from_scan(buf, top)
+        if ds is not None:
+            return ds
     try:
         ds = pydicom.dcmread(io.BytesIO(header_bytes), stop_before_pixels=True, force=True)
     except Exception as exc:  # noqa: BLE001
         raise DoseParseError(f"not readable as DICOM: {_plain_reason(exc)}") from exc
+    return ds
+
+
+def _header_from_scan(buf: bytes, top: _raw.TopLevel) -> Dataset | None:
+    """The header dataset ``_read_header`` gets from pydicom, built from the elements the raw scan has found (their
+    bytes, as pydicom's reader would give them: raw elements converted on first use, a kept sequence of undefined
+    length read at once): pydicom's element reader was a third of parsing an image header.  None when the scan's
+    elements are not plainly what pydicom would read (``_raw.header_elements``)."""
+    found = _raw.header_elements(buf, top, HEADER_SEQUENCES)
+    if found is None:
+        return None
+    implicit = top.transfer_syntax == _raw.IMPLICIT_LE
+    elements: dict = {}
+    encoding: Any = default_encoding
+    for tag, vr, start, end, undefined in found:
+        if undefined:  # pydicom reads a sequence of undefined length as it meets it, with the encoding so far
+            fp = io.BytesIO(buf)
+            fp.seek(start)
+            seq = read_sequence(fp, implicit, True, 0xFFFFFFFF, encoding)
+            # a kept sequence is a standard SQ: implicit VR gives it that VR, an explicit UN one is read as SQ
+            elements[BaseTag(tag)] = DataElement(BaseTag(tag), "SQ", seq, start, is_undefined_length=True)
+            continue
+        value = buf[start:end] if end > start else empty_value_for_VR(vr, raw=True)  # as pydicom's reader does
+        if tag == 0x00080005:
+            encoding = convert_string(value, True)
+        elements[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, end - start, value, start, implicit, True)
+    ds = Dataset(elements, parent_encoding=default_encoding)
+    charset = elements.get(BaseTag(0x00080005))
+    ds.set_original_encoding(implicit, True, convert_encodings(convert_raw_data_element(charset).value)
+                             if charset is not None else default_encoding)
     return ds
 
 

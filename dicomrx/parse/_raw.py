@@ -380,3 +380,148 @@ def _sequence(buf: bytes, tag: int, pos: int, length: int, limit: int, implicit:
     if nxt > limit:
         raise RawError("truncated sequence")
     return parse_items(buf, pos, nxt, implicit, depth, memo)
+
+
+_IDENTITY_TAGS = (0x00080016, 0x00080018, 0x00080060, 0x0020000D)  # SOP Class, SOP Instance, Modality, Study UID
+_MEDIA_STORAGE = {0x0002: 0x00080016, 0x0003: 0x00080018}  # file meta (0002,0002), (0002,0003) -> dataset tag
+
+
+def identity_elements(buf: bytes) -> dict[int, str] | None:
+    """SOP Class UID, SOP Instance UID, Modality and Study Instance UID of a Part 10 file (preamble, DICM, file
+    meta, Explicit or Implicit VR Little Endian) as ASCII text stripped of spaces and NULs, by tag; the file meta's
+    Media Storage SOP Class / Instance UIDs under the dataset tags when the dataset has none.  Reads only the
+    elements before (0020,000D) (the content tree comes after).  None for anything else (no preamble, another
+    transfer syntax, an undefined length before the Study UID, non-ASCII text, truncation): the caller reads those
+    with pydicom, which says what is wrong."""
+    try:
+        return _identity_elements(buf)
+    except (RawError, struct.error, UnicodeDecodeError):
+        return None
+
+
+def _identity_elements(buf: bytes) -> dict[int, str] | None:
+    meta = _file_meta(buf)
+    if meta is None or meta[1] not in (EXPLICIT_LE, IMPLICIT_LE):
+        return None  # another transfer syntax
+    pos, ts, media = meta
+    implicit = ts == IMPLICIT_LE
+    header = _implicit_header if implicit else _explicit_header
+    found: dict[int, str] = {}
+    size = len(buf)
+    while pos + 8 <= size:
+        if not implicit and buf[pos + 4:pos + 6] not in _KNOWN_VRS:
+            return None  # pydicom decides what an unknown VR means
+        tag, length, pos, _, _ = header(buf, pos)
+        if tag > 0x0020000D:
+            break
+        if length == _UNDEFINED or pos + length > size:
+            return None  # a sequence of undefined length (or a truncated value): pydicom walks it
+        if tag in _IDENTITY_TAGS:
+            found[tag] = _ascii(buf, pos, length)
+        pos += length
+    for tag, value in media.items():
+        if not found.get(tag):
+            found[tag] = value
+    return found
+
+
+def _file_meta(buf: bytes) -> tuple[int, str, dict[int, str]] | None:
+    """(where the dataset starts, transfer syntax, Media Storage SOP Class / Instance UIDs by dataset tag) of a file
+    with a preamble, DICM and file meta elements of known VRs whose group length, if given, ends them where they
+    end: the file meta pydicom reads the same way.  None otherwise."""
+    if len(buf) < 132 or buf[128:132] != b"DICM":
+        return None
+    media: dict[int, str] = {}
+    pos, size, ts, meta_end = 132, len(buf), "", -1
+    while pos + 8 <= size:
+        group, elem, vr, length = _EXP.unpack_from(buf, pos)
+        if group != 0x0002:
+            break
+        if vr not in _KNOWN_VRS:
+            return None
+        if vr in _LONG_VRS:
+            length = _U32.unpack_from(buf, pos + 8)[0]
+            pos += 12
+        else:
+            pos += 8
+        if length == _UNDEFINED or pos + length > size:
+            return None
+        if elem == 0x0000 and length == 4:  # File Meta Information Group Length: where pydicom ends the meta
+            meta_end = pos + 4 + _U32.unpack_from(buf, pos)[0]
+        elif elem == 0x0010:
+            ts = _ascii(buf, pos, length)
+        elif elem in _MEDIA_STORAGE:
+            media[_MEDIA_STORAGE[elem]] = _ascii(buf, pos, length)
+        pos += length
+    return (pos, ts, media) if meta_end in (-1, pos) else None
+
+
+def _ascii(buf: bytes, pos: int, length: int) -> str:
+    """A single ASCII text value as ``str(pydicom value).strip()`` gives it for UI and CS: trailing NULs and
+    spaces, then surrounding white space, removed.  A multi-valued one raises (pydicom's str() of it differs)."""
+    text = bytes(buf[pos:pos + length]).decode("ascii").rstrip("\x00 ").strip()
+    if "\\" in text:
+        raise RawError("multi-valued identity element")
+    return text
+
+
+_KNOWN_VRS = frozenset(vr.encode() for vr in (
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN",
+    "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"))
+
+
+def header_elements(buf: bytes, top: TopLevel, keep_sequences: frozenset[int]) -> list[tuple] | None:
+    """The top-level elements of a scanned object up to the pixel data, for a header dataset built without
+    pydicom's element reader (``dicomrx.parse._read_header``): (tag, VR or None for implicit VR, value start,
+    value end, undefined length) each, sequences only when in ``keep_sequences``.  None when anything would make
+    pydicom read the header differently from these bytes (an unknown VR, an empty value, a non-sequence of
+    undefined length): the caller then lets pydicom read it."""
+    if not _plain_file_meta(buf, top.dataset_start):
+        return None
+    implicit = top.transfer_syntax == IMPLICIT_LE  # the scan took every other syntax it accepts as explicit VR LE
+    ends = {start: end for _, start, end in top.sequence_spans}
+    if top.content_span is not None:
+        ends[top.content_span[0]] = top.content_span[1]
+    out: list[tuple] = []
+    pos, size = top.dataset_start, len(buf)
+    try:
+        while pos + 8 <= size:
+            start = pos
+            if implicit:
+                vr = None
+                tag, length, pos, is_sq, _ = _implicit_header(buf, pos)
+            else:
+                vr = buf[pos + 4:pos + 6]
+                if vr not in _KNOWN_VRS:
+                    return None
+                tag, length, pos, is_sq, _ = _explicit_header(buf, pos)
+                vr = vr.decode("ascii")
+            if tag == PIXEL_DATA:
+                return out
+            if tag > PIXEL_DATA or tag >> 16 in (0x0002, 0x7FE0):  # where the scan stopped, pydicom reads on
+                return None
+            if start in ends:  # a sequence the scan walked: skip it whole
+                end = ends[start]
+                if tag in keep_sequences:
+                    out.append((tag, vr, pos, end, length == _UNDEFINED))
+                pos = end
+                continue
+            if length == _UNDEFINED or is_sq:
+                return None  # not what the scan saw as a sequence
+            end = pos + length
+            if end > size:
+                return None
+            out.append((tag, vr, pos, end, False))
+            pos = end
+    except struct.error:
+        return None
+    return out
+
+
+def _plain_file_meta(buf: bytes, dataset_start: int) -> bool:
+    """The file meta pydicom reads as the scan did (``_file_meta``), ending where the scan found the dataset."""
+    try:
+        meta = _file_meta(buf)
+    except (RawError, struct.error, UnicodeDecodeError):
+        return False
+    return meta is not None and meta[0] == dataset_start

@@ -239,3 +239,76 @@ def test_leaving_sequences_out_of_the_header_read_changes_nothing(name: str, mon
     pruned = parse_dose_object(data)
     monkeypatch.setattr(parse, "HEADER_SEQUENCES", _Everything())
     assert parse_dose_object(data) == pruned
+
+
+# --- the header dataset built from the raw scan (parse._header_from_scan) and the raw identity read (store) ---------
+def _every_corpus_file() -> list[Path]:
+    files = sorted(CORPUS.rglob("*.dcm"))
+    if not files:
+        pytest.skip(f"corpus not found at {CORPUS} (../shared/rdsr)")
+    return files
+
+
+def _outcome(data: bytes):
+    try:
+        return parse_dose_object(data)
+    except Exception as exc:  # noqa: BLE001 - the refusal is compared, type and reason
+        return type(exc).__name__, str(exc)
+
+
+def _damaged(data: bytes, seed: int) -> bytes:
+    """A copy cut short or with a few bytes changed in its first 3000 (file meta and header)."""
+    import random
+
+    rnd = random.Random(seed)
+    out = bytearray(data)
+    if seed % 4 == 0:
+        return bytes(out[:rnd.randrange(120, len(out))])
+    for _ in range(rnd.randrange(1, 4)):
+        out[rnd.randrange(128, min(len(out), 3000))] = rnd.randrange(256)
+    return bytes(out)
+
+
+@pytest.mark.corpus
+def test_header_built_from_the_scan_gives_what_pydicom_reads(monkeypatch) -> None:
+    """Every corpus file, three re-encodings of a few and damaged copies: the same report or the same refusal
+    whether the header dataset comes from the scan or from pydicom's reader."""
+    from dicomrx import parse
+
+    cases = []
+    for path in _every_corpus_file():
+        data = path.read_bytes()
+        cases.append(data)
+        cases.extend(_damaged(data, seed) for seed in range(6))
+    cases.extend(_copy(_source(name), encoding) for name in CORPUS_FILES[:3] + CORPUS_FILES[4:]
+                 for encoding in ("implicit", "undefined", "implicit-undefined"))
+    fast = [_outcome(data) for data in cases]
+    monkeypatch.setattr(parse, "_header_from_scan", lambda buf, top: None)
+    slow = [_outcome(data) for data in cases]
+    differ = [i for i, (a, b) in enumerate(zip(fast, slow, strict=True)) if a != b]
+    assert not differ, f"{len(differ)} of {len(cases)} cases differ, e.g. {fast[differ[0]]!r} != {slow[differ[0]]!r}"
+
+
+@pytest.mark.corpus
+def test_identity_read_from_bytes_is_what_pydicom_reads(monkeypatch) -> None:
+    from dicomrx import ingest
+
+    cases = []
+    for path in _every_corpus_file():
+        data = path.read_bytes()
+        cases.append(data)
+        cases.extend(_damaged(data, seed) for seed in range(1, 8) if seed % 4)
+    cases.extend(_copy(_source(name), encoding) for name in CORPUS_FILES for encoding in ("implicit", "undefined"))
+
+    def read(data: bytes):
+        try:
+            return ingest.read_top_level(data)
+        except Exception as exc:  # noqa: BLE001 - compared below
+            return type(exc).__name__
+
+    fast = [(read(data), ingest.identity_elements(data) is not None) for data in cases]
+    monkeypatch.setattr(ingest, "identity_elements", lambda data: None)
+    slow = [read(data) for data in cases]
+    assert sum(used for _, used in fast) > len(cases) // 3  # the raw read is what most objects take
+    differ = [i for i, ((a, _), b) in enumerate(zip(fast, slow, strict=True)) if a != b]
+    assert not differ, f"{len(differ)} of {len(cases)} cases differ, e.g. {fast[differ[0]]!r} != {slow[differ[0]]!r}"
