@@ -46,7 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SENDER = os.environ.get("BENCH_SENDER", "pynetdicom")
+SENDER = "pynetdicom"  # or "storescu" (--sender)
 DOSE_KINDS = {"ct", "projection", "radiopharmaceutical", "summary"}
 
 
@@ -436,7 +436,8 @@ def main() -> None:
     parser.add_argument("--redis-db", type=int, default=13, help="Redis database for the broker (flushed)")
     args = parser.parse_args()
     os.environ["TCP_NODELAY"] = "1"
-    os.environ["BENCH_SENDER"] = args.sender  # read by the spawned sender processes
+    global SENDER
+    SENDER = args.sender  # chosen here, in the parent, when the senders' work is handed out
     configs = configurations(args.modes.split(","), [int(w) for w in args.workers.split(",")], args.concurrency)
     with tempfile.TemporaryDirectory(prefix="bench-listener-") as tmp:
         work = Path(tmp)
