@@ -281,8 +281,17 @@ def scan_top_level(buf: bytes) -> TopLevel:
 def _scan_file_meta(buf: bytes, top: TopLevel) -> int:
     """Read the transfer syntax from the file meta information (always explicit VR little endian) into ``top``;
     returns where the dataset starts."""
-    pos = 132 if len(buf) >= 132 and buf[128:132] == b"DICM" else 0
-    size = len(buf)
+    elements, pos = _meta_elements(buf, 132 if len(buf) >= 132 and buf[128:132] == b"DICM" else 0)
+    for elem, _, at, length in elements:
+        if elem == 0x0010:
+            top.transfer_syntax = bytes(buf[at:at + length]).rstrip(b"\x00 ").decode("ascii", "replace")
+    return pos
+
+
+def _meta_elements(buf: bytes, pos: int) -> tuple[list[tuple[int, bytes, int, int]], int]:
+    """The file meta elements from ``pos`` on as (element number, VR, value start, value length), and where the
+    dataset starts.  Raises RawError on a truncated one."""
+    elements, size = [], len(buf)
     while pos + 8 <= size:
         group, elem, vr, length = _EXP.unpack_from(buf, pos)
         if group != 0x0002:
@@ -294,10 +303,9 @@ def _scan_file_meta(buf: bytes, top: TopLevel) -> int:
             pos += 8
         if pos + length > size:
             raise RawError("truncated file meta information")
-        if elem == 0x0010:
-            top.transfer_syntax = bytes(buf[pos:pos + length]).rstrip(b"\x00 ").decode("ascii", "replace")
+        elements.append((elem, vr, pos, length))
         pos += length
-    return pos
+    return elements, pos
 
 
 def _dataset_is_implicit(buf: bytes, top: TopLevel) -> bool:
@@ -431,28 +439,18 @@ def _file_meta(buf: bytes) -> tuple[int, str, dict[int, str]] | None:
     end: the file meta pydicom reads the same way.  None otherwise."""
     if len(buf) < 132 or buf[128:132] != b"DICM":
         return None
+    elements, pos = _meta_elements(buf, 132)  # a truncated value raises RawError: the callers' None
     media: dict[int, str] = {}
-    pos, size, ts, meta_end = 132, len(buf), "", -1
-    while pos + 8 <= size:
-        group, elem, vr, length = _EXP.unpack_from(buf, pos)
-        if group != 0x0002:
-            break
+    ts, meta_end = "", -1
+    for elem, vr, at, length in elements:
         if vr not in _KNOWN_VRS:
             return None
-        if vr in _LONG_VRS:
-            length = _U32.unpack_from(buf, pos + 8)[0]
-            pos += 12
-        else:
-            pos += 8
-        if length == _UNDEFINED or pos + length > size:
-            return None
         if elem == 0x0000 and length == 4:  # File Meta Information Group Length: where pydicom ends the meta
-            meta_end = pos + 4 + _U32.unpack_from(buf, pos)[0]
+            meta_end = at + 4 + _U32.unpack_from(buf, at)[0]
         elif elem == 0x0010:
-            ts = _ascii(buf, pos, length)
+            ts = _ascii(buf, at, length)
         elif elem in _MEDIA_STORAGE:
-            media[_MEDIA_STORAGE[elem]] = _ascii(buf, pos, length)
-        pos += length
+            media[_MEDIA_STORAGE[elem]] = _ascii(buf, at, length)
     return (pos, ts, media) if meta_end in (-1, pos) else None
 
 

@@ -134,9 +134,9 @@ def event_dimensions_cm(row: IrradiationEvent) -> tuple[float | None, float | No
     """(lateral, AP) patient dimensions in cm as the RDSR's SSDE item states them (TID 10013 DCM 113931 / 113932,
     parsed in mm into ``attributes["quantities"]``), None where not sent."""
     sizes = (row.attributes or {}).get("quantities") or {}
-    lateral_mm, ap_mm = sizes.get("measured_lateral_dimension_mm"), sizes.get("measured_ap_dimension_mm")
-    return (lateral_mm / MM_PER_CM if isinstance(lateral_mm, (int, float)) else None,
-            ap_mm / MM_PER_CM if isinstance(ap_mm, (int, float)) else None)
+    lateral_cm, ap_cm = (mm / MM_PER_CM if isinstance(mm, (int, float)) else None for mm in (
+        sizes.get("measured_lateral_dimension_mm"), sizes.get("measured_ap_dimension_mm")))
+    return lateral_cm, ap_cm
 
 
 def event_ssde(row: IrradiationEvent, *, age: float | None, exam_region: str = "") -> ss.Ssde:
