@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from dosereg.core import effective_dose as ed
+from dosereg.core import quantities as Q
 from dosereg.core import ssde as ss
 from dosereg.registry.models import IrradiationEvent, SiteSettings, StandardExam
 
@@ -24,7 +25,6 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 FACTOR_FILES = {ed.ICRP_103: DATA / "k_factors_icrp103.json", ed.ICRP_60: DATA / "k_factors.json"}
 SSDE_FILE = DATA / "ssde_aapm204.json"
 NM_FILE, KAP_FILE = DATA / "nm_coefficients.json", DATA / "kap_coefficients.json"
-MM_PER_CM = 10.0  # the parser gives lengths in mm; the AAPM 204 dimension tables are in cm
 _WEIGHTING_TTL_S = 30.0  # the site setting is re-read at most this often by a long-running process
 _weighting_cache: dict[str, tuple[float, str]] = {}
 
@@ -134,9 +134,9 @@ def event_dimensions_cm(row: IrradiationEvent) -> tuple[float | None, float | No
     """(lateral, AP) patient dimensions in cm as the RDSR's SSDE item states them (TID 10013 DCM 113931 / 113932,
     parsed in mm into ``attributes["quantities"]``), None where not sent."""
     sizes = (row.attributes or {}).get("quantities") or {}
-    lateral_cm, ap_cm = (mm / MM_PER_CM if isinstance(mm, (int, float)) else None for mm in (
-        sizes.get("measured_lateral_dimension_mm"), sizes.get("measured_ap_dimension_mm")))
-    return lateral_cm, ap_cm
+    lateral_cm, ap_cm = (Q.from_canonical_value(name, mm, "cm") if isinstance(mm := sizes.get(name), (int, float))
+                         else None for name in ("measured_lateral_dimension_mm", "measured_ap_dimension_mm"))
+    return lateral_cm, ap_cm  # the catalogue converts: the AAPM 204 dimension tables are in cm
 
 
 def event_ssde(row: IrradiationEvent, *, age: float | None, exam_region: str = "") -> ss.Ssde:
