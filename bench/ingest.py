@@ -173,7 +173,7 @@ def run_many(corpus: Path, n: int, batch: int) -> None:
             statuses: dict[str, int] = {}
             with CaptureQueriesContext(connection) as c:
                 t0 = time.perf_counter()
-                rows = [ingest.store_file(f) for f in files]
+                rows = [r for i in range(0, len(files), batch) for r in ingest.store_files(files[i:i + batch])]
                 t1 = time.perf_counter()
                 ids = [r.pk for r in rows]
                 for i in range(0, len(ids), batch):

@@ -39,11 +39,11 @@ from dicomrx.outcomes import (
 )
 from dicomrx.parse import identity_elements, parse_dose_object
 from dicomrx.storage import (
+    InboxGroup,
     StorageError,
     TopLevel,
     iter_files,
     not_a_regular_file,
-    store_received_object,
     write_durably,
 )
 from dosereg.core import versions
@@ -311,6 +311,38 @@ def read_top_level(data: bytes) -> TopLevel | None:
 
 def store_file(path: Path, *, source: str = "import") -> IngestOutcome | ReceivedObject:
     """Store one file from disk (idempotent): its ReceivedObject row to ingest, or the outcome that ends it here."""
+    [stored] = store_files([path], source=source)
+    return stored
+
+
+def store_files(paths, *, source: str = "import") -> list[IngestOutcome | ReceivedObject]:
+    """Store files from disk together (idempotent): per file, in order, its ReceivedObject row to ingest or the
+    outcome that ends it here.  The group is made durable at once (``InboxGroup``: one flush per file and directory
+    and one INSERT), which is most of what keeping a small object costs when each is kept alone."""
+    out: list[IngestOutcome | ReceivedObject] = []
+    group = InboxGroup(source=source)
+    slots: list[IngestOutcome | int] = []
+
+    def commit():
+        stored = group.commit() if len(group) else []
+        out.extend(slot if isinstance(slot, IngestOutcome) else _stored_outcome(stored[slot]) for slot in slots)
+        slots.clear()
+
+    for path in paths:
+        item = _readable_object(Path(path))  # written at once: a group of large files is never held in memory
+        if isinstance(item, IngestOutcome):
+            slots.append(item)
+            continue
+        slots.append(len(group))
+        group.add(*item)
+        if len(group) >= InboxGroup.MAX_OPEN:
+            commit()
+    commit()
+    return out
+
+
+def _readable_object(path: Path) -> tuple[bytes, TopLevel] | IngestOutcome:
+    """The file's bytes and top level, or why it is not stored."""
     irregular = not_a_regular_file(path)
     if irregular:
         return IngestOutcome(SKIPPED, reason=f"not a regular file: {irregular}")
@@ -329,31 +361,37 @@ def store_file(path: Path, *, source: str = "import") -> IngestOutcome | Receive
         return IngestOutcome(SKIPPED, reason="not a DICOM file")
     if not top.sop_instance_uid:
         return IngestOutcome(FAILED, reason="no SOP Instance UID")
-    try:
-        row, created = store_received_object(data, top, source=source)
-    except StorageError as exc:
-        return IngestOutcome(FAILED, reason=str(exc))
+    return data, top
+
+
+def _stored_outcome(stored: tuple[ReceivedObject, bool] | StorageError) -> IngestOutcome | ReceivedObject:
+    if isinstance(stored, StorageError):
+        return IngestOutcome(FAILED, reason=str(stored))
+    row, created = stored
     if not created and row.state != ReceivedObject.STATE_RECEIVED:
         return IngestOutcome(ALREADY_PRESENT, received_object_id=row.pk, reason=row.reason)
     return row
 
 
 def import_files(paths, *, source: str = "import", demo: bool = False, batch_size: int = 50):
-    """Store and ingest files from disk in batches; yields (path, outcome) per file, in order."""
-    batch: list[tuple[Path, IngestOutcome | ReceivedObject]] = []
+    """Store and ingest files from disk in batches (each batch stored together, then ingested in one transaction);
+    yields (path, outcome) per file, in order."""
+    batch: list[Path] = []
 
     def flush():
-        ids = [r.pk for _, r in batch if isinstance(r, ReceivedObject)]
+        stored = store_files(batch, source=source)
+        ids = [r.pk for r in stored if isinstance(r, ReceivedObject)]
         done = dict(zip(ids, ingest_batch(ids, demo=demo), strict=True)) if ids else {}
-        for path, r in batch:
+        for path, r in zip(batch, stored, strict=True):
             yield path, done[r.pk] if isinstance(r, ReceivedObject) else r
         batch.clear()
 
     for path in paths:
-        batch.append((path, store_file(Path(path), source=source)))
+        batch.append(path)
         if len(batch) >= batch_size:
             yield from flush()
-    yield from flush()
+    if batch:
+        yield from flush()
 
 
 def import_file(path: Path, *, source: str = "import", demo: bool = False) -> IngestOutcome:
