@@ -7,10 +7,12 @@ Per C-STORE the handler (PS3.4 B.2.3 statuses):
    in memory while it arrives), never the content tree;
 2. answers 0xA900 when the SOP class in the object is not the one in the request, 0xC000 when the top level cannot
    be decoded or the SOP instance does not match, each with an Error Comment;
-3. keeps the encoded object in the inbox (the streamed file itself: fsync, rename, fsync of the directory) and
-   commits a ReceivedObject row (:func:`dicomrx.storage.store_received_file`); for images only the header is kept
-   (the bytes up to Pixel Data, written to a new file the same way); 0xA700 when that fails (disk full, database
-   down) so the sender retries;
+3. keeps the encoded object in the inbox (the streamed file itself, linked into place) and commits a
+   ReceivedObject row (:func:`dicomrx.storage.store_received_file`); for images only the header is kept (the bytes
+   up to Pixel Data, written to a new file the same way); the objects of all associations arriving at the same
+   time are made durable together (``StoreTogether``: one flush to disk, syncfs on Linux, then one INSERT of
+   their rows; an object alone: fsync of the file and of its directory, then its INSERT); 0xA700 when that fails
+   (disk full, database down) so the sender retries;
 4. only then answers 0x0000 and wakes the ingest (a Celery task with a broker, else the ingest child process).
 
 An SR that turns out not to be a dose report is acknowledged and recorded as rejected by ingest: a PACS that
@@ -44,7 +46,7 @@ from dicomrx import diskspace, dispatch
 from dicomrx.models import AllowedCallingAE, ListenerStatus, RefusedObject
 from dicomrx.parse import _raw
 from dicomrx.qr import QRHandlers
-from dicomrx.storage import StorageError, TopLevel, store_received_file, store_received_object
+from dicomrx.storage import StorageError, StoreTogether, TopLevel, store_received_file, store_received_object
 
 log = logging.getLogger("dicomrx.listener")
 
@@ -288,8 +290,10 @@ def _keep_connection_usable() -> None:
 
 class StoreHandler:
     """The C-STORE handler, shared by the listener and the C-GET of ``pacs_pull``."""
-    def __init__(self, *, source: str, on_stored, counters: Counters | None = None, accept_images: bool | None = None):
+    def __init__(self, *, source: str, on_stored, counters: Counters | None = None, accept_images: bool | None = None,
+                 together: StoreTogether | None = None):
         self.source = source
+        self.together = together  # the listener's associations made durable together (one barrier, one INSERT)
         self.on_stored = on_stored
         self.counters = counters or Counters()
         self.accept_images = settings.DICOM_ACCEPT_IMAGES if accept_images is None else accept_images
@@ -345,10 +349,10 @@ class StoreHandler:
             diskspace.ensure_room(path)  # below DOSEREG_DICOM_MIN_FREE_MB: 0xA700 for this object, nothing aborted
             if received.data is None:
                 row, created = store_received_file(received.path, top, source=self.source, calling_ae=calling_ae,
-                                                   peer_address=str(peer))
+                                                   peer_address=str(peer), together=self.together)
             else:
                 row, created = store_received_object(received.data, top, source=self.source, calling_ae=calling_ae,
-                                                     peer_address=str(peer))
+                                                     peer_address=str(peer), together=self.together)
         except (StorageError, DatabaseError) as exc:  # disk full, database down or locked: the sender retries
             log.error("C-STORE from %s answered 0xA700: %s (SOP instance %s)", calling_ae,
                       exc if isinstance(exc, StorageError) else type(exc).__name__, rq_instance)
@@ -385,7 +389,8 @@ class Listener:
         self._heartbeat: threading.Thread | None = None
         self._last_refusal_logged: dict[tuple[str, str], float] = {}
         self.store_handler = StoreHandler(source="c-store", counters=self.counters,
-                                          on_stored=self.dispatcher.notify if self.dispatcher else None)
+                                          on_stored=self.dispatcher.notify if self.dispatcher else None,
+                                          together=StoreTogether())
         self.qr = QRHandlers(DOSE_SOP_CLASSES, UNCOMPRESSED_SYNTAXES)  # query/retrieve of the stored dose SRs
 
     def _receiving(self) -> bool:
@@ -512,7 +517,9 @@ class Listener:
             self._beat(stopped=True)
         finally:
             connections.close_all()
-        log.info("DICOM listener %s stopped", self.ae_title)
+        together = self.store_handler.together
+        log.info("DICOM listener %s stopped (%d objects made durable in %d flushes)", self.ae_title, together.objects,
+                 together.groups)
 
     @property
     def status_name(self) -> str:

@@ -16,6 +16,7 @@ import logging
 import os
 import stat
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -137,15 +138,17 @@ def move_durably(source: Path, target: Path, *, replace: bool = False) -> bool |
 
 
 def store_received_object(data: bytes, top: TopLevel, *, source: str, calling_ae: str = "",
-                          peer_address: str = "") -> tuple[ReceivedObject, bool]:
-    """Keep the bytes and record them.  Returns (row, created); created is False for identical bytes again."""
+                          peer_address: str = "", together: StoreTogether | None = None) -> tuple[ReceivedObject, bool]:
+    """Keep the bytes and record them.  Returns (row, created); created is False for identical bytes again.  With
+    ``together`` the object is made durable with the others being stored at the same time."""
     sha = hashlib.sha256(data).hexdigest()
     return _keep_and_record(top, sha, len(data), lambda target, replace: write_durably(data, target, replace=replace),
+                            lambda target: _write_unflushed(data, target), together,
                             source=source, calling_ae=calling_ae, peer_address=peer_address)
 
 
 def store_received_file(path: Path, top: TopLevel, *, source: str, calling_ae: str = "",
-                        peer_address: str = "") -> tuple[ReceivedObject, bool]:
+                        peer_address: str = "", together: StoreTogether | None = None) -> tuple[ReceivedObject, bool]:
     """As :func:`store_received_object` for an object that arrived as a whole file (the listener's streamed
     receive): the file itself is moved into the inbox, so its bytes are written once.  Identical bytes again the
     same day leave ``path`` where it is (the inbox has them)."""
@@ -160,7 +163,8 @@ def store_received_file(path: Path, top: TopLevel, *, source: str, calling_ae: s
         moved = move_durably(path, target, replace=replace)
         return write_durably(Path(path).read_bytes(), target, replace=replace) if moved is None else moved
 
-    return _keep_and_record(top, sha, size, keep, source=source, calling_ae=calling_ae, peer_address=peer_address)
+    return _keep_and_record(top, sha, size, keep, lambda target: _move_unflushed(Path(path), target), together,
+                            source=source, calling_ae=calling_ae, peer_address=peer_address)
 
 
 class InboxGroup:
@@ -187,34 +191,24 @@ class InboxGroup:
     def add(self, data: bytes, top: TopLevel) -> None:
         sha = hashlib.sha256(data).hexdigest()
         target = inbox_path(sha)
-        pending = _Pending(top, sha, len(data), target, data=None)
+        row = _new_row(top, sha, len(data), target, source=self.source, calling_ae="", peer_address="")
         try:
-            if any(isinstance(p, _Pending) and p.target == target for p in self._pending) or target.exists():
-                pending = _Pending(top, sha, len(data), target, data=data)  # kept alone at commit
-            else:
-                pending = _Pending(top, sha, len(data), target, data=None, fd=_write_unflushed(data, target))
+            fd = None
+            if not any(isinstance(p, _Pending) and p.target == target for p in self._pending):
+                fd = _write_unflushed(data, target)  # None: the file is there already
         except OSError as exc:
             self._pending.append(StorageError(f"cannot write {target.name}: {exc.strerror or exc}"))
             return
-        self._pending.append(pending)
+        self._pending.append(_Pending(top, row, target, data=None if fd is not None else data, fd=fd))
 
     def commit(self) -> list[tuple[ReceivedObject, bool] | StorageError]:
         pending, self._pending = self._pending, []
         written = [p for p in pending if isinstance(p, _Pending) and p.fd is not None]
-        results: dict[int, tuple[ReceivedObject, bool] | StorageError] = {}
         try:
-            _flush_to_disk([p.fd for p in written], {p.target.parent for p in written})
-        except OSError as exc:  # nothing of the group is durable: no row, the senders retry
-            failed = StorageError(f"cannot write the received objects to disk: {exc.strerror or exc}")
-            results.update((id(p), failed) for p in written)
-            written = []
+            durable = dict(zip(map(id, written), _make_durable(written), strict=True))
         finally:
-            for p in pending:
-                if isinstance(p, _Pending) and p.fd is not None:
-                    os.close(p.fd)
-        rows = {id(p): self._row(p) for p in written}
-        if rows:
-            results.update(_record_group(rows, {id(p): p for p in written}))
+            for p in written:
+                os.close(p.fd)
         out: list[tuple[ReceivedObject, bool] | StorageError] = []
         for p in pending:
             if isinstance(p, StorageError):
@@ -225,27 +219,76 @@ class InboxGroup:
                 except StorageError as exc:
                     out.append(exc)
             else:
-                out.append(results[id(p)])
+                out.append(durable[id(p)])
         return out
 
-    def _row(self, p: _Pending) -> ReceivedObject:
-        return _new_row(p.top, p.sha, p.size, p.target, source=self.source, calling_ae="", peer_address="")
+
+class StoreTogether:
+    """Concurrent stores made durable together (the listener's associations, each in its own thread): a store
+    places its file and waits; the first waiting thread leads, taking every store waiting at that moment through
+    one barrier and one INSERT, while the stores arriving meanwhile wait for the next leader.  Each association is
+    answered only after its own row is committed, as when kept alone; one sender alone is a group of one."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._waiting: list[_Pending] = []
+        self._leading = False
+        self.groups = self.objects = 0  # how many barriers for how many objects (the listener's bench reads them)
+
+    def keep(self, pending: _Pending) -> tuple[ReceivedObject, bool]:
+        with self._cond:
+            self._waiting.append(pending)
+            while pending.result is None and self._leading:
+                self._cond.wait()
+            if pending.result is None:  # not taken by a leader yet: lead
+                self._leading = True
+                group, self._waiting = self._waiting, []
+                self.groups, self.objects = self.groups + 1, self.objects + len(group)
+        if pending.result is None:
+            results: list = [StorageError("cannot record the object: storing was interrupted; the sender retries")]
+            results *= len(group)
+            try:
+                results = _make_durable(group)
+            finally:
+                with self._cond:
+                    for member, result in zip(group, results, strict=True):
+                        member.result = result
+                    self._leading = False
+                    self._cond.notify_all()
+        if isinstance(pending.result, StorageError):
+            raise pending.result
+        return pending.result
 
 
-@dataclass
+def _make_durable(written: list[_Pending]) -> list[tuple[ReceivedObject, bool] | StorageError]:
+    """The barrier for files placed unflushed, then their rows: per object ``(row, created)`` or its error."""
+    if not written:
+        return []
+    try:
+        _flush_to_disk([p.fd for p in written], {p.target.parent for p in written})
+    except OSError as exc:  # nothing of the group is durable: no row, the senders retry
+        return [StorageError(f"cannot write the received objects to disk: {exc.strerror or exc}")] * len(written)
+    recorded = dict(_record_group({id(p): p.row for p in written}, {id(p): p for p in written}))
+    return [recorded[id(p)] for p in written]
+
+
+@dataclass(eq=False)
 class _Pending:
     top: TopLevel
-    sha: str
-    size: int
+    row: ReceivedObject
     target: Path
-    data: bytes | None  # only for an object kept alone at commit
-    fd: int | None = None  # its file written and linked into place, not yet flushed
+    data: bytes | None = None  # only for an object kept alone at commit
+    fd: int | None = None  # its file placed, not yet flushed
+    result: tuple[ReceivedObject, bool] | StorageError | None = None
 
 
-def _write_unflushed(data: bytes, target: Path) -> int:
-    """Write ``data`` under a temporary name and link it to ``target`` (which must not exist); returns the open file
-    descriptor for the group's flush.  The temporary name goes at once: the link is the file's only name."""
+def _write_unflushed(data: bytes, target: Path) -> int | None:
+    """Write ``data`` under a temporary name and link it to ``target``; returns the open file descriptor for the
+    group's flush, or None when ``target`` exists (the one-object path knows what to do with it).  The temporary
+    name goes at once: the link is the file's only name."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        return None
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
@@ -253,6 +296,9 @@ def _write_unflushed(data: bytes, target: Path) -> int:
         while view:
             view = view[os.write(fd, view):]
         os.link(tmp, target)
+    except FileExistsError:
+        os.close(fd)
+        return None
     except BaseException:
         os.close(fd)
         raise
@@ -264,12 +310,33 @@ def _write_unflushed(data: bytes, target: Path) -> int:
     return fd
 
 
+def _move_unflushed(source: Path, target: Path) -> int | None:
+    """Give the received file ``source`` the name ``target`` without copying or flushing it; returns its open file
+    descriptor for the group's flush, or None when that cannot be done this way (``target`` exists, another file
+    system, no hard links): the one-object path then keeps it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        return None
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        os.link(source, target)
+    except OSError:
+        os.close(fd)
+        return None
+    try:
+        source.unlink()
+    except OSError:
+        pass  # a second name of the same bytes in the temporary folder, never a lost object
+    return fd
+
+
 def _flush_to_disk(fds: list[int], directories: set[Path]) -> None:
     """The group's barrier: every file's bytes and every directory's new names on disk.  On Linux one ``syncfs`` per
-    file system does it (it reports write-back errors since 5.8): under load each ``fsync`` waits for a journal
+    file system does it for a group of several (it reports write-back errors since 5.8): under load each ``fsync`` waits for a journal
     commit of its own, so fifty of them cost ten times one.  Elsewhere every file is flushed after all are written,
     then every directory once."""
-    if _SYNCFS is not None:
+    if _SYNCFS is not None and len(fds) > 1:  # one object: its own two flushes cost less than the file system's
         for fd in {os.fstat(fd).st_dev: fd for fd in fds}.values():
             if _SYNCFS(fd) != 0:
                 err = ctypes.get_errno()
@@ -341,14 +408,24 @@ def _new_row(top: TopLevel, sha: str, size: int, target: Path, *, source: str, c
         peer_address=fit_field(ReceivedObject, "peer_address", peer_address), file_path=str(target), size=size)
 
 
-def _keep_and_record(top: TopLevel, sha: str, size: int, keep, *, source: str, calling_ae: str,
-                     peer_address: str) -> tuple[ReceivedObject, bool]:
+def _keep_and_record(top: TopLevel, sha: str, size: int, keep, place, together: StoreTogether | None, *, source: str,
+                     calling_ae: str, peer_address: str) -> tuple[ReceivedObject, bool]:
     """The bytes first (durable), then the row: one INSERT for a new object, no look-up before it (a re-send, the
     rare case, costs a second query to find its row).  ``keep(target, replace)`` places the bytes durably and says
-    whether it did."""
+    whether it did; ``place(target)`` places them unflushed for ``together`` (None when the target exists)."""
     target = inbox_path(sha)
-    placed = keep(target, False)
     row = _new_row(top, sha, size, target, source=source, calling_ae=calling_ae, peer_address=peer_address)
+    if together is not None:
+        try:
+            fd = place(target)
+        except OSError as exc:
+            raise StorageError(f"cannot write {target.name}: {exc.strerror or exc}") from exc
+        if fd is not None:
+            try:
+                return together.keep(_Pending(top, row, target, fd=fd))
+            finally:
+                os.close(fd)
+    placed = keep(target, False)
     for attempt in range(_LOCK_RETRIES):
         try:
             return _record(row, top.sop_instance_uid, target, None if placed else keep)

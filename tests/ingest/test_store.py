@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from dicomrx.storage import (
     InboxGroup,
     StorageError,
+    StoreTogether,
     TopLevel,
     inbox_path,
     store_received_file,
@@ -224,3 +225,56 @@ def test_store_files_keeps_a_large_batch_as_several_groups(corpus, tmp_path, mon
     assert len(inserts) == 3  # groups of 2, 2 and 1 new objects
     assert [getattr(o, "status", "row") for o in out] == ["row"] * 3 + ["skipped"] + ["row"] * 3
     assert out[-1].pk == out[0].pk and ReceivedObject.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_stores_waiting_together_share_one_barrier_and_one_insert(corpus, settings):
+    """Stores arriving while a group is being made durable wait for the next leader, who takes them all."""
+    import threading
+
+    from django.db import connections
+
+    objects = _new_objects(corpus, 4)
+    together = StoreTogether()
+    results: dict[int, object] = {}
+
+    def store(i: int) -> None:
+        data, top = objects[i]
+        try:
+            results[i] = store_received_object(data, top, source="c-store", together=together)
+        except StorageError as exc:
+            results[i] = exc
+        finally:
+            connections.close_all()
+
+    with together._cond:
+        together._leading = True  # as if a group were being flushed: the stores below queue behind it
+    threads = [threading.Thread(target=store, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    while len(together._waiting) < 3:
+        threading.Event().wait(0.01)
+    with together._cond:
+        together._leading = False
+        together._cond.notify_all()
+    for t in threads:
+        t.join(30)
+    assert (together.groups, together.objects) == (1, 3)
+    store(3)  # one alone afterwards: a group of one
+    assert (together.groups, together.objects) == (2, 4)
+    for i, (data, _) in enumerate(objects):
+        row, created = results[i]
+        assert created and Path(ReceivedObject.objects.get(pk=row.pk).file_path).read_bytes() == data
+    assert len(_inbox_files(settings)) == 4
+    again, created = store_received_object(objects[0][0], objects[0][1], source="c-store", together=together)
+    assert not created and again.pk == results[0][0].pk  # a re-send takes the one-object path
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_streamed_file_is_moved_into_the_inbox_when_stored_together(corpus, tmp_path, settings):
+    [(data, top)] = _new_objects(corpus, 1)
+    received = tmp_path / "received.dcm"
+    received.write_bytes(data)
+    row, created = store_received_file(received, top, source="c-store", together=StoreTogether())
+    assert created and not received.exists() and Path(row.file_path).read_bytes() == data
+    assert Path(row.file_path).stat().st_mode & 0o777 == 0o600
