@@ -168,59 +168,99 @@ def store_received_file(path: Path, top: TopLevel, *, source: str, calling_ae: s
 
 
 class InboxGroup:
-    """Objects kept together (an import or PACS pull batch): each file written as it comes, then one durability
-    barrier for all of them and one INSERT for all their rows.  The promise per object is that of
-    :func:`store_received_object` (a row is committed only after its bytes are durable; identical bytes again find
-    their row), at a fraction of its cost: an object kept alone pays three flushes to disk (its file, its directory,
-    its row's commit), a group pays one file flush per object and one flush per directory and commit.
+    """Objects kept together (an import batch): their files written, then one durability barrier for all of them and
+    one INSERT for all their rows.  The promise per object is that of :func:`store_received_object` (a row is
+    committed only after its bytes are durable; identical bytes again find their row), at a fraction of its cost: an
+    object kept alone pays three flushes to disk (its file, its directory, its row's commit), a group one barrier.
 
-    ``add`` writes the bytes and drops them (a group of large reports is never held in memory); ``commit`` makes the
-    group durable and returns, per object in the order added, ``(row, created)`` or the ``StorageError`` that
-    object met.  An object whose content-addressed file is in the inbox already (a re-send, or the same bytes twice
-    in the group) takes the one-object path at commit, which knows how to treat an existing file."""
+    Objects whose identity (SOP Instance UID and SHA-256) is recorded already, with its file in place, are found
+    with one query per group and never written again: an interrupted import run again skips what it kept, without
+    parsing.  The bytes are held only until ``HELD_BYTES`` of them wait (then written and dropped), so a group of
+    large reports is never held in memory whole.  ``commit`` returns, per object in the order added, ``(row,
+    created)`` or the ``StorageError`` that object met.  An object whose content-addressed file is in the inbox
+    without a row it can take (a leftover, or the same bytes twice in the group) takes the one-object path at
+    commit, which knows how to treat an existing file."""
 
     MAX_OPEN = 200  # files held open until the barrier: a large batch is kept as several groups
+    HELD_BYTES = 64 * 1024 * 1024
 
     def __init__(self, *, source: str):
         self.source = source
-        self._pending: list[_Pending | StorageError] = []
+        self._pending: list[_Pending] = []
+        self._held: list[_Pending] = []  # added, not yet looked up and written
+        self._held_bytes = 0
+        self._targets: set[Path] = set()
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._held)
 
     def add(self, data: bytes, top: TopLevel) -> None:
         sha = hashlib.sha256(data).hexdigest()
         target = inbox_path(sha)
         row = _new_row(top, sha, len(data), target, source=self.source, calling_ae="", peer_address="")
-        try:
-            fd = None
-            if not any(isinstance(p, _Pending) and p.target == target for p in self._pending):
-                fd = _write_unflushed(data, target)  # None: the file is there already
-        except OSError as exc:
-            self._pending.append(StorageError(f"cannot write {target.name}: {exc.strerror or exc}"))
-            return
-        self._pending.append(_Pending(top, row, target, data=None if fd is not None else data, fd=fd))
+        self._held.append(_Pending(top, row, target, data=data))
+        self._held_bytes += len(data)
+        if self._held_bytes >= self.HELD_BYTES:
+            self._place_held()
+
+    def _place_held(self) -> None:
+        known = _recorded_with_file(self._held)  # before anything moves: a failed look-up leaves them held
+        held, self._held, self._held_bytes = self._held, [], 0
+        for p in held:
+            self._pending.append(p)
+            existing = known.get((p.row.sop_instance_uid, p.row.sha256))
+            if existing is not None:
+                p.result, p.data = (existing, False), None
+                continue
+            if p.target in self._targets:
+                continue  # the same bytes twice: the second is kept alone at commit, after the first
+            self._targets.add(p.target)
+            try:
+                p.fd = _write_unflushed(p.data, p.target)  # None: the file is there already
+            except OSError as exc:
+                p.result, p.data = StorageError(f"cannot write {p.target.name}: {exc.strerror or exc}"), None
+                continue
+            if p.fd is not None:
+                p.data = None
 
     def commit(self) -> list[tuple[ReceivedObject, bool] | StorageError]:
-        pending, self._pending = self._pending, []
-        written = [p for p in pending if isinstance(p, _Pending) and p.fd is not None]
         try:
-            durable = dict(zip(map(id, written), _make_durable(written), strict=True))
+            self._place_held()
+        except Exception as exc:  # noqa: BLE001 - the look-up failed (database down): nothing of the group is kept
+            log.error("looking up received objects failed: %s", type(exc).__name__)
+            failed = StorageError("cannot record the objects: the database is unavailable; the sender keeps them "
+                                  "and retries")
+            for p in self._held:
+                p.result = failed
+            self._pending += self._held
+            self._held = []
+        pending, self._pending, self._targets = self._pending, [], set()
+        written = [p for p in pending if p.fd is not None]
+        try:
+            for p, result in zip(written, _make_durable(written), strict=True):
+                p.result = result
         finally:
             for p in written:
                 os.close(p.fd)
-        out: list[tuple[ReceivedObject, bool] | StorageError] = []
         for p in pending:
-            if isinstance(p, StorageError):
-                out.append(p)
-            elif p.fd is None:  # its file was there already: the one-object path decides
+            if p.result is None:  # its file was there already: the one-object path decides
                 try:
-                    out.append(store_received_object(p.data, p.top, source=self.source))
+                    p.result = store_received_object(p.data, p.top, source=self.source)
                 except StorageError as exc:
-                    out.append(exc)
-            else:
-                out.append(durable[id(p)])
-        return out
+                    p.result = exc
+        return [p.result for p in pending]
+
+
+def _recorded_with_file(objects: list[_Pending]) -> dict[tuple[str, str], ReceivedObject]:
+    """The rows recorded already for these identities whose file is in place (one query): (SOP Instance UID,
+    SHA-256) -> row.  A row whose file was lost is left out: the one-object path restores its file."""
+    if not objects:
+        return {}
+    wanted = {(p.row.sop_instance_uid, p.row.sha256) for p in objects}
+    rows = ReceivedObject.objects.filter(sop_instance_uid__in={uid for uid, _ in wanted},
+                                         sha256__in={sha for _, sha in wanted})
+    return {(r.sop_instance_uid, r.sha256): r for r in rows
+            if (r.sop_instance_uid, r.sha256) in wanted and r.file_path and Path(r.file_path).exists()}
 
 
 class StoreTogether:

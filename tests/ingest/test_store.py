@@ -148,14 +148,34 @@ def test_a_group_is_one_insert_after_its_files_are_kept(corpus, settings):
         group.add(data, top)
     with CaptureQueriesContext(connection) as queries:
         stored = group.commit()
-    assert len(queries.captured_queries) == 1
-    assert queries.captured_queries[0]["sql"].lstrip().upper().startswith("INSERT")
+    assert [q["sql"].lstrip().split()[0].upper() for q in queries.captured_queries] == ["SELECT", "INSERT"]
     assert [created for _, created in stored] == [True] * 5
     for (data, top), (row, _) in zip(objects, stored, strict=True):
         kept = ReceivedObject.objects.get(pk=row.pk)
         assert (kept.sop_instance_uid, kept.source, kept.size) == (top.sop_instance_uid, "import", len(data))
         assert Path(kept.file_path).read_bytes() == data
     assert len(_inbox_files(settings)) == 5  # no temporary name left behind
+
+
+def test_an_import_run_again_finds_what_it_kept_without_writing_it_again(corpus, settings):
+    """Resuming an interrupted import: what is recorded is found by SOP Instance UID and SHA-256 in one query per
+    group, its file neither written again nor flushed, and no INSERT is tried."""
+    objects = _new_objects(corpus, 4)
+    first = InboxGroup(source="import")
+    for data, top in objects[:3]:
+        first.add(data, top)
+    kept = first.commit()
+    files = {p: p.stat().st_mtime_ns for p in _inbox_files(settings)}
+    again = InboxGroup(source="import")
+    for data, top in objects:
+        again.add(data, top)
+    with CaptureQueriesContext(connection) as queries:
+        stored = again.commit()
+    assert [q["sql"].lstrip().split()[0].upper() for q in queries.captured_queries] == ["SELECT", "INSERT"]
+    assert [(row.pk, created) for row, created in stored[:3]] == [(row.pk, False) for row, _ in kept]
+    assert stored[3][1] and Path(stored[3][0].file_path).read_bytes() == objects[3][0]
+    assert {p: p.stat().st_mtime_ns for p in files} == files  # the kept files untouched
+    assert len(_inbox_files(settings)) == 4
 
 
 def test_a_group_finds_resends_and_the_same_bytes_twice(corpus, settings):
