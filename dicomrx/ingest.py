@@ -44,6 +44,7 @@ from dicomrx.storage import (
     TopLevel,
     iter_files,
     not_a_regular_file,
+    store_received_object,
     write_durably,
 )
 from dosereg.core import versions
@@ -311,8 +312,13 @@ def read_top_level(data: bytes) -> TopLevel | None:
 
 def store_file(path: Path, *, source: str = "import") -> IngestOutcome | ReceivedObject:
     """Store one file from disk (idempotent): its ReceivedObject row to ingest, or the outcome that ends it here."""
-    [stored] = store_files([path], source=source)
-    return stored
+    item = _readable_object(Path(path))
+    if isinstance(item, IngestOutcome):
+        return item
+    try:
+        return _stored_outcome(store_received_object(*item, source=source))
+    except StorageError as exc:
+        return _stored_outcome(exc)
 
 
 def store_files(paths, *, source: str = "import") -> list[IngestOutcome | ReceivedObject]:
