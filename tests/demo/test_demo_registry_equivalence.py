@@ -1,7 +1,7 @@
 """The registry generate_demo_data --bulk builds, table by table (every row of every DoseReg table, surrogate ids and
 clock times aside: tests/demo/registry_snapshot.py), post-commit state included (standard exams, effective doses,
-alerts, protocol counts, DRL comparisons made due, equipment changes): the same for a seed whatever the batch size.
-The harness a second writer of the demo registry is to be held to."""
+alerts, protocol counts, DRL comparisons made due, equipment changes): the same for a seed whatever the batch size
+and the number of recording processes.  The harness a second writer of the demo registry is to be held to."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import io
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from dosereg.registry.models import SiteSettings
@@ -47,11 +46,9 @@ def test_bulk_registry_is_the_same_whatever_the_batch_size():
     assert snapshot_differences(whole, _build(batch_size=7)) == []
 
 
-def test_bulk_registry_is_the_same_with_recording_processes(request):
-    if connection.vendor == "postgresql":
-        # the units' "new unit" changes, the protocols' first-seen dates and the DRL comparisons made due follow the
-        # order the processes' batches commit in, not the seed's order (seen: 6 of 9 equipment changes, about half
-        # the protocol rows, 41 or 42 due comparisons)
-        request.applymarker(pytest.mark.xfail(reason="--jobs: unit and protocol first-seen state in commit order"))
-    whole = _build()
+def test_bulk_registry_is_the_same_with_recording_processes():
+    """--jobs 3 (PostgreSQL: three forked recorders; SQLite: one process).  What follows the order studies come in
+    (the units' new-unit changes, the protocols' first-seen dates and kVp baselines, the DRL comparisons made due)
+    is the seed's order, not the order the processes' batches happen to commit in."""
+    whole = _build(batch_size=25)
     assert snapshot_differences(whole, _build(batch_size=25, jobs=3)) == []
