@@ -134,6 +134,7 @@ class DemoStudy:
     height_m: float
     events: list[DemoEvent] = field(default_factory=list)
     totals: dict = field(default_factory=dict)  # per plane key ('single', 'A', 'B' or '') -> {name: (value, unit)}
+    position: int = 0  # in the seeded sequence (0 first), whichever part made it
 
 
 def _uid(rng: random.Random) -> str:
@@ -177,7 +178,7 @@ def demo_studies(count: int, *, year: int, seed: int = 1, part: tuple[int, int] 
             unit=unit, description="", study_uid=_uid(rng), sop_uid=_uid(rng), accession=f"DEMO{year}{i:07d}",
             when=when, patient_id=f"DEMO-{p:07d}",
             patient_name=f"{prng.choice(LAST_NAMES)}^{prng.choice(FIRST_NAMES)}", sex=sex, birth_date=birth,
-            weight_kg=weight, height_m=height)
+            weight_kg=weight, height_m=height, position=i)
         {"ct": _ct, "ir": _ir, "fluoro": _fluoro, "dx": _dx, "mg": _mg, "nm": _nm}[kind](rng, study, age)
         if p % n == k:
             yield study

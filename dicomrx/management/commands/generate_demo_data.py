@@ -17,7 +17,7 @@ import time
 
 from django.db import transaction
 
-from dicomrx.demo import demo_dataset, demo_report, demo_studies
+from dicomrx.demo import UNITS, demo_dataset, demo_report, demo_studies
 from dosereg.core.gc_pause import collector_relaxed
 from dosereg.registry.management.base import DoseRegCommand, InputFailed, UsageError
 
@@ -36,7 +36,7 @@ class Command(DoseRegCommand):
         parser.add_argument("--jobs", type=int, default=1,
                             help="--bulk on PostgreSQL: N recording processes, each taking the studies of every N-th "
                                  "patient of the seeded sequence (same seed, same studies); the post-commit steps "
-                                 "(mapping, triggers) run in this process as their batches commit")
+                                 "(mapping, triggers) run in this process, on the studies in the sequence's order")
 
     def handle(self, *args, **options):
         if options["purge"]:
@@ -91,8 +91,8 @@ class Command(DoseRegCommand):
                        jobs: int) -> dict[str, int]:
         """Batches of ``batch_size`` studies: one recording transaction each, then the post-commit steps of the
         batch.  ``jobs`` > 1 on PostgreSQL: that many recording processes (``_record_part``), the post-commit steps
-        here, batch by batch as they are committed (a bounded queue keeps the recorders at most two batches each
-        ahead)."""
+        here, on the batches one process would have made, each once all its studies are committed (``_parts``; a
+        bounded queue keeps the recorders about two batches each ahead)."""
         from django.db import connection
 
         if jobs > 1 and connection.vendor == "postgresql":
@@ -121,35 +121,54 @@ class Command(DoseRegCommand):
 def _record_batches(studies, batch_size: int):
     """Record ``studies`` in batches; yields per committed batch (recorded study ids, equipment change ids,
     {outcome: count})."""
+    for recorded in _recorded_studies(studies, batch_size):
+        yield _post_commit_batch(recorded)
+
+
+def _recorded_studies(studies, batch_size: int):
+    """Record ``studies`` in batches; yields per committed batch, per study in order, (its position in the seeded
+    sequence, its outcome: imported, failed or already_present, its study id, its equipment change ids)."""
     from dosereg.registry.services.recording import record_reports_bulk
 
-    batch = []
+    batch, positions = [], []
     for study in itertools.chain(studies, [None]):
         if study is not None:
             batch.append(demo_report(study))
+            positions.append(study.position)
             if len(batch) < batch_size:
                 continue
         if not batch:
             break
         outcomes = record_reports_bulk(batch, demo=True, source="demo")
-        recorded = [o for o in outcomes if o.status != "already_present"]
-        counts: dict[str, int] = {}
-        for o in outcomes:
-            key = o.status if o.status in ("failed", "already_present") else "imported"
-            counts[key] = counts.get(key, 0) + 1
-        yield [o.study_id for o in recorded], [c for o in recorded for c in o.equipment_change_ids], counts
-        batch = []
+        yield [(position, o.status if o.status in ("failed", "already_present") else "imported", o.study_id,
+                list(o.equipment_change_ids)) for position, o in zip(positions, outcomes, strict=True)]
+        batch, positions = [], []
+
+
+def _post_commit_batch(recorded: list[tuple[int, str, int, list[int]]]):
+    """(study ids, equipment change ids, {outcome: count}) of recorded studies, in their order: an object already
+    present has no post-commit steps."""
+    counts: dict[str, int] = {}
+    for _, key, _, _ in recorded:
+        counts[key] = counts.get(key, 0) + 1
+    kept = [r for r in recorded if r[1] != "already_present"]
+    return [sid for _, _, sid, _ in kept], [c for _, _, _, changes in kept for c in changes], counts
 
 
 def _parts(count: int, year: int, seed: int, batch_size: int, jobs: int):
-    """``_record_batches`` in ``jobs`` forked processes, each on its part of the seeded sequence (every jobs-th
-    patient: a patient's studies in one process, in their order; no two processes write the same patient row);
-    yields their committed batches as they come.  A process that fails stops the command."""
+    """``_recorded_studies`` in ``jobs`` forked processes, each on its part of the seeded sequence (every jobs-th
+    patient: a patient's studies in one process, in their order; no two processes write the same patient row).
+    What depends on the order studies come in is kept in the sequence's order, as one process has it: the units
+    are recorded here first, from the first study of each (``_units_first_met``), and the committed studies are
+    put back into the sequence's order and yielded as the batches one process would have made (``_InOrder``), so
+    the post-commit steps (first-seen protocols, DRL comparisons made due) follow them in that order.  A process
+    that fails stops the command."""
     import multiprocessing
     import queue as queues
 
     from django.db import connections
 
+    in_order = _InOrder(count, batch_size, jobs, _units_first_met(count, year, seed))
     connections.close_all()  # the children must not share this process's connection
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue(maxsize=2 * jobs)
@@ -168,10 +187,13 @@ def _parts(count: int, year: int, seed: int, batch_size: int, jobs: int):
                 continue
             if kind == "failed":
                 raise InputFailed(f"a recording process failed: {payload}")
+            part, recorded = payload
             if kind == "done":
                 running -= 1
+                in_order.done(part)
             else:
-                yield payload
+                in_order.add(part, recorded)
+            yield from in_order.ready()
     finally:
         for proc in procs:
             if running:
@@ -186,14 +208,69 @@ def _record_part(results, part: tuple[int, int], count: int, year: int, seed: in
 
     connections.close_all()
     try:
-        for batch in _record_batches(demo_studies(count, year=year, seed=seed, part=part), batch_size):
-            results.put(("batch", batch))
+        for recorded in _recorded_studies(demo_studies(count, year=year, seed=seed, part=part), batch_size):
+            results.put(("batch", (part[0], recorded)))
     except Exception as exc:
         results.put(("failed", f"{type(exc).__name__}: {exc}"))
         raise
     finally:
         connections.close_all()
-    results.put(("done", None))
+    results.put(("done", (part[0], None)))
+
+
+def _units_first_met(count: int, year: int, seed: int) -> dict[int, list[int]]:
+    """Record each demo unit from the first study of the sequence that meets it, as one process does on that
+    study (``equipment_for``: the new unit's change dated by that study); the processes then find their units
+    known.  Returns {position of that study: its equipment change ids}."""
+    from dosereg.registry.fields import TextFitter
+    from dosereg.registry.services.recording.identity import equipment_for
+
+    changes: dict[int, list[int]] = {}
+    met: set[str] = set()
+    with transaction.atomic():
+        for study in demo_studies(count, year=year, seed=seed):
+            if study.unit.key in met:
+                continue
+            met.add(study.unit.key)
+            report = demo_report(study)
+            _, changes[study.position] = equipment_for(report, report.study.study_date, True, TextFitter())
+            if len(met) == len(UNITS):
+                break
+    return changes
+
+
+class _InOrder:
+    """The recording processes' committed studies put back into the sequence's order: the batch of positions
+    [k * size, (k + 1) * size) is yielded once every process has committed past its end (or finished), as
+    (study ids, equipment change ids, {outcome: count}) in position order, the units' first changes at the
+    position of the study that met them."""
+
+    def __init__(self, count: int, size: int, jobs: int, unit_changes: dict[int, list[int]]):
+        self.count, self.size, self.start = count, size, 0
+        self.reached = dict.fromkeys(range(jobs), -1)  # part -> the last position it committed
+        self.studies: dict[int, tuple[int, str, int, list[int]]] = {}
+        self.unit_changes = unit_changes
+
+    def add(self, part: int, recorded: list[tuple[int, str, int, list[int]]]) -> None:
+        for item in recorded:
+            self.studies[item[0]] = item
+        if recorded:
+            self.reached[part] = recorded[-1][0]
+
+    def done(self, part: int) -> None:
+        self.reached[part] = self.count
+
+    def ready(self):
+        while self.start < self.count:
+            end = min(self.start + self.size, self.count)
+            if min(self.reached.values()) < end - 1:
+                return
+            batch = []
+            for position in range(self.start, end):
+                position, key, sid, changes = self.studies.pop(position)
+                batch.append((position, key, sid, self.unit_changes.pop(position, []) + changes))
+            self.start = end
+            yield _post_commit_batch(batch)
 
 
 def _after(study_ids: list[int], change_ids: list[int]) -> None:

@@ -1,0 +1,54 @@
+"""The registry generate_demo_data --bulk builds, table by table (every row of every DoseReg table, surrogate ids and
+clock times aside: tests/demo/registry_snapshot.py), post-commit state included (standard exams, effective doses,
+alerts, protocol counts, DRL comparisons made due, equipment changes): the same for a seed whatever the batch size
+and the number of recording processes.  The harness a second writer of the demo registry is to be held to."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from dosereg.registry.models import SiteSettings
+from tests.demo.registry_snapshot import registry_marks, registry_reset, registry_snapshot, snapshot_differences
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+N = 200
+
+
+def _build(seed: int = 12, **options) -> dict:
+    """N demo studies of one seed into the registry as the test found it; its snapshot; the registry put back."""
+    SiteSettings.load()  # the settings row a run makes on first use: part of the registry every run starts from
+    marks = registry_marks()
+    before = registry_snapshot((timezone.now(), timezone.now()))
+    started = timezone.now()
+    out = io.StringIO()
+    call_command("generate_demo_data", studies=N, year=2024, seed=seed, bulk=True, stdout=out, stderr=io.StringIO(),
+                 **options)
+    assert out.getvalue().strip().splitlines()[-1] == f"imported={N} failed=0"
+    snapshot = registry_snapshot((started, timezone.now()))
+    registry_reset(marks)
+    assert snapshot_differences(before, registry_snapshot((started, timezone.now()))) == []  # the next run starts alike
+    return snapshot
+
+
+def test_bulk_registry_is_the_same_whatever_the_batch_size():
+    whole = _build()
+    counts = {table: len(rows) for table, rows in whole.items()}
+    # the recording's rows and the post-commit steps' are all in it
+    assert counts["registry.Study"] == N and counts["registry.IrradiationEvent"] > N
+    assert counts["drl.ProtocolSeen"] and counts["drl.DueComparison"] and counts["triggers.Alert"]
+    assert sum(1 for row in whole["registry.Study"] if dict(row)["standard_exam"] is not None) > N // 2
+    assert snapshot_differences(whole, _build(seed=13))  # and it tells another seed's registry apart
+    assert snapshot_differences(whole, _build(batch_size=7)) == []
+
+
+def test_bulk_registry_is_the_same_with_recording_processes():
+    """--jobs 3 (PostgreSQL: three forked recorders; SQLite: one process).  What follows the order studies come in
+    (the units' new-unit changes, the protocols' first-seen dates and kVp baselines, the DRL comparisons made due)
+    is the seed's order, not the order the processes' batches happen to commit in."""
+    whole = _build(batch_size=25)
+    assert snapshot_differences(whole, _build(batch_size=25, jobs=3)) == []
