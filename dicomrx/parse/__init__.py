@@ -20,7 +20,6 @@ from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_sequence
-from pydicom.tag import BaseTag
 from pydicom.values import convert_string
 
 from dicomrx import codes as C
@@ -29,6 +28,7 @@ from dicomrx.parse._header import (
     HEADER_SEQUENCES,
     equipment_info,
     header_report,
+    interned_tag,
     patient_info,
     study_info,
     text_of,
@@ -135,14 +135,15 @@ def _header_from_scan(buf: bytes, top: _raw.TopLevel) -> Dataset | None:
             fp.seek(start)
             seq = read_sequence(fp, implicit, True, 0xFFFFFFFF, encoding)
             # a kept sequence is a standard SQ: implicit VR gives it that VR, an explicit UN one is read as SQ
-            elements[BaseTag(tag)] = DataElement(BaseTag(tag), "SQ", seq, start, is_undefined_length=True)
+            elements[interned_tag(tag)] = DataElement(interned_tag(tag), "SQ", seq, start, is_undefined_length=True)
             continue
         value = buf[start:end] if end > start else empty_value_for_VR(vr, raw=True)  # as pydicom's reader does
         if tag == 0x00080005:
             encoding = convert_string(value, True)
-        elements[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, end - start, value, start, implicit, True)
+        key = interned_tag(tag)
+        elements[key] = RawDataElement(key, vr, end - start, value, start, implicit, True)
     ds = Dataset(elements, parent_encoding=default_encoding)
-    charset = elements.get(BaseTag(0x00080005))
+    charset = elements.get(interned_tag(0x00080005))
     ds.set_original_encoding(implicit, True, convert_encodings(convert_raw_data_element(charset).value)
                              if charset is not None else default_encoding)
     return ds

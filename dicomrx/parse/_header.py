@@ -14,6 +14,7 @@ from pydicom.charset import decode_bytes
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
 from dicomrx import codes as C
 from dicomrx.parse._sr import parse_dicom_datetime
@@ -94,10 +95,9 @@ def _plain_text(ds: Dataset, tag: int) -> str | None:
     """text_of for an element still in its encoded form whose VR and ASCII bytes pydicom would turn into a plain
     str: the same text, without building a DataElement (most of a header's cost).  None: pydicom converts it
     (implicit VR, UN, PN, numbers, non-ASCII or ISO 2022 text, an element converted already)."""
-    try:
-        raw = ds.get_item(tag)
-    except Exception:  # noqa: BLE001 - a damaged element: the general path says what it can
-        return None
+    # The element as stored, found by its tag directly: Dataset.get_item would build a Tag of it first, and a
+    # header reads some sixty elements.  A deferred or converted element takes the general path below.
+    raw = ds._dict.get(tag)
     if raw is None:
         return ""
     if type(raw) is not RawDataElement or raw.value is None:
@@ -116,14 +116,27 @@ def _plain_text(ds: Dataset, tag: int) -> str | None:
     return text.replace("\x00", "").strip()
 
 
-_TAG_OF: dict[str, int] = {}  # keyword -> tag, filled on first use (pydicom's lookup builds a BaseTag each time)
+_TAG_OF: dict[str, BaseTag] = {}  # keyword -> tag, filled on first use (pydicom's lookup builds a BaseTag each time)
 
 
-def _tag_of(keyword: str) -> int | None:
+def _tag_of(keyword: str) -> BaseTag | None:
     tag = tag_for_keyword(keyword)
     if tag is not None:
-        _TAG_OF[keyword] = tag
+        _TAG_OF[keyword] = tag = interned_tag(tag)
     return tag
+
+
+_INTERNED: dict[int, BaseTag] = {}
+
+
+def interned_tag(tag: int) -> BaseTag:
+    """One BaseTag object per tag value, for the keys of the header datasets the parser builds and for its look-ups:
+    a dict finds an identical key at once, where an equal one costs a call of BaseTag.__eq__ (a header is some
+    three hundred elements and sixty look-ups)."""
+    found = _INTERNED.get(tag)
+    if found is None:
+        found = _INTERNED.setdefault(tag, BaseTag(tag))
+    return found
 
 
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
