@@ -1,7 +1,8 @@
 """Ingest benchmark.
 
 usage: python bench/ingest.py [CORPUS]                 per file of the corpus: parse ms, import ms, queries
-       python bench/ingest.py --many N [--batch B]     N fresh-UID copies of each object kind, in batches of B
+       python bench/ingest.py --many N [--batch B] [--kind K]  N fresh-UID copies of each object kind (or of the
+                                                       kinds whose name contains K, e.g. "RF"), in batches of B
        python bench/ingest.py --bulk-record N [--batch B]  record_reports_bulk of N demo studies (batches of B,
                                                        default 2000), against COPY of the same rows in the same run
 
@@ -62,6 +63,7 @@ def main() -> int:
     parser.add_argument("corpus", nargs="?", default=str(REPO / ".." / "shared" / "rdsr"))
     parser.add_argument("--many", type=int, default=0, metavar="N")
     parser.add_argument("--batch", type=int, default=0, metavar="B")
+    parser.add_argument("--kind", default="", metavar="K", help="--many: only the kinds whose name contains K")
     parser.add_argument("--bulk-record", type=int, default=0, metavar="N")
     args = parser.parse_args()
     corpus = Path(args.corpus).resolve()
@@ -81,7 +83,7 @@ def main() -> int:
         if args.bulk_record:
             run_bulk_record(args.bulk_record, args.batch or 2000)
         elif args.many:
-            run_many(corpus, args.many, args.batch or settings.INGEST_BATCH_SIZE)
+            run_many(corpus, args.many, args.batch or settings.INGEST_BATCH_SIZE, args.kind)
         else:
             run(corpus)
     finally:
@@ -152,7 +154,7 @@ def _dcmdump_ms(path: Path, repeat: int = 5) -> float | None:
     return statistics.median(times)
 
 
-def run_many(corpus: Path, n: int, batch: int) -> None:
+def run_many(corpus: Path, n: int, batch: int, only: str = "") -> None:
     from dicomrx import ingest
 
     _time_post_commit()
@@ -164,7 +166,7 @@ def run_many(corpus: Path, n: int, batch: int) -> None:
     try:
         for kind, rel in KINDS.items():
             source = corpus / rel
-            if not source.exists():
+            if not source.exists() or only not in kind:
                 continue
             files = _copies(source, n, work)
             # warm (import_files is a generator: consumed): the unit and the patient exist, code paths loaded

@@ -41,6 +41,7 @@ _SLOW_IMPLICIT = _SQ_TAGS | {_ITEM_END, _ITEM, _SEQ_END}
 CODE_SEQUENCES = frozenset(sw(t) for t in (0x0040A043, 0x0040A168, 0x004008EA, 0x0040A301))
 _SEQ_DELIM_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _CODE_SEQ_SET = CODE_SEQUENCES
+_MEASURED_VALUE = sw(0x0040A300)  # Measured Value Sequence
 
 
 def decode_code_sequence(raw: bytes, implicit: bool) -> list[dict]:
@@ -382,6 +383,10 @@ def _sequence(buf: bytes, tag: int, pos: int, length: int, limit: int, implicit:
             if nxt > limit:
                 raise RawError("truncated code sequence")
         return buf[pos:nxt], nxt
+    if tag == _MEASURED_VALUE:
+        # the item holding a NUM's value repeats mostly as part of a repeat of its whole content item, which the
+        # memo finds first; looking up and keeping each one cost more than the few others it would find
+        memo = None
     if length == _UNDEFINED:
         return parse_items(buf, pos, -1, implicit, depth, memo)
     nxt = pos + length

@@ -30,6 +30,8 @@ class Context:
         self.warnings: list[str] = []
         # (node identity, quantity name) -> converted value: a repeated item is one shared node (``_tree.Decoder``)
         self.quantities: dict[tuple[int, str], Quantity | None] = {}
+        # node identity -> its X-Ray Filters dict: the events repeating a filter container share one read-only dict
+        self.filters: dict[int, dict[str, Any]] = {}
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -263,7 +265,10 @@ def _read_plane(ev: _ProjectionEvent, child: Node, ctx: Context) -> None:
 
 
 def _read_filters(ev: _ProjectionEvent, child: Node, ctx: Context) -> None:
-    ev.filters.append(_filter(child, ctx))
+    found = ctx.filters.get(id(child))
+    if found is None:
+        found = ctx.filters[id(child)] = _filter(child, ctx)
+    ev.filters.append(found)
 
 
 def _read_target_side(ev: _ProjectionEvent, child: Node, ctx: Context) -> None:

@@ -193,9 +193,10 @@ class Node:
         return item
 
 
-def build_nodes(items: list[dict], dec: Decoder, depth: int = 0, parent: str = "") -> list[Node]:
+def build_nodes(items: list[dict], dec: Decoder, depth: int = 0, parent: tuple[int, ...] = ()) -> list[Node]:
     """Nodes of a ContentSequence's items.  A damaged item raises DoseParseError naming it by its position in the
-    tree ("content item 3.2.1": the third root item's second child's first child)."""
+    tree ("content item 3.2.1": the third root item's second child's first child; ``parent``: the positions of the
+    items above, made into that text only for a damaged item)."""
     if depth > 60:
         raise DoseParseError("content tree nested too deep")
     nodes = []
@@ -206,26 +207,29 @@ def build_nodes(items: list[dict], dec: Decoder, depth: int = 0, parent: str = "
         if node is not None:
             nodes.append(node)
             continue
-        where = f"{parent}.{index}" if parent else str(index)
         if not isinstance(item, dict):
-            raise DoseParseError(f"content item {where}: not a sequence item")
+            raise _damaged(parent, index, "not a sequence item")
         node = new(Node)
         try:
             _fill(node, item, dec)
         except _NotText:
-            raise DoseParseError(f"content item {where}: a text value is encoded as a sequence") from None
+            raise _damaged(parent, index, "a text value is encoded as a sequence") from None
         except _NotCode:
-            raise DoseParseError(f"content item {where}: a code (concept name, value or unit) is not a code "
-                                 "sequence") from None
+            raise _damaged(parent, index, "a code (concept name, value or unit) is not a code sequence") from None
         except _NotSequence as exc:
-            raise DoseParseError(f"content item {where}: {exc} is not a sequence") from None
+            raise _damaged(parent, index, f"{exc} is not a sequence") from None
         children = item.get(T_CONTENT)
         if children is not None and not isinstance(children, list):
-            raise DoseParseError(f"content item {where}: its Content Sequence (0040,A730) is not a sequence")
-        node.children = build_nodes(children, dec, depth + 1, where) if children else []
+            raise _damaged(parent, index, "its Content Sequence (0040,A730) is not a sequence")
+        node.children = build_nodes(children, dec, depth + 1, (*parent, index)) if children else []
         built[id(item)] = node
         nodes.append(node)
     return nodes
+
+
+def _damaged(parent: tuple[int, ...], index: int, what: str) -> DoseParseError:
+    where = ".".join(str(i) for i in (*parent, index))
+    return DoseParseError(f"content item {where}: {what}")
 
 
 class _NotSequence(ValueError):

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dosereg.core import dose_report as dr
+from dosereg.core.json_text import text_encoder
 
 REPORT_KINDS = (dr.SOURCE_RDSR, dr.SOURCE_RRDSR, dr.SOURCE_PRIVATE_SUMMARY)  # the sources of study totals
 
@@ -213,8 +214,8 @@ def _num(value: float | None):
     return float(f"{value:.9g}")  # digits a re-encoding (DS string, float32) cannot change
 
 
-# json.dumps(items, separators=(",", ":")), without a new encoder for every event of a report
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
+# json.dumps(items, separators=(",", ":")), with its encoder made once for every event of every report
+_COMPACT_JSON = text_encoder(separators=(",", ":"))
 # _num of the non-zero finite floats met (an RDSR repeats its kVp, angles and distances in every event)
 _NUMS: dict[float, float] = {}
 _NUMS_LIMIT = 50_000

@@ -312,3 +312,20 @@ def test_identity_read_from_bytes_is_what_pydicom_reads(monkeypatch) -> None:
     assert sum(used for _, used in fast) > len(cases) // 3  # the raw read is what most objects take
     differ = [i for i, ((a, _), b) in enumerate(zip(fast, slow, strict=True)) if a != b]
     assert not differ, f"{len(differ)} of {len(cases)} cases differ, e.g. {fast[differ[0]]!r} != {slow[differ[0]]!r}"
+
+
+
+def test_events_repeating_a_filter_container_share_its_filters_dict(monkeypatch) -> None:
+    """A filter container repeated byte for byte is one shared node: its events get one read-only dict (read once a
+    report), equal to what each event's own reading gives."""
+    filters = [("copper", 0.1, 0.1), ("aluminum", 1.0, 1.0)]
+    events = [{"event_type": "fluoroscopy", "kap_gym2": 1e-4 * (i + 1), "ka_r_gy": 0.002, "filters": filters}
+              for i in range(3)]
+    data = _copy(synthetic.build_projection_rdsr(events=events), "implicit-undefined")
+    report = parse_dose_object(data)
+    first, *others = (e.attributes["filters"] for e in report.events)
+    assert len(first) == 2 and first[0]["thickness_min_mm"] == 0.1
+    for other in others:
+        assert all(a is b for a, b in zip(first, other, strict=True))
+    monkeypatch.setattr(_raw.ItemMemo, "MAX_ITEM", -1)  # nothing kept: every item parsed where it occurs
+    assert [e.attributes for e in report.events] == [e.attributes for e in parse_dose_object(data).events]

@@ -115,6 +115,17 @@ def test_measured_value_not_a_sequence_is_named() -> None:
         parse_dose_object(damaged)
 
 
+def test_a_damaged_nested_item_is_named_by_its_position_in_the_tree() -> None:
+    data = synthetic.build_ct_rdsr()
+    pos = -1
+    for _ in range(4):  # the fourth MeasuredValueSequence (0040,A300): the root's seventh item, its fifth child,
+        pos = data.find(b"\x40\x00\x00\xa3SQ", pos + 1)  # that one's second child
+    damaged = data[:pos + 4] + b"OB" + data[pos + 6:]
+    with pytest.raises(DoseParseError, match=r"^content item 7\.5\.2: its Measured Value Sequence \(0040,A300\) is "
+                                             r"not a sequence$"):
+        parse_dose_object(damaged)
+
+
 def test_concept_name_not_a_code_sequence_is_named() -> None:
     data = synthetic.build_ct_rdsr()
     pos = -1

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from dosereg.core import dose_report as dr
+from dosereg.core.json_text import text_encoder
 from dosereg.core.quantities import QUANTITIES
 from dosereg.core.sanity import Finding, clean_text, is_storable, screen_value
 from dosereg.core.versions import event_digest
@@ -100,8 +101,8 @@ def safe_json(value):
     return json_with_text(value)[0]
 
 
-# json.dumps(value, allow_nan=False) without the new encoder json.dumps makes for a non-default option on every call
-_STRICT_JSON = json.JSONEncoder(allow_nan=False).encode
+# json.dumps(value, allow_nan=False), with its encoder made once
+_STRICT_JSON = text_encoder(allow_nan=False)
 
 
 def json_with_text(value) -> tuple[Any, str]:
@@ -235,7 +236,8 @@ def event_row(ev: dr.IrradiationEventData, *, study: Study | None, rep: DoseRepo
             values[name] = value
         else:
             attrs.setdefault("quantities", {})[name] = value
-        raw[name] = _raw_of(q, raw_memo)
+        known = raw_memo.get(id(q))  # _raw_of, said here: a call per quantity of every event
+        raw[name] = known[1] if known is not None and known[0] is q else _raw_of(q, raw_memo)
     if ev.event_type_code is not None:
         attrs["event_type_code"] = code_list(ev.event_type_code)
     if region is not None:
