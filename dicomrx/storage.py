@@ -308,8 +308,7 @@ def _make_durable(written: list[_Pending]) -> list[tuple[ReceivedObject, bool] |
         _flush_to_disk([p.fd for p in written], {p.target.parent for p in written})
     except OSError as exc:  # nothing of the group is durable: no row, the senders retry
         return [StorageError(f"cannot write the received objects to disk: {exc.strerror or exc}")] * len(written)
-    recorded = dict(_record_group({id(p): p.row for p in written}, {id(p): p for p in written}))
-    return [recorded[id(p)] for p in written]
+    return _record_group(written)
 
 
 @dataclass(eq=False)
@@ -406,34 +405,35 @@ def _find_syncfs():
 _SYNCFS = _find_syncfs()
 
 
-def _record_group(rows: dict[int, ReceivedObject], pending: dict[int, _Pending]):
-    """One multi-row INSERT for the group (in chunks the database takes); a row whose identity is recorded already
-    (a re-send that raced this group) goes the one-object way.  Yields (key, (row, created) or StorageError)."""
+def _record_group(group: list[_Pending]) -> list[tuple[ReceivedObject, bool] | StorageError]:
+    """One multi-row INSERT for the group's rows (in chunks the database takes); a row whose identity is recorded
+    already (a re-send that raced this group) goes the one-object way.  Returns, per object in order,
+    ``(row, created)`` or its StorageError."""
     for attempt in range(_LOCK_RETRIES):
         try:
-            _insert_many(list(rows.values()))
+            _insert_many([p.row for p in group])
             break
         except OperationalError as exc:  # SQLite: another writer held the lock past the busy timeout
             if "locked" not in str(exc) or attempt == _LOCK_RETRIES - 1:
-                failed = StorageError("cannot record the objects: the database stayed locked by another writer; "
-                                      "the sender keeps them and retries")
-                return [(key, failed) for key in rows]
+                return [StorageError("cannot record the objects: the database stayed locked by another writer; "
+                                     "the sender keeps them and retries")] * len(group)
             time.sleep(0.05 * (attempt + 1))
         except Exception as exc:  # noqa: BLE001 - database down, disk full in the WAL: every sender retries
             log.error("recording received objects failed: %s", type(exc).__name__)
-            failed = StorageError("cannot record the objects: the database is unavailable or full; the sender "
-                                  "keeps them and retries")
-            return [(key, failed) for key in rows]
-    out = []
-    for key, row in rows.items():
-        if row.pk is not None:
-            out.append((key, (row, True)))
+            return [StorageError("cannot record the objects: the database is unavailable or full; the sender "
+                                 "keeps them and retries")] * len(group)
+    out: list[tuple[ReceivedObject, bool] | StorageError] = []
+    for p in group:
+        if p.row.pk is not None:
+            out.append((p.row, True))
             continue
         try:
-            out.append((key, _record(row, row.sop_instance_uid, pending[key].target)))
-        except (OperationalError, StorageError) as exc:
-            out.append((key, exc if isinstance(exc, StorageError) else StorageError(
-                "cannot record the object: the database stayed locked by another writer; the sender retries")))
+            out.append(_record(p.row, p.row.sop_instance_uid, p.target))
+        except StorageError as exc:
+            out.append(exc)
+        except OperationalError:
+            out.append(StorageError(
+                "cannot record the object: the database stayed locked by another writer; the sender retries"))
     return out
 
 
