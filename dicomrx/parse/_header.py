@@ -48,11 +48,40 @@ _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
 def _get(ds: Dataset, keyword: str) -> Any:
+    """The attribute's value as pydicom gives it (None when absent or damaged); a well-formed decimal or integer
+    string as its text (see ``_number_text``), which is what the callers take of a DSfloat or an IS."""
+    tag = _TAG_OF.get(keyword) or _tag_of(keyword)
+    raw = ds._dict.get(tag) if tag is not None else None
+    if raw is None:
+        return None
+    text = _number_text(raw)
+    if text is not None:
+        return text
     try:
         value = ds.get(keyword)
     except Exception:  # noqa: BLE001 - a damaged value: treat as absent
         return None
     return value
+
+
+# A Decimal String or Integer String that pydicom reads without a warning and turns into a DSfloat or an IS whose
+# str() is the text itself (stripped of padding): one value, in the VR's own syntax and length (PS3.5 Table 6.2-1;
+# an IS of at most nine digits is within its 32-bit range).  Everything else goes through pydicom.
+_DS_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_IS_TEXT = re.compile(r"[+-]?\d{1,9}")
+
+
+def _number_text(raw) -> str | None:
+    """The text of a DS or IS element still in its encoded form, when it is one well-formed value; else None."""
+    if type(raw) is not RawDataElement or raw.VR not in ("DS", "IS") or not raw.value:
+        return None
+    value = raw.value
+    if not value.isascii():
+        return None
+    text = value.decode("ascii").rstrip(" \x00").lstrip(" ")
+    if raw.VR == "DS":
+        return text if len(text) <= 16 and _DS_TEXT.fullmatch(text) else None
+    return text if len(text) <= 12 and _IS_TEXT.fullmatch(text) else None
 
 
 def text_of(ds: Dataset, keyword: str) -> str:
@@ -103,6 +132,8 @@ def _plain_text(ds: Dataset, tag: int) -> str | None:
     if type(raw) is not RawDataElement or raw.value is None:
         return None
     vr, value = raw.VR, raw.value
+    if vr == "DS" or vr == "IS":
+        return _number_text(raw)
     if not value.isascii() or b"\x1b" in value:
         return None
     if vr in _WHOLE_VALUE_VRS or (vr in _DATE_TIME_VRS and not config.datetime_conversion):

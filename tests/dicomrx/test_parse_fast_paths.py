@@ -329,3 +329,47 @@ def test_events_repeating_a_filter_container_share_its_filters_dict(monkeypatch)
         assert all(a is b for a, b in zip(first, other, strict=True))
     monkeypatch.setattr(_raw.ItemMemo, "MAX_ITEM", -1)  # nothing kept: every item parsed where it occurs
     assert [e.attributes for e in report.events] == [e.attributes for e in parse_dose_object(data).events]
+
+
+NUMBER_TEXTS = [b"12.5", b" 12.5", b"12.5 ", b"0012", b"1e3", b"1E+03", b"-0.0", b".5", b"5.", b"+5", b"nan", b"inf",
+                b"1,5", b"abc", b"", b"  ", b"1.23456789012345678", b"12\x00", b"5.0", b"1\\2", b"123456789",
+                b"1234567890", b"-7", b"\xb512", b"7 5"]
+
+
+@pytest.mark.parametrize("keyword", ["KVP", "ExposureInuAs", "ExposureIndex"])  # DS, IS, and DS read as text
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns of the invalid values
+def test_a_decimal_or_integer_string_read_from_its_bytes_is_what_pydicom_gives(keyword):
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+    from pydicom.dataelem import RawDataElement
+
+    from dicomrx.parse import _header
+
+    tag, fast = tag_for_keyword(keyword), 0
+    for text in NUMBER_TEXTS:
+        value = text if len(text) % 2 == 0 else text + b" "
+        ds = Dataset()
+        ds._dict[tag] = RawDataElement(pydicom.tag.Tag(tag), dictionary_VR(tag), len(value), value, 0, False, True)
+        fast += _header._number_text(ds._dict[tag]) is not None
+        expected_text = _general_text(ds, keyword)
+        try:
+            expected = ds.copy().get(keyword)
+        except Exception:  # noqa: BLE001 - damaged: the parser treats it as absent
+            expected = None
+        got = _header._get(ds, keyword)
+        assert repr(_header._float(got)) == repr(_header._float(expected)), (keyword, text)  # NaN too
+        if _header._float(got) is not None:
+            assert str(got).strip() == str(expected).strip(), (keyword, text)
+        assert _header.text_of(ds, keyword) == expected_text, (keyword, text)
+    assert fast >= 5  # the well-formed values took the fast path (5 of them are integers)
+
+
+def _general_text(ds: Dataset, keyword: str) -> str:
+    """text_of by pydicom's conversion alone (the element converted first, so the fast path does not apply)."""
+    from dicomrx.parse import _header
+
+    converted = ds.copy()
+    try:
+        converted[keyword]  # converts the raw element in place
+    except Exception:  # noqa: BLE001
+        return ""
+    return _header.text_of(converted, keyword)
