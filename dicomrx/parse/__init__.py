@@ -52,6 +52,12 @@ from dosereg.core.gc_pause import collector_paused
 
 __all__ = ["parse_dose_object", "identity_elements", "DoseParseError", "NotADoseObject"]
 
+# pydicom's value-validation warnings (UserWarnings raised in its own modules) are silenced once for the process: the
+# parser reports what matters as findings of its own (report.warnings).  Not catch_warnings() around each parse: that
+# swaps the warnings module's global filter list, which is not safe while another thread parses
+# (dicomrx.ingest.ParseAhead) or records warnings.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
+
 identity_elements = _raw.identity_elements  # SOP class/instance, Modality, Study UID of a plain Part 10 file, raw
 
 
@@ -60,8 +66,7 @@ def parse_dose_object(data: bytes | bytearray | memoryview | Dataset, *, filenam
     where = f" ({filename})" if filename else ""
     try:
         # the content tree allocates tens of thousands of small objects; the cyclic GC only slows it down
-        with collector_paused(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom's value-validation warnings: findings go in report.warnings
+        with collector_paused():
             return _parse(data)
     except (DoseParseError, NotADoseObject) as exc:
         raise type(exc)(f"{exc}{where}") from exc
