@@ -442,11 +442,11 @@ def _stored_outcome(stored: tuple[ReceivedObject, bool] | StorageError) -> Inges
 
 def import_files(paths, *, source: str = "import", demo: bool = False, batch_size: int = 50):
     """Store and ingest files from disk in batches (each batch stored together, then ingested in one transaction);
-    yields (path, outcome) per file, in order.  Each batch is parsed ahead (``ParseAhead``) while the batch before
-    it is recorded; a stored batch not yet ingested when the caller stops is left ``received`` for the retry
+    yields (path, outcome) per file, in order.  From the second batch on, each is parsed ahead (``ParseAhead``)
+    while the batch before it is recorded; a stored batch not yet ingested when the caller stops is left ``received`` for the retry
     sweep, as after any interruption."""
-    ahead = None if pseudonym_enabled() else ParseAhead()
-    waiting = None  # the stored batch being parsed: (paths, stored, future or None)
+    ahead = None  # started with the second batch: a single batch (import_file) has nothing to overlap
+    waiting = None  # the stored batch waiting to be ingested: (paths, stored, future of its parse or None)
     batch: list[Path] = []
 
     def ingest(paths_, stored, future):
@@ -461,9 +461,11 @@ def import_files(paths, *, source: str = "import", demo: bool = False, batch_siz
             yield path, done[r.pk] if isinstance(r, ReceivedObject) else r
 
     def store():
-        nonlocal waiting
+        nonlocal waiting, ahead
         stored = store_files(batch, source=source)
         rows = [r for r in stored if isinstance(r, ReceivedObject)]
+        if ahead is None and waiting is not None and not pseudonym_enabled():
+            ahead = ParseAhead()
         future = ahead.submit(rows) if ahead is not None and rows else None
         previous, waiting = waiting, (list(batch), stored, future)
         batch.clear()
