@@ -54,6 +54,18 @@ PERCENTILES = (0.25, 0.5, 0.75)
 # along the event index's study order (event_drl_value_idx) took 3.5 s.  A narrow scope (one unit, a few months)
 # still gets nested-loop index look-ups.
 COMPARISON_SETTINGS = {"jit": "off", "work_mem": "64MB", "enable_hashjoin": "off"}
+# Measured again at 3 million studies and 9.6 million events (bench/drl.py --studies 3000000 --ct-events 4, database
+# bench_drl3m; 2 cores at load 3-5, issue #14): the comparison 23-28 s, of which the per-acquisition query 15-18 s
+# (EXPLAIN ANALYZE: studies read and tagged by two parallel workers 3.8 s, sorted by id 1.9 s spilling 90 MB, the
+# event index 3.7 s, merge join 2.5 s, hashed grouping 4.5 s, distinct study counts 1.4 s, percentiles 2.1 s), DLP
+# per examination 4.7 s, KAP 2 s, drl_groups 1.5-2 s.  Reading the event index alone costs more than 3 s there, so
+# no plan that joins every acquisition to its study gets the comparison under 3 s on that machine.  Tried there and
+# not kept: patient classes grouped before tagging (5.0 -> 5.4-6.9 s per examination, 23 -> 26-30 s per acquisition:
+# the grouping runs in one process where the tagging runs in the workers); counting a study once by row_number()
+# over the event index (+4.3 s); a hash join (31 s); a covering index in study id order (the planner keeps the sort;
+# forced, 16.9 s against 14.6 s); partial aggregation in the workers with an array aggregate that combines
+# (array_append, array_cat: 20.8 s, each worker reads every study); work_mem 256 MB (the sort in memory, 11.4 ->
+# 11.0 s, within the noise); grouping by period and confirmation instead of FILTERs (14.6 -> 13.4 s).
 
 
 @dataclass(frozen=True)
@@ -92,10 +104,15 @@ def _where(scope: Scope, band: Band, exam_ids: list[int] | None, *,
 
 def _scope_where(scope: Scope, *, unconfirmed: bool | None) -> tuple[list[str], list]:
     """The conditions of ``_where`` that do not depend on the patient group or the examinations."""
-    # "not for DRL" examinations (radiotherapy planning, QA, phantom, research) never enter a median
-    conds = [f"s.standard_exam_id IN (SELECT x.id FROM {StandardExam._meta.db_table} x WHERE x.not_for_drl = %s)",
-             "s.equipment_id IS NOT NULL", "s.study_date >= %s", "s.study_date <= %s"]
-    params: list = [False, scope.period_start, scope.period_end]
+    # "not for DRL" examinations (radiotherapy planning, QA, phantom, research) never enter a median; their ids as
+    # constants (a few), not a sub-query probed for every study (about 1 microsecond a study at 3 million)
+    not_for_drl = list(StandardExam.objects.filter(not_for_drl=True).order_by("pk").values_list("pk", flat=True))
+    conds = ["s.standard_exam_id IS NOT NULL", "s.equipment_id IS NOT NULL", "s.study_date >= %s",
+             "s.study_date <= %s"]
+    params: list = [scope.period_start, scope.period_end]
+    if not_for_drl:
+        conds.insert(1, f"s.standard_exam_id NOT IN ({', '.join(['%s'] * len(not_for_drl))})")
+        params[:0] = not_for_drl
     if unconfirmed is not None:
         conds.append("s.values_unconfirmed = %s")
         params.append(unconfirmed)
