@@ -52,3 +52,13 @@ def test_bulk_registry_is_the_same_with_recording_processes():
     is the seed's order, not the order the processes' batches happen to commit in."""
     whole = _build(batch_size=25)
     assert snapshot_differences(whole, _build(batch_size=25, jobs=3)) == []
+
+
+def test_copy_writer_builds_the_registry_the_recording_service_builds():
+    """--writer copy (the mapping and the effective dose that follows from it settled in memory, written with the
+    rows) against --writer service (mapped and estimated after the batch is written, as every import is), with and
+    without recording processes."""
+    service = _build(writer="service", batch_size=50)
+    assert sum(1 for row in service["registry.Study"] if dict(row)["standard_exam"] is not None) > N // 2
+    assert snapshot_differences(service, _build(writer="copy", batch_size=50)) == []
+    assert snapshot_differences(service, _build(writer="copy", batch_size=30, jobs=2)) == []
