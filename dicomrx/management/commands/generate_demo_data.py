@@ -86,7 +86,8 @@ class Command(DoseRegCommand):
         place_demo_units_in_rooms()
         elapsed = time.monotonic() - started
         rate = count / elapsed if elapsed > 0 else 0.0
-        self.stderr.write(f"{count} demo studies for {year} in {elapsed:.1f} s ({rate:.0f} studies/s)")
+        writer = f", --writer {options['writer'] or _default_writer()}" if options["bulk"] else ""
+        self.stderr.write(f"{count} demo studies for {year} in {elapsed:.1f} s ({rate:.0f} studies/s{writer})")
         post_s = results.pop("post_commit_s", None)
         if post_s is not None and count:  # --bulk in one process: the post-commit steps' share
             self.stderr.write(f"post-commit steps {post_s:.1f} s ({post_s / count * 1000:.2f} ms/study, "
