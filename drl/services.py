@@ -138,8 +138,8 @@ _NEEDS_PROTOCOLS = object()
 
 
 def study_exam_matcher() -> Callable[[dict, Callable[[], list[str]]], StandardExam | None]:
-    """The active rules compiled once, as the standard exam of a study about to be written: from its names
-    (``_FIELDS``) and, only when a protocol rule must be tested, its current events' protocols (``protocols()``).
+    """The active rules compiled once, as the standard exam of a study about to be written: from its columns by
+    attname (the rules read ``_FIELDS``) and, only when a protocol rule must be tested, its current events' protocols (``protocols()``).
     The same ``_match`` as ``map_studies_of``, for a writer that settles the mapping before it writes the study."""
     compiled = _active_rules()
     exams = StandardExam.objects.in_bulk()

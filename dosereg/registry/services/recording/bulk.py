@@ -194,11 +194,9 @@ def record_reports_bulk(reports: list[dr.DoseReport], *, demo: bool = False, sou
 
 
 # --- the mapping settled before the study is written ------------------------------------------------------------
-# (a study's names as the mapping reads them, its current events' protocols on demand) -> its standard exam; the
-# registry imports no drl: the caller passes drl's matcher (``drl.services.study_exam_matcher``)
+# (a study's columns by attname, its current events' protocols on demand) -> its standard exam; the registry imports
+# no drl: the caller passes drl's matcher (``drl.services.study_exam_matcher``), which reads the columns it maps by
 ExamOf = Callable[[dict, Callable[[], list[str]]], StandardExam | None]
-MAPPED_NAMES = ("modality_type", "equipment_id", "study_description", "requested_procedure_description",
-                "reason_for_study", "requested_procedure_code")
 
 
 def _settle_exam(study: StudyRow, rep: ReportRow, acc_rows: list, rows: list, exam_of: ExamOf,
@@ -208,8 +206,7 @@ def _settle_exam(study: StudyRow, rep: ReportRow, acc_rows: list, rows: list, ex
     body region (no Target Region the factors know) estimated again with it; the totals again where that or the
     exam's KAP coefficient can change them (``studies_update_effective_dose``'s selection; ``kap_exams``: the exams
     with a KAP coefficient)."""
-    exam = exam_of({name: getattr(study, name) for name in MAPPED_NAMES},
-                   lambda: list(dict.fromkeys(r.protocol for r in rows if r.is_current and r.protocol)))
+    exam = exam_of(vars(study), lambda: list(dict.fromkeys(r.protocol for r in rows if r.is_current and r.protocol)))
     if exam is None:
         return
     study.standard_exam_id, study.standard_exam = exam.pk, exam
