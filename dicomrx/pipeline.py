@@ -25,14 +25,20 @@ from drl.services import map_studies_of, note_equipment_change, note_protocols_o
 from triggers.bulk import check_studies
 
 
-def after_studies_recorded(study_ids: list[int], equipment_change_ids: list[int] | tuple[int, ...] = ()) -> None:
-    """Run the post-commit steps for these studies (in recording order; a study may appear once per object)."""
+def after_studies_recorded(study_ids: list[int], equipment_change_ids: list[int] | tuple[int, ...] = (), *,
+                           exam_settled: set[int] | frozenset[int] = frozenset()) -> None:
+    """Run the post-commit steps for these studies (in recording order; a study may appear once per object).
+    ``exam_settled``: studies written with their standard exam and the effective dose that follows from it
+    (``record_reports_bulk(exam_of=...)``): steps 1 and 2 have nothing left to change on them."""
     ids = list(dict.fromkeys(i for i in study_ids if i))
     if ids:
-        map_studies_of(ids)
+        unsettled = [i for i in ids if i not in exam_settled]
+        if unsettled:
+            map_studies_of(unsettled)
         note_unmapped_names_of(ids)
         note_protocols_of([i for i in study_ids if i])  # once per recorded object, as a unit's protocol counts go
-        studies_update_effective_dose(ids)
+        if unsettled:
+            studies_update_effective_dose(unsettled)
         check_studies(ids)
     for change_id in equipment_change_ids:
         note_equipment_change(change_id)

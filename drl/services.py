@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -134,6 +135,26 @@ def _active_rules(extra: MappingRule | None = None) -> list[_CompiledRule]:
 
 
 _NEEDS_PROTOCOLS = object()
+
+
+def study_exam_matcher() -> Callable[[dict, Callable[[], list[str]]], StandardExam | None]:
+    """The active rules compiled once, as the standard exam of a study about to be written: from its columns by
+    attname (the rules read ``_FIELDS``) and, only when a protocol rule must be tested, its current events' protocols (``protocols()``).
+    The same ``_match`` as ``map_studies_of``, for a writer that settles the mapping before it writes the study."""
+    compiled = _active_rules()
+    exams = StandardExam.objects.in_bulk()
+    by_names: dict[tuple, object] = {}
+
+    def exam_of(fields: dict, protocols: Callable[[], list[str]]) -> StandardExam | None:
+        names = tuple(fields.get(f) for f in _FIELDS)
+        exam_id = by_names.get(names)
+        if exam_id is None and names not in by_names:
+            exam_id = by_names[names] = _match(compiled, fields, None)
+        if exam_id is _NEEDS_PROTOCOLS:
+            exam_id = _match(compiled, fields, protocols())
+        return exams[exam_id] if exam_id else None
+
+    return exam_of
 
 
 def _match(compiled: list[_CompiledRule], fields: dict, protocols: list[str] | None):

@@ -2,7 +2,10 @@
 
 Default: real RDSR objects built with pydicom, kept and imported through the normal import path (parser, recording,
 mapping, triggers).  --bulk: the parser's dataclasses handed straight to the same recording service and the same
-post-commit steps, without files (benchmark scale).  --purge removes every demo study, unit and object.
+post-commit steps, without files (benchmark scale); on PostgreSQL each study is written with its examination mapping
+and the effective dose that follows from it, settled in memory by the same functions (``--writer copy``: one COPY per
+table per batch, no UPDATE of the rows just written), the other post-commit steps batched after it.  --purge removes
+every demo study, unit and object.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dicomrx.demo import UNITS, demo_dataset, demo_report, demo_studies
 from dosereg.core.gc_pause import collector_relaxed
 from dosereg.registry.management.base import DoseRegCommand, InputFailed, UsageError
 
+WRITERS = ("copy", "service")
+
 
 class Command(DoseRegCommand):
     help = "Generate synthetic demo studies (marked demo) for all modalities over one year."
@@ -33,6 +38,10 @@ class Command(DoseRegCommand):
         parser.add_argument("--purge", action="store_true", help="remove all demo data")
         parser.add_argument("--batch-size", type=int, default=2000,
                             help="--bulk: studies per recording transaction (default 2000)")
+        parser.add_argument("--writer", choices=WRITERS, default=None,
+                            help="--bulk: 'copy' settles the mapping and effective dose in memory and writes each "
+                                 "table once per batch (default on PostgreSQL); 'service' maps and estimates after "
+                                 "the batch is written, as every other import does (default on SQLite)")
         parser.add_argument("--jobs", type=int, default=1,
                             help="--bulk on PostgreSQL: N recording processes, each taking the studies of every N-th "
                                  "patient of the seeded sequence (same seed, same studies); the post-commit steps "
@@ -62,7 +71,7 @@ class Command(DoseRegCommand):
             # of the run's Python time
             with collector_relaxed(), _indexes_deferred() as deferred:
                 results = self._generate_bulk(count, year, options["seed"], options["batch_size"], started,
-                                              options["jobs"])
+                                              options["jobs"], options["writer"] or _default_writer())
                 built = time.monotonic()
             if deferred:
                 _analyze()  # the statistics of the loaded tables and of the expression indexes just built
@@ -77,7 +86,8 @@ class Command(DoseRegCommand):
         place_demo_units_in_rooms()
         elapsed = time.monotonic() - started
         rate = count / elapsed if elapsed > 0 else 0.0
-        self.stderr.write(f"{count} demo studies for {year} in {elapsed:.1f} s ({rate:.0f} studies/s)")
+        writer = f", --writer {options['writer'] or _default_writer()}" if options["bulk"] else ""
+        self.stderr.write(f"{count} demo studies for {year} in {elapsed:.1f} s ({rate:.0f} studies/s{writer})")
         post_s = results.pop("post_commit_s", None)
         if post_s is not None and count:  # --bulk in one process: the post-commit steps' share
             self.stderr.write(f"post-commit steps {post_s:.1f} s ({post_s / count * 1000:.2f} ms/study, "
@@ -88,7 +98,7 @@ class Command(DoseRegCommand):
         self.stdout.write(line)
 
     def _generate_bulk(self, count: int, year: int, seed: int, batch_size: int, started: float,
-                       jobs: int) -> dict[str, int]:
+                       jobs: int, writer: str) -> dict[str, int]:
         """Batches of ``batch_size`` studies: one recording transaction each, then the post-commit steps of the
         batch.  ``jobs`` > 1 on PostgreSQL: that many recording processes (``_record_part``), the post-commit steps
         here, on the batches one process would have made, each once all its studies are committed (``_parts``; a
@@ -96,14 +106,14 @@ class Command(DoseRegCommand):
         from django.db import connection
 
         if jobs > 1 and connection.vendor == "postgresql":
-            batches = _parts(count, year, seed, batch_size, jobs)
+            batches = _parts(count, year, seed, batch_size, jobs, writer)
         else:
-            batches = _record_batches(demo_studies(count, year=year, seed=seed), batch_size)
+            batches = _record_batches(demo_studies(count, year=year, seed=seed), batch_size, writer)
         results = {"imported": 0, "failed": 0, "post_commit_s": 0.0}
         done, last_note, next_analyze = 0, started, batch_size  # planner statistics at 1, 10, 100... batches
-        for ids, change_ids, counts in batches:
+        for ids, change_ids, counts, settled in batches:
             t0 = time.monotonic()
-            _after(ids, change_ids)
+            _after(ids, change_ids, settled)
             results["post_commit_s"] += time.monotonic() - t0
             for key, n in counts.items():
                 results[key] = results.get(key, 0) + n
@@ -118,17 +128,25 @@ class Command(DoseRegCommand):
         return results
 
 
-def _record_batches(studies, batch_size: int):
+def _default_writer() -> str:
+    from django.db import connection
+
+    return "copy" if connection.vendor == "postgresql" else "service"
+
+
+def _record_batches(studies, batch_size: int, writer: str):
     """Record ``studies`` in batches; yields per committed batch (recorded study ids, equipment change ids,
-    {outcome: count})."""
-    for recorded in _recorded_studies(studies, batch_size):
+    {outcome: count}, ids of the studies written with their exam settled)."""
+    for recorded in _recorded_studies(studies, batch_size, writer):
         yield _post_commit_batch(recorded)
 
 
-def _recorded_studies(studies, batch_size: int):
+def _recorded_studies(studies, batch_size: int, writer: str):
     """Record ``studies`` in batches; yields per committed batch, per study in order, (its position in the seeded
-    sequence, its outcome: imported, failed or already_present, its study id, its equipment change ids)."""
+    sequence, its outcome: imported, failed or already_present, its study id, its equipment change ids, whether
+    its exam was settled in memory: ``--writer copy``)."""
     from dosereg.registry.services.recording import record_reports_bulk
+    from drl.services import study_exam_matcher
 
     batch, positions = [], []
     for study in itertools.chain(studies, [None]):
@@ -139,23 +157,26 @@ def _recorded_studies(studies, batch_size: int):
                 continue
         if not batch:
             break
-        outcomes = record_reports_bulk(batch, demo=True, source="demo")
+        # the rules read for each batch, as the post-commit mapping reads them
+        exam_of = study_exam_matcher() if writer == "copy" else None
+        outcomes = record_reports_bulk(batch, demo=True, source="demo", exam_of=exam_of)
         yield [(position, o.status if o.status in ("failed", "already_present") else "imported", o.study_id,
-                list(o.equipment_change_ids)) for position, o in zip(positions, outcomes, strict=True)]
+                list(o.equipment_change_ids), o.exam_settled) for position, o in zip(positions, outcomes, strict=True)]
         batch, positions = [], []
 
 
-def _post_commit_batch(recorded: list[tuple[int, str, int, list[int]]]):
-    """(study ids, equipment change ids, {outcome: count}) of recorded studies, in their order: an object already
-    present has no post-commit steps."""
+def _post_commit_batch(recorded: list[tuple[int, str, int, list[int], bool]]):
+    """(study ids, equipment change ids, {outcome: count}, ids of the studies with their exam settled) of recorded
+    studies, in their order: an object already present has no post-commit steps."""
     counts: dict[str, int] = {}
-    for _, key, _, _ in recorded:
+    for _, key, _, _, _ in recorded:
         counts[key] = counts.get(key, 0) + 1
     kept = [r for r in recorded if r[1] != "already_present"]
-    return [sid for _, _, sid, _ in kept], [c for _, _, _, changes in kept for c in changes], counts
+    return ([sid for _, _, sid, _, _ in kept], [c for _, _, _, changes, _ in kept for c in changes], counts,
+            {sid for _, _, sid, _, settled in kept if settled})
 
 
-def _parts(count: int, year: int, seed: int, batch_size: int, jobs: int):
+def _parts(count: int, year: int, seed: int, batch_size: int, jobs: int, writer: str):
     """``_recorded_studies`` in ``jobs`` forked processes, each on its part of the seeded sequence (every jobs-th
     patient: a patient's studies in one process, in their order; no two processes write the same patient row).
     What depends on the order studies come in is kept in the sequence's order, as one process has it: the units
@@ -172,8 +193,8 @@ def _parts(count: int, year: int, seed: int, batch_size: int, jobs: int):
     connections.close_all()  # the children must not share this process's connection
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue(maxsize=2 * jobs)
-    procs = [ctx.Process(target=_record_part, args=(results, (k, jobs), count, year, seed, batch_size), daemon=True)
-             for k in range(jobs)]
+    procs = [ctx.Process(target=_record_part, args=(results, (k, jobs), count, year, seed, batch_size, writer),
+                         daemon=True) for k in range(jobs)]
     for proc in procs:
         proc.start()
     running = jobs
@@ -203,12 +224,13 @@ def _parts(count: int, year: int, seed: int, batch_size: int, jobs: int):
         raise InputFailed(f"a recording process failed (exit status {[p.exitcode for p in procs]})")
 
 
-def _record_part(results, part: tuple[int, int], count: int, year: int, seed: int, batch_size: int) -> None:
+def _record_part(results, part: tuple[int, int], count: int, year: int, seed: int, batch_size: int,
+                 writer: str) -> None:
     from django.db import connections
 
     connections.close_all()
     try:
-        for recorded in _recorded_studies(demo_studies(count, year=year, seed=seed, part=part), batch_size):
+        for recorded in _recorded_studies(demo_studies(count, year=year, seed=seed, part=part), batch_size, writer):
             results.put(("batch", (part[0], recorded)))
     except Exception as exc:
         results.put(("failed", f"{type(exc).__name__}: {exc}"))
@@ -248,10 +270,10 @@ class _InOrder:
     def __init__(self, count: int, size: int, jobs: int, unit_changes: dict[int, list[int]]):
         self.count, self.size, self.start = count, size, 0
         self.reached = dict.fromkeys(range(jobs), -1)  # part -> the last position it committed
-        self.studies: dict[int, tuple[int, str, int, list[int]]] = {}
+        self.studies: dict[int, tuple[int, str, int, list[int], bool]] = {}
         self.unit_changes = unit_changes
 
-    def add(self, part: int, recorded: list[tuple[int, str, int, list[int]]]) -> None:
+    def add(self, part: int, recorded: list[tuple[int, str, int, list[int], bool]]) -> None:
         for item in recorded:
             self.studies[item[0]] = item
         if recorded:
@@ -267,16 +289,16 @@ class _InOrder:
                 return
             batch = []
             for position in range(self.start, end):
-                position, key, sid, changes = self.studies.pop(position)
-                batch.append((position, key, sid, self.unit_changes.pop(position, []) + changes))
+                position, key, sid, changes, settled = self.studies.pop(position)
+                batch.append((position, key, sid, self.unit_changes.pop(position, []) + changes, settled))
             self.start = end
             yield _post_commit_batch(batch)
 
 
-def _after(study_ids: list[int], change_ids: list[int]) -> None:
+def _after(study_ids: list[int], change_ids: list[int], settled: set[int]) -> None:
     from dicomrx.pipeline import after_studies_recorded
 
-    after_studies_recorded(study_ids, change_ids)
+    after_studies_recorded(study_ids, change_ids, exam_settled=settled)
 
 
 @contextlib.contextmanager

@@ -17,10 +17,13 @@ An object of a known study, a replay, or one whose SOP Instance UID is already r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from dosereg.core import dose_report as dr
+from dosereg.core import effective_dose as ed
 from dosereg.core.sanity import Finding, device_total_findings
 from dosereg.core.versions import ALREADY_PRESENT, IMPORTED, REPORT_KINDS, dose_digest
 from dosereg.registry.fields import TextFitter
@@ -32,9 +35,10 @@ from dosereg.registry.models import (
     IrradiationEvent,
     Patient,
     ReceivedObject,
+    StandardExam,
     Study,
 )
-from dosereg.registry.services import skin_dose
+from dosereg.registry.services import effective_dose, skin_dose
 from dosereg.registry.services.recording.bulk_sql import insert_rows, update_rows, widen_sqlite_batches
 from dosereg.registry.services.recording.identity import (
     aware,
@@ -139,12 +143,13 @@ def _record_one(report: dr.DoseReport, received: ReceivedObject, *, demo: bool) 
 
 # --- objects without files (generate_demo_data --bulk) ---------------------------------------------------------------
 @transaction.atomic
-def record_reports_bulk(reports: list[dr.DoseReport], *, demo: bool = False,
-                        source: str = "demo") -> list[RecordOutcome]:
+def record_reports_bulk(reports: list[dr.DoseReport], *, demo: bool = False, source: str = "demo",
+                        exam_of: ExamOf | None = None) -> list[RecordOutcome]:
     """Record a batch of parsed dose objects that come without files (``generate_demo_data --bulk``): one
     ReceivedObject row each (``source``, no file), then the batch path of the module docstring.  Objects already
     recorded (same SOP Instance UID and hash) are left alone (status ``already_present``).  Returns one outcome
-    per report, in order."""
+    per report, in order.  ``exam_of``: see :func:`_settle_exam` (the outcomes of the studies it settled say
+    ``exam_settled``)."""
     outcomes: list[RecordOutcome | None] = [None] * len(reports)
     if not reports:
         return []
@@ -174,7 +179,8 @@ def record_reports_bulk(reports: list[dr.DoseReport], *, demo: bool = False,
         met.add(uids[i])
 
     if fresh:
-        _record_new_studies(reports, fresh, outcomes, demo=demo, fit=fit, hashes=hashes, source=source)
+        _record_new_studies(reports, fresh, outcomes, demo=demo, fit=fit, hashes=hashes, source=source,
+                            exam_of=exam_of)
     for i in later:  # the per-object path, in arrival order after the new studies of the batch
         r = reports[i]
         received = ReceivedObject.objects.create(
@@ -185,6 +191,36 @@ def record_reports_bulk(reports: list[dr.DoseReport], *, demo: bool = False,
     if later:
         _skin_dose_after_known_studies(outcomes)
     return outcomes
+
+
+# --- the mapping settled before the study is written ------------------------------------------------------------
+# (a study's columns by attname, its current events' protocols on demand) -> its standard exam; the registry imports
+# no drl: the caller passes drl's matcher (``drl.services.study_exam_matcher``), which reads the columns it maps by
+ExamOf = Callable[[dict, Callable[[], list[str]]], StandardExam | None]
+
+
+def _settle_exam(study: StudyRow, rep: ReportRow, acc_rows: list, rows: list, exam_of: ExamOf,
+                 kap_exams: set[int]) -> None:
+    """What the post-commit mapping and effective-dose steps would do to a study this batch opens, done on its rows
+    in memory before they are written: its standard exam (``exam_of``); the CT acquisitions that take the exam's
+    body region (no Target Region the factors know) estimated again with it; the totals again where that or the
+    exam's KAP coefficient can change them (``studies_update_effective_dose``'s selection; ``kap_exams``: the exams
+    with a KAP coefficient)."""
+    exam = exam_of(vars(study), lambda: list(dict.fromkeys(r.protocol for r in rows if r.is_current and r.protocol)))
+    if exam is None:
+        return
+    study.standard_exam_id, study.standard_exam = exam.pk, exam
+    moved = False
+    if exam.body_region:
+        for row in rows:
+            if (row.dlp_mgycm is not None and row.target_region_code not in ed.REGION_BY_SCT
+                    and effective_dose.region_for(row.target_region_code) is None):
+                set_event_effective_dose(row, age=study.age_years, exam_region=exam.body_region)
+                moved = True
+    kap_moved = study.kap_total_gycm2 is not None and (
+        exam.pk in kap_exams or ed.KAP_METHOD in (study.effective_dose_method or ""))
+    if moved or kap_moved:
+        study_apply_totals(study, new_report_facts(rep, acc_rows, rows))
 
 
 # --- new studies, written together -----------------------------------------------------------------------------------
@@ -336,7 +372,7 @@ def _new_received(r: dr.DoseReport, sha: str, source: str, fit: TextFitter):
 
 def _record_new_studies(reports: list[dr.DoseReport], fresh: list[int], outcomes: list, *, demo: bool,
                         fit: TextFitter, received: dict[int, ReceivedObject] | None = None,
-                        hashes: list[str] | None = None, source: str = "demo") -> None:
+                        hashes: list[str] | None = None, source: str = "demo", exam_of: ExamOf | None = None) -> None:
     """Objects opening new studies, written together.  ``received``: their stored rows (ingest), updated; without
     it, rows are created (objects without files, ``hashes`` and ``source``)."""
     now = timezone.now()
@@ -347,6 +383,7 @@ def _record_new_studies(reports: list[dr.DoseReport], fresh: list[int], outcomes
     reused = set(DoseReport.objects.filter(sop_instance_uid__in=set(sops)).values_list("sop_instance_uid",
                                                                                      flat=True))
     studies, objs, reps, per_report = [], [], [], []
+    kap_exams = set(effective_dose.exams_with_kap_coefficient()) if exam_of is not None else set()
     for i in fresh:
         r = reports[i]
         own = TextFitter()  # what this object's text lost, for its study's findings
@@ -370,6 +407,8 @@ def _record_new_studies(reports: list[dr.DoseReport], fresh: list[int], outcomes
             for name, value in study_findings_merge(study, findings, sop_instance_uid=sop).items():
                 setattr(study, name, value)
         study_apply_totals(study, new_report_facts(rep, acc_rows, rows))  # written with the study: no UPDATE
+        if exam_of is not None:
+            _settle_exam(study, rep, acc_rows, rows, exam_of, kap_exams)
         if "fluoroscopy" in study.modality_types:  # from the rows in memory, with the batch's final units
             skin_dose.study_apply_skin_dose(study, skin_dose.skin_events_of_rows(rows),
                                             unit=units[identity_key(r.equipment)])
@@ -398,7 +437,8 @@ def _record_new_studies(reports: list[dr.DoseReport], fresh: list[int], outcomes
         accs.extend(acc_rows)
         checks.extend(dose_check_row(c, rep, fit) for c in reports[i].dose_checks)
         outcomes[i] = RecordOutcome(status=IMPORTED, study_id=study.pk, report_id=rep.pk,
-                                    equipment_change_ids=change_ids.get(i, []), flags=report_flags)
+                                    equipment_change_ids=change_ids.get(i, []), flags=report_flags,
+                                    exam_settled=exam_of is not None)
     insert_rows(IrradiationEvent, events)
     insert_rows(AccumulatedDose, accs)
     insert_rows(DoseCheckOverride, checks)

@@ -78,6 +78,7 @@ class RecordOutcome:
     report_id: int
     equipment_change_ids: list[int] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    exam_settled: bool = False  # its standard exam and the effective dose that follows it written with it
 
 
 # --- findings on the study -------------------------------------------------------------------------------------------
