@@ -14,8 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pydicom
@@ -78,13 +77,11 @@ def _attempt_failed(row: ReceivedObject, reason: str) -> IngestOutcome:
     return IngestOutcome(FAILED, reason=reason, received_object_id=row.pk, retry=True)
 
 
-def _refuse_not_dose(row: ReceivedObject, exc: NotADoseObject, data: bytes | None = None) -> IngestOutcome:
+def _refuse_not_dose(row: ReceivedObject, data: bytes, exc: NotADoseObject) -> IngestOutcome:
     """A non-dose SR is refused as a dose report that is not one; an image without dose is simply skipped."""
     sop_class = row.sop_class_uid
     if not sop_class:
         try:
-            if data is None:
-                data = Path(row.file_path).read_bytes()
             sop_class = (read_top_level(data) or TopLevel("")).sop_class_uid
         except Exception:  # noqa: BLE001 - the class only chooses between two refusal states
             sop_class = ""
@@ -95,87 +92,32 @@ def _refuse_not_dose(row: ReceivedObject, exc: NotADoseObject, data: bytes | Non
     return IngestOutcome(SKIPPED, reason=f"not a dose object: {exc}", received_object_id=row.pk)
 
 
-@dataclass(frozen=True)
-class Parsed:
-    """A stored object read and parsed ahead of its batch (``ParseAhead``): the report, the parser's exception, or
-    why the file could not be read."""
-
-    file_path: str
-    result: object = None  # DoseReport or the exception parse_dose_object raised
-    unreadable: str = ""
-
-
-def _parse_stored(file_path: str) -> Parsed:
-    """Read and parse a stored object: pure but for the read (no database, nothing written), so it may run in
-    another thread; what the outcome is, ``_parse`` decides."""
+def _parse(row: ReceivedObject):
+    """The parsed report of a stored object, or the outcome that ends its ingest here."""
     try:
-        data = Path(file_path).read_bytes()
+        data = Path(row.file_path).read_bytes()
     except OSError as exc:
-        return Parsed(file_path, unreadable=str(exc.strerror or exc))
-    return Parsed(file_path, _parse_bytes(data, Path(file_path).name))
-
-
-def _parse_bytes(data: bytes, filename: str):
+        return _attempt_failed(row, f"cannot read the stored object: {exc.strerror or exc}")
     try:
-        return parse_dose_object(data, filename=filename)
-    except Exception as exc:  # noqa: BLE001 - sorted into refusals and retries by _parse
-        return exc
-
-
-def _parse(row: ReceivedObject, ahead: Parsed | None = None):
-    """The parsed report of a stored object, or the outcome that ends its ingest here.  ``ahead``: the object
-    already read and parsed (``ParseAhead``; never with pseudonymisation on, which de-identifies the stored file
-    before it is parsed)."""
-    data = None
-    if ahead is not None and ahead.file_path == row.file_path and not pseudonym_enabled():
-        if ahead.unreadable:
-            return _attempt_failed(row, f"cannot read the stored object: {ahead.unreadable}")
-        result, pseudonymised = ahead.result, False
-    else:
-        try:
-            data = Path(row.file_path).read_bytes()
-        except OSError as exc:
-            return _attempt_failed(row, f"cannot read the stored object: {exc.strerror or exc}")
-        try:
-            data, pseudonymised = _deidentify_stored(row, data)
-        except Exception as exc:  # noqa: BLE001 - unreadable: the parser below says why; the file stays 0600
-            log.warning("object %s could not be de-identified: %s", row.pk, type(exc).__name__)
-            pseudonymised = False
-        result = _parse_bytes(data, Path(row.file_path).name)
-    if isinstance(result, NotADoseObject):
-        return _refuse_not_dose(row, result, data)
-    if isinstance(result, DoseParseError):
-        _refuse(row, ReceivedObject.STATE_REJECTED, str(result))
-        log.warning("object %s rejected: %s", row.sop_instance_uid, result)
-        return IngestOutcome(FAILED, reason=str(result), received_object_id=row.pk)
-    if isinstance(result, Exception):  # a parser fault on one object never stops its batch
-        log.error("parser fault on received object %s: %s", row.pk, type(result).__name__)
+        data, pseudonymised = _deidentify_stored(row, data)
+    except Exception as exc:  # noqa: BLE001 - unreadable: the parser below says why; the file stays 0600
+        log.warning("object %s could not be de-identified: %s", row.pk, type(exc).__name__)
+        pseudonymised = False
+    try:
+        report = parse_dose_object(data, filename=Path(row.file_path).name)
+    except NotADoseObject as exc:
+        return _refuse_not_dose(row, data, exc)
+    except DoseParseError as exc:
+        _refuse(row, ReceivedObject.STATE_REJECTED, str(exc))
+        log.warning("object %s rejected: %s", row.sop_instance_uid, exc)
+        return IngestOutcome(FAILED, reason=str(exc), received_object_id=row.pk)
+    except Exception as exc:  # noqa: BLE001 - a parser fault on one object never stops its batch
+        log.error("parser fault on received object %s: %s", row.pk, type(exc).__name__)
         return _attempt_failed(row, "the parser met a case it does not handle (logged for the developers); the object "
                                     "is kept and tried again, then waits for reprocess")
-    report = result
     if pseudonymised:  # the registry takes the Patient ID as it is: the pseudonym
         report = replace(report, patient=replace(report.patient, pseudonymised=True))
     return report
-
-
-class ParseAhead:
-    """Reads and parses the next batch's stored objects in a background thread while the current batch is recorded.
-    Recording mostly waits: on the database server's work (PostgreSQL's inserts and index updates run in its own
-    process; SQLite's C code releases the GIL) and on the commit's flush, while parsing is pure Python, so each
-    batch's parse overlaps the batch before it.  The parse happens before the batch is claimed: an object another
-    process claims meanwhile is parsed for nothing, never recorded twice.  Off with pseudonymisation on (ingest
-    de-identifies the stored file before parsing it)."""
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse-ahead")
-
-    def submit(self, rows: list[ReceivedObject]) -> Future:
-        """Start parsing ``rows``' files; the future's result is {received object id: Parsed}."""
-        paths = [(row.pk, row.file_path) for row in rows]
-        return self._pool.submit(lambda: {pk: _parse_stored(path) for pk, path in paths})
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _deidentify_stored(row: ReceivedObject, data: bytes) -> tuple[bytes, bool]:
@@ -207,18 +149,15 @@ def _recorded(row: ReceivedObject, report, result: RecordOutcome | Exception) ->
                          warnings=list(report.warnings), equipment_change_ids=result.equipment_change_ids)
 
 
-def ingest_batch(received_object_ids: list[int], *, demo: bool = False, force: bool = False,
-                 parsed: dict[int, Parsed] | None = None) -> list[IngestOutcome]:
+def ingest_batch(received_object_ids: list[int], *, demo: bool = False, force: bool = False) -> list[IngestOutcome]:
     """Parse and record these stored objects (see the module docstring); one outcome per id, in order.  An object
-    already processed is left alone unless ``force`` (replay).  ``parsed``: objects read and parsed already
-    (``ParseAhead``).  Raises IngestError when the database is unavailable (nothing of the batch is recorded; the
-    objects are tried again)."""
+    already processed is left alone unless ``force`` (replay).  Raises IngestError when the database is unavailable
+    (nothing of the batch is recorded; the objects are tried again)."""
     with collector_paused():  # rows, JSON and content trees without cycles: collections would find nothing to free
-        return _ingest_batch(received_object_ids, demo=demo, force=force, parsed=parsed or {})
+        return _ingest_batch(received_object_ids, demo=demo, force=force)
 
 
-def _ingest_batch(received_object_ids: list[int], *, demo: bool, force: bool,
-                  parsed: dict[int, Parsed]) -> list[IngestOutcome]:
+def _ingest_batch(received_object_ids: list[int], *, demo: bool, force: bool) -> list[IngestOutcome]:
     rows = ReceivedObject.objects.in_bulk(list(received_object_ids))
     outcomes: dict[int, IngestOutcome | None] = {}
     repeats: dict[int, IngestOutcome] = {}  # position -> outcome of an id met earlier in the batch
@@ -235,23 +174,23 @@ def _ingest_batch(received_object_ids: list[int], *, demo: bool, force: bool,
             todo.append(row)
             outcomes[pk] = None
     todo = _claim(todo, outcomes, force=force)
-    reports = []
+    parsed = []
     for row in todo:
-        result = _parse(row, parsed.get(row.pk))
+        result = _parse(row)
         if isinstance(result, IngestOutcome):
             outcomes[row.pk] = result
         else:
-            reports.append((result, row))
-    for attempt in (1, 2, 3) if reports else ():
+            parsed.append((result, row))
+    for attempt in (1, 2, 3) if parsed else ():
         try:
-            outcomes.update(_record_parsed(reports, demo=demo, force=force))
+            outcomes.update(_record_parsed(parsed, demo=demo, force=force))
             break
         except OperationalError as exc:  # database unavailable or locked: not the objects' fault, retry later
             if attempt < 3 and _conflict(exc):  # a deadlock with another worker's batch: the claims hold, go again
                 log.warning("a batch of %d objects was rolled back by a deadlock with a concurrent batch; "
-                            "recording it again", len(reports))
+                            "recording it again", len(parsed))
                 continue
-            _give_back_attempts([row.pk for _, row in reports])
+            _give_back_attempts([row.pk for _, row in parsed])
             raise IngestError(f"database unavailable: {exc}") from exc
     return [repeats.get(position) or outcomes[pk] for position, pk in enumerate(received_object_ids)]
 
@@ -442,49 +381,23 @@ def _stored_outcome(stored: tuple[ReceivedObject, bool] | StorageError) -> Inges
 
 def import_files(paths, *, source: str = "import", demo: bool = False, batch_size: int = 50):
     """Store and ingest files from disk in batches (each batch stored together, then ingested in one transaction);
-    yields (path, outcome) per file, in order.  From the second batch on, each is parsed ahead (``ParseAhead``)
-    while the batch before it is recorded; a stored batch not yet ingested when the caller stops is left ``received`` for the retry
-    sweep, as after any interruption."""
-    ahead = None  # started with the second batch: a single batch (import_file) has nothing to overlap
-    waiting = None  # the stored batch waiting to be ingested: (paths, stored, future of its parse or None)
+    yields (path, outcome) per file, in order."""
     batch: list[Path] = []
 
-    def ingest(paths_, stored, future):
-        ids = [r.pk for r in stored if isinstance(r, ReceivedObject)]
-        try:
-            parsed = future.result() if future is not None else None
-        except Exception:  # noqa: BLE001 - the parse thread failed as a whole: ingest parses the batch itself
-            log.exception("parsing ahead failed; the batch is parsed in line")
-            parsed = None
-        done = dict(zip(ids, ingest_batch(ids, demo=demo, parsed=parsed), strict=True)) if ids else {}
-        for path, r in zip(paths_, stored, strict=True):
-            yield path, done[r.pk] if isinstance(r, ReceivedObject) else r
-
-    def store():
-        nonlocal waiting, ahead
+    def flush():
         stored = store_files(batch, source=source)
-        rows = [r for r in stored if isinstance(r, ReceivedObject)]
-        if ahead is None and waiting is not None and not pseudonym_enabled():
-            ahead = ParseAhead()
-        future = ahead.submit(rows) if ahead is not None and rows else None
-        previous, waiting = waiting, (list(batch), stored, future)
+        ids = [r.pk for r in stored if isinstance(r, ReceivedObject)]
+        done = dict(zip(ids, ingest_batch(ids, demo=demo), strict=True)) if ids else {}
+        for path, r in zip(batch, stored, strict=True):
+            yield path, done[r.pk] if isinstance(r, ReceivedObject) else r
         batch.clear()
-        if previous is not None:
-            yield from ingest(*previous)
 
-    try:
-        for path in paths:
-            batch.append(path)
-            if len(batch) >= batch_size:
-                yield from store()
-        if batch:
-            yield from store()
-        if waiting is not None:
-            previous, waiting = waiting, None
-            yield from ingest(*previous)
-    finally:
-        if ahead is not None:
-            ahead.close()
+    for path in paths:
+        batch.append(path)
+        if len(batch) >= batch_size:
+            yield from flush()
+    if batch:
+        yield from flush()
 
 
 def import_file(path: Path, *, source: str = "import", demo: bool = False) -> IngestOutcome:

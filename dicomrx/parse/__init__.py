@@ -54,8 +54,8 @@ __all__ = ["parse_dose_object", "identity_elements", "DoseParseError", "NotADose
 
 # pydicom's value-validation warnings (UserWarnings raised in its own modules) are silenced once for the process: the
 # parser reports what matters as findings of its own (report.warnings).  Not catch_warnings() around each parse: that
-# swaps the warnings module's global filter list, which is not safe while another thread parses
-# (dicomrx.ingest.ParseAhead) or records warnings.
+# swaps the warnings module's global filter list, which is not safe while other threads run (the listener's
+# association threads beside its in-process ingest thread) and costs a filter-list rebuild per object.
 warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
 
 identity_elements = _raw.identity_elements  # SOP class/instance, Modality, Study UID of a plain Part 10 file, raw
