@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,6 +55,7 @@ from dosereg.registry.fields import fit_field
 from dosereg.registry.models import ReceivedObject
 from dosereg.registry.services.pseudonyms import patient_pseudonym, pseudonym_enabled
 from dosereg.registry.services.recording import RecordOutcome, record_batch
+from drl.services import study_exam_matcher
 
 log = logging.getLogger(__name__)
 
@@ -262,16 +264,29 @@ def _take_turn() -> None:
 def _record_parsed(parsed: list, *, demo: bool, force: bool) -> dict[int, IngestOutcome]:
     with transaction.atomic():
         _take_turn()
-        results = record_batch(parsed, demo=demo, replay=force)
+        # the studies the batch opens are written already mapped (drl's rules, the post-commit step's own match),
+        # with the effective dose that follows: no UPDATE of each new study and its indexes after the commit
+        results = record_batch(parsed, demo=demo, replay=force, exam_of=None if force else study_exam_matcher())
         outcomes = {row.pk: _recorded(row, report, result)
                     for (report, row), result in zip(parsed, results, strict=True)}
         recorded = [o for o in outcomes.values() if o.study_id and o.status != ALREADY_PRESENT]
         study_ids = [o.study_id for o in recorded]
         change_ids = [c for o in recorded for c in o.equipment_change_ids]
+        settled = _settled(results, study_ids)
         if study_ids or change_ids:  # mapping, effective dose, triggers, DRL changes: once for the batch
-            transaction.on_commit(lambda: pipeline.after_studies_recorded(study_ids, change_ids), robust=True)
+            transaction.on_commit(lambda: pipeline.after_studies_recorded(study_ids, change_ids,
+                                                                          exam_settled=settled), robust=True)
     log.info("ingested a batch of %d objects", len(parsed))
     return outcomes
+
+
+def _settled(results: list, study_ids: list[int]) -> frozenset[int]:
+    """The studies written with their mapping settled that no other object of the batch touched: another object of
+    the same study (recorded one by one after it) can add the protocols a mapping rule reads, or the KAP an estimate
+    sums, so such a study is mapped and estimated after the commit as before."""
+    touched = Counter(study_ids)
+    return frozenset(r.study_id for r in results if isinstance(r, RecordOutcome) and r.exam_settled
+                     and touched[r.study_id] == 1)
 
 
 def ingest_received_object(received_object_id: int, *, demo: bool = False, force: bool = False) -> IngestOutcome:

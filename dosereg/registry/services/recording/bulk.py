@@ -86,11 +86,12 @@ def equipment_differs(unit: Equipment, report: dr.DoseReport) -> bool:
 
 # --- received objects (ingest) ---------------------------------------------------------------------------------------
 def record_batch(items: list[tuple[dr.DoseReport, ReceivedObject]], *, demo: bool = False,
-                 replay: bool = False) -> list[RecordOutcome | Exception]:
+                 replay: bool = False, exam_of: ExamOf | None = None) -> list[RecordOutcome | Exception]:
     """Record parsed objects of stored ReceivedObject rows, in the caller's transaction.  Returns, per item in order,
     its RecordOutcome, or the exception that refused it (one of RECORD_ERRORS; nothing of it was written).  Other
     errors (the database unavailable) propagate: the whole batch is tried again later.  ``replay``: the objects
-    were recorded before (``reprocess``), their earlier rows are replaced."""
+    were recorded before (``reprocess``), their earlier rows are replaced.  ``exam_of``: the studies the batch
+    opens are written with their mapping settled (:func:`_settle_exam`; their outcomes say ``exam_settled``)."""
     outcomes: list[RecordOutcome | Exception | None] = [None] * len(items)
     if not items:
         return []
@@ -109,7 +110,7 @@ def record_batch(items: list[tuple[dr.DoseReport, ReceivedObject]], *, demo: boo
         try:
             with transaction.atomic():  # a savepoint: a bad object among them sends them all the per-object way
                 _record_new_studies([r for r, _ in items], fresh, outcomes, demo=demo, fit=fit,
-                                    received={i: items[i][1] for i in fresh})
+                                    received={i: items[i][1] for i in fresh}, exam_of=exam_of)
         except RECORD_ERRORS:
             later = sorted(fresh + later)
     for i in later:
