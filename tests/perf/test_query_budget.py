@@ -2,7 +2,8 @@
 
 Measured when written (SQLite, batches of 50 objects of new studies, issue #14): recording 0.3-0.4 queries per
 object (about 18 for the batch: the claim, three look-ups, one write per table; the totals go in with the new
-study, no UPDATE), the post-commit steps 0.6 per object (no alert raised).  The issue's target is 5 per object,
+study, no UPDATE), the post-commit steps 0.6 per object (no alert raised).  Since the studies a batch opens are
+written mapped: recording 21-23 queries for the batch, post-commit steps 6-12.  The issue's target is 5 per object,
 recording and post-commit together; the budgets leave room for a few more per batch, not for a query per object or
 per event.  The durable store of a received object is one INSERT (ON CONFLICT DO NOTHING ... RETURNING, in
 autocommit); identical bytes again cost a second query to find their row.  Store, recording and post-commit steps
@@ -92,8 +93,10 @@ def test_batch_ingest_stays_within_its_query_budget_per_object(corpus, name):
         f"store {stored} + recording {recording} + post-commit {post} queries for {BATCH} objects"
     # a batch of one still pays a fixed cost only
     [one], _ = _fresh_copies(corpus / name, 1)
-    _, recording_one, _ = _ingest_counted([one])
-    assert recording_one <= 20
+    _, recording_one, post_one = _ingest_counted([one])
+    # the mapping's look-ups (rules, exams) are made in the recording, which writes a new study mapped, and the
+    # post-commit steps no longer map or estimate it (measured: 21-23 + 6-12 queries; 18-20 + 13-20 before)
+    assert recording_one <= 24 and recording_one + post_one <= 36
 
 
 def test_a_batch_of_large_reports_costs_no_query_per_event(corpus):
