@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -272,21 +271,12 @@ def _record_parsed(parsed: list, *, demo: bool, force: bool) -> dict[int, Ingest
         recorded = [o for o in outcomes.values() if o.study_id and o.status != ALREADY_PRESENT]
         study_ids = [o.study_id for o in recorded]
         change_ids = [c for o in recorded for c in o.equipment_change_ids]
-        settled = _settled(results, study_ids)
+        settled = frozenset(r.study_id for r in results if isinstance(r, RecordOutcome) and r.exam_settled)
         if study_ids or change_ids:  # mapping, effective dose, triggers, DRL changes: once for the batch
             transaction.on_commit(lambda: pipeline.after_studies_recorded(study_ids, change_ids,
                                                                           exam_settled=settled), robust=True)
     log.info("ingested a batch of %d objects", len(parsed))
     return outcomes
-
-
-def _settled(results: list, study_ids: list[int]) -> frozenset[int]:
-    """The studies written with their mapping settled that no other object of the batch touched: another object of
-    the same study (recorded one by one after it) can add the protocols a mapping rule reads, or the KAP an estimate
-    sums, so such a study is mapped and estimated after the commit as before."""
-    touched = Counter(study_ids)
-    return frozenset(r.study_id for r in results if isinstance(r, RecordOutcome) and r.exam_settled
-                     and touched[r.study_id] == 1)
 
 
 def ingest_received_object(received_object_id: int, *, demo: bool = False, force: bool = False) -> IngestOutcome:

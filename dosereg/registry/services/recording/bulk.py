@@ -17,6 +17,7 @@ An object of a known study, a replay, or one whose SOP Instance UID is already r
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from django.db import DataError, IntegrityError, transaction
@@ -117,7 +118,19 @@ def record_batch(items: list[tuple[dr.DoseReport, ReceivedObject]], *, demo: boo
         outcomes[i] = _record_one(*items[i], demo=demo)
     if later:
         _skin_dose_after_known_studies(outcomes)
+        _unsettle_touched(outcomes)
     return outcomes
+
+
+def _unsettle_touched(outcomes: list) -> None:
+    """A study the batch opened with its exam settled, which another object of the batch then recorded into (one by
+    one, after it), is not settled: that object can add the protocols a mapping rule reads or the KAP an estimate
+    sums, so the post-commit steps map and estimate the study as before."""
+    recorded = Counter(o.study_id for o in outcomes
+                       if isinstance(o, RecordOutcome) and o.study_id and o.status != ALREADY_PRESENT)
+    for o in outcomes:
+        if isinstance(o, RecordOutcome) and o.exam_settled and recorded[o.study_id] > 1:
+            o.exam_settled = False
 
 
 def _skin_dose_after_known_studies(outcomes: list) -> None:
@@ -191,6 +204,7 @@ def record_reports_bulk(reports: list[dr.DoseReport], *, demo: bool = False, sou
         outcomes[i] = record_report(r, received, demo=demo, update_skin_dose=False)
     if later:
         _skin_dose_after_known_studies(outcomes)
+        _unsettle_touched(outcomes)
     return outcomes
 
 
