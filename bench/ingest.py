@@ -101,10 +101,10 @@ def _time_post_commit() -> None:
 
     original = pipeline.after_studies_recorded
 
-    def timed(study_ids, change_ids=()):  # mapping, effective dose, triggers, DRL tracking: the other apps' steps
+    def timed(study_ids, change_ids=(), **options):  # mapping, effective dose, triggers, DRL tracking
         with CaptureQueriesContext(connection) as c:
             t0 = time.perf_counter()
-            original(study_ids, change_ids)
+            original(study_ids, change_ids, **options)
             POST["ms"] += (time.perf_counter() - t0) * 1000
         POST["queries"] += len(c.captured_queries)
 

@@ -26,6 +26,7 @@ from dicomrx import codes as C
 from dicomrx.parse import _raw, _sr
 from dicomrx.parse._header import (
     HEADER_SEQUENCES,
+    INTERNED_TAGS,
     equipment_info,
     header_report,
     interned_tag,
@@ -98,6 +99,10 @@ def _read_header(buf: bytes, top: _raw.TopLevel | None) -> Dataset:
     sequences the header readers never open (a request sequence of 600 elements, vendors' private sequences):
     pydicom parses each sequence of undefined length in full as it reads.  The raw scan has already walked them,
     so a damaged one is still found."""
+    if top is not None:
+        ds = _header_from_scan(buf, top)
+        if ds is not None:
+            return ds
     header_bytes = buf
     if top is not None:
         keep = HEADER_SEQUENCES
@@ -112,10 +117,6 @@ def _read_header(buf: bytes, top: _raw.TopLevel | None) -> Dataset:
                 at = end
             pieces.append(buf[at:])
             header_bytes = b"".join(pieces)
-    if top is not None:
-        ds = _header_from_scan(buf, top)
-        if ds is not None:
-            return ds
     try:
         ds = pydicom.dcmread(io.BytesIO(header_bytes), stop_before_pixels=True, force=True)
     except Exception as exc:  # noqa: BLE001
@@ -134,6 +135,9 @@ def _header_from_scan(buf: bytes, top: _raw.TopLevel) -> Dataset | None:
     implicit = top.transfer_syntax == _raw.IMPLICIT_LE
     elements: dict = {}
     encoding: Any = default_encoding
+    # a header is a hundred or more elements: the RawDataElement tuple made without its Python-level __new__, the
+    # interned tag found without a call
+    make, interned = tuple.__new__, INTERNED_TAGS.get
     for tag, vr, start, end, undefined in found:
         if undefined:  # pydicom reads a sequence of undefined length as it meets it, with the encoding so far
             fp = io.BytesIO(buf)
@@ -145,8 +149,8 @@ def _header_from_scan(buf: bytes, top: _raw.TopLevel) -> Dataset | None:
         value = buf[start:end] if end > start else empty_value_for_VR(vr, raw=True)  # as pydicom's reader does
         if tag == 0x00080005:
             encoding = convert_string(value, True)
-        key = interned_tag(tag)
-        elements[key] = RawDataElement(key, vr, end - start, value, start, implicit, True)
+        key = interned(tag) or interned_tag(tag)
+        elements[key] = make(RawDataElement, (key, vr, end - start, value, start, implicit, True))
     ds = Dataset(elements, parent_encoding=default_encoding)
     charset = elements.get(interned_tag(0x00080005))
     ds.set_original_encoding(implicit, True, convert_encodings(convert_raw_data_element(charset).value)

@@ -157,16 +157,16 @@ def _tag_of(keyword: str) -> BaseTag | None:
     return tag
 
 
-_INTERNED: dict[int, BaseTag] = {}
+INTERNED_TAGS: dict[int, BaseTag] = {}  # tag value -> its one BaseTag (interned_tag)
 
 
 def interned_tag(tag: int) -> BaseTag:
     """One BaseTag object per tag value, for the keys of the header datasets the parser builds and for its look-ups:
     a dict finds an identical key at once, where an equal one costs a call of BaseTag.__eq__ (a header is some
     three hundred elements and sixty look-ups)."""
-    found = _INTERNED.get(tag)
+    found = INTERNED_TAGS.get(tag)
     if found is None:
-        found = _INTERNED.setdefault(tag, BaseTag(tag))
+        found = INTERNED_TAGS.setdefault(tag, BaseTag(tag))
     return found
 
 

@@ -228,7 +228,7 @@ class TopLevel:
     """Where things are in an encoded file: transfer syntax, dataset start, ContentSequence span, pixel data."""
 
     __slots__ = ("transfer_syntax", "dataset_start", "content_span", "content_value", "pixel_ok", "content_items",
-                 "sequence_spans")
+                 "sequence_spans", "elements", "stop")
 
     def __init__(self) -> None:
         self.transfer_syntax = ""
@@ -238,6 +238,10 @@ class TopLevel:
         self.pixel_ok = True
         self.content_items: list[dict] | None = None
         self.sequence_spans: list[tuple[int, int, int]] = []  # (tag, start, end) of the other top-level sequences
+        # every top-level element before the pixel data as (start, tag, length field, value start, end, is a
+        # sequence), and (start, tag) of the element the scan stopped at (pixel data or beyond), for header_elements
+        self.elements: list[tuple[int, int, int, int, int, bool]] = []
+        self.stop: tuple[int, int] | None = None
 
 
 def scan_top_level(buf: bytes) -> TopLevel:
@@ -248,10 +252,12 @@ def scan_top_level(buf: bytes) -> TopLevel:
     implicit = _dataset_is_implicit(buf, top)
     header = _implicit_header if implicit else _explicit_header
     size = len(buf)
+    elements = top.elements
     while pos + 8 <= size:
         start = pos
         tag, length, pos, is_sq, sub_implicit = header(buf, pos)
         if tag >= PIXEL_DATA:
+            top.stop = (start, tag)
             if tag == PIXEL_DATA:
                 top.pixel_ok = _pixel_data_complete(buf, pos, length)
             return top  # ``pos`` is inside the pixel data now, which may be shorter than an element header
@@ -269,6 +275,7 @@ def scan_top_level(buf: bytes) -> TopLevel:
             value_end = pos
             if pos > size:
                 raise RawError(f"truncated value of top-level element {tag:08X}")
+        elements.append((start, tag, length, value_start, pos, is_sq))
         if tag == CONTENT_SEQUENCE:
             top.content_span = (start, pos)
             top.content_value = (value_start, value_end)
@@ -477,47 +484,32 @@ def header_elements(buf: bytes, top: TopLevel, keep_sequences: frozenset[int]) -
     """The top-level elements of a scanned object up to the pixel data, for a header dataset built without
     pydicom's element reader (``dicomrx.parse._read_header``): (tag, VR or None for implicit VR, value start,
     value end, undefined length) each, sequences only when in ``keep_sequences``.  None when anything would make
-    pydicom read the header differently from these bytes (an unknown VR, an empty value, a non-sequence of
-    undefined length): the caller then lets pydicom read it."""
+    pydicom read the header differently from these bytes (an unknown VR, a file meta element in the dataset, an
+    element after the pixel data's place).  Taken from the elements ``scan_top_level`` met, not a second walk."""
     if not _plain_file_meta(buf, top.dataset_start):
         return None
     implicit = top.transfer_syntax == IMPLICIT_LE  # the scan took every other syntax it accepts as explicit VR LE
-    ends = {start: end for _, start, end in top.sequence_spans}
-    if top.content_span is not None:
-        ends[top.content_span[0]] = top.content_span[1]
+    content_start = top.content_span[0] if top.content_span is not None else -1
+    known = _KNOWN_VRS
     out: list[tuple] = []
-    pos, size = top.dataset_start, len(buf)
-    try:
-        while pos + 8 <= size:
-            start = pos
-            if implicit:
-                vr = None
-                tag, length, pos, is_sq, _ = _implicit_header(buf, pos)
-            else:
-                vr = buf[pos + 4:pos + 6]
-                if vr not in _KNOWN_VRS:
-                    return None
-                tag, length, pos, is_sq, _ = _explicit_header(buf, pos)
-                vr = vr.decode("ascii")
-            if tag == PIXEL_DATA:
-                return out
-            if tag > PIXEL_DATA or tag >> 16 in (0x0002, 0x7FE0):  # where the scan stopped, pydicom reads on
+    for start, tag, length, value_start, end, is_sq in top.elements:
+        vr = None
+        if not implicit:
+            vr = buf[start + 4:start + 6]
+            if vr not in known:
                 return None
-            if start in ends:  # a sequence the scan walked: skip it whole
-                end = ends[start]
-                if tag in keep_sequences:
-                    out.append((tag, vr, pos, end, length == _UNDEFINED))
-                pos = end
-                continue
-            if length == _UNDEFINED or is_sq:
-                return None  # not what the scan saw as a sequence
-            end = pos + length
-            if end > size:
-                return None
-            out.append((tag, vr, pos, end, False))
-            pos = end
-    except struct.error:
-        return None
+            vr = vr.decode("ascii")
+        if tag >> 16 in (0x0002, 0x7FE0):  # pydicom reads those otherwise
+            return None
+        if is_sq or start == content_start:  # a sequence the scan walked (the content tree among them)
+            if tag in keep_sequences:
+                out.append((tag, vr, value_start, end, length == _UNDEFINED))
+            continue
+        out.append((tag, vr, value_start, end, False))
+    if top.stop is not None:
+        start, tag = top.stop
+        if tag != PIXEL_DATA or (not implicit and buf[start + 4:start + 6] not in known):
+            return None  # where the scan stopped, pydicom reads on
     return out
 
 

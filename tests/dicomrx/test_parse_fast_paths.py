@@ -289,6 +289,42 @@ def test_header_built_from_the_scan_gives_what_pydicom_reads(monkeypatch) -> Non
     assert not differ, f"{len(differ)} of {len(cases)} cases differ, e.g. {fast[differ[0]]!r} != {slow[differ[0]]!r}"
 
 
+def _with_element(data: bytes, element: bytes, *, before_tag: int | None = None) -> bytes:
+    """``data`` (explicit VR little endian) with ``element`` put before the first top-level element whose tag is at
+    least ``before_tag``, or at the end."""
+    top = _raw.scan_top_level(data)
+    at = next((start for start, tag, *_ in top.elements if before_tag is not None and tag >= before_tag), len(data))
+    return data[:at] + element + data[at:]
+
+
+def test_header_taken_from_the_scan_leaves_to_pydicom_what_it_reads_otherwise(monkeypatch) -> None:
+    """The elements the raw scan met make the header only where pydicom would read the same: a file meta element
+    in the dataset, an element after the pixel data's place (dataset trailing padding) or an unknown VR send the
+    object to pydicom's reader, and the outcome is the one that reader gives."""
+    from dicomrx import parse
+
+    sr = _source(CORPUS_FILES[0])
+    cases = {
+        "group 0002 in the dataset": _with_element(sr, b"\x02\x00\x13\x00SH\x04\x00ABCD", before_tag=0x00080005),
+        "trailing padding": _with_element(sr, b"\xfc\xff\xfc\xffOB\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00"),
+        "unknown VR": _with_element(sr, b"\x09\x00\x10\x00ZZ\x04\x00ABCD", before_tag=0x00090011),
+    }
+    used = []
+    original = parse._header_from_scan
+
+    def spy(buf, top):
+        ds = original(buf, top)
+        used.append(ds is not None)
+        return ds
+
+    monkeypatch.setattr(parse, "_header_from_scan", spy)
+    fast = {name: _outcome(data) for name, data in cases.items()}
+    assert used == [False] * len(cases)
+    assert _outcome(sr) == parse_dose_object(sr) and used[-1]  # the plain object takes the scan's elements
+    monkeypatch.setattr(parse, "_header_from_scan", lambda buf, top: None)
+    assert fast == {name: _outcome(data) for name, data in cases.items()}
+
+
 @pytest.mark.corpus
 def test_identity_read_from_bytes_is_what_pydicom_reads(monkeypatch) -> None:
     from dicomrx import ingest
