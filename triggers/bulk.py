@@ -30,10 +30,7 @@ from django.db import IntegrityError
 from dosereg.registry.models import Study
 from triggers import rules
 from triggers.models import Alert, TriggerRule
-from triggers.services import _studies_facts, _study_qs, alerts_raise, check_study, rule_spec
-
-# the study columns neither the facts nor the new alerts read (large JSON)
-_UNUSED = ("flag_details", "effective_dose_detail", "skin_dose", "skin_dose_map")
+from triggers.services import _studies_facts, alerts_raise, check_study, rule_spec, study_facts_qs
 
 
 @dataclasses.dataclass
@@ -56,8 +53,8 @@ def _window_history(studies: list[Study], facts: dict[int, rules.StudyFacts],
     max_days = max(r.window_days or 0 for r in window_rules)
     lo, hi = min(dated) - dt.timedelta(days=max_days), max(dated) + dt.timedelta(days=max_days)
     patients = {s.patient_id for s in studies if _window_rules_for(s, window_rules)}
-    rows = list(_study_qs().filter(patient_id__in=patients, study_date__range=(lo, hi)).exclude(
-        pk__in=list(facts)).defer(*_UNUSED))
+    rows = list(study_facts_qs().filter(patient_id__in=patients, study_date__range=(lo, hi)).exclude(
+        pk__in=list(facts)))
     for f in list(_studies_facts(rows, with_events=False).values()) + [
             _totals_only(f) for f in facts.values() if f.patient_id in patients]:
         others[f.patient_id].append(f)
@@ -140,7 +137,7 @@ def _triage(study_ids: list[int]) -> _Triage:
         return out
     specs = [rule_spec(r) for r in active_rules]
     window_rules = [r for r in active_rules if r.scope == "patient_window" and r.kind == "threshold"]
-    studies = list(_study_qs().filter(pk__in=ids).defer(*_UNUSED))
+    studies = list(study_facts_qs().filter(pk__in=ids))
     facts = _batch_facts(studies, active_rules)
     others = _window_history(studies, facts, window_rules)
     later_alerts = set()

@@ -13,7 +13,7 @@ from tests.factories import RoomFactory
 from tests.triggers.factories import fluoro_study
 from triggers.bulk import check_studies
 from triggers.models import Alert, AlertEvent, TriggerRule
-from triggers.services import check_study
+from triggers.services import _studies_facts, check_study, study_facts_qs
 
 pytestmark = pytest.mark.django_db
 
@@ -81,6 +81,24 @@ def test_queries_of_a_batch_do_not_grow_with_its_alerts(kap_rule):
     small, large = queries(3, "Angio C"), queries(12, "Angio D")
     assert large == small
     assert small <= 15
+
+
+def test_facts_of_studies_loaded_with_only_their_fact_columns_equal_those_of_whole_studies():
+    """The batch checks load FACT_FIELDS only: the facts are the same, and reading them loads no deferred column."""
+    from dosereg.registry.models import StandardExam
+
+    ids = _studies("Angio F", [80.0, 10.0])
+    exam = StandardExam.objects.create(code="T-FACTS", name="Coronary angiography", body_region="chest")
+    Study.objects.filter(pk=ids[0]).update(standard_exam=exam, study_description="Coronary angio",
+                                           age_years=61.5, pregnancy_status="not_pregnant", psd_mgy=900.0)
+    whole = _studies_facts(list(Study.objects.select_related("equipment", "standard_exam").filter(pk__in=ids)),
+                           with_events=True)
+    narrow = list(study_facts_qs().filter(pk__in=ids))
+    with CaptureQueriesContext(connection) as ctx:
+        facts = _studies_facts(narrow, with_events=True)
+    assert facts == whole
+    assert len(ctx) == 3  # planes, events, Dose Check records: no deferred column loaded study by study
+    assert facts[ids[0]].exam_code == "T-FACTS" and facts[ids[0]].room_id is not None
 
 
 def test_a_study_with_an_alert_is_checked_again_one_by_one(kap_rule):
