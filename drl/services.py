@@ -119,19 +119,48 @@ def mapping_rules_in_order(rules) -> list[MappingRule]:
     return sorted(rules, key=lambda r: r.order_key)
 
 
+# What compiling a rule reads.  Every batch of ingest asks for the active rules and the examinations; while their
+# rows are unchanged, the compiled rules and the examination objects of the last call are given again (one entry
+# each; the rows are still read, a change made by another process shows at the next batch).
+_RULE_COLUMNS = ("id", "priority", "field", "match", "pattern", "modality_type", "equipment_id", "standard_exam_id",
+                 "active")
+_last_rules: tuple[tuple, list[_CompiledRule]] = ((), [])  # (rows, compiled), replaced whole: safe across threads
+_last_exams: tuple[tuple, dict[int, StandardExam]] = ((), {})
+
+
 def _active_rules(extra: MappingRule | None = None) -> list[_CompiledRule]:
     """The active rules compiled, in the order they are tried; ``extra``: an unsaved rule tried among them (a
     preview)."""
-    rules = list(MappingRule.objects.filter(active=True)) + ([extra] if extra is not None else [])
+    global _last_rules
+    rows = tuple(MappingRule.objects.filter(active=True).order_by("pk").values_list(*_RULE_COLUMNS))
+    last = _last_rules
+    if extra is None and last[0] == rows:
+        return last[1]
+    rules = [MappingRule.from_db("default", _RULE_COLUMNS, row) for row in rows]
     compiled = []
-    for rule in mapping_rules_in_order(rules):
+    for rule in mapping_rules_in_order(rules + ([extra] if extra is not None else [])):
         try:
             compiled.append(mapping_rule_compile(rule))
         except MappingError as exc:
             if rule is extra:
                 raise
             log.warning("mapping rule %s skipped: %s", rule.pk, exc)
+    if extra is None:
+        _last_rules = (rows, compiled)
     return compiled
+
+
+def _standard_exams() -> dict[int, StandardExam]:
+    """Every standard examination by id (shared read-only objects while the table is unchanged)."""
+    global _last_exams
+    columns = tuple(f.attname for f in StandardExam._meta.concrete_fields)
+    rows = tuple(StandardExam.objects.order_by("pk").values_list(*columns))
+    last = _last_exams
+    if last[0] == rows:
+        return last[1]
+    found = {row[0]: StandardExam.from_db("default", columns, row) for row in rows}
+    _last_exams = (rows, found)
+    return found
 
 
 _NEEDS_PROTOCOLS = object()
@@ -142,7 +171,7 @@ def study_exam_matcher() -> Callable[[dict, Callable[[], list[str]]], StandardEx
     attname (the rules read ``_FIELDS``) and, only when a protocol rule must be tested, its current events' protocols (``protocols()``).
     The same ``_match`` as ``map_studies_of``, for a writer that settles the mapping before it writes the study."""
     compiled = _active_rules()
-    exams = StandardExam.objects.in_bulk()
+    exams = _standard_exams()
     by_names: dict[tuple, object] = {}
 
     def exam_of(fields: dict, protocols: Callable[[], list[str]]) -> StandardExam | None:

@@ -116,6 +116,29 @@ def test_the_reason_for_the_requested_procedure_weighs_above_the_study_descripti
     assert map_study(staged.pk) == "ct-cap-cancer"
 
 
+def test_a_rule_edited_or_an_examination_renamed_is_seen_by_the_next_batch_s_matcher():
+    """The compiled rules and the examinations are kept between batches while their rows are unchanged; any change
+    to a rule (pattern, activity) or an examination is seen by the next matcher."""
+    a = unit()
+    rule = _rule("study_description", "Thorax", "ct-chest-hr")
+    fields = {"modality_type": "CT", "equipment_id": a.pk, "study_description": "Thorax spezial"}
+
+    def exam_code():
+        exam = services.study_exam_matcher()(fields, lambda: [])
+        return exam.code if exam else None
+
+    assert exam_code() == "ct-chest-hr"
+    assert services._active_rules() is services._active_rules()  # unchanged rows: the same compiled list
+    MappingRule.objects.filter(pk=rule.pk).update(pattern="^Abdomen")
+    assert exam_code() != "ct-chest-hr"
+    MappingRule.objects.filter(pk=rule.pk).update(pattern="Thorax", active=False)
+    assert exam_code() != "ct-chest-hr"
+    MappingRule.objects.filter(pk=rule.pk).update(active=True)
+    StandardExam.objects.filter(code="ct-chest-hr").update(name="Chest HR (renamed)")
+    exam = services.study_exam_matcher()(fields, lambda: [])
+    assert (exam.code, exam.name) == ("ct-chest-hr", "Chest HR (renamed)")
+
+
 def test_priority_comes_before_field_weight():
     a = unit()
     _rule("requested_procedure_code", "RPX-77", "ct-cap-cancer", priority=2)

@@ -92,8 +92,16 @@ def exams_with_kap_coefficient() -> list[int]:
     table = kap_coefficients()
     if not table.entries:
         return []
-    return [pk for pk, code, name, region in StandardExam.objects.values_list("pk", "code", "name", "body_region")
-            if any(table.lookup(w, codes=(code,), text=f"{name} {region}") for w in ed.WEIGHTINGS)]
+    rows = tuple(StandardExam.objects.order_by("pk").values_list("pk", "code", "name", "body_region"))
+    return list(_with_kap_coefficient(rows))
+
+
+@lru_cache(maxsize=1)
+def _with_kap_coefficient(rows: tuple) -> tuple[int, ...]:
+    """The ids of these examination rows that the KAP table covers (asked at every batch; the rows rarely change)."""
+    table = kap_coefficients()
+    return tuple(pk for pk, code, name, region in rows
+                 if any(table.lookup(w, codes=(code,), text=f"{name} {region}") for w in ed.WEIGHTINGS))
 
 
 def site_weighting() -> str:
