@@ -131,7 +131,7 @@ def _triage(study_ids: list[int]) -> _Triage:
         return out
     active_rules = list(TriggerRule.objects.filter(active=True))
     out.rules_by_id = {r.pk: r for r in active_rules}
-    with_alerts = set(Alert.objects.filter(study_id__in=ids).values_list("study_id", flat=True).distinct())
+    with_alerts = set(Alert.objects.filter(study_id__in=ids).order_by().values_list("study_id", flat=True).distinct())
     if not active_rules:
         out.one_by_one = [sid for sid in ids if sid in with_alerts]
         return out
@@ -144,7 +144,7 @@ def _triage(study_ids: list[int]) -> _Triage:
     if window_rules:
         later_alerts = set(Alert.objects.filter(
             study_id__in={h.study_id for hs in others.values() for h in hs}, still_exceeds=True,
-            rule_id__in=[r.pk for r in window_rules]).values_list("study_id", flat=True).distinct())
+            rule_id__in=[r.pk for r in window_rules]).order_by().values_list("study_id", flat=True).distinct())
     windows = _Windows(others, later_alerts, specs, facts)
     by_id = {s.pk: s for s in studies}
     for sid in ids:
