@@ -60,51 +60,61 @@ class RawError(ValueError):
     """The bytes do not form a valid encoding (truncated, wrong lengths, delimiters missing)."""
 
 
+_NO_ENTRY = (-1, b"", None, 0)  # an item not kept: matches no item header's length
+
+
 class ItemMemo:
     """Parsed sequence items of one object by their encoded bytes.  An RDSR repeats the same items hundreds of times
     (the same filter, event type, reference point in every event: 2 614 distinct of 14 736 content items in a
-    316-event report), and the same bytes parse to the same item, so a repeat costs a slice and a lookup.
+    316-event report), and the same bytes parse to the same item, so a repeat costs a compare or a lookup.
 
-    A defined-length item is found by its bytes directly.  An undefined-length item's end is only known after
-    parsing it, so the lengths seen are kept by the item's first bytes and each candidate is checked by the whole
-    encoded item (up to and including its delimiter).  An item is reused only at a depth no deeper than where it was
-    first parsed, so the nesting limit still holds.  One memo per VR encoding (an implicit UN sequence gets none)."""
+    Each item kept is an entry (length in its item header, encoded bytes, item, depth).  The repeats of a report come
+    in the same order in each event, so the entry at the same place of the sequence last read at that depth is tried
+    first, by comparing the bytes in place; then the entries by their bytes.  A defined-length item is found by its
+    bytes directly.  An undefined-length item's end is only known after parsing it, so the lengths seen are kept by
+    the item's first bytes and each candidate is checked by the whole encoded item (up to and including its
+    delimiter).  An item is reused only at a depth no deeper than where it was first parsed, so the nesting limit
+    still holds.  One memo per VR encoding (an implicit UN sequence gets none)."""
 
-    __slots__ = ("defined", "undefined", "lengths")
+    __slots__ = ("defined", "undefined", "lengths", "last")
     MAX_ITEM = 2048  # events and other large containers never repeat: not worth a copy of their bytes
     HEAD = 64  # relationship, value type and the start of the concept name: separates items well
     MAX_LENGTHS = 8
 
     def __init__(self) -> None:
-        self.defined: dict[bytes, tuple[dict, int]] = {}
-        self.undefined: dict[bytes, tuple[dict, int]] = {}
+        self.defined: dict[bytes, tuple] = {}
+        self.undefined: dict[bytes, tuple] = {}
         self.lengths: dict[bytes, list[int]] = {}
+        self.last: dict[int, list[tuple]] = {}  # depth -> the entries of the sequence last read there
 
-    def find(self, buf: bytes, pos: int, length: int, depth: int) -> tuple[dict, int] | None:
-        """(item, encoded size) of the item whose value starts at ``pos`` if these bytes were parsed before."""
+    def find(self, buf: bytes, pos: int, length: int, depth: int) -> tuple | None:
+        """The entry of the item whose value starts at ``pos`` if these bytes were parsed before."""
         if length != _UNDEFINED:
             if length > self.MAX_ITEM:
                 return None
             hit = self.defined.get(buf[pos:pos + length])
-            return (hit[0], length) if hit is not None and hit[1] >= depth else None
+            return hit if hit is not None and hit[3] >= depth else None
         undefined = self.undefined
         for size in self.lengths.get(buf[pos:pos + self.HEAD], ()):
             hit = undefined.get(buf[pos:pos + size])
             if hit is not None:
-                return (hit[0], size) if hit[1] >= depth else None
+                return hit if hit[3] >= depth else None
         return None
 
-    def keep(self, buf: bytes, start: int, end: int, item: dict, depth: int, undefined: bool) -> None:
+    def keep(self, buf: bytes, start: int, end: int, length: int, item: dict, depth: int) -> tuple:
         size = end - start
         if size > self.MAX_ITEM:
-            return
-        if not undefined:
-            self.defined[buf[start:end]] = (item, depth)
-            return
-        self.undefined[buf[start:end]] = (item, depth)
+            return _NO_ENTRY
+        encoded = buf[start:end]
+        entry = (length, encoded, item, depth)
+        if length != _UNDEFINED:
+            self.defined[encoded] = entry
+            return entry
+        self.undefined[encoded] = entry
         sizes = self.lengths.setdefault(buf[start:start + self.HEAD], [])
         if size not in sizes and len(sizes) < self.MAX_LENGTHS:
             sizes.append(size)
+        return entry
 
 
 def parse_items(buf: bytes, pos: int, end: int, implicit: bool, depth: int = 0,
@@ -118,6 +128,8 @@ def parse_items(buf: bytes, pos: int, end: int, implicit: bool, depth: int = 0,
     undefined = end < 0
     limit = size if undefined else end
     parse = _parse_implicit if implicit else _parse_explicit
+    before = memo.last.get(depth, ()) if memo is not None else ()
+    entries: list[tuple] = []
     while pos < limit:
         if pos + 8 > limit:
             raise RawError("truncated sequence")
@@ -125,31 +137,37 @@ def parse_items(buf: bytes, pos: int, end: int, implicit: bool, depth: int = 0,
         pos += 8
         if tag == _ITEM:
             if memo is not None:
-                hit = memo.find(buf, pos, length, depth)
-                if hit is not None:
-                    items.append(hit[0])
-                    pos += hit[1]
+                # first the entry at this place of the sequence last read at this depth (read at it or nearer the
+                # root: the nesting limit holds for it), compared in place; then the entries by their bytes
+                index = len(items)
+                entry = before[index] if index < len(before) else _NO_ENTRY
+                if entry[0] != length or not buf.startswith(entry[1], pos):
+                    entry = memo.find(buf, pos, length, depth)
+                if entry is not None:
+                    items.append(entry[2])
+                    entries.append(entry)
+                    pos += len(entry[1])
                     continue
             start = pos
-            if length == _UNDEFINED:
-                item, pos = parse(buf, pos, -1, depth + 1, memo)
-            else:
-                item_end = pos + length
-                if item_end > limit:
-                    raise RawError("truncated sequence item")
-                item, pos = parse(buf, pos, item_end, depth + 1, memo)
+            item_end = -1 if length == _UNDEFINED else pos + length
+            if item_end > limit:
+                raise RawError("truncated sequence item")
+            item, pos = parse(buf, pos, item_end, depth + 1, memo)
             if memo is not None:
-                memo.keep(buf, start, pos, item, depth, length == _UNDEFINED)
+                entries.append(memo.keep(buf, start, pos, length, item, depth))
             items.append(item)
         elif tag == _SEQ_END:
             if undefined:
-                return items, pos
+                break
         else:
             raise RawError(f"expected an item tag at offset {pos - 8}")
-    if undefined:
-        raise RawError("truncated sequence (no sequence delimiter)")
-    if pos != end:
-        raise RawError("sequence length does not match its items")
+    else:
+        if undefined:
+            raise RawError("truncated sequence (no sequence delimiter)")
+        if pos != end:
+            raise RawError("sequence length does not match its items")
+    if memo is not None:
+        memo.last[depth] = entries
     return items, pos
 
 

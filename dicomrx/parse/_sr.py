@@ -28,8 +28,9 @@ from dosereg.core.dose_report import (
 class Context:
     def __init__(self) -> None:
         self.warnings: list[str] = []
-        # (node identity, quantity name) -> converted value: a repeated item is one shared node (``_tree.Decoder``)
-        self.quantities: dict[tuple[int, str], Quantity | None] = {}
+        # node -> (quantity name, converted value): a repeated item is one shared node (``_tree.Decoder``), read as
+        # the same quantity wherever it occurs
+        self.quantities: dict[Node, tuple[str, Quantity | None]] = {}
         # node identity -> its X-Ray Filters dict: the events repeating a filter container share one read-only dict
         self.filters: dict[int, dict[str, Any]] = {}
 
@@ -42,10 +43,9 @@ def quantity(node: Node, name: str, ctx: Context) -> Quantity | None:
     """The node's value in the canonical unit of ``name``; None if missing (or an unknown unit on an untyped item)."""
     if node.vt != "NUM" or node.value is None:
         return None
-    key = (id(node), name)
-    found = ctx.quantities.get(key, False)
-    if found is not False:
-        return found
+    known = ctx.quantities.get(node)
+    if known is not None and known[0] == name:
+        return known[1]
     try:
         found = to_canonical(name, node.value, node.unit, scheme=node.unit_scheme or "UCUM")
     except DoseParseError as exc:
@@ -54,7 +54,7 @@ def quantity(node: Node, name: str, ctx: Context) -> Quantity | None:
             raise DoseParseError(f"{exc} (concept {concept})") from None
         ctx.warn(f"{exc}; kept as content")  # said once: a repeat of the node gives the same warning
         found = None
-    ctx.quantities[key] = found
+    ctx.quantities[node] = (name, found)
     return found
 
 
@@ -217,18 +217,15 @@ _PROJECTION_QUANTITIES = {key: name for key, name in C.EVENT_PROJECTION_QUANTITI
 
 def projection_event(node: Node, ctx: Context) -> IrradiationEventData:
     ev = _ProjectionEvent()
-    quantity_names = _PROJECTION_QUANTITIES
-    readers = _PROJECTION_READERS
+    table = _PROJECTION_TABLE
     for child in node.children:
-        name = quantity_names.get(child.key)
-        if name:
-            _read_repeatable_quantity(ev, child, name, ctx)
-            continue
-        reader = readers.get(child.key)
-        if reader is None:
+        found = table.get(child.key)
+        if found is None:
             ev.keep(child)
+        elif type(found) is str:
+            _read_repeatable_quantity(ev, child, found, ctx)
         else:
-            reader(ev, child, ctx)
+            found(ev, child, ctx)
     if ev.filters:
         ev.attributes["filters"] = ev.filters
     _set_laterality(ev.sides, ev.attributes, ev.uid, ctx)
@@ -335,6 +332,8 @@ _PROJECTION_READERS = {
     C.IMAGE_VIEW: _read_view, C.REFERENCE_POINT_DEFINITION: _read_reference_point, C.XRAY_GRID: _read_grid,
     C.PATIENT_ORIENTATION: _read_orientation, C.AVERAGE_XRAY_TUBE_CURRENT: _read_average_current,
 }
+# one look-up per item: concept -> its quantity name (read as a repeatable quantity, before any reader) or reader
+_PROJECTION_TABLE: dict[tuple[str, str], Any] = {**_PROJECTION_READERS, **_PROJECTION_QUANTITIES}
 
 
 _SIDES = ("left", "right", "both")

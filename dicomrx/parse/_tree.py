@@ -193,43 +193,47 @@ class Node:
         return item
 
 
-def build_nodes(items: list[dict], dec: Decoder, depth: int = 0, parent: tuple[int, ...] = ()) -> list[Node]:
+def build_nodes(items: list[dict], dec: Decoder, depth: int = 0, parent: tuple = ()) -> list[Node]:
     """Nodes of a ContentSequence's items.  A damaged item raises DoseParseError naming it by its position in the
-    tree ("content item 3.2.1": the third root item's second child's first child; ``parent``: the positions of the
-    items above, made into that text only for a damaged item)."""
+    tree ("content item 3.2.1": the third root item's second child's first child; ``parent``: the (items, item)
+    pairs of the items above, made into that text only for a damaged item)."""
     if depth > 60:
         raise DoseParseError("content tree nested too deep")
     nodes = []
-    new = Node.__new__
     built = dec.nodes
-    for index, item in enumerate(items, 1):
+    for item in items:  # most items of a large report repeat one already built: a look-up each
         node = built.get(id(item))
-        if node is not None:
-            nodes.append(node)
-            continue
-        if not isinstance(item, dict):
-            raise _damaged(parent, index, "not a sequence item")
-        node = new(Node)
-        try:
-            _fill(node, item, dec)
-        except _NotText:
-            raise _damaged(parent, index, "a text value is encoded as a sequence") from None
-        except _NotCode:
-            raise _damaged(parent, index, "a code (concept name, value or unit) is not a code sequence") from None
-        except _NotSequence as exc:
-            raise _damaged(parent, index, f"{exc} is not a sequence") from None
-        children = item.get(T_CONTENT)
-        if children is not None and not isinstance(children, list):
-            raise _damaged(parent, index, "its Content Sequence (0040,A730) is not a sequence")
-        node.children = build_nodes(children, dec, depth + 1, (*parent, index)) if children else []
-        built[id(item)] = node
+        if node is None:
+            node = _build(item, items, dec, depth, parent)
         nodes.append(node)
     return nodes
 
 
-def _damaged(parent: tuple[int, ...], index: int, what: str) -> DoseParseError:
-    where = ".".join(str(i) for i in (*parent, index))
-    return DoseParseError(f"content item {where}: {what}")
+def _build(item: dict, items: list[dict], dec: Decoder, depth: int, parent: tuple) -> Node:
+    where = (*parent, (items, item))
+    if not isinstance(item, dict):
+        raise _damaged(where, "not a sequence item")
+    node = Node.__new__(Node)
+    try:
+        _fill(node, item, dec)
+    except _NotText:
+        raise _damaged(where, "a text value is encoded as a sequence") from None
+    except _NotCode:
+        raise _damaged(where, "a code (concept name, value or unit) is not a code sequence") from None
+    except _NotSequence as exc:
+        raise _damaged(where, f"{exc} is not a sequence") from None
+    children = item.get(T_CONTENT)
+    if children is not None and not isinstance(children, list):
+        raise _damaged(where, "its Content Sequence (0040,A730) is not a sequence")
+    node.children = build_nodes(children, dec, depth + 1, where) if children else []
+    dec.nodes[id(item)] = node
+    return node
+
+
+def _damaged(where: tuple, what: str) -> DoseParseError:
+    # an item's position is its first place among its siblings: an item repeated earlier would have been built there
+    places = (next(i for i, other in enumerate(items, 1) if other is item) for items, item in where)
+    return DoseParseError(f"content item {'.'.join(str(place) for place in places)}: {what}")
 
 
 class _NotSequence(ValueError):
@@ -237,11 +241,19 @@ class _NotSequence(ValueError):
 
 
 def _fill(node: Node, item: dict, dec: Decoder) -> None:
+    # the decoders' caches are read here first (a fresh item of a large report is mostly values met before)
+    strings, codes = dec.strings, dec.codes
     node.json = None
-    text = dec.text
-    node.vt = vt = text(item.get(T_VALUE_TYPE)).upper()
-    node.rel = text(item.get(T_RELATIONSHIP))
-    concept = dec.code(item.get(T_CONCEPT_NAME))
+    raw = item.get(T_VALUE_TYPE)
+    vt = strings.get(raw) if type(raw) is bytes else None
+    node.vt = vt = (dec.text(raw) if vt is None else vt).upper()
+    raw = item.get(T_RELATIONSHIP)
+    rel = strings.get(raw) if type(raw) is bytes else None
+    node.rel = dec.text(raw) if rel is None else rel
+    raw = item.get(T_CONCEPT_NAME)
+    concept = codes.get(raw, False) if type(raw) is bytes else False
+    if concept is False:
+        concept = dec.code(raw)
     if concept:
         node.key = (concept[0], concept[1])
         node.meaning = concept[2]
@@ -253,7 +265,7 @@ def _fill(node: Node, item: dict, dec: Decoder) -> None:
     node.unit_scheme = ""
     node.qualifier = None
     if vt == "NUM":
-        _read_num(node, item, dec)
+        _read_num(node, item, dec, strings, codes)
     elif vt == "CODE":
         node.value = dec.code(item.get(T_CONCEPT_CODE))
     elif vt in _STRING_VALUE_TAGS:
@@ -263,8 +275,9 @@ def _fill(node: Node, item: dict, dec: Decoder) -> None:
             node.vt = "PNAME"
 
 
-def _read_num(node: Node, item: dict, dec: Decoder) -> None:
-    node.qualifier = dec.code(item.get(T_QUALIFIER))
+def _read_num(node: Node, item: dict, dec: Decoder, strings: dict, codes: dict) -> None:
+    raw = item.get(T_QUALIFIER)
+    node.qualifier = None if raw is None else dec.code(raw)
     measured = item.get(T_MEASURED_VALUE)
     if not measured:  # empty MeasuredValueSequence (with or without qualifier): the value is missing, not 0
         return
@@ -272,7 +285,9 @@ def _read_num(node: Node, item: dict, dec: Decoder) -> None:
         raise _NotSequence("its Measured Value Sequence (0040,A300)")
     mv = measured[0]
     raw_num = mv.get(T_NUMERIC_VALUE)
-    text = dec.text(raw_num) if raw_num else ""
+    text = strings.get(raw_num) if type(raw_num) is bytes else None
+    if text is None:
+        text = dec.text(raw_num) if raw_num else ""
     fv = mv.get(T_FLOAT_VALUE)
     if not text and fv:
         if not isinstance(fv, (bytes, bytearray)):
@@ -280,9 +295,13 @@ def _read_num(node: Node, item: dict, dec: Decoder) -> None:
         if len(fv) >= 8:
             text = repr(struct.unpack_from("<d", fv)[0])  # FD: 'nan' / 'inf' pass through as such
     node.value = text or None
-    unit = dec.code(mv.get(T_UNITS))
+    raw = mv.get(T_UNITS)
+    unit = codes.get(raw, False) if type(raw) is bytes else False
+    if unit is False:
+        unit = dec.code(raw)
     if unit:
         node.unit = unit[4]  # the code value exactly as sent
         node.unit_scheme = unit[0]
     if node.qualifier is None:
-        node.qualifier = dec.code(mv.get(T_QUALIFIER))
+        raw = mv.get(T_QUALIFIER)
+        node.qualifier = None if raw is None else dec.code(raw)

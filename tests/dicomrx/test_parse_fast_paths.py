@@ -409,3 +409,21 @@ def _general_text(ds: Dataset, keyword: str) -> str:
     except Exception:  # noqa: BLE001
         return ""
     return _header.text_of(converted, keyword)
+
+
+def test_a_repeat_at_another_place_of_its_sequence_is_found_by_its_bytes(monkeypatch) -> None:
+    """The memo first tries the item at the same place of the sequence last read at that depth (an event's items
+    repeat in the same order); in an event with one item more, the repeats after it are found by their bytes, and
+    the report is the one parsing each item gives."""
+    events = [{"event_type": "fluoroscopy", "kap_gym2": 1e-4, "ka_r_gy": 0.002, "filters": [("copper", 0.1, 0.1)],
+               **({"kvp": 70} if i % 2 else {})} for i in range(4)]
+    data = _copy(synthetic.build_projection_rdsr(events=events), "implicit-undefined")
+    top = _raw.scan_top_level(data)
+    content = _raw.sw(0x0040A730)
+    read = [item[content] for item in _raw.parse_content_sequence(data, top)
+            if content in item and len(item[content]) > 5]
+    assert len(read) == 4 and len(read[1]) == len(read[0]) + 1
+    assert read[1][-1] is read[0][-1] and read[2][-1] is read[0][-1]  # the filter container, one place further on
+    shared = parse_dose_object(data)
+    monkeypatch.setattr(_raw.ItemMemo, "MAX_ITEM", -1)  # nothing kept: every item parsed where it occurs
+    assert parse_dose_object(data) == shared
