@@ -17,6 +17,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.db import transaction
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
@@ -119,48 +120,54 @@ def mapping_rules_in_order(rules) -> list[MappingRule]:
     return sorted(rules, key=lambda r: r.order_key)
 
 
-# What compiling a rule reads.  Every batch of ingest asks for the active rules and the examinations; while their
-# rows are unchanged, the compiled rules and the examination objects of the last call are given again (one entry
-# each; the rows are still read, a change made by another process shows at the next batch).
+# What compiling a rule reads.  Every batch of ingest asks for the active rules and the examinations; their rows are
+# read each time (a change made by another process shows at the next batch), the objects are built again only when
+# the rows changed (one entry each, as the KAP-covered examinations in registry.services.effective_dose).
 _RULE_COLUMNS = ("id", "priority", "field", "match", "pattern", "modality_type", "equipment_id", "standard_exam_id",
                  "active")
-_last_rules: tuple[tuple, list[_CompiledRule]] = ((), [])  # (rows, compiled), replaced whole: safe across threads
-_last_exams: tuple[tuple, dict[int, StandardExam]] = ((), {})
 
 
 def _active_rules(extra: MappingRule | None = None) -> list[_CompiledRule]:
     """The active rules compiled, in the order they are tried; ``extra``: an unsaved rule tried among them (a
     preview)."""
-    global _last_rules
     rows = tuple(MappingRule.objects.filter(active=True).order_by("pk").values_list(*_RULE_COLUMNS))
-    last = _last_rules
-    if extra is None and last[0] == rows:
-        return last[1]
-    rules = [MappingRule.from_db("default", _RULE_COLUMNS, row) for row in rows]
+    if extra is None:
+        return _compiled_rules(rows)
+    return _compile([*_rules_of(rows), extra], extra)
+
+
+@lru_cache(maxsize=1)
+def _compiled_rules(rows: tuple) -> list[_CompiledRule]:
+    return _compile(_rules_of(rows), None)
+
+
+def _rules_of(rows: tuple) -> list[MappingRule]:
+    return [MappingRule.from_db("default", _RULE_COLUMNS, row) for row in rows]
+
+
+def _compile(rules: list[MappingRule], extra: MappingRule | None) -> list[_CompiledRule]:
     compiled = []
-    for rule in mapping_rules_in_order(rules + ([extra] if extra is not None else [])):
+    for rule in mapping_rules_in_order(rules):
         try:
             compiled.append(mapping_rule_compile(rule))
         except MappingError as exc:
             if rule is extra:
                 raise
             log.warning("mapping rule %s skipped: %s", rule.pk, exc)
-    if extra is None:
-        _last_rules = (rows, compiled)
     return compiled
+
+
+_EXAM_COLUMNS = tuple(f.attname for f in StandardExam._meta.concrete_fields)
 
 
 def _standard_exams() -> dict[int, StandardExam]:
     """Every standard examination by id (shared read-only objects while the table is unchanged)."""
-    global _last_exams
-    columns = tuple(f.attname for f in StandardExam._meta.concrete_fields)
-    rows = tuple(StandardExam.objects.order_by("pk").values_list(*columns))
-    last = _last_exams
-    if last[0] == rows:
-        return last[1]
-    found = {row[0]: StandardExam.from_db("default", columns, row) for row in rows}
-    _last_exams = (rows, found)
-    return found
+    return _exams_of(tuple(StandardExam.objects.order_by("pk").values_list(*_EXAM_COLUMNS)))
+
+
+@lru_cache(maxsize=1)
+def _exams_of(rows: tuple) -> dict[int, StandardExam]:
+    return {row[0]: StandardExam.from_db("default", _EXAM_COLUMNS, row) for row in rows}
 
 
 _NEEDS_PROTOCOLS = object()
