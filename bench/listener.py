@@ -5,8 +5,10 @@
 
 The load: copies of the corpus dose SRs with fresh SOP Instance and Study Instance UIDs (same-length byte
 substitution, so nothing is re-encoded), written once to a temporary folder.  Each sender is a separate process with
-one association that sends the pre-encoded files (pynetdicom chunked send with TCP_NODELAY: the bytes go as they
-are; ``--sender storescu`` uses DCMTK's storescu, which parses each file first).
+one association that sends the pre-encoded files as they are (``ul_sender``: a synchronous DICOM Upper Layer sender
+with TCP_NODELAY; ``--sender pynetdicom`` uses pynetdicom's chunked send, which intermittently stalled an association
+until the network timeout, see ``ul_sender``; ``--sender storescu`` uses DCMTK's storescu, which parses each file
+first).
 The same senders send the same files to DCMTK's ``storescp`` (``--fork``: one process per association, as DCMTK
 handles concurrent senders; it parses every object and writes it to disk) and to ``manage.py dicom_listen``:
 
@@ -46,7 +48,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SENDER = "pynetdicom"  # or "storescu" (--sender)
+SENDER = "ul"  # or "pynetdicom", "storescu" (--sender)
 DOSE_KINDS = {"ct", "projection", "radiopharmaceutical", "summary"}
 
 
@@ -139,6 +141,14 @@ def _sender(args) -> tuple[int, int, dict[str, int]]:
     return ok, failed, why
 
 
+def _ul_sender(args) -> tuple[int, int, dict[str, int]]:
+    """One association of the synchronous Upper Layer sender (``ul_sender``): the files' bytes as they are."""
+    import ul_sender
+
+    port, called, files = args
+    return ul_sender.send_files(port, called, files)
+
+
 def _storescu(args) -> tuple[int, int]:
     port, called, files = args
     proc = subprocess.run([shutil.which("storescu"), "-nh", "-R", "-aet", "BENCHSCU", "-aec", called, "127.0.0.1",
@@ -150,10 +160,11 @@ def _storescu(args) -> tuple[int, int]:
 
 
 def send_all(port: int, called: str, files: list[Path], senders: int) -> tuple[float, float, int, int, dict[str, int]]:
-    """Send with ``senders`` concurrent processes: pynetdicom (default; it sends the bytes as they are) or DCMTK
-    storescu (``--sender storescu``; it parses every file before sending it, which dominates for large SRs)."""
+    """Send with ``senders`` concurrent processes: ``ul_sender`` (default; the bytes as they are), pynetdicom
+    (``--sender pynetdicom``) or DCMTK storescu (``--sender storescu``; it parses every file before sending it, which
+    dominates for large SRs)."""
     shares = [files[i::senders] for i in range(senders)]
-    worker = _storescu if SENDER == "storescu" else _sender
+    worker = {"storescu": _storescu, "pynetdicom": _sender}.get(SENDER, _ul_sender)
     with mp.get_context("spawn").Pool(senders) as pool:
         pool.map(abs, range(senders))  # the senders are up (spawned, imported) before the clock starts
         t0 = time.perf_counter()
@@ -426,7 +437,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "rdsr")
-    parser.add_argument("--sender", choices=["pynetdicom", "storescu"], default="pynetdicom")
+    parser.add_argument("--sender", choices=["ul", "pynetdicom", "storescu"], default="ul")
     parser.add_argument("--max-size", type=int, default=4_000_000, help="leave out corpus files larger than this")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every configuration this often, interleaved")
     parser.add_argument("--modes", default="embedded", help="embedded, production (comma-separated) or both")
