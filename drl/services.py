@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from dosereg.core.quantities import QUANTITIES
 from dosereg.registry import spreadsheet
+from dosereg.registry.fixed_queries import fixed_rows, rows_in
 from dosereg.registry.models import Equipment, EquipmentChange, IrradiationEvent, SiteSettings, StandardExam, Study
 from dosereg.registry.services.audit import audit_record
 from dosereg.registry.services.notifications import notification_send
@@ -130,10 +131,14 @@ _RULE_COLUMNS = ("id", "priority", "field", "match", "pattern", "modality_type",
 def _active_rules(extra: MappingRule | None = None) -> list[_CompiledRule]:
     """The active rules compiled, in the order they are tried; ``extra``: an unsaved rule tried among them (a
     preview)."""
-    rows = tuple(MappingRule.objects.filter(active=True).order_by("pk").values_list(*_RULE_COLUMNS))
+    rows = fixed_rows(_active_rule_rows)
     if extra is None:
         return _compiled_rules(rows)
     return _compile([*_rules_of(rows), extra], extra)
+
+
+def _active_rule_rows() -> QuerySet:
+    return MappingRule.objects.filter(active=True).order_by("pk").values_list(*_RULE_COLUMNS)
 
 
 @lru_cache(maxsize=1)
@@ -162,7 +167,11 @@ _EXAM_COLUMNS = tuple(f.attname for f in StandardExam._meta.concrete_fields)
 
 def _standard_exams() -> dict[int, StandardExam]:
     """Every standard examination by id (shared read-only objects while the table is unchanged)."""
-    return _exams_of(tuple(StandardExam.objects.order_by("pk").values_list(*_EXAM_COLUMNS)))
+    return _exams_of(fixed_rows(_exam_rows))
+
+
+def _exam_rows() -> QuerySet:
+    return StandardExam.objects.order_by("pk").values_list(*_EXAM_COLUMNS)
 
 
 @lru_cache(maxsize=1)
@@ -1003,8 +1012,7 @@ def drl_report_csv(rows: list[dict]) -> str:
 # --- batch steps for generate_demo_data --bulk (dicomrx.bulk) -----------------------------------------------------
 def note_unmapped_names_of(ids: list[int]) -> None:
     """As ``map_study`` does per study: note the names of these studies that no rule maps (batch)."""
-    names = {(m or "", (d or NO_DESCRIPTION)[:255]) for m, d in Study.objects.filter(
-        pk__in=ids, standard_exam__isnull=True).values_list("modality_type", "study_description").distinct()}
+    names = {(m or "", (d or NO_DESCRIPTION)[:255]) for m, d in rows_in(_unmapped_names, ids)}
     if not names:
         return
     # the names already noted cost nothing more: one query for them, get_or_create only for the new ones
@@ -1013,14 +1021,23 @@ def note_unmapped_names_of(ids: list[int]) -> None:
         _note_unmapped(modality_type, description)
 
 
+def _unmapped_names(ids: list[int]) -> QuerySet:
+    return Study.objects.filter(pk__in=ids, standard_exam__isnull=True).values_list(
+        "modality_type", "study_description").distinct()
+
+
+def _protocols_of(ids: list[int]) -> QuerySet:
+    return (IrradiationEvent.objects.filter(study_id__in=ids, is_current=True, is_localizer=False)
+            .exclude(protocol="").values_list("study_id", "protocol", "kvp"))
+
+
 def note_protocols_of(ids: list[int]) -> None:
     """As ``map_study`` does per study (``_note_protocols``), for a batch, in a constant number of queries: the
     studies' protocols, the units' ProtocolSeen rows, then the studies are followed in order in memory (new
     protocols, kVp baselines forming, kVp shifts) and the rows written at the end: new ones in one INSERT, study
     counts as one increment, baselines in one UPDATE.  Only a comparison made due costs queries of its own."""
     per_study: dict[int, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for sid, protocol, kvp in (IrradiationEvent.objects.filter(study_id__in=ids, is_current=True, is_localizer=False)
-                               .exclude(protocol="").values_list("study_id", "protocol", "kvp")):
+    for sid, protocol, kvp in rows_in(_protocols_of, ids):
         per_study[sid][protocol[:255]].append(kvp)
     if not per_study:
         return

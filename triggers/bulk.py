@@ -24,9 +24,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import defaultdict
+from functools import lru_cache
 
 from django.db import IntegrityError
+from django.db.models import QuerySet
 
+from dosereg.registry.fixed_queries import fixed_rows, rows_in
 from dosereg.registry.models import Study
 from triggers import rules
 from triggers.models import Alert, TriggerRule
@@ -129,15 +132,13 @@ def _triage(study_ids: list[int]) -> _Triage:
     out = _Triage()
     if not ids:
         return out
-    active_rules = list(TriggerRule.objects.filter(active=True))
+    active_rules, specs, window_rules = _active_rules()
     out.rules_by_id = {r.pk: r for r in active_rules}
-    with_alerts = set(Alert.objects.filter(study_id__in=ids).order_by().values_list("study_id", flat=True).distinct())
+    with_alerts = set(rows_in(_studies_with_alerts, ids))
     if not active_rules:
         out.one_by_one = [sid for sid in ids if sid in with_alerts]
         return out
-    specs = [rule_spec(r) for r in active_rules]
-    window_rules = [r for r in active_rules if r.scope == "patient_window" and r.kind == "threshold"]
-    studies = list(study_facts_qs().filter(pk__in=ids))
+    studies = rows_in(_batch_studies, ids)
     facts = _batch_facts(studies, active_rules)
     others = _window_history(studies, facts, window_rules)
     later_alerts = set()
@@ -162,6 +163,37 @@ def _triage(study_ids: list[int]) -> _Triage:
         elif hits:
             out.to_raise.append((study, hits))
     return out
+
+
+# Every batch asks for the active rules.  Their rows are read each time (an edit made in another process shows at the
+# next batch), the rule objects and their specs for the evaluator are built again only when a row changed: the rows
+# are the cache's key, as the mapping rules' in drl.services.
+_RULE_COLUMNS = tuple(f.attname for f in TriggerRule._meta.concrete_fields)
+
+
+def _active_rules() -> tuple[list[TriggerRule], list[rules.RuleSpec], list[TriggerRule]]:
+    """The active rules (shared read-only objects while their rows are unchanged), their specs, and the patient-window
+    threshold rules among them."""
+    return _rules_of(fixed_rows(_active_rule_rows))
+
+
+def _active_rule_rows() -> QuerySet:
+    return TriggerRule.objects.filter(active=True).values_list(*_RULE_COLUMNS)
+
+
+@lru_cache(maxsize=1)
+def _rules_of(rows: tuple) -> tuple[list[TriggerRule], list[rules.RuleSpec], list[TriggerRule]]:
+    active = [TriggerRule.from_db("default", _RULE_COLUMNS, row) for row in rows]
+    window = [r for r in active if r.scope == "patient_window" and r.kind == "threshold"]
+    return active, [rule_spec(r) for r in active], window
+
+
+def _batch_studies(ids: list[int]) -> QuerySet:
+    return study_facts_qs().filter(pk__in=ids)
+
+
+def _studies_with_alerts(ids: list[int]) -> QuerySet:
+    return Alert.objects.filter(study_id__in=ids).order_by().values_list("study_id", flat=True).distinct()
 
 
 def studies_needing_check(study_ids: list[int]) -> list[int]:

@@ -14,11 +14,12 @@ import re
 from collections import defaultdict
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from dosereg.core.display import format_quantity
 from dosereg.core.quantities import PLANE_QUANTITIES, QUANTITIES, RULE_QUANTITIES, input_units, unit_factor
+from dosereg.registry.fixed_queries import rows_in
 from dosereg.registry.models import (
     AccumulatedDose,
     DoseCheckOverride,
@@ -77,11 +78,29 @@ FACT_FIELDS = (
 )
 
 
+# the batch's look-ups of its studies' rows (compiled once: dosereg.registry.fixed_queries)
+def _plane_totals(ids: list[int]) -> QuerySet:
+    return (AccumulatedDose.objects.filter(report__study_id__in=ids, report__state="current")
+            .exclude(plane="").values("report__study_id", "plane", *PLANE_QUANTITIES))
+
+
+def _event_facts(ids: list[int]) -> QuerySet:
+    return (IrradiationEvent.objects.filter(study_id__in=ids, is_current=True)
+            .values("study_id", "irradiation_event_uid", "sequence", "event_type", "protocol", "target_region",
+                    "target_region_code", "plane", "is_localizer", "ctdi_phantom", *RULE_EVENT_COLUMNS))
+
+
+def _dose_check_facts(ids: list[int]) -> QuerySet:
+    return DoseCheckOverride.objects.filter(report__study_id__in=ids, report__state="current").values(
+        "report__study_id", "irradiation_event_uid", "kind", "dlp_configured", "ctdivol_configured",
+        "dlp_value_mgycm", "ctdivol_value_mgy", "dlp_forward_estimate_mgycm", "ctdivol_forward_estimate_mgy",
+        "reason_for_proceeding", "person_name")
+
+
 def _studies_facts(studies: list[Study], *, with_events: bool) -> dict[int, rules.StudyFacts]:
     ids = [s.pk for s in studies]
     planes: dict[int, dict[str, dict[str, float]]] = defaultdict(dict)
-    for row in (AccumulatedDose.objects.filter(report__study_id__in=ids, report__state="current")
-                .exclude(plane="").values("report__study_id", "plane", *PLANE_QUANTITIES)):
+    for row in rows_in(_plane_totals, ids):
         acc = planes[row["report__study_id"]].setdefault(row["plane"], {})
         for q in PLANE_QUANTITIES:
             if row[q] is not None:
@@ -89,9 +108,7 @@ def _studies_facts(studies: list[Study], *, with_events: bool) -> dict[int, rule
     events: dict[int, list[rules.EventFacts]] = defaultdict(list)
     protocols: dict[tuple[int, str], str] = {}
     if with_events:
-        for e in (IrradiationEvent.objects.filter(study_id__in=ids, is_current=True)
-                  .values("study_id", "irradiation_event_uid", "sequence", "event_type", "protocol", "target_region",
-                          "target_region_code", "plane", "is_localizer", "ctdi_phantom", *RULE_EVENT_COLUMNS)):
+        for e in rows_in(_event_facts, ids):
             events[e["study_id"]].append(rules.EventFacts(
                 uid=e["irradiation_event_uid"], sequence=e["sequence"], event_type=e["event_type"],
                 protocol=e["protocol"], target_region=e["target_region"], target_region_code=e["target_region_code"],
@@ -101,10 +118,7 @@ def _studies_facts(studies: list[Study], *, with_events: bool) -> dict[int, rule
                 protocols[(e["study_id"], e["irradiation_event_uid"])] = e["protocol"]
     checks: dict[int, list[rules.DoseCheckFacts]] = defaultdict(list)
     if with_events:
-        for d in DoseCheckOverride.objects.filter(report__study_id__in=ids, report__state="current").values(
-                "report__study_id", "irradiation_event_uid", "kind", "dlp_configured", "ctdivol_configured",
-                "dlp_value_mgycm", "ctdivol_value_mgy",
-                "dlp_forward_estimate_mgycm", "ctdivol_forward_estimate_mgy", "reason_for_proceeding", "person_name"):
+        for d in rows_in(_dose_check_facts, ids):
             sid = d["report__study_id"]
             checks[sid].append(rules.DoseCheckFacts(
                 uid=d["irradiation_event_uid"] or None, kind=d["kind"],

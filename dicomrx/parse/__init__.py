@@ -27,6 +27,7 @@ from dicomrx.parse import _raw, _sr
 from dicomrx.parse._header import (
     HEADER_SEQUENCES,
     INTERNED_TAGS,
+    encoded_text_of,
     equipment_info,
     header_report,
     interned_tag,
@@ -210,6 +211,9 @@ def _pydicom_reads_fully(buf: bytes) -> bool:
 
 def _required_text(ds: Dataset, keyword: str, tag: str) -> str:
     """A text attribute the parser cannot do without; an unreadable one refuses the object with a plain reason."""
+    plain = encoded_text_of(ds, keyword)
+    if plain is not None:  # plain ASCII text of a text VR: its conversion cannot fail, it need not be tried
+        return plain
     try:
         if keyword in ds:
             ds.data_element(keyword)

@@ -122,8 +122,9 @@ _EACH_VALUE_VRS = frozenset({"SH", "LO", "UC"})
 
 def _plain_text(ds: Dataset, tag: int) -> str | None:
     """text_of for an element still in its encoded form whose VR and ASCII bytes pydicom would turn into a plain
-    str: the same text, without building a DataElement (most of a header's cost).  None: pydicom converts it
-    (implicit VR, UN, PN, numbers, non-ASCII or ISO 2022 text, an element converted already)."""
+    str (or, for PN, a PersonName whose str() it is): the same text, without building a DataElement (most of a
+    header's cost).  None: pydicom converts it (implicit VR, UN, numbers, non-ASCII or ISO 2022 text, an element
+    converted already)."""
     # The element as stored, found by its tag directly: Dataset.get_item would build a Tag of it first, and a
     # header reads some sixty elements.  A deferred or converted element takes the general path below.
     raw = ds._dict.get(tag)
@@ -142,9 +143,18 @@ def _plain_text(ds: Dataset, tag: int) -> str | None:
         text = "\\".join(part.rstrip("\x00 ") for part in value.decode("ascii").split("\\"))
     elif vr == "AE":
         text = "\\".join(part.strip() for part in value.decode("ascii").split("\\"))
+    elif vr == "PN":  # convert_PN: each value's PersonName drops its trailing empty groups ("Doe^John==")
+        text = "\\".join(name.rstrip("=") for name in value.rstrip(b"\x00 ").decode("ascii").split("\\"))
     else:
         return None
     return text.replace("\x00", "").strip()
+
+
+def encoded_text_of(ds: Dataset, keyword: str) -> str | None:
+    """text_of read from the element's bytes when pydicom would turn them into plain text (``_plain_text``): no
+    conversion that could fail; None when the element needs pydicom's.  '' when absent."""
+    tag = _TAG_OF.get(keyword) or _tag_of(keyword)
+    return _plain_text(ds, tag) if tag is not None else None
 
 
 _TAG_OF: dict[str, BaseTag] = {}  # keyword -> tag, filled on first use (pydicom's lookup builds a BaseTag each time)

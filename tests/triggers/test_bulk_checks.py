@@ -137,3 +137,23 @@ def test_patient_window_alerts_equal_check_study_alerts(days):
     expected = _alerts(one_by_one)
     assert expected  # 45 Gy·cm² in the window on three procedures
     assert _alerts(batch) == expected
+
+
+def test_a_batch_sees_the_rules_as_edited_since_the_last_batch(kap_rule):
+    """The rules are built once while their rows are unchanged: an edited threshold, a deactivated rule and a new rule
+    each show at the next batch (edited with update(), as another process would: no signal, no save hook)."""
+    assert set(check_studies(_studies("Angio A", [60.0]))) != set()
+    TriggerRule.objects.filter(pk=kap_rule.pk).update(threshold=70)
+    assert check_studies(_studies("Angio B", [60.0])) == {}
+    TriggerRule.objects.filter(pk=kap_rule.pk).update(threshold=50)
+    [sid] = _studies("Angio C", [60.0])
+    check_studies([sid])
+    assert Alert.objects.filter(study_id=sid, rule=kap_rule).exists()
+    TriggerRule.objects.filter(pk=kap_rule.pk).update(active=False)
+    assert check_studies(_studies("Angio D", [60.0])) == {}
+    TriggerRule.objects.create(key="t-kap-2", name="KAP above 55", quantity="kap_total_gycm2", threshold=55,
+                               unit="Gy·cm²", scope="study", modality_type="fluoroscopy", severity="notification",
+                               source="test", kind="threshold")
+    [sid] = _studies("Angio E", [60.0])
+    check_studies([sid])
+    assert list(Alert.objects.filter(study_id=sid).values_list("rule__key", flat=True)) == ["t-kap-2"]

@@ -16,9 +16,12 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
+from django.db.models import QuerySet
+
 from dosereg.core import effective_dose as ed
 from dosereg.core import quantities as Q
 from dosereg.core import ssde as ss
+from dosereg.registry.fixed_queries import fixed_rows
 from dosereg.registry.models import IrradiationEvent, SiteSettings, StandardExam
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -92,8 +95,11 @@ def exams_with_kap_coefficient() -> list[int]:
     table = kap_coefficients()
     if not table.entries:
         return []
-    rows = tuple(StandardExam.objects.order_by("pk").values_list("pk", "code", "name", "body_region"))
-    return list(_with_kap_coefficient(rows))
+    return list(_with_kap_coefficient(fixed_rows(_exam_rows)))
+
+
+def _exam_rows() -> QuerySet:
+    return StandardExam.objects.order_by("pk").values_list("pk", "code", "name", "body_region")
 
 
 @lru_cache(maxsize=1)

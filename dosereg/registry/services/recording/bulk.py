@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from django.db import DataError, IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from dosereg.core import dose_report as dr
@@ -28,6 +29,7 @@ from dosereg.core import effective_dose as ed
 from dosereg.core.sanity import Finding, device_total_findings
 from dosereg.core.versions import ALREADY_PRESENT, IMPORTED, REPORT_KINDS, dose_digest
 from dosereg.registry.fields import TextFitter
+from dosereg.registry.fixed_queries import rows_in
 from dosereg.registry.models import (
     AccumulatedDose,
     DoseCheckOverride,
@@ -99,9 +101,8 @@ def record_batch(items: list[tuple[dr.DoseReport, ReceivedObject]], *, demo: boo
     fit = TextFitter()
     sops = [fit(DoseReport, "sop_instance_uid", r.sop_instance_uid) for r, _ in items]
     uids = [fit(Study, "study_instance_uid", r.study.study_instance_uid) for r, _ in items]
-    recorded = set(DoseReport.objects.filter(sop_instance_uid__in=set(sops)).values_list("sop_instance_uid",
-                                                                                       flat=True))
-    met = set(Study.objects.filter(study_instance_uid__in=set(uids)).values_list("study_instance_uid", flat=True))
+    recorded = set(rows_in(_recorded_sops, set(sops)))
+    met = set(rows_in(_met_study_uids, set(uids)))
     fresh, later = [], []
     for i in range(len(items)):
         (fresh if not replay and sops[i] not in recorded and uids[i] not in met else later).append(i)
@@ -120,6 +121,22 @@ def record_batch(items: list[tuple[dr.DoseReport, ReceivedObject]], *, demo: boo
         _skin_dose_after_known_studies(outcomes)
         _unsettle_touched(outcomes)
     return outcomes
+
+
+def _recorded_sops(sops) -> QuerySet:
+    return DoseReport.objects.filter(sop_instance_uid__in=sops).values_list("sop_instance_uid", flat=True)
+
+
+def _met_study_uids(uids) -> QuerySet:
+    return Study.objects.filter(study_instance_uid__in=uids).values_list("study_instance_uid", flat=True)
+
+
+def _patients_by_id(patient_ids) -> QuerySet:
+    return Patient.objects.filter(patient_id__in=patient_ids)
+
+
+def _units_by_key(keys) -> QuerySet:
+    return Equipment.objects.filter(identity_key__in=keys)
 
 
 def _unsettle_touched(outcomes: list) -> None:
@@ -282,7 +299,7 @@ def _batch_patients(reports: list[dr.DoseReport], fresh: list[int], fit: TextFit
     identities = {i: patient_identity(reports[i], fit) for i in fresh}
     keys = {(issuer, pid) for issuer, pid, _, _ in identities.values()}
     patients: dict[tuple[str, str], Patient] = {
-        (p.issuer, p.patient_id): p for p in Patient.objects.filter(patient_id__in={pid for _, pid in keys})
+        (p.issuer, p.patient_id): p for p in rows_in(_patients_by_id, {pid for _, pid in keys})
         if (p.issuer, p.patient_id) in keys}
     new_patients: list[Patient] = []
     fill_ins: dict[int, set[str]] = {}
@@ -322,7 +339,7 @@ def _batch_units(reports: list[dr.DoseReport], fresh: list[int], demo: bool, fit
     not for the whole batch; every unit write is under ``UNITS_LOCK`` (no deadlock between writers).  Units are
     taken in identity-key order; a unit's reports keep their batch order."""
     keys = {i: identity_key(reports[i].equipment) for i in fresh}
-    known = {u.identity_key: u for u in Equipment.objects.filter(identity_key__in=set(keys.values()))}
+    known = {u.identity_key: u for u in rows_in(_units_by_key, set(keys.values()))}
     units: dict[str, Equipment] = {}
     change_ids: dict[int, list[int]] = {}
     touch: dict[str, bool] = {}  # key -> is its first report of the batch a dose report (sets last_report_at)
@@ -395,8 +412,7 @@ def _record_new_studies(reports: list[dr.DoseReport], fresh: list[int], outcomes
     units, change_ids, touch = _batch_units(reports, fresh, demo, fit)
     # report flags: a SOP Instance UID already recorded with other content
     sops = [fit(DoseReport, "sop_instance_uid", reports[i].sop_instance_uid) for i in fresh]
-    reused = set(DoseReport.objects.filter(sop_instance_uid__in=set(sops)).values_list("sop_instance_uid",
-                                                                                     flat=True))
+    reused = set(rows_in(_recorded_sops, set(sops)))
     studies, objs, reps, per_report = [], [], [], []
     kap_exams = set(effective_dose.exams_with_kap_coefficient()) if exam_of is not None else set()
     for i in fresh:
