@@ -49,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 SENDER = "ul"  # or "pynetdicom", "storescu" (--sender)
+STALL_S = 120
 DOSE_KINDS = {"ct", "projection", "radiopharmaceutical", "summary"}
 
 
@@ -356,7 +357,14 @@ def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int 
         load = os.getloadavg()[0]
         t0, t_acked, ok, failed, why = send_all(port, "DOSEREG", files, senders)
         waiting = "select count(*) from registry_receivedobject where state = 'received'"
-        while ingest and query(waiting)[0][0]:
+        left, since = None, time.monotonic()
+        while ingest and (now := query(waiting)[0][0]):
+            if now != left:
+                left, since = now, time.monotonic()
+            elif time.monotonic() - since > STALL_S:  # nothing ingested for that long: say so, do not wait forever
+                why[f"{now} objects still waiting after {STALL_S} s without progress"] = now
+                failed += now
+                break
             time.sleep(0.1)
         t_ingested = time.perf_counter()
         states = dict(query("select state, count(*) from registry_receivedobject group by state"))
@@ -446,6 +454,9 @@ def main() -> None:
                         "DOSEREG_WORKER_CONCURRENCY default)")
     parser.add_argument("--redis-db", type=int, default=13, help="Redis database for the broker (flushed)")
     args = parser.parse_args()
+    # SIGTERM as an exit, so each run's finally stops its listener and Celery workers: workers left running would
+    # take the next run's tasks from the same Redis database
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ["TCP_NODELAY"] = "1"
     global SENDER
     SENDER = args.sender  # chosen here, in the parent, when the senders' work is handed out
