@@ -40,6 +40,7 @@ _SLOW_IMPLICIT = _SQ_TAGS | {_ITEM_END, _ITEM, _SEQ_END}
 # an RDSR repeats the same few hundred codes thousands of times.
 CODE_SEQUENCES = frozenset(sw(t) for t in (0x0040A043, 0x0040A168, 0x004008EA, 0x0040A301))
 _SEQ_DELIM_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_ITEM_END_TAG = b"\xfe\xff\x0d\xe0"  # (FFFE,E00D) Item Delimitation Item, as the last 8 bytes of an item begin
 _CODE_SEQ_SET = CODE_SEQUENCES
 _MEASURED_VALUE = sw(0x0040A300)  # Measured Value Sequence
 
@@ -96,6 +97,8 @@ class ItemMemo:
             return hit if hit is not None and hit[3] >= depth else None
         undefined = self.undefined
         for size in self.lengths.get(buf[pos:pos + self.HEAD], ()):
+            if not buf.startswith(_ITEM_END_TAG, pos + size - 8):
+                continue  # no item ends there, so none of this length starts here: not copied and hashed
             hit = undefined.get(buf[pos:pos + size])
             if hit is not None:
                 return hit if hit[3] >= depth else None

@@ -221,26 +221,40 @@ _NUMS: dict[float, float] = {}
 _NUMS_LIMIT = 50_000
 
 
-def quantities_digest(quantities: Mapping[str, dr.Quantity]) -> str:
-    nums = _NUMS
-    items = []
+def _digest_num(value):
+    """:func:`_num` of a quantity's value, the non-zero finite floats kept in ``_NUMS``."""
+    num = _NUMS.get(value) if type(value) is float and value else None  # 0.0 and -0.0 are equal keys: not kept
+    if num is None:
+        num = _num(value)
+        if type(value) is float and value and math.isfinite(value):
+            if len(_NUMS) >= _NUMS_LIMIT:
+                _NUMS.clear()
+            _NUMS[value] = num
+    return num
+
+
+def quantities_digest(quantities: Mapping[str, dr.Quantity], memo: dict | None = None) -> str:
+    """``memo``: a dict kept for one report's events.  The parser gives a quantity an event repeats from an earlier
+    one (the same kVp, angles, distances) as the same object, so its item's text is made once per report, by
+    identity, and the list's text joined as ``_COMPACT_JSON`` writes it (names are unique: sorting the items is
+    sorting by name)."""
+    if memo is None:
+        items = [(name, _digest_num(q.value), q.raw_unit) for name, q in quantities.items()]
+        items.sort()
+        return hashlib.sha256(_COMPACT_JSON(items).encode()).hexdigest()[:32]
+    parts = []
     for name, q in quantities.items():
-        value = q.value
-        num = nums.get(value) if type(value) is float and value else None  # 0.0 and -0.0 are equal keys: not kept
-        if num is None:
-            num = _num(value)
-            if type(value) is float and value and math.isfinite(value):
-                if len(nums) >= _NUMS_LIMIT:
-                    nums.clear()
-                nums[value] = num
-        items.append((name, num, q.raw_unit))
-    items.sort()
-    return hashlib.sha256(_COMPACT_JSON(items).encode()).hexdigest()[:32]
+        known = memo.get(id(q))
+        if known is None or known[0] is not q or known[1][0] != name:
+            known = memo[id(q)] = (q, (name, _COMPACT_JSON((name, _digest_num(q.value), q.raw_unit))))
+        parts.append(known[1])
+    parts.sort()
+    return hashlib.sha256(("[" + ",".join([text for _, text in parts]) + "]").encode()).hexdigest()[:32]
 
 
-def event_digest(event: dr.IrradiationEventData) -> str:
-    """A digest of an event's dose values (what a correction changes)."""
-    return quantities_digest(event.quantities)
+def event_digest(event: dr.IrradiationEventData, memo: dict | None = None) -> str:
+    """A digest of an event's dose values (what a correction changes); ``memo``: see :func:`quantities_digest`."""
+    return quantities_digest(event.quantities, memo)
 
 
 def dose_digest(report: dr.DoseReport, event_digests: Sequence[str] | None = None) -> str:

@@ -8,6 +8,7 @@ a corpus file or a synthetic report) must give the very same DoseReport, value f
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import pydicom
@@ -427,3 +428,30 @@ def test_a_repeat_at_another_place_of_its_sequence_is_found_by_its_bytes(monkeyp
     shared = parse_dose_object(data)
     monkeypatch.setattr(_raw.ItemMemo, "MAX_ITEM", -1)  # nothing kept: every item parsed where it occurs
     assert parse_dose_object(data) == shared
+
+
+def test_a_length_at_which_no_item_ends_is_not_looked_up() -> None:
+    """Undefined-length items with the same first bytes and other lengths: a repeat is looked up only at the
+    lengths its bytes can have (an Item Delimitation Item ends there), and found, the same parsed item."""
+    def element(group: int, elem: int, value: bytes) -> bytes:
+        return struct.pack("<HHL", group, elem, len(value)) + value
+
+    def item(tail: bytes) -> bytes:  # the first 72 bytes alike (more than the memo's head), then its own value
+        return (struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF) + element(0x0008, 0x0100, b"X" * 64)
+                + element(0x0008, 0x0102, tail) + struct.pack("<HHL", 0xFFFE, 0xE00D, 0))
+
+    class Looked(dict):
+        gets = 0
+
+        def get(self, key, default=None):
+            Looked.gets += 1
+            return super().get(key, default)
+
+    short, long = item(b"AB"), item(b"ABCD")
+    memo = _raw.ItemMemo()
+    memo.undefined = Looked()
+    data = short + long + short + long + struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
+    items, end = _raw.parse_items(data, 0, -1, True, memo=memo)
+    assert end == len(data) and [len(i[_raw.sw(0x00080102)]) for i in items] == [2, 4, 2, 4]
+    assert items[2] is items[0] and items[3] is items[1]
+    assert Looked.gets == 2  # each repeat at its own length only; the first two are new

@@ -18,6 +18,7 @@ from dosereg.core.versions import (
     EventStamp,
     ReportFacts,
     dose_digest,
+    event_digest,
     header_counts,
     match_header_event,
     report_version_plan,
@@ -133,3 +134,25 @@ def test_dose_digest_ignores_identity_and_demographics_but_not_values():
     assert dose_digest(a) == dose_digest(_report([100.0, 50.0], sop="1.2"))
     assert dose_digest(a) == dose_digest(_report([100.0 + 1e-12, 50.0]))  # float noise of a re-encoding
     assert dose_digest(a) != dose_digest(_report([100.0, 51.0]))
+
+
+def test_event_digest_with_a_report_memo_is_the_digest_without_one():
+    """A quantity object repeated across events (as the parser gives a repeated item) is written once per report;
+    the same object under another name, and values the digest writes specially (0.0, -0.0, NaN, None), give the
+    digest made without the memo."""
+    kvp, angle = dr.Quantity(80.0, "80", "kV"), dr.Quantity(-0.0, "-0", "deg")
+    events = [
+        {"kvp": kvp, "ka_r_mgy": dr.Quantity(1.5, "1.5", "mGy"), "positioner_primary_angle_deg": angle},
+        {"positioner_primary_angle_deg": angle, "kvp": kvp, "ka_r_mgy": dr.Quantity(float("nan"), "NaN", "mGy")},
+        {"kvp": angle, "tube_current_ma": kvp, "pulse_width_ms": dr.Quantity(None, "", "ms"),
+         "ka_r_mgy": dr.Quantity(0.0, "0", "mGy")},
+        {},
+    ]
+    memo: dict = {}
+    for quantities in events * 2:
+        event = dr.IrradiationEventData(irradiation_event_uid="1", event_type="fluoroscopy", quantities=quantities)
+        assert event_digest(event, memo) == event_digest(event)
+    assert event_digest(dr.IrradiationEventData(irradiation_event_uid="1", event_type="fluoroscopy",
+                                                quantities=events[0]), memo) != \
+        event_digest(dr.IrradiationEventData(irradiation_event_uid="1", event_type="fluoroscopy",
+                                             quantities=events[1]), memo)

@@ -177,13 +177,26 @@ def _text(value) -> str:
     return clean_text(value)
 
 
-def _raw_of(q: dr.Quantity, memo: dict[int, tuple[dr.Quantity, list[str]]]) -> list[str]:
-    """[value, unit] as sent, for ``raw``.  The parser gives a repeated item's quantity as the same object: its
-    pair is made once per report (``memo``, by identity) and shared by the rows (read-only)."""
+def _raw_of(q: dr.Quantity, memo: dict[int, tuple[dr.Quantity, list[str], str]]) -> tuple[dr.Quantity, list[str], str]:
+    """(``q``, [value, unit] as sent for ``raw``, that pair's JSON text).  The parser gives a repeated item's
+    quantity as the same object: its pair and text are made once per report (``memo``, by identity) and the pair is
+    shared by the rows (read-only)."""
     known = memo.get(id(q))
     if known is None or known[0] is not q:
-        known = memo[id(q)] = (q, [_text(q.raw_value), _text(q.raw_unit)])
-    return known[1]
+        pair = [_text(q.raw_value), _text(q.raw_unit)]
+        known = memo[id(q)] = (q, pair, _STRICT_JSON(pair))
+    return known
+
+
+# a quantity name's text as a key of a JSON object (``"kvp": ``), made once per name
+_KEY_TEXTS: dict[str, str] = {}
+
+
+def _key_text(name: str) -> str:
+    text = _KEY_TEXTS.get(name)
+    if text is None:
+        text = _KEY_TEXTS[name] = _STRICT_JSON(name) + ": "
+    return text
 
 
 # quantities with an event column of their own; the others go in attributes["quantities"]
@@ -192,14 +205,16 @@ EVENT_QUANTITY_COLUMNS = EVENT_COLUMNS - DERIVED_EVENT_COLUMNS
 
 class ReportMemo:
     """What the rows of one report's events share: the zone of its naive date/times (``identity.zone``), and the
-    texts of its repeated content items and quantities (the parser gives a repeated item as the same object)."""
+    texts of its repeated content items and quantities (the parser gives a repeated item as the same object), for
+    their JSON columns and their digests (``versions.quantities_digest``)."""
 
-    __slots__ = ("tz", "content", "raw")
+    __slots__ = ("tz", "content", "raw", "digests")
 
     def __init__(self, offset: str) -> None:
         self.tz = zone(offset)
         self.content: dict[int, tuple[Any, str]] = {}
-        self.raw: dict[int, tuple[dr.Quantity, list[str]]] = {}
+        self.raw: dict[int, tuple[dr.Quantity, list[str], str]] = {}
+        self.digests: dict = {}
 
 
 def event_row(ev: dr.IrradiationEventData, *, study: Study | None, rep: DoseReport, seq: int, memo: ReportMemo,
@@ -219,14 +234,14 @@ def event_row(ev: dr.IrradiationEventData, *, study: Study | None, rep: DoseRepo
         target_region_code=fit(IrradiationEvent, "target_region_code", region.value if region else ""),
         plane=ev.plane or "", is_localizer=ev.is_localizer,
         exposure_key=fit(IrradiationEvent, "exposure_key", ev.exposure_key),
-        value_digest=digest if digest is not None else event_digest(ev),
+        value_digest=digest if digest is not None else event_digest(ev, memo.digests),
         # fit(None) is "": said without the call for what most events do not carry
         ctdi_phantom=fit(IrradiationEvent, "ctdi_phantom", get("ctdi_phantom")) if "ctdi_phantom" in attrs else "",
         laterality=fit(IrradiationEvent, "laterality", get("laterality")) if "laterality" in attrs else "",
         view=fit(IrradiationEvent, "view", get("view")) if "view" in attrs else "")
     values = row.__dict__
-    raw = {}
-    quiet, raw_memo = _QUIET_RANGES, memo.raw
+    raw, raw_texts = {}, []
+    quiet, raw_memo, keys = _QUIET_RANGES, memo.raw, _KEY_TEXTS
     for name, q in ev.quantities.items():
         value = q.value
         low, high = quiet.get(name) or _quiet_range(name)
@@ -236,17 +251,21 @@ def event_row(ev: dr.IrradiationEventData, *, study: Study | None, rep: DoseRepo
             values[name] = value
         else:
             attrs.setdefault("quantities", {})[name] = value
-        known = raw_memo.get(id(q))  # _raw_of, said here: a call per quantity of every event
-        raw[name] = known[1] if known is not None and known[0] is q else _raw_of(q, raw_memo)
+        known = raw_memo.get(id(q))  # _raw_of and _key_text, said here: calls per quantity of every event
+        if known is None or known[0] is not q:
+            known = _raw_of(q, raw_memo)
+        raw[name] = known[1]
+        raw_texts.append((keys.get(name) or _key_text(name)) + known[2])
     if ev.event_type_code is not None:
         attrs["event_type_code"] = code_list(ev.event_type_code)
     if region is not None:
         attrs["target_region_code"] = code_list(region)
-    texts = {}
-    for name, value in (("raw", raw), ("attributes", attrs if _plain(attrs) else jsonable(attrs))):
-        value, text = json_with_text(value)
-        values[name] = value
-        texts[name] = (value, text)
+    # raw's text joined from its pairs' texts as json.dumps writes an object (its texts are clean: see _text)
+    values["raw"] = raw
+    texts = {"raw": (raw, "{" + ", ".join(raw_texts) + "}")}
+    value, text = json_with_text(attrs if _plain(attrs) else jsonable(attrs))
+    values["attributes"] = value
+    texts["attributes"] = (value, text)
     content = ev.content
     value, text = items_json_with_text(content, memo.content) if type(content) is list else json_with_text(content)
     values["content"] = value

@@ -250,7 +250,8 @@ def record_report(report: dr.DoseReport, received: ReceivedObject, *, demo: bool
     the study's skin dose with its totals (the batch path does it once for the batch instead)."""
     _forget_replayed(received)
     fit = TextFitter()
-    event_digests = [event_digest(e) for e in report.events]  # once: the report's digest, its facts, its rows
+    memo: dict = {}  # the texts of the quantities its events repeat (versions.quantities_digest)
+    event_digests = [event_digest(e, memo) for e in report.events]  # once: its digest, facts and rows
     digest = dose_digest(report, event_digests)
     sop = fit(DoseReport, "sop_instance_uid", report.sop_instance_uid)
     namesakes = list(DoseReport.objects.filter(sop_instance_uid=sop).values(
