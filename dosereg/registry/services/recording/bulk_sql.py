@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 
 from django.db import connection, models
 from django.db.models import NOT_PROVIDED
@@ -199,6 +199,14 @@ def _copy_escaped(text: str) -> str:
     return text.translate(_COPY_ESCAPES)
 
 
+def _copy_str(v) -> str:
+    """A text column's value, escaped (``_copy_escaped`` in the same call: a cell is written for every row)."""
+    text = v if type(v) is str else str(v)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return text.translate(_COPY_ESCAPES)
+
+
 def _copy_num(v) -> str:
     return repr(v) if isinstance(v, float) else str(int(v))
 
@@ -208,17 +216,18 @@ def _copy_json(v) -> str:
     return empty if empty is not None and not v else _copy_escaped(json.dumps(v))
 
 
-def _copy_text(kind: str):
-    """How a value of this column kind is written in COPY's text format (PostgreSQL's text input functions)."""
+def _copy_bool(v) -> str:
+    return "t" if v else "f"
+
+
+def _copy_text(field):
+    """How a value of this column is written in COPY's text format (PostgreSQL's text input functions).  A float
+    column's values (floats, or ints from a default) are written by ``repr`` itself, and dates by their own
+    ``isoformat``: no Python call per cell for the cells most rows are made of (a 316-event report has 20,000)."""
+    kind = _copy_kind(field)
     if kind == "num":
-        return _copy_num
-    if kind == "bool":
-        return lambda v: "t" if v else "f"
-    if kind == "json":
-        return _copy_json
-    if kind == "date":
-        return lambda v: v.isoformat()
-    return lambda v: _copy_escaped(v if type(v) is str else str(v))
+        return repr if isinstance(field, models.FloatField) else _copy_num
+    return {"bool": _copy_bool, "json": _copy_json, "date": methodcaller("isoformat")}.get(kind, _copy_str)
 
 
 def _copy_kind(f) -> str:
@@ -243,7 +252,7 @@ def _copy_rows(cursor, table: str, fields: list, objs: list) -> None:
     json_names = [f.attname for f in fields if _copy_kind(f) == "json"]
     names = [f.attname for f in plain]
     get = itemgetter(*names) if len(names) > 1 else (lambda values: (values[names[0]],))
-    writers = [_copy_text(_copy_kind(f)) for f in plain]
+    writers = [_copy_text(f) for f in plain]
     lines = []
     for obj in objs:
         values = obj.__dict__
