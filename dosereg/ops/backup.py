@@ -206,10 +206,21 @@ def _restore_database(backup: Path, manifest: dict) -> None:
         connections.close_all()
         return
     db = connection.settings_dict
+    compression = _toast_compression_args()
     connections.close_all()
     args, env = _pg_command("pg_restore", db)
-    _run(args + ["--clean", "--if-exists", "--no-owner", "--single-transaction", "--dbname", db["NAME"],
-                 str(backup / db_file)], env)
+    _run(args + ["--clean", "--if-exists", "--no-owner", "--single-transaction", *compression, "--dbname",
+                 db["NAME"], str(backup / db_file)], env)
+
+
+def _toast_compression_args() -> list[str]:
+    """The dump sets lz4 compression on the content columns (registry migration 0016) where its server had lz4; a
+    server without it (built without lz4, or before PostgreSQL 14) would refuse that statement and with it the
+    whole single-transaction restore: there the columns keep the server's default compression."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' "
+                       "AND 'lz4' = ANY(enumvals)")
+        return [] if cursor.fetchone() else ["--no-toast-compression"]
 
 
 def _move_inbox_paths(old_inbox: str) -> str:

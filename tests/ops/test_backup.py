@@ -117,3 +117,10 @@ def test_move_to_postgres_round_trip(registry, pg_database, tmp_path):
     assert export(registry, DATABASE_URL=pg_database) == []
     manage(registry, "restore", str(backup), DATABASE_URL=pg_database)
     assert export(registry, DATABASE_URL=pg_database) == before
+    # the content columns come back as json, lz4-compressed where this server has lz4 (registry migration 0016)
+    columns = subprocess.run(
+        ["psql", pg_database, "-Atc", "SELECT DISTINCT format_type(atttypid, atttypmod) || ' ' || attcompression::text || "
+         "' ' || (SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression')::text "
+         "FROM pg_attribute WHERE attrelid = 'registry_irradiationevent'::regclass "
+         "AND attname IN ('raw', 'attributes', 'content')"], capture_output=True, text=True, check=True).stdout.split()
+    assert columns in (["json", "l", "true"], ["json", "false"])
