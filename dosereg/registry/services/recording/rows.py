@@ -3,7 +3,8 @@
 Every quantity passes the border check of the catalogue (``dosereg.core.sanity.screen_value``) on its way into a
 column: an invalid value (not finite, or a negative dose, time or activity) is not stored as a value — the value and
 unit as sent stay in ``raw`` — and becomes a finding; an implausible one is stored and becomes a finding.  JSON
-columns never receive NaN, infinities or NUL characters (PostgreSQL's jsonb refuses them).
+columns never receive NaN, infinities or NUL characters (PostgreSQL refuses them: NaN and infinities are not JSON,
+and no text holds NUL).
 """
 
 from __future__ import annotations
