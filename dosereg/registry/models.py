@@ -33,7 +33,6 @@ def _quantity_field(**kwargs) -> models.FloatField:
     return models.FloatField(null=True, blank=True, **kwargs)
 
 
-
 class DocumentJSONField(models.JSONField):
     """A JSON document kept as written and read back whole, never searched inside: the content tree of a report
     and of each irradiation event.  PostgreSQL: ``json`` (the text, checked to be JSON), not ``jsonb``, whose
@@ -50,6 +49,7 @@ class DocumentJSONField(models.JSONField):
         if connection.vendor == "postgresql":
             return value  # psycopg2 reads a json column into Python values itself
         return super().from_db_value(value, expression, connection)
+
 
 class Room(models.Model):
     """A room groups units; a unit may report both fluoroscopy and radiography."""

@@ -191,16 +191,10 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 _EMPTY_JSON = {dict: "{}", list: "[]"}
 
 
-def _copy_escaped(text: str) -> str:
-    """``text`` as COPY's text format reads it back: backslash, tab and line breaks escaped.  Most text has none of
-    them (two C-level checks instead of translating it character by character)."""
-    if text.isprintable() and "\\" not in text:
-        return text
-    return text.translate(_COPY_ESCAPES)
-
-
-def _copy_str(v) -> str:
-    """A text column's value, escaped (``_copy_escaped`` in the same call: a cell is written for every row)."""
+def _copy_escaped(v) -> str:
+    """A value (text, or anything its ``str`` gives) as COPY's text format reads it back: backslash, tab and line
+    breaks escaped.  Most text has none of them (two C-level checks instead of translating it character by
+    character)."""
     text = v if type(v) is str else str(v)
     if text.isprintable() and "\\" not in text:
         return text
@@ -227,7 +221,7 @@ def _copy_text(field):
     kind = _copy_kind(field)
     if kind == "num":
         return repr if isinstance(field, models.FloatField) else _copy_num
-    return {"bool": _copy_bool, "json": _copy_json, "date": methodcaller("isoformat")}.get(kind, _copy_str)
+    return {"bool": _copy_bool, "json": _copy_json, "date": methodcaller("isoformat")}.get(kind, _copy_escaped)
 
 
 def _copy_kind(f) -> str:
