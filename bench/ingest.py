@@ -121,23 +121,18 @@ def _time_store() -> None:
     steps), each apart."""
     from dicomrx import ingest
 
-    store, ingest_batch = ingest.store_files, ingest.ingest_batch
+    ingest.store_files, ingest.ingest_batch = _timed(ingest.store_files, STORE), _timed(ingest.ingest_batch, INGEST)
 
-    def timed_store(paths, **kwargs):
+
+def _timed(function, into: dict):
+    def timed(*args, **kwargs):
         t0 = time.perf_counter()
         try:
-            return store(paths, **kwargs)
+            return function(*args, **kwargs)
         finally:
-            STORE["ms"] += (time.perf_counter() - t0) * 1000
+            into["ms"] += (time.perf_counter() - t0) * 1000
 
-    def timed_ingest(ids, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return ingest_batch(ids, **kwargs)
-        finally:
-            INGEST["ms"] += (time.perf_counter() - t0) * 1000
-
-    ingest.store_files, ingest.ingest_batch = timed_store, timed_ingest
+    return timed
 
 
 # --- --many N ---------------------------------------------------------------------------------------------------------
