@@ -3,7 +3,9 @@
 PostgreSQL: one ``GROUP BY unit, examination`` query with ``percentile_cont(ARRAY[.25,.5,.75]) WITHIN GROUP``; the
 comparison asks ``drl_comparison_figures``, one query per value for all its patient groups, both periods and the
 studies awaiting confirmation (FILTER clauses), instead of three per group; it groups by hashing, gathers each
-group's values into an array and takes the percentiles per array (no sort of every value of every group).
+group's values into an array and takes the percentiles per array (no sort of every value of every group).  The values
+per acquisition (their studies joined to their events) are asked in a second thread, on a connection of its own,
+while the values per examination are asked in this one.
 SQLite (the embedded mode) has no ordered-set aggregates: a window query numbers each group's values in order
 (``ROW_NUMBER() OVER (PARTITION BY ... ORDER BY value)``) and returns only the order statistics the percentiles need
 (at most eight rows per group); the interpolation between them is the one ``percentile_cont`` does.  No query
@@ -21,11 +23,12 @@ import datetime as dt
 import difflib
 import json
 import re
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Count, Q
 
 from dosereg.core.quantities import DRL_QUANTITIES, QUANTITIES
@@ -66,6 +69,9 @@ COMPARISON_SETTINGS = {"jit": "off", "work_mem": "64MB", "enable_hashjoin": "off
 # forced, 16.9 s against 14.6 s); partial aggregation in the workers with an array aggregate that combines
 # (array_append, array_cat: 20.8 s, each worker reads every study); work_mem 256 MB (the sort in memory, 11.4 ->
 # 11.0 s, within the noise); grouping by period and confirmation instead of FILTERs (14.6 -> 13.4 s).
+# On a quieter machine (2026-12-07; 3 million studies, 7.2 million events, load 1.8-2.7) the comparison took 9.9-11.5 s
+# (medians 10.5, 11.1): per acquisition 5.7-7.2 s, DLP 2.1-2.4 s, KAP 1.1-1.3 s, the groups 0.75 s.  With the values
+# per acquisition asked side by side with the others (``_side_by_side``): 7.7-10.3 s (medians 8.7, 8.8).
 
 
 @dataclass(frozen=True)
@@ -289,35 +295,77 @@ class Figures:
     previous_median: float | None = None
 
 
-def drl_comparison_figures(scope: Scope, previous_scope: Scope,
-                           requests: list[FiguresRequest]) -> dict[FiguresRequest, dict[tuple[int, int], Figures]]:
+def drl_comparison_figures(scope: Scope, previous_scope: Scope, requests: list[FiguresRequest], *,
+                           side_by_side: bool = True) -> dict[FiguresRequest, dict[tuple[int, int], Figures]]:
     """Per request, per (equipment_id, standard_exam_id): ``drl_aggregates`` over ``scope``, ``drl_unconfirmed_counts``
     and the median of ``drl_aggregates`` over ``previous_scope`` (the same scope over another period).
 
     PostgreSQL: one query per value (quantity, per, view, thickness band) for every patient group and both periods:
-    the studies (and
-    for a value per acquisition, their events) are read once, where a query per group, period and count read them
-    about thirty times."""
+    the studies (and for a value per acquisition, their events) are read once, where a query per group, period and
+    count read them about thirty times.  ``side_by_side``: the values per acquisition are asked on a connection of
+    their own, in a second thread, while this one asks the values per examination (``_side_by_side``)."""
     if connection.vendor != "postgresql":
         return {r: _figures_apart(scope, previous_scope, r) for r in requests}
     by_value: dict[tuple, list[FiguresRequest]] = defaultdict(list)
     for r in requests:
-        by_value[(r.quantity, r.per, r.view, r.thickness)].append(r)
+        if r.exam_ids:
+            by_value[(r.quantity, r.per, r.view, r.thickness)].append(r)
+    lanes = [[rs for rs in by_value.values() if rs[0].per == PER_ACQUISITION],
+             [rs for rs in by_value.values() if rs[0].per != PER_ACQUISITION]]
+    lanes = [lane for lane in lanes if lane]
     out: dict[FiguresRequest, dict[tuple[int, int], Figures]] = {r: {} for r in requests}
+    if side_by_side and len(lanes) == 2 and not connection.in_atomic_block:
+        found = _side_by_side(scope, previous_scope, lanes)
+    else:
+        found = _figures_of(scope, previous_scope, [values for lane in lanes for values in lane])
+    for request, key, figures in found:
+        out[request][key] = figures
+    return out
+
+
+def _side_by_side(scope: Scope, previous_scope: Scope, lanes: list[list[list[FiguresRequest]]]) -> list[tuple]:
+    """The first lane's queries in a second thread, on its own connection (closed when it is done), the second
+    lane's here.  Most of a query's time is spent in one server process (grouping, sorting, percentiles) while the
+    scans share the other cores: at 3 million studies the join of acquisitions to their studies alone took as long
+    as all the values per examination.  Each query sees its own snapshot, as it does in one transaction at READ
+    COMMITTED; not inside a caller's transaction, whose rows another connection would not see."""
+    result: list = []
+
+    def first_lane():
+        try:
+            result.extend(_figures_of(scope, previous_scope, lanes[0]))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            result.append(exc)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=first_lane, name="drl-figures", daemon=True)
+    thread.start()
+    try:
+        here = _figures_of(scope, previous_scope, lanes[1])
+    finally:
+        thread.join()
+    if result and isinstance(result[-1], BaseException):
+        raise result[-1]
+    return result + here
+
+
+def _figures_of(scope: Scope, previous_scope: Scope, values: list[list[FiguresRequest]]) -> list[tuple]:
+    """(request, (equipment_id, standard_exam_id), Figures) of each value's requests, one query per value, in one
+    transaction with the comparison's settings on this thread's connection."""
+    found = []
     with transaction.atomic(), connection.cursor() as cur:
         for name, value in COMPARISON_SETTINGS.items():  # SET LOCAL: this transaction only
             cur.execute("SELECT set_config(%s, %s, true)", [name, value])
-        for value_requests in by_value.values():
-            wanted = [r for r in value_requests if r.exam_ids]
-            if wanted:
-                sql, params = _figures_sql(scope, previous_scope, wanted)
-                cur.execute(sql, params)
-                for k, eq, ex, n, ns, mean, lo, hi, pcts, n_unconfirmed, previous_median in cur.fetchall():
-                    pcts = pcts or [None, None, None]
-                    out[wanted[k]][(eq, ex)] = Figures(
-                        Stats(n=n, n_studies=ns, mean=mean, minimum=lo, maximum=hi, p25=pcts[0], median=pcts[1],
-                              p75=pcts[2]), n_unconfirmed=n_unconfirmed, previous_median=previous_median)
-    return out
+        for wanted in values:
+            sql, params = _figures_sql(scope, previous_scope, wanted)
+            cur.execute(sql, params)
+            for k, eq, ex, n, ns, mean, lo, hi, pcts, n_unconfirmed, previous_median in cur.fetchall():
+                pcts = pcts or [None, None, None]
+                found.append((wanted[k], (eq, ex), Figures(
+                    Stats(n=n, n_studies=ns, mean=mean, minimum=lo, maximum=hi, p25=pcts[0], median=pcts[1],
+                          p75=pcts[2]), n_unconfirmed=n_unconfirmed, previous_median=previous_median)))
+    return found
 
 
 def _figures_apart(scope: Scope, previous_scope: Scope, r: FiguresRequest) -> dict[tuple[int, int], Figures]:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import random
 import statistics
+import threading
+import time
 
 import pytest
+from django.db import connection
 
 from dosereg.registry.models import SiteSettings, StandardExam, Study
 from drl import comparison as rules
+from drl import selectors
 from drl.models import DrlEntry
 from drl.selectors import (
     FiguresRequest,
@@ -161,9 +165,9 @@ def test_every_figure_of_every_row(registry, standard_size, include_demo, one_un
     assert any(s[2] == "acquisition" and s[4] and s[5] and s[6] for s in seen)  # all three figures on one row
 
 
-def test_one_pass_equals_the_separate_queries(registry):
-    scope = Scope(*YEAR)
-    previous = Scope(*previous_period(*YEAR))
+def _requests() -> list[FiguresRequest]:
+    """Requests of every kind: per examination and per acquisition, per radiograph of a view, every patient group,
+    and one without examinations (the last of the adult ones)."""
     exams = {code: pk for code, pk in
              Study.objects.filter(standard_exam__isnull=False).values_list("standard_exam__code", "standard_exam_id")}
     bands = _bands()
@@ -173,9 +177,16 @@ def test_one_pass_equals_the_separate_queries(registry):
                 FiguresRequest(bands["adult"], "kap_total_gycm2", "examination", (exams["dx-chest"],)),
                 FiguresRequest(bands["adult"], "kap_total_gycm2", "acquisition", (exams["dx-chest"],), "LAT"),
                 FiguresRequest(bands["adult"], "kap_total_gycm2", "acquisition", (exams["dx-chest"],), "AP/PA"),
-                empty := FiguresRequest(bands["adult"], "ctdivol_mgy", "acquisition", ())]
-    requests += [FiguresRequest(band, quantity, per, ct) for label, band in bands.items() if label != "adult"
-                 for quantity, per in (("dlp_total_mgycm", "examination"), ("ctdivol_mgy", "acquisition"))]
+                FiguresRequest(bands["adult"], "ctdivol_mgy", "acquisition", ())]
+    return requests + [FiguresRequest(band, quantity, per, ct) for label, band in bands.items() if label != "adult"
+                       for quantity, per in (("dlp_total_mgycm", "examination"), ("ctdivol_mgy", "acquisition"))]
+
+
+def test_one_pass_equals_the_separate_queries(registry):
+    scope = Scope(*YEAR)
+    previous = Scope(*previous_period(*YEAR))
+    requests = _requests()
+    empty = next(r for r in requests if not r.exam_ids)
     figures = drl_comparison_figures(scope, previous, requests)
     assert figures[empty] == {}  # no examination, no figures
     checked = 0
@@ -199,3 +210,69 @@ def test_one_pass_equals_the_separate_queries(registry):
             assert (got[key].previous_median if key in got else None) == (
                 pytest.approx(expected, rel=1e-12) if expected is not None else None)
     assert checked > 20
+
+
+def _backends() -> int:
+    """Connections to this database other than this one (a connection closed leaves within a moment)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+                    "pg_backend_pid()")
+        return cur.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_values_per_acquisition_asked_side_by_side(registry, monkeypatch):
+    """PostgreSQL, outside a transaction: the values per acquisition are asked in a second thread on a connection of
+    its own while this one asks the values per examination.  The figures are those asked one after the other; the
+    second connection is closed afterwards; its error is raised here."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite asks the separate queries, in this thread")
+    scope, previous, requests = Scope(*YEAR), Scope(*previous_period(*YEAR)), _requests()
+    lanes = []
+    figures_of = selectors._figures_of
+
+    def noted(scope, previous_scope, values):
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            lanes.append((threading.current_thread().name, {rs[0].per for rs in values}, cur.fetchone()[0]))
+        return figures_of(scope, previous_scope, values)
+
+    monkeypatch.setattr(selectors, "_figures_of", noted)
+    before = _backends()
+    together = drl_comparison_figures(scope, previous, requests)
+    for _ in range(100):
+        if _backends() == before:
+            break
+        time.sleep(0.02)
+    assert _backends() == before  # the second thread's connection is gone
+    names = {name for name, _, _ in lanes}
+    assert len(lanes) == 2 and len(names) == 2 and len({pid for _, _, pid in lanes}) == 2
+    assert {(name == threading.current_thread().name, frozenset(per)) for name, per, _ in lanes} == {
+        (False, frozenset({"acquisition"})), (True, frozenset({"examination"}))}
+    lanes.clear()
+    apart = drl_comparison_figures(scope, previous, requests, side_by_side=False)
+    assert len(lanes) == 1 and lanes[0][0] == threading.current_thread().name
+    assert together.keys() == apart.keys()
+    for request, by_key in apart.items():
+        assert together[request].keys() == by_key.keys(), request
+        for key, expected in by_key.items():
+            got = together[request][key]
+            assert (got.stats.n, got.stats.n_studies, got.n_unconfirmed) == (
+                expected.stats.n, expected.stats.n_studies, expected.n_unconfirmed)
+            for name in ("median", "p25", "p75", "mean", "minimum", "maximum"):
+                want = getattr(expected.stats, name)
+                assert getattr(got.stats, name) == (pytest.approx(want, rel=1e-12) if want is not None else None)
+            assert got.previous_median == (pytest.approx(expected.previous_median, rel=1e-12)
+                                           if expected.previous_median is not None else None)
+    assert sum(len(v) for v in apart.values()) > 20
+
+    figures_sql = selectors._figures_sql
+
+    def failing(scope, previous_scope, wanted):
+        if wanted[0].per == "acquisition":
+            raise ValueError("the second lane failed")
+        return figures_sql(scope, previous_scope, wanted)
+
+    monkeypatch.setattr(selectors, "_figures_sql", failing)
+    with pytest.raises(ValueError, match="second lane failed"):
+        drl_comparison_figures(scope, previous, requests)
