@@ -329,13 +329,13 @@ def _side_by_side(scope: Scope, previous_scope: Scope, lanes: list[list[list[Fig
     scans share the other cores: at 3 million studies the join of acquisitions to their studies alone took as long
     as all the values per examination.  Each query sees its own snapshot, as it does in one transaction at READ
     COMMITTED; not inside a caller's transaction, whose rows another connection would not see."""
-    result: list = []
+    there: dict[str, list | BaseException] = {}
 
     def first_lane():
         try:
-            result.extend(_figures_of(scope, previous_scope, lanes[0]))
+            there["found"] = _figures_of(scope, previous_scope, lanes[0])
         except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            result.append(exc)
+            there["error"] = exc
         finally:
             connections.close_all()  # this thread's own connection
 
@@ -345,9 +345,9 @@ def _side_by_side(scope: Scope, previous_scope: Scope, lanes: list[list[list[Fig
         here = _figures_of(scope, previous_scope, lanes[1])
     finally:
         thread.join()
-    if result and isinstance(result[-1], BaseException):
-        raise result[-1]
-    return result + here
+    if "error" in there:
+        raise there["error"]
+    return there["found"] + here
 
 
 def _figures_of(scope: Scope, previous_scope: Scope, values: list[list[FiguresRequest]]) -> list[tuple]:
