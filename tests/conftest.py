@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,35 @@ def require_program(name: str) -> str:
     path = shutil.which(name)
     require(path is not None, f"{name} is not installed (apt-get install {'dcmtk' if name.endswith('scu') or name.startswith('dcm') else name})")
     return path
+
+
+_ports_given: set[int] = set()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that is free now and was not handed out before in this run. Two servers started one after
+    the other could otherwise be given the same port when the first has not bound it yet; the second then answers
+    for the first (a storescp taking a listener's C-MOVE)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    """Until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s") from None
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

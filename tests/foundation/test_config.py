@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 
 def run_manage(*args, env=None, timeout=120):
@@ -60,15 +59,9 @@ def test_migrate_on_empty_data_dir_gives_working_instance(tmp_path):
     assert wal.stdout.strip().splitlines()[-1] == "wal"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_answers_with_login_page_and_stops_on_sigterm(tmp_path):
     """What `make run` starts: the web application (and the listener) on the configured port, embedded mode."""
-    http_port, dicom_port = _free_port(), _free_port()
+    http_port, dicom_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
     env.update(DOSEREG_DATA_DIR=str(tmp_path), DOSEREG_HTTP_PORT=str(http_port), DOSEREG_DICOM_PORT=str(dicom_port),
                DOSEREG_DICOM_BIND="127.0.0.1", DOSEREG_ADMIN_PASSWORD="a-long-test-password")

@@ -24,9 +24,9 @@ from dosereg.interop.push import deliveries_retry_due, interop_after_studies_rec
 from dosereg.registry.models import AuditLog, Patient, Study
 from dosereg.registry.services.patients import patient_merge_undo
 from dosereg.registry.services.pseudonyms import patient_pseudonym
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 from tests.interop.test_fhir_resources import import_corpus
-from tests.listener.conftest import embedded_env, free_port, new_data_dir
+from tests.listener.conftest import embedded_env, new_data_dir
 from triggers.models import Alert
 from triggers.services import check_study, rule_save
 

@@ -13,8 +13,7 @@ from django.test import override_settings
 
 from dicomrx.qr import matches
 from dosereg.registry.services.pseudonyms import patient_pseudonym
-from tests.conftest import require_program
-from tests.listener.conftest import free_port
+from tests.conftest import free_port, require_program, wait_for_port
 from tests.listener.helpers import push_files
 
 pytestmark = [pytest.mark.network, pytest.mark.corpus]
@@ -59,6 +58,7 @@ def loaded(start_listener, corpus, tmp_path):
     storescp = subprocess.Popen([require_program("storescp"), "-aet", "STORESCP", "-od", str(received),
                                  str(storescp_port)], env=DCMTK_ENV, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for_port(storescp_port)
     listener = start_listener(DOSEREG_QR_DESTINATIONS=f"STORESCP@127.0.0.1:{storescp_port}")
     objects = _dose_objects(corpus)
     statuses = push_files(listener.port, [p for p, _ in objects])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,13 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import REPO, free_port
 
 
 def embedded_env(data_dir: Path, **extra: str) -> dict:
@@ -65,16 +58,23 @@ class LiveListener:
 
     def start(self) -> LiveListener:
         env = embedded_env(self.data_dir, DOSEREG_DICOM_PORT=str(self.port), **self.env)
+        log_from = self.log.stat().st_size if self.log.exists() else 0
         self.proc = subprocess.Popen([sys.executable, "manage.py", "dicom_listen"], cwd=REPO, env=env,
                                      stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), start_new_session=True)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the listener exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}")
-            if self.echo():
+            if self._says_it_listens(log_from) and self.echo():
                 return self
             time.sleep(0.2)
         raise RuntimeError("the listener did not answer C-ECHO within 60 s")
+
+    def _says_it_listens(self, log_from: int) -> bool:
+        """Its own log names the port: an answer to C-ECHO alone could come from another server on that port."""
+        with open(self.log, "rb") as f:
+            f.seek(log_from)
+            return f" on 127.0.0.1:{self.port}".encode() in f.read()
 
     def echo(self) -> bool:
         from pynetdicom import AE
@@ -119,8 +119,11 @@ class LiveListener:
         while True:
             rows = self.query("select state, count(*) from registry_receivedobject group by state")
             states = dict(rows)
-            if sum(states.values()) >= expected and not states.get("received") or time.time() > deadline:
+            if sum(states.values()) >= expected and not states.get("received"):
                 return rows
+            if time.time() > deadline:
+                raise AssertionError(f"{expected} objects not ingested within {timeout:.0f} s: {states}; log: "
+                                     f"{self.log.read_text()[-2000:]}")
             time.sleep(0.3)
 
 

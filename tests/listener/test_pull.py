@@ -12,8 +12,8 @@ import time
 import pydicom
 import pytest
 
-from tests.conftest import require_program
-from tests.listener.conftest import free_port, manage
+from tests.conftest import free_port, require_program
+from tests.listener.conftest import manage
 from tests.listener.helpers import push_files
 
 pytestmark = [pytest.mark.network]

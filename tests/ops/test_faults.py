@@ -17,9 +17,9 @@ from django.utils import timezone
 from bench.chaos import dose_sources, write_copies
 from dicomrx import diskspace, ingest, sweeper
 from dosereg.registry.models import ReceivedObject
-from tests.conftest import REPO, require
+from tests.conftest import REPO, free_port, require
 from tests.listener.helpers import push_files
-from tests.ops.test_startup import env, free_port
+from tests.ops.test_startup import env
 
 OUT_OF_RESOURCES = 0xA700
 

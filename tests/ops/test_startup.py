@@ -13,13 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import REPO, free_port
 
 
 def env(data_dir: Path, **extra: str) -> dict:

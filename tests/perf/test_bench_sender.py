@@ -14,8 +14,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
-from tests.conftest import require_program
-from tests.listener.conftest import free_port
+from tests.conftest import free_port, require_program
 from tests.listener.helpers import part10, with_meta
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from dosereg.web.directory import roles_for
-from tests.conftest import REPO, require
+from tests.conftest import REPO, free_port, require
 
 BASE = "dc=hospital,dc=example"
 ROOT_DN, ROOT_PW = f"cn=admin,{BASE}", "slapd-secret"
@@ -66,12 +66,6 @@ def test_roles_for_maps_memberships_case_blind():
     assert roles_for({"cn=medphys,ou=groups,dc=x"}, mapping) == {"physicist": True, "admin": False}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def slapd(tmp_path_factory):
     binary = shutil.which("slapd") or ("/usr/sbin/slapd" if os.path.exists("/usr/sbin/slapd") else None)
@@ -86,7 +80,7 @@ def slapd(tmp_path_factory):
         "modulepath /usr/lib/ldap", "moduleload back_mdb", f"pidfile {root}/slapd.pid",
         "database mdb", f'suffix "{BASE}"', f'rootdn "{ROOT_DN}"', f"rootpw {ROOT_PW}", f"directory {root}/db",
         "maxsize 10485760", ""]))
-    port = _free_port()
+    port = free_port()
     uri = f"ldap://127.0.0.1:{port}/"
     proc = subprocess.Popen([binary, "-f", str(root / "slapd.conf"), "-h", uri, "-d", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
