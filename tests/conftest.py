@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -206,8 +207,11 @@ ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
-def chromium_browser():
-    """One headless Chromium for the whole session: Playwright's sync API allows one driver per thread."""
+def chromium_browser(live_server):
+    """One headless Chromium for the whole session: Playwright's sync API allows one driver per thread.  It asks for
+    the live server so that it closes first: its kept-alive connections then end while the server still shares the
+    in-memory SQLite connection with its request threads (closed after the server, each thread's last act raised
+    'DatabaseWrapper objects created in a thread can only be used in that same thread')."""
     executable = require_program("chromium")
     try:
         from playwright.sync_api import sync_playwright
@@ -218,6 +222,9 @@ def chromium_browser():
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(t.name.endswith("(process_request_thread)") for t in threading.enumerate()):
+        time.sleep(0.05)
 
 
 @pytest.fixture
