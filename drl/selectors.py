@@ -72,6 +72,12 @@ COMPARISON_SETTINGS = {"jit": "off", "work_mem": "64MB", "enable_hashjoin": "off
 # On a quieter machine (2026-12-07; 3 million studies, 7.2 million events, load 1.8-2.7) the comparison took 9.9-11.5 s
 # (medians 10.5, 11.1): per acquisition 5.7-7.2 s, DLP 2.1-2.4 s, KAP 1.1-1.3 s, the groups 0.75 s.  With the values
 # per acquisition asked side by side with the others (``_side_by_side``): 7.7-10.3 s (medians 8.7, 8.8).
+# At 3 million studies and 12 million events (--ct-events 5: 9.6 million acquisitions; 2026-12-07, load 1-2): 11.9-12.7
+# s (medians 12.35, 12.09), the per-acquisition query the longest lane alone (EXPLAIN ANALYZE 12.2 s: studies read and
+# tagged 1.3 s, sorted 0.9 s, the event index 2.2 s, merge join to 6.6 s, grouping to 8.9 s, distinct study counts
+# 1.2 s, percentiles 2.1 s); DLP per examination 3.1-3.4 s, KAP 1.2-1.4 s and the groups 0.6 s in the other lane.
+# Tried there and not kept: each study's values gathered into an array before the join and its first value counting
+# the study (11.9 s against 12.2 s: the grouping of the events by study cost what the distinct counts saved).
 
 
 @dataclass(frozen=True)
