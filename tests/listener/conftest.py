@@ -6,6 +6,7 @@ its results straight from that file (pytest-django's test database is another da
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -68,13 +69,14 @@ class LiveListener:
             if self._says_it_listens(log_from) and self.echo():
                 return self
             time.sleep(0.2)
-        raise RuntimeError("the listener did not answer C-ECHO within 60 s")
+        raise RuntimeError("the listener did not say it listens and answer C-ECHO within 60 s")
 
     def _says_it_listens(self, log_from: int) -> bool:
-        """Its own log names the port: an answer to C-ECHO alone could come from another server on that port."""
+        """Its own log says it listens on the port (dicomrx.listener's start-up line): an answer to C-ECHO alone
+        could come from another server on that port."""
         with open(self.log, "rb") as f:
             f.seek(log_from)
-            return f" on 127.0.0.1:{self.port}".encode() in f.read()
+            return re.search(rb"DICOM listener .+? on 127\.0\.0\.1:%d\b" % self.port, f.read()) is not None
 
     def echo(self) -> bool:
         from pynetdicom import AE

@@ -13,8 +13,8 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from tests.conftest import require_program
-from tests.listener.conftest import manage
+from tests.conftest import free_port, require_program, wait_for_port
+from tests.listener.conftest import LiveListener, manage, new_data_dir
 from tests.listener.helpers import (
     STORESCU_PROPOSAL,
     corpus_files,
@@ -46,6 +46,25 @@ def test_echo_by_dcmtk_and_by_dicom_echo(start_listener):
     assert down.returncode == 1 and "cannot associate" in down.stderr or "aborted" in down.stderr \
         or "no answer" in down.stderr
 
+
+
+def test_a_port_held_by_another_dicom_server_is_an_error_not_a_start(migrated_template, tmp_path):
+    """The other server (a storescp) answers C-ECHO on that port too: the listener says it cannot listen there and
+    exits, and is never taken for started."""
+    port = free_port()
+    other = subprocess.Popen([require_program("storescp"), "-aet", "OTHER", "-od", str(tmp_path), str(port)],
+                             env={"PATH": "/usr/bin:/bin"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        wait_for_port(port)
+        listener = LiveListener(new_data_dir(migrated_template, tmp_path / "listener"), port=port)
+        with pytest.raises(RuntimeError) as exited:
+            listener.start()
+        assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in str(exited.value)
+        assert "Traceback" not in listener.log.read_text()
+    finally:
+        other.terminate()
+        other.wait(10)
 
 def _export(data_dir) -> dict:
     out = manage(data_dir, "export_doses", "--format", "json").stdout
