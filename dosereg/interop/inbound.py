@@ -12,10 +12,11 @@ import logging
 import uuid
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from dosereg.interop import hl7
+from dosereg.interop.mllp import MLLPListener
 from dosereg.registry.models import Patient, Study
 from dosereg.registry.services.patients import (
     PatientMergeError,
@@ -109,3 +110,9 @@ def handle_message(text: str) -> str:
     log.info("HL7 %s^%s %s from %s: %s", header.message_type, header.trigger, header.control_id,
              header.sending_application, note)
     return hl7.build_ack(header, hl7.ACCEPT, note, control_id=control_id, sent_at=now)
+
+
+def mllp_listener(bind: str, port: int) -> MLLPListener:
+    """The MLLP listener for the master patient index (``hl7_listen``): each connection's thread closes its database
+    connections when the MPI closes it (they stayed open, one more for every connection, until the process ended)."""
+    return MLLPListener(bind, port, handle_message, on_connection_end=connections.close_all)

@@ -82,16 +82,24 @@ class _Handler(socketserver.BaseRequestHandler):
             except OSError:
                 return
 
+    def finish(self) -> None:  # in this connection's thread, however handle() ended
+        if self.server.on_connection_end is not None:
+            self.server.on_connection_end()
+
 
 class MLLPListener(socketserver.ThreadingTCPServer):
-    """``handle(text) -> answer text`` for every message on ``(bind, port)``; port 0 picks a free one."""
+    """``handle(text) -> answer text`` for every message on ``(bind, port)``; port 0 picks a free one.  Each
+    connection has a thread of its own; ``on_connection_end`` is called in that thread when the connection ends, to
+    release what ``handle`` holds per thread (database connections: each thread's would stay open otherwise)."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, bind: str, port: int, handle: Callable[[str], str], *, idle_timeout: float = 300.0):
+    def __init__(self, bind: str, port: int, handle: Callable[[str], str], *, idle_timeout: float = 300.0,
+                 on_connection_end: Callable[[], None] | None = None):
         self.handle_text = handle
         self.idle_timeout = idle_timeout
+        self.on_connection_end = on_connection_end
         super().__init__((bind, port), _Handler)
         self.port = self.server_address[1]
         self._thread: threading.Thread | None = None

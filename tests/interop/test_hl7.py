@@ -16,9 +16,8 @@ from hl7apy.core import Message
 from hl7apy.mllp import AbstractHandler, MLLPServer
 from hl7apy.parser import parse_message
 
-from dosereg.interop import hl7, mllp, push
+from dosereg.interop import hl7, inbound, mllp, push
 from dosereg.interop.fhir import summary_text
-from dosereg.interop.inbound import handle_message
 from dosereg.interop.models import Delivery
 from dosereg.interop.push import deliveries_retry_due, interop_after_studies_recorded
 from dosereg.registry.models import AuditLog, Patient, Study
@@ -167,10 +166,35 @@ def _adt(trigger: str, pid: str, *, mrg: str = "", name: str = "", birth: str = 
 
 @pytest.fixture
 def mllp_listener(transactional_db):
-    listener = mllp.MLLPListener("127.0.0.1", 0, handle_message).start()
+    listener = inbound.mllp_listener("127.0.0.1", 0).start()
     yield listener
     listener.stop()
 
+
+
+def test_each_mpi_connection_gives_back_its_database_session(corpus, mllp_listener):
+    """hl7_listen serves each MLLP connection in a thread of its own; the thread's database session ends with the
+    connection (they had stayed open, one more for every connection the MPI opened, until the process ended)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("database sessions are counted on PostgreSQL")
+    a, _ = _two_patients(corpus)
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("select count(*) from pg_stat_activity where datname = current_database()")
+            return cursor.fetchone()[0]
+
+    before = sessions()
+    for n in range(3):  # a new connection each time, as an MPI that reconnects for every message
+        ack = hl7.parse_ack(mllp.send_message("127.0.0.1", mllp_listener.port,
+                                              _adt("A08", a.patient.patient_id, name="DOE^JANE", control=f"S{n}")))
+        assert ack.code == hl7.ACCEPT
+    deadline = time.time() + 10
+    while sessions() > before and time.time() < deadline:
+        time.sleep(0.1)
+    assert sessions() == before
 
 def _two_patients(corpus) -> tuple[Study, Study]:
     import_corpus(corpus, "ct/CT-ESR-GE_Optima.dcm", "rf/Dual-RDSR-RF.dcm")

@@ -7,8 +7,7 @@ import threading
 
 from django.conf import settings
 
-from dosereg.interop.inbound import handle_message
-from dosereg.interop.mllp import MLLPListener
+from dosereg.interop.inbound import mllp_listener
 from dosereg.registry.management.base import DoseRegCommand, InputFailed, UsageError
 
 
@@ -29,7 +28,7 @@ class Command(DoseRegCommand):
         signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
         signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
         try:
-            listener = MLLPListener(bind, port, handle_message).start()
+            listener = mllp_listener(bind, port).start()
         except OSError as exc:
             raise InputFailed(f"cannot listen on {bind}:{port}: {exc.strerror or exc}") from exc
         self.stderr.write(f"HL7 MLLP listener on {bind}:{listener.port} (ADT^A40, ADT^A08)")
