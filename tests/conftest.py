@@ -51,17 +51,18 @@ def free_port() -> int:
             return port
 
 
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def wait_for_port(port: int, timeout: float = 30) -> None:
     """Until something accepts TCP connections on 127.0.0.1:port."""
-    deadline = time.time() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.time() > deadline:
-                raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s") from None
-            time.sleep(0.1)
+    if not wait_for(lambda: _accepts(port), timeout=timeout, interval=0.1):
+        raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
 @pytest.fixture(scope="session")
@@ -222,9 +223,8 @@ def chromium_browser(live_server):
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-    deadline = time.time() + 10
-    while time.time() < deadline and any(t.name.endswith("(process_request_thread)") for t in threading.enumerate()):
-        time.sleep(0.05)
+    wait_for(lambda: not any(t.name.endswith("(process_request_thread)") for t in threading.enumerate()),
+             timeout=10, interval=0.05)
 
 
 @pytest.fixture
