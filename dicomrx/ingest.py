@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pydicom
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from pydicom.errors import InvalidDicomError
@@ -386,23 +387,73 @@ def _stored_outcome(stored: tuple[ReceivedObject, bool] | StorageError) -> Inges
 
 def import_files(paths, *, source: str = "import", demo: bool = False, batch_size: int = 50):
     """Store and ingest files from disk in batches (each batch stored together, then ingested in one transaction);
-    yields (path, outcome) per file, in order."""
+    yields (path, outcome) per file, in order.  On PostgreSQL, outside a caller's transaction, the next batch is
+    stored (read, written, made durable, its rows committed: disk waits mostly) in a thread of its own while this
+    one is ingested (parsed and recorded: CPU mostly); the promise is unchanged, a batch is ingested only after it
+    is stored."""
+    batches = _batches(paths, batch_size)
+    batch = next(batches, None)
+    stored = store_files(batch, source=source) if batch else None
+    ahead = None  # made when there is a second batch: a single batch costs no thread and no second connection
+    try:
+        while batch is not None:
+            following = next(batches, None)
+            if following and ahead is None and _may_store_ahead():
+                ahead = _StoringAhead(source)
+            storing = ahead.store(following) if ahead and following else None
+            yield from _ingested(batch, stored, demo=demo)
+            if following:
+                stored = storing.result() if storing else store_files(following, source=source)
+            batch = following
+    finally:
+        if ahead:
+            ahead.close()
+
+
+def _batches(paths, size: int):
     batch: list[Path] = []
-
-    def flush():
-        stored = store_files(batch, source=source)
-        ids = [r.pk for r in stored if isinstance(r, ReceivedObject)]
-        done = dict(zip(ids, ingest_batch(ids, demo=demo), strict=True)) if ids else {}
-        for path, r in zip(batch, stored, strict=True):
-            yield path, done[r.pk] if isinstance(r, ReceivedObject) else r
-        batch.clear()
-
     for path in paths:
         batch.append(path)
-        if len(batch) >= batch_size:
-            yield from flush()
+        if len(batch) >= size:
+            yield batch
+            batch = []
     if batch:
-        yield from flush()
+        yield batch
+
+
+def _ingested(batch: list[Path], stored: list, *, demo: bool):
+    ids = [r.pk for r in stored if isinstance(r, ReceivedObject)]
+    done = dict(zip(ids, ingest_batch(ids, demo=demo), strict=True)) if ids else {}
+    for path, r in zip(batch, stored, strict=True):
+        yield path, done[r.pk] if isinstance(r, ReceivedObject) else r
+
+
+def _may_store_ahead() -> bool:
+    """Storing in a thread needs a database connection of its own whose commits others see: PostgreSQL, outside a
+    caller's transaction (SQLite would make the two wait for each other's write lock)."""
+    connection = transaction.get_connection()
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+class _StoringAhead:
+    """One thread that stores the batch after the one being ingested (``store``: a future of ``store_files``'s
+    list); its database connection is closed with it."""
+
+    def __init__(self, source: str):
+        self._source = source
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-ahead")
+
+    def store(self, batch: list[Path]) -> Future:
+        return self._pool.submit(self._store, batch)
+
+    def _store(self, batch: list[Path]) -> list:
+        return store_files(batch, source=self._source)
+
+    def close(self) -> None:
+        """Waits for a store under way (what it stored is durable and recorded: ingested by the next import, or by
+        the sweeper), then closes the thread's connection."""
+        self._pool.submit(connections.close_all).result()
+        self._pool.shutdown(wait=True)
 
 
 def import_file(path: Path, *, source: str = "import", demo: bool = False) -> IngestOutcome:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dosereg.registry.models import ReceivedObject
-from dosereg.registry.services.recording.bulk_sql import COPY_MIN_ROWS, JSON_TEXTS, insert_rows
+from dosereg.registry.services.recording.bulk_sql import COPY_MIN_ROWS, JSON_TEXTS, _CopySource, insert_rows
 from dosereg.registry.services.recording.rows import ReceivedRow
 
 pytestmark = pytest.mark.django_db
@@ -36,3 +36,37 @@ def test_copy_writes_awkward_text_json_and_cached_json_texts_as_they_are():
         assert obj.reason == AWKWARD[i % len(AWKWARD)]
         assert obj.warnings == row.warnings
         assert obj.size == i * 1000 and obj.processed_at is None and obj.received_at is not None
+
+
+def test_copy_data_made_as_it_is_read_crosses_its_chunks_intact():
+    """COPY's data goes in chunks made as the server reads them: rows, escapes and characters cut at a chunk's edge
+    read back whole."""
+    rows = []
+    for i in range(COPY_MIN_ROWS + 10):  # 300,000 characters: five chunks on PostgreSQL
+        text = (AWKWARD[i % len(AWKWARD)] + "ü✓\t\\") * (50 + i % 13)
+        rows.append(ReceivedRow(sop_instance_uid=f"1.2.4.{i}", sha256=f"{i:064d}", source="demo", reason=text,
+                                warnings=[text]))
+    insert_rows(ReceivedObject, rows, returning=True)
+    stored = {o.pk: o for o in ReceivedObject.objects.all()}
+    assert len(stored) == len(rows)
+    for row in rows:
+        assert (stored[row.pk].reason, stored[row.pk].warnings) == (row.reason, row.warnings)
+
+
+def test_copy_source_gives_each_read_at_most_its_size_and_makes_only_what_is_read():
+    made = []
+
+    def lines():
+        for i in range(100):
+            made.append(i)
+            yield f"row {i}\n"
+
+    source = _CopySource(lines())
+    first = source.read(20)
+    assert first == "row 0\nrow 1\nrow 2\nro" and len(made) == 4
+    rest = []
+    while chunk := source.read(9):
+        assert len(chunk) <= 9
+        rest.append(chunk)
+    assert first + "".join(rest) == "".join(f"row {i}\n" for i in range(100))
+    assert source.read(9) == ""
