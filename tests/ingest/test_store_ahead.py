@@ -1,6 +1,7 @@
-"""import_files on PostgreSQL stores the next batch in a thread of its own while it ingests this one; the promise is
-unchanged (a batch is ingested only after it is stored, outcomes come in order) and the thread's database session
-ends with the import.  Inside a caller's transaction (and on SQLite) the batches are stored one after another."""
+"""import_files on PostgreSQL stores a next batch of large files in a thread of its own while it ingests this one; the
+promise is unchanged (a batch is ingested only after it is stored, outcomes come in order) and the thread's database
+session ends with the import.  Small files, a caller's transaction and SQLite: batches stored one after another.
+The tests lower ``STORE_AHEAD_MIN_BYTES`` to make small copies count as large."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def test_the_next_batch_is_stored_while_this_one_is_ingested_and_outcomes_keep_t
     if connection.vendor != "postgresql":
         pytest.skip("storing ahead needs a second PostgreSQL session")
     files = _copies(corpus, tmp_path, 7)
+    large = ingest.STORE_AHEAD_MIN_BYTES
+    monkeypatch.setattr(ingest, "STORE_AHEAD_MIN_BYTES", 1)
     before = _sessions()
     stored_in, overlaps = [], []
     store, ingest_batch = ingest.store_files, ingest.ingest_batch
@@ -52,7 +55,7 @@ def test_the_next_batch_is_stored_while_this_one_is_ingested_and_outcomes_keep_t
 
     def watched_ingest(ids, **kwargs):
         began.acquire(timeout=10)  # this batch's own store
-        if len(overlaps) < 3:  # batches 1-3 of 4 have a next batch: its store begins while this one is ingested
+        if len(overlaps) < 3:  # the first import's batches 1-3 of 4 have a next batch, stored while they are ingested
             overlaps.append(began.acquire(timeout=10))
             began.release()  # it belongs to the next batch's ingest
         return ingest_batch(ids, **kwargs)
@@ -73,13 +76,21 @@ def test_the_next_batch_is_stored_while_this_one_is_ingested_and_outcomes_keep_t
     single = _copies(corpus, tmp_path / "single", 2)
     assert [o.status for _, o in ingest.import_files(single, batch_size=2)] == ["imported"] * 2
     assert stored_in == [main]  # a single batch: no thread, no second session
+    monkeypatch.setattr(ingest, "STORE_AHEAD_MIN_BYTES", large)
+    stored_in.clear()
+    (tmp_path / "small").mkdir()
+    small = _copies(corpus, tmp_path / "small", 5)
+    assert [o.status for _, o in ingest.import_files(small, batch_size=2)] == ["imported"] * 5
+    assert stored_in == [main] * 3  # small files: their store is Python work a thread would not overlap
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_import_stopped_early_leaves_the_batch_stored_ahead_kept_and_found_by_the_next_import(corpus, tmp_path):
+def test_an_import_stopped_early_leaves_the_batch_stored_ahead_kept_and_found_by_the_next_import(corpus, tmp_path,
+                                                                                               monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("storing ahead needs a second PostgreSQL session")
     files = _copies(corpus, tmp_path, 4)
+    monkeypatch.setattr(ingest, "STORE_AHEAD_MIN_BYTES", 1)
     before = _sessions()
     run = ingest.import_files(files, batch_size=2)
     first = [next(run), next(run)]
@@ -95,6 +106,7 @@ def test_an_import_stopped_early_leaves_the_batch_stored_ahead_kept_and_found_by
 @pytest.mark.django_db
 def test_inside_a_callers_transaction_batches_are_stored_one_after_another(corpus, tmp_path, monkeypatch):
     files = _copies(corpus, tmp_path, 3)
+    monkeypatch.setattr(ingest, "STORE_AHEAD_MIN_BYTES", 1)
     stored_in = []
     store = ingest.store_files
     monkeypatch.setattr(ingest, "store_files",
