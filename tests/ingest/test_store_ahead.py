@@ -29,6 +29,16 @@ def _copies(corpus, tmp_path, n: int) -> list:
     return out
 
 
+@pytest.fixture
+def large_on_postgresql(monkeypatch) -> int:
+    """PostgreSQL, with every batch counted large enough to store ahead; gives the real threshold."""
+    if connection.vendor != "postgresql":
+        pytest.skip("storing ahead needs a second PostgreSQL session")
+    large = ingest.STORE_AHEAD_MIN_BYTES
+    monkeypatch.setattr(ingest, "STORE_AHEAD_MIN_BYTES", 1)
+    return large
+
+
 def _sessions() -> int:
     with connection.cursor() as cursor:
         cursor.execute("select count(*) from pg_stat_activity where datname = current_database()")
@@ -37,12 +47,9 @@ def _sessions() -> int:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_next_batch_is_stored_while_this_one_is_ingested_and_outcomes_keep_their_order(corpus, tmp_path,
-                                                                                           monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("storing ahead needs a second PostgreSQL session")
+                                                                                           monkeypatch,
+                                                                                           large_on_postgresql):
     files = _copies(corpus, tmp_path, 7)
-    large = ingest.STORE_AHEAD_MIN_BYTES
-    monkeypatch.setattr(ingest, "STORE_AHEAD_MIN_BYTES", 1)
     before = _sessions()
     stored_in, overlaps = [], []
     store, ingest_batch = ingest.store_files, ingest.ingest_batch
@@ -76,7 +83,7 @@ def test_the_next_batch_is_stored_while_this_one_is_ingested_and_outcomes_keep_t
     single = _copies(corpus, tmp_path / "single", 2)
     assert [o.status for _, o in ingest.import_files(single, batch_size=2)] == ["imported"] * 2
     assert stored_in == [main]  # a single batch: no thread, no second session
-    monkeypatch.setattr(ingest, "STORE_AHEAD_MIN_BYTES", large)
+    monkeypatch.setattr(ingest, "STORE_AHEAD_MIN_BYTES", large_on_postgresql)
     stored_in.clear()
     (tmp_path / "small").mkdir()
     small = _copies(corpus, tmp_path / "small", 5)
@@ -86,11 +93,8 @@ def test_the_next_batch_is_stored_while_this_one_is_ingested_and_outcomes_keep_t
 
 @pytest.mark.django_db(transaction=True)
 def test_an_import_stopped_early_leaves_the_batch_stored_ahead_kept_and_found_by_the_next_import(corpus, tmp_path,
-                                                                                               monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("storing ahead needs a second PostgreSQL session")
+                                                                                               large_on_postgresql):
     files = _copies(corpus, tmp_path, 4)
-    monkeypatch.setattr(ingest, "STORE_AHEAD_MIN_BYTES", 1)
     before = _sessions()
     run = ingest.import_files(files, batch_size=2)
     first = [next(run), next(run)]
