@@ -463,10 +463,7 @@ class _StoringAhead:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-ahead")
 
     def store(self, batch: list[Path]) -> Future:
-        return self._pool.submit(self._store, batch)
-
-    def _store(self, batch: list[Path]) -> list:
-        return store_files(batch, source=self._source)
+        return self._pool.submit(store_files, batch, source=self._source)
 
     def close(self) -> None:
         """Waits for a store under way (what it stored is durable and recorded: ingested by the next import, or by

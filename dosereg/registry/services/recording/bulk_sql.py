@@ -283,13 +283,14 @@ class _CopySource:
 
     def read(self, size: int = -1) -> str:
         parts, have = [self._rest], len(self._rest)
-        for text in self._lines:
+        while size < 0 or have < size:
+            text = next(self._lines, None)
+            if text is None:
+                break
             parts.append(text)
             have += len(text)
-            if 0 <= size <= have:
-                break
         data = "".join(parts)
-        if 0 <= size < len(data):
+        if 0 <= size < have:
             data, self._rest = data[:size], data[size:]
         else:
             self._rest = ""
