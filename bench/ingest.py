@@ -1,26 +1,30 @@
 """Ingest benchmark.
 
 usage: python bench/ingest.py [CORPUS]                 per file of the corpus: parse ms, import ms, queries
-       python bench/ingest.py --many N [--batch B] [--kind K]  N fresh-UID copies of each object kind (or of the
-                                                       kinds whose name contains K, e.g. "RF"), in batches of B
+       python bench/ingest.py --many N [--batch B] [--kind K] [--rounds R]  N fresh-UID copies of each object kind
+                                                       (or of the kinds whose name contains K, e.g. "RF"), in
+                                                       batches of B, R rounds per kind and their medians
        python bench/ingest.py --bulk-record N [--batch B]  record_reports_bulk of N demo studies (batches of B,
                                                        default 2000), against COPY of the same rows in the same run
 
 SQLite by default (a fresh temporary data folder); PostgreSQL when DATABASE_URL is set (a scratch test database is
 created on that server and dropped afterwards).  ``--many`` prints, per kind, objects/s end to end (durable store +
-batch ingest + post-commit steps), ms and queries per object (the time storing and the time ingesting apart), then ms
+batch ingest + post-commit steps), ms and queries per object (the time storing and the time ingesting apart; CPU
+ms of this process, every thread, and of its PostgreSQL backend: steadier than wall time on a shared machine), then ms
 per object to import the same files again (an
 interrupted import run again: found by identity, neither parsed nor written), with the references measured in the
 same run: a naive pydicom walk of the same object (read, then every element's value) and DCMTK ``dcmdump`` of the
 316-event report (whole process).  ``--bulk-record`` times ``record_reports_bulk`` alone (what ``generate_demo_data --bulk`` records;
 the demo reports are built before the clock starts, the post-commit steps are not run) and, as the reference, a
-PostgreSQL ``COPY`` into empty copies of the same tables of the very rows it wrote.  Prints tables; asserts nothing.
+PostgreSQL ``COPY`` into empty copies of the same tables of the very rows it wrote.  ``--code PATH`` imports the
+application from another checkout (``bench/ingest_ab.py`` runs two alternately).  Prints tables; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
 import statistics
@@ -30,8 +34,21 @@ import tempfile
 import time
 from pathlib import Path
 
+
+def _code_dir() -> Path:
+    """``--code PATH``, read before Django starts: the checkout whose application this bench imports (another
+    worktree, for a before/after comparison with ``bench/ingest_ab.py``); this one by default."""
+    for i, arg in enumerate(sys.argv):
+        if arg == "--code" and i + 1 < len(sys.argv):
+            return Path(sys.argv[i + 1]).resolve()
+        if arg.startswith("--code="):
+            return Path(arg.split("=", 1)[1]).resolve()
+    return Path(__file__).resolve().parents[1]
+
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+CODE = _code_dir()
+sys.path.insert(0, str(CODE))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dosereg.settings")
 os.environ.pop("CELERY_BROKER_URL", None)
 if not os.environ.get("DATABASE_URL"):
@@ -65,8 +82,13 @@ def main() -> int:
     parser.add_argument("--many", type=int, default=0, metavar="N")
     parser.add_argument("--batch", type=int, default=0, metavar="B")
     parser.add_argument("--kind", default="", metavar="K", help="--many: only the kinds whose name contains K")
+    parser.add_argument("--rounds", type=int, default=1, metavar="R",
+                        help="--many: each kind R times over (fresh copies each time), then the medians")
     parser.add_argument("--bulk-record", type=int, default=0, metavar="N")
+    parser.add_argument("--code", metavar="PATH", help="import the application from this checkout (default: this one)")
+    parser.add_argument("--json", action="store_true", help="--many: also a JSON line per kind and round")
     args = parser.parse_args()
+    JSON_LINES[0] = args.json
     corpus = Path(args.corpus).resolve()
     if not corpus.is_dir():
         print(f"corpus {corpus} is absent")
@@ -84,13 +106,16 @@ def main() -> int:
         if args.bulk_record:
             run_bulk_record(args.bulk_record, args.batch or 2000)
         elif args.many:
-            run_many(corpus, args.many, args.batch or settings.INGEST_BATCH_SIZE, args.kind)
+            run_many(corpus, args.many, args.batch or settings.INGEST_BATCH_SIZE, args.kind, max(args.rounds, 1))
         else:
             run(corpus)
     finally:
         if old is not None:
             teardown_databases(old, verbosity=0)
     return 0
+
+
+JSON_LINES = [False]  # --json
 
 
 # --- post-commit steps, timed apart -----------------------------------------------------------------------------------
@@ -178,54 +203,92 @@ def _dcmdump_ms(path: Path, repeat: int = 5) -> float | None:
     return statistics.median(times)
 
 
-def run_many(corpus: Path, n: int, batch: int, only: str = "") -> None:
+def _backend_cpu_s() -> float | None:
+    """CPU seconds so far of this connection's PostgreSQL backend (None on SQLite, or when its /proc entry cannot be
+    read: another machine or user)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_many(corpus: Path, n: int, batch: int, only: str = "", rounds: int = 1) -> None:
     from dicomrx import ingest
 
     _time_post_commit()
     _time_store()
-    print(f"database: {connection.vendor}; {n} fresh-UID copies per kind, batches of {batch}; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"database: {connection.vendor}; {n} fresh-UID copies per kind, batches of {batch}, {rounds} round(s); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'kind':24} {'objects/s':>9} {'ms/object':>9} {'store ms':>8} {'ingest ms':>9} {'post ms':>7} "
-          f"{'queries/obj':>11} {'of which post':>13} {'naive pydicom ms':>16} {'again ms':>8}  statuses")
+          f"{'cpu ms':>6} {'pg cpu ms':>9} {'queries/obj':>11} {'of which post':>13} {'naive pydicom ms':>16} "
+          f"{'again ms':>8}  statuses")
     work = Path(tempfile.mkdtemp(prefix="bench-many-"))
     try:
         for kind, rel in KINDS.items():
             source = corpus / rel
             if not source.exists() or only not in kind:
                 continue
-            files = _copies(source, n, work)
-            # warm (import_files is a generator: consumed): the unit and the patient exist, code paths loaded
-            list(ingest.import_files(files[:1], batch_size=1))
-            files = files[1:] + _copies(source, 1, work)
-            # the copies just written are still dirty in the page cache: the import's one flush of the file system
-            # (syncfs) would write them out too, a cost of this bench, not of importing files that lie on disk
-            os.sync()
-            POST.update(ms=0.0, queries=0)
-            STORE["ms"] = 0.0
-            INGEST["ms"] = 0.0
-            statuses: dict[str, int] = {}
-            with CaptureQueriesContext(connection) as c:  # the real import path: stored, parsed ahead, recorded
-                t0 = time.perf_counter()
-                for _, o in ingest.import_files(files, batch_size=batch):
-                    statuses[o.status] = statuses.get(o.status, 0) + 1
-                t2 = time.perf_counter()
-            store_ms, ingest_ms = STORE["ms"] / n, INGEST["ms"] / n  # before the import below adds to them
-            # the same files imported again (an interrupted import run again): found, not parsed or written
-            again = time.perf_counter()
-            for _, o in ingest.import_files(files, batch_size=batch):
-                statuses[f"again {o.status}"] = statuses.get(f"again {o.status}", 0) + 1
-            again = (time.perf_counter() - again) * 1000 / n
-            total = (t2 - t0) * 1000
-            print(f"{kind:24} {n / (total / 1000):9.0f} {total / n:9.2f} {store_ms:8.2f} "
-                  f"{ingest_ms:9.2f} {POST['ms'] / n:7.2f} {len(c.captured_queries) / n:11.2f} "
-                  f"{POST['queries'] / n:13.2f} {_naive_walk_ms(source):16.2f} {again:8.2f}  {statuses}")
-            for f in files:
-                f.unlink()
+            runs = [_many_once(ingest, kind, source, n, batch, work) for _ in range(rounds)]
+            if rounds > 1:  # the machine is shared: single runs vary by a fifth, their medians much less
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if isinstance(runs[0][k], float)}
+                print(f"{'  median of ' + str(rounds):24} {n / (med['total'] / 1000):9.0f} {med['total'] / n:9.2f} "
+                      f"{med['store']:8.2f} {med['ingest']:9.2f} {med['post']:7.2f} {med['cpu']:6.2f} "
+                      + (f"{med['pg_cpu']:9.2f}" if 'pg_cpu' in med else f"{'–':>9}"))
         dump = _dcmdump_ms(corpus / BIG)
         if dump is not None:
             print(f"reference: DCMTK dcmdump of {BIG} (whole process) {dump:.0f} ms")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _many_once(ingest, kind: str, source: Path, n: int, batch: int, work: Path) -> dict:
+    """One round of ``--many`` for one kind: ``n`` fresh copies imported, then imported again; prints its row."""
+    files = _copies(source, n, work)
+    # warm (import_files is a generator: consumed): the unit and the patient exist, code paths loaded
+    list(ingest.import_files(files[:1], batch_size=1))
+    files = files[1:] + _copies(source, 1, work)
+    # the copies just written are still dirty in the page cache: the import's one flush of the file system
+    # (syncfs) would write them out too, a cost of this bench, not of importing files that lie on disk
+    os.sync()
+    POST.update(ms=0.0, queries=0)
+    STORE["ms"] = 0.0
+    INGEST["ms"] = 0.0
+    statuses: dict[str, int] = {}
+    pg0 = _backend_cpu_s()
+    with CaptureQueriesContext(connection) as c:  # the real import path: stored, parsed ahead, recorded
+        cpu0 = time.process_time()  # every thread of this process: a store-ahead thread's work counts too
+        t0 = time.perf_counter()
+        for _, o in ingest.import_files(files, batch_size=batch):
+            statuses[o.status] = statuses.get(o.status, 0) + 1
+        t2 = time.perf_counter()
+        cpu = (time.process_time() - cpu0) * 1000 / n
+    pg1 = _backend_cpu_s()
+    store_ms, ingest_ms = STORE["ms"] / n, INGEST["ms"] / n  # before the import below adds to them
+    # the same files imported again (an interrupted import run again): found, not parsed or written
+    again = time.perf_counter()
+    for _, o in ingest.import_files(files, batch_size=batch):
+        statuses[f"again {o.status}"] = statuses.get(f"again {o.status}", 0) + 1
+    again = (time.perf_counter() - again) * 1000 / n
+    total = (t2 - t0) * 1000
+    out = {"total": total, "store": store_ms, "ingest": ingest_ms, "post": POST["ms"] / n, "cpu": cpu}
+    if pg0 is not None and pg1 is not None:
+        out["pg_cpu"] = (pg1 - pg0) * 1000 / n  # this connection's backend (a store-ahead thread's is not counted)
+    print(f"{kind:24} {n / (total / 1000):9.0f} {total / n:9.2f} {store_ms:8.2f} {ingest_ms:9.2f} "
+          f"{out['post']:7.2f} {cpu:6.2f} " + (f"{out['pg_cpu']:9.2f}" if "pg_cpu" in out else f"{'–':>9}")
+          + f" {len(c.captured_queries) / n:11.2f} {POST['queries'] / n:13.2f} {_naive_walk_ms(source):16.2f} "
+          f"{again:8.2f}  {statuses}", flush=True)
+    if JSON_LINES[0]:
+        print("JSON " + json.dumps({"kind": kind, "n": n, **out, "queries": len(c.captured_queries) / n,
+                                    "post_queries": POST["queries"] / n}), flush=True)
+    for f in files:
+        f.unlink()
+    return out
 
 
 # --- --bulk-record N --------------------------------------------------------------------------------------------------

@@ -21,9 +21,12 @@ handles concurrent senders; it parses every object and writes it to disk) and to
 
 All run with TCP_NODELAY=1.  Per run: acknowledged objects/s (first send to last Success), ingested objects/s (first
 send to the last object out of state 'received'), the lag from the last Success to the last object ingested, and
-peak RSS (VmHWM) of the listener, of its ingest child and of the largest Celery worker process.  ``--rounds N``
+peak RSS (VmHWM) of the listener, of its ingest child and of the largest Celery worker process, and the CPU time
+per object of each (user + system, from the first send to the last object ingested; storescp's with its reaped
+children: CPU is steadier than rates on a shared machine).  ``--rounds N``
 repeats every configuration, interleaved, and prints the medians: on a shared 2-core machine single runs vary by a
-third.  Ratios are against storescp's acknowledged rate in the same round.
+third.  Ratios are against storescp's acknowledged rate in the same round.  ``BENCH_LOG_LEVEL=INFO`` and
+``BENCH_KEEP_LOG=DIR`` keep each run's listener log in DIR (at INFO it names every ingested batch and its size).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+TICK = os.sysconf("SC_CLK_TCK")
 SENDER = "ul"  # or "pynetdicom", "storescu" (--sender)
 STALL_S = 120
 DOSE_KINDS = {"ct", "projection", "radiopharmaceutical", "summary"}
@@ -240,6 +244,17 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_s(pid: int, *, reaped: bool = False) -> float:
+    """The CPU seconds (user + system) a live process has used; ``reaped``: with those of its children it has waited
+    for (storescp --fork reaps one child per association)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+    return ticks / TICK
+
+
 def children(pid: int) -> list[int]:
     out = []
     try:
@@ -258,8 +273,8 @@ def descendants(pid: int) -> list[int]:
 def base_env(data_dir: Path, senders: int) -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND") and not k.startswith("DOSEREG_")}
-    env.update(DOSEREG_DATA_DIR=str(data_dir), DOSEREG_DICOM_BIND="127.0.0.1", DOSEREG_LOG_LEVEL="WARNING",
-               DOSEREG_TIME_ZONE="UTC", DOSEREG_DICOM_MAX_ASSOCIATIONS=str(max(senders, 10)))
+    env.update(DOSEREG_DATA_DIR=str(data_dir), DOSEREG_DICOM_BIND="127.0.0.1",
+               DOSEREG_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), DOSEREG_TIME_ZONE="UTC", DOSEREG_DICOM_MAX_ASSOCIATIONS=str(max(senders, 10)))
     for knob in ("DOSEREG_INGEST_BATCH_SIZE", "DOSEREG_INGEST_BATCH_WAIT_MS", "DOSEREG_INGEST_PROCESS"):
         if knob in os.environ:  # the batching under test may be set from outside
             env[knob] = os.environ[knob]
@@ -355,6 +370,7 @@ def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int 
             wait_workers(pg.redis_url, names, procs)
         wait_idle([p.pid for p in procs])
         load = os.getloadavg()[0]
+        cpu_before = _role_cpu(listener, procs[1:])
         t0, t_acked, ok, failed, why = send_all(port, "DOSEREG", files, senders)
         waiting = "select count(*) from registry_receivedobject where state = 'received'"
         left, since = None, time.monotonic()
@@ -367,6 +383,7 @@ def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int 
                 break
             time.sleep(0.1)
         t_ingested = time.perf_counter()
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _role_cpu(listener, procs[1:]).items()}
         states = dict(query("select state, count(*) from registry_receivedobject group by state"))
         child = [peak_rss_kib(p) for p in descendants(listener.pid)]
         worker_rss = [peak_rss_kib(p) for w in procs[1:] for p in [w.pid, *descendants(w.pid)]]
@@ -383,11 +400,22 @@ def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int 
                 os.killpg(proc.pid, signal.SIGKILL)
         if pg is not None:
             pg.drop()
+    if os.environ.get("BENCH_KEEP_LOG"):
+        shutil.copy(data_dir / "listener.log", Path(os.environ["BENCH_KEEP_LOG"]) / f"listener-{label}.log")
     if failed:  # keep what the listener said about it: the data folder goes with the temporary folder
         why["listener log"] = _log_warnings(data_dir / "listener.log")
     return {"acked_s": t_acked - t0, "ok": ok, "failed": failed, "why": why, "ingested_s": t_ingested - t0,
             "lag_s": t_ingested - t_acked, "states": states, "rss_mib": {k: v / 1024 for k, v in rss.items()},
+            "cpu_ms": {k: v * 1000 / max(ok, 1) for k, v in cpu.items()},
             "ingest": ingest, "load": load}
+
+
+def _role_cpu(listener: subprocess.Popen, workers: list[subprocess.Popen]) -> dict[str, float]:
+    """CPU seconds so far of the listener, of its ingest child (embedded) and of the Celery workers with their
+    pool processes."""
+    return {"listener": cpu_s(listener.pid),
+            "ingest_child": sum(cpu_s(p) for p in descendants(listener.pid)),
+            "worker": sum(cpu_s(p) for w in workers for p in [w.pid, *descendants(w.pid)])}
 
 
 def _log_warnings(path: Path, limit: int = 5) -> list[str]:
@@ -418,12 +446,17 @@ def bench_storescp(files, senders, work: Path, run: int = 1) -> dict:
     try:
         wait_port(port, proc)
         load = os.getloadavg()[0]
+        cpu_before = cpu_s(proc.pid, reaped=True)
         t0, t1, ok, failed, why = send_all(port, "STORESCP", files, senders)
+        deadline = time.monotonic() + 5  # its last children end after their release: wait until all are reaped
+        while descendants(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cpu = cpu_s(proc.pid, reaped=True) - cpu_before
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
     return {"acked_s": t1 - t0, "ok": ok, "failed": failed, "why": why, "files": sum(1 for _ in out.iterdir()),
-            "load": load}
+            "load": load, "cpu_ms": {"storescp": cpu * 1000 / max(ok, 1)}}
 
 
 def configurations(modes: list[str], workers: list[int], concurrency: int) -> list[tuple[str, bool, int]]:
@@ -501,6 +534,8 @@ def report(run: int, name: str, r: dict, dcmtk: dict | None) -> None:
                  f"{r['lag_s']:.1f} s after the last Success; states {r['states']}")
     if "rss_mib" in r:
         line += "; peak RSS " + ", ".join(f"{k} {v:.0f} MiB" for k, v in r["rss_mib"].items() if v)
+    if r.get("cpu_ms"):
+        line += "; CPU ms/object " + ", ".join(f"{k} {v:.1f}" for k, v in r["cpu_ms"].items() if v)
     if dcmtk:
         line += f"; acknowledged / storescp {rate(r) / rate(dcmtk):.2f}"
     print(line, flush=True)
@@ -515,13 +550,16 @@ def ratio(runs: list[dict], key: str) -> float | None:
 def summary(results: dict[str, list[dict]], rounds: int) -> None:
     """The medians per configuration, as a table; the ratios are medians of the per-round ratios against storescp's
     acknowledged rate in the same round (the machine's speed drifts between rounds)."""
-    dcmtk = [rate(r) for r in results.pop("storescp") if r and not r["failed"]]
+    clean_dcmtk = [r for r in results.pop("storescp") if r and not r["failed"]]
+    dcmtk = [rate(r) for r in clean_dcmtk]
     ref = statistics.median(dcmtk) if dcmtk else None
     print(f"\nmedian of {rounds} round(s); storescp --fork acknowledged (median) "
-          + (f"{ref:.0f}/s" if ref else "(not installed)"))
+          + (f"{ref:.0f}/s, CPU {statistics.median(r['cpu_ms']['storescp'] for r in clean_dcmtk):.1f} ms/object"
+             if ref else "(not installed)"))
     print("| run | acknowledged/s | × storescp | ingested/s | × storescp | last Success → all ingested | "
-          "peak RSS listener / ingest child / worker (MiB) | not Success |")
-    print("|---|---|---|---|---|---|---|---|")
+          "CPU ms/object listener / ingest child / worker | peak RSS listener / ingest child / worker (MiB) | "
+          "not Success |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         # a run where a sender's association stalled or broke (either receiver; seen on the loaded machine) says
         # nothing about the receiver: left out of the medians while a clean run exists, counted in the last column
@@ -537,6 +575,8 @@ def summary(results: dict[str, list[dict]], rounds: int) -> None:
         print(f"| {name} | {acked:.0f} | " + (f"{acked_x:.2f} | " if acked_x else "– | "), end="")
         print(f"{ingested:.0f} | " + (f"{ingested_x:.2f}" if ingested_x else "–") + f" | {lag:.1f} s | "
               if ingested else "– | – | – | ", end="")
+        cpu = [statistics.median(r["cpu_ms"][k] for r in runs) for k in ("listener", "ingest_child", "worker")]
+        print(" / ".join(f"{c:.1f}" if c else "–" for c in cpu) + " | ", end="")
         print(" / ".join(f"{m:.0f}" if m else "–" for m in mem) + f" | {failed} ({len(clean)} clean runs) |")
 
 

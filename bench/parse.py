@@ -80,14 +80,17 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("corpus", nargs="?", default=str(REPO / ".." / "shared" / "rdsr"))
     parser.add_argument("--repeat", type=int, default=21, metavar="N")
-    parser.add_argument("--profile", metavar="KIND", help="a prefix of a kind, e.g. 'small CT'")
+    parser.add_argument("--profile", metavar="KIND", help="a kind, or a part of its name, e.g. 'flash'")
     args = parser.parse_args()
     corpus = Path(args.corpus).resolve()
     if not corpus.is_dir():
         print(f"corpus {corpus} is absent")
         return 1
     if args.profile:
-        kind = next(k for k in KINDS if k.startswith(args.profile))
+        kind = next((k for k in KINDS if args.profile.lower() in k.lower()), None)
+        if kind is None:
+            print(f"--profile {args.profile!r}: no such kind (one of: {', '.join(KINDS)})")
+            return 2
         _profile((corpus / KINDS[kind]).read_bytes(), args.repeat)
         return 0
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; median of {args.repeat} runs")
