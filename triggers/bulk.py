@@ -221,14 +221,14 @@ def check_studies(study_ids: list[int]) -> dict[int, list[int]]:
     triage = _triage(study_ids)
     checked: dict[int, list[int]] = {}
     try:
-        alerts_raise(triage.to_raise, triage.rules_by_id)
+        raised = alerts_raise(triage.to_raise, triage.rules_by_id)
     except IntegrityError:  # a concurrent check created one of them first: let check_study update those
         triage.one_by_one += [s.pk for s, _ in triage.to_raise]
     else:
         for study, _ in triage.to_raise:
             checked[study.pk] = []
-        for alert in Alert.objects.filter(study_id__in=list(checked)).values("study_id", "pk"):
-            checked[alert["study_id"]].append(alert["pk"])
+        for study_id, alert_id in raised:
+            checked[study_id].append(alert_id)
     for sid in triage.one_by_one:
         checked[sid] = check_study(sid)
     return checked

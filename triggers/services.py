@@ -253,10 +253,12 @@ def _alert_fields(study: Study, rule: TriggerRule, hit: rules.Exceedance) -> dic
             "demo": study.demo, "still_exceeds": True, "patient_id": study.patient_id}
 
 
-def alerts_raise(found: list[tuple[Study, list[rules.Exceedance]]], rules_by_id: dict[int, TriggerRule]) -> list[int]:
+def alerts_raise(found: list[tuple[Study, list[rules.Exceedance]]],
+                 rules_by_id: dict[int, TriggerRule]) -> list[tuple[int, int]]:
     """The alerts of studies that have none yet, created in bulk: what ``_upsert_alert``'s creation branch does for
-    each hit (the row, its 'raised' event, the notification), in a few queries for the batch.  Raises IntegrityError
-    when one of them exists after all (a concurrent check); nothing is then created.
+    each hit (the row, its 'raised' event, the notification), in a few queries for the batch; returns (study id,
+    alert id) of each.  Raises IntegrityError when one of them exists after all (a concurrent check); nothing is
+    then created.
 
     The rows go through the recording's multi-row insert, not bulk_create: at an alert per study (a batch of
     phantom scans) Django's compiling of each object's values cost about a tenth of the batch's ingest.  An alert
@@ -277,7 +279,7 @@ def alerts_raise(found: list[tuple[Study, list[rules.Exceedance]]], rules_by_id:
         for alert in alerts:
             if not alert.notified:
                 alert_notify(alert.pk)
-    return [a.pk for a in alerts]
+    return [(a.study_id, a.pk) for a in alerts]
 
 
 def _upsert_alert(study: Study, rule: TriggerRule, hit: rules.Exceedance) -> Alert:
