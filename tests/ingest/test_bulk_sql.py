@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dosereg.registry.models import ReceivedObject
-from dosereg.registry.services.recording.bulk_sql import COPY_MIN_ROWS, JSON_TEXTS, _CopySource, insert_rows
+from dosereg.registry.services.recording.bulk_sql import JSON_TEXTS, _CopySource, insert_rows
 from dosereg.registry.services.recording.rows import ReceivedRow
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ AWKWARD = ["tab\there", "line\nbreak\r\n", "back\\slash \\N", "form\x0cfeed", "�
 
 def test_copy_writes_awkward_text_json_and_cached_json_texts_as_they_are():
     rows = []
-    for i in range(COPY_MIN_ROWS + 10):  # enough rows for COPY on PostgreSQL
+    for i in range(210):
         text = AWKWARD[i % len(AWKWARD)]
         warnings = [text, {"n": i, "x": 0.1 * i}] if i % 3 else []
         row = ReceivedRow(sop_instance_uid=f"1.2.3.{i}", sha256=f"{i:064d}", source="demo", reason=text,
@@ -42,7 +42,7 @@ def test_copy_data_made_as_it_is_read_crosses_its_chunks_intact():
     """COPY's data goes in chunks made as the server reads them: rows, escapes and characters cut at a chunk's edge
     read back whole."""
     rows = []
-    for i in range(COPY_MIN_ROWS + 10):  # 300,000 characters: five chunks on PostgreSQL
+    for i in range(210):  # 300,000 characters: five chunks on PostgreSQL
         text = (AWKWARD[i % len(AWKWARD)] + "ü✓\t\\") * (50 + i % 13)
         rows.append(ReceivedRow(sop_instance_uid=f"1.2.4.{i}", sha256=f"{i:064d}", source="demo", reason=text,
                                 warnings=[text]))

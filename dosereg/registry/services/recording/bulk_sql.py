@@ -1,4 +1,4 @@
-"""Writing many rows at once: multi-row INSERT (PostgreSQL: COPY or execute_values), UPDATE ... FROM VALUES, and
+"""Writing many rows at once: multi-row INSERT (PostgreSQL: COPY), UPDATE ... FROM VALUES, and
 SQLite's real bound-parameter limit.  Django's bulk_create spends most of its time compiling one giant SQL text of
 20,000 placeholders for a 300-event report; these helpers keep a report to one statement per table."""
 
@@ -16,18 +16,20 @@ from django.db import connection, models
 from django.db.models import NOT_PROVIDED
 from psycopg2.extras import execute_values
 
-COPY_MIN_ROWS = 200  # below this a multi-row INSERT is as quick as COPY (rows of all objects of a batch together)
 # a row's {attname: (value, its json.dumps text)} for JSON columns its builder has serialised already (to check the
 # value): the text is written as it is while the column still holds that very value
 JSON_TEXTS = "json_texts"
 
 
 def insert_rows(model, objs: list, *, returning: bool = False) -> None:
-    """Insert many rows in one statement (PostgreSQL: COPY, or execute_values; SQLite: executemany of one prepared
-    statement).  Django's bulk_create spends most of its time compiling one giant SQL text of 20,000 placeholders
-    for a 300-event report.  With ``returning`` each object gets its new primary key (PostgreSQL: ``RETURNING id``,
-    rows come back in the order of the VALUES list, as Django's bulk_create also relies on; SQLite: a multi-row
-    INSERT ... RETURNING)."""
+    """Insert many rows in one statement (PostgreSQL: COPY; SQLite: executemany of one prepared statement).  Django's
+    bulk_create spends most of its time compiling one giant SQL text of 20,000 placeholders for a 300-event report.
+    With ``returning`` each object gets its new primary key (PostgreSQL: the ids are taken from the sequence first,
+    in one query, and written with the rows; SQLite: a multi-row INSERT ... RETURNING).
+
+    COPY at every size: against a multi-row INSERT (execute_values, which it replaced below 200 rows), DX headers
+    on PostgreSQL took 0.82, 0.92 and 0.94 of the time per object in batches of 50, 10 and 1, with less CPU both
+    here and in the server's backend; small CT reports 0.73-0.91 (bench/ingest_ab.py, paired rounds, 2026-12-08)."""
     if not objs:
         return
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
@@ -35,40 +37,29 @@ def insert_rows(model, objs: list, *, returning: bool = False) -> None:
         if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
             for obj in objs:
                 f.pre_save(obj, add=True)
-    if connection.vendor == "postgresql" and len(objs) >= COPY_MIN_ROWS:
-        qn = connection.ops.quote_name
-        pk = model._meta.pk
+    qn = connection.ops.quote_name
+    pk = model._meta.pk
+    # the raw cursor's errors as Django's (IntegrityError): a concurrent worker's new patient is then taken, not fatal
+    if connection.vendor == "postgresql":
         with connection.cursor() as cursor, connection.wrap_database_errors:
             if returning:  # the new ids first (one round trip), then COPY writes them with the rows
                 cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
                                [model._meta.db_table, pk.column, len(objs)])
                 for obj, (new_id,) in zip(objs, sorted(cursor.fetchall()), strict=True):
                     setattr(obj, pk.attname, new_id)
-                _mark_saved(objs)
                 fields = [pk, *fields]
             _copy_rows(cursor.cursor, qn(model._meta.db_table), fields, objs)
-        return
-    params = _params(fields, objs)
-    qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
-    head = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
-    pk = model._meta.pk
-    # the raw cursor's errors as Django's (IntegrityError): a concurrent worker's new patient is then taken, not fatal
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        if connection.vendor == "postgresql":
+    else:
+        params = _params(fields, objs)
+        head = f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) VALUES "
+        with connection.cursor() as cursor, connection.wrap_database_errors:
             if returning:
-                ids = execute_values(cursor.cursor, head + "%s RETURNING " + qn(pk.column), params, page_size=1000,
-                                     fetch=True)
-                for obj, (new_id,) in zip(objs, ids, strict=True):
-                    setattr(obj, pk.attname, new_id)
+                _insert_returning_sqlite(cursor, head, objs, params, pk)
             else:
-                execute_values(cursor.cursor, head + "%s", params, page_size=1000)
-        elif returning:
-            _insert_returning_sqlite(cursor, head, objs, params, pk)
-        else:
-            fields, params = _sent_columns(fields, params)
-            cursor.executemany(f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-                               f"VALUES ({', '.join(['%s'] * len(fields))})", params)
+                fields, params = _sent_columns(fields, params)
+                cursor.executemany(f"INSERT INTO {qn(model._meta.db_table)} "
+                                   f"({', '.join(qn(f.column) for f in fields)}) "
+                                   f"VALUES ({', '.join(['%s'] * len(fields))})", params)
     if returning:
         _mark_saved(objs)
 
