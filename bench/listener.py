@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/listener.py [--count 3000] [--senders 4] [--rounds 3] [--corpus ../shared/rdsr]
                                        [--modes embedded,production] [--workers 1,2] [--redis-db 13]
+    .venv/bin/python bench/listener.py --idle 4 [--rounds 3]
 
 The load: copies of the corpus dose SRs with fresh SOP Instance and Study Instance UIDs (same-length byte
 substitution, so nothing is re-encoded), written once to a temporary folder.  Each sender is a separate process with
@@ -25,7 +26,8 @@ peak RSS (VmHWM) of the listener, of its ingest child and of the largest Celery 
 per object of each (user + system, from the first send to the last object ingested; storescp's with its reaped
 children: CPU is steadier than rates on a shared machine).  ``--rounds N``
 repeats every configuration, interleaved, and prints the medians: on a shared 2-core machine single runs vary by a
-third.  Ratios are against storescp's acknowledged rate in the same round.  ``BENCH_LOG_LEVEL=INFO`` and
+third.  Ratios are against storescp's acknowledged rate in the same round.  ``--idle N`` measures only what the
+listener's own process spends while N associations stay open without sending (pynetdicom polls each one).  ``BENCH_LOG_LEVEL=INFO`` and
 ``BENCH_KEEP_LOG=DIR`` keep each run's listener log in DIR (at INFO it names every ingested batch and its size).
 """
 
@@ -410,6 +412,50 @@ def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int 
             "ingest": ingest, "load": load}
 
 
+def bench_idle(work: Path, associations: int, seconds: float = 10.0, run: int = 1) -> dict:
+    """The listener's own CPU (its ingest child left out) while ``associations`` associations stay open and send
+    nothing, against the same time with none open: what waiting for the next object costs."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    data_dir = work / f"dosereg-data-idle-{associations}-{run}"
+    data_dir.mkdir()
+    env = base_env(data_dir, associations)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True,
+                   capture_output=True)
+    port = free_port()
+    env["DOSEREG_DICOM_PORT"] = str(port)
+    with open(data_dir / "listener.log", "wb") as log:
+        listener = subprocess.Popen([sys.executable, "manage.py", "dicom_listen", "--skip-checks"], cwd=REPO, env=env,
+                                    stdout=log, stderr=log, start_new_session=True)
+    held = []
+    try:
+        wait_port(port, listener)
+        wait_idle([listener.pid])
+
+        def share(span: float) -> float:  # of one core, the listener process alone
+            before = cpu_s(listener.pid)
+            time.sleep(span)
+            return (cpu_s(listener.pid) - before) / span
+
+        none_open = share(seconds)
+        ae = AE(ae_title="BENCHIDLE")
+        ae.add_requested_context(Verification)
+        for _ in range(associations):
+            assoc = ae.associate("127.0.0.1", port, ae_title="DOSEREG")
+            if not assoc.is_established:
+                raise RuntimeError("the listener refused an association")
+            held.append(assoc)
+        time.sleep(1)
+        some_open = share(seconds)
+    finally:
+        for assoc in held:
+            assoc.release()
+        os.killpg(listener.pid, signal.SIGTERM)
+        listener.wait(30)
+    return {"none": none_open, "open": some_open}
+
+
 def _role_cpu(listener: subprocess.Popen, workers: list[subprocess.Popen]) -> dict[str, float]:
     """CPU seconds so far of the listener, of its ingest child (embedded) and of the Celery workers with their
     pool processes."""
@@ -486,7 +532,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="processes per Celery worker (docker-compose's "
                         "DOSEREG_WORKER_CONCURRENCY default)")
     parser.add_argument("--redis-db", type=int, default=13, help="Redis database for the broker (flushed)")
+    parser.add_argument("--idle", type=int, default=0, metavar="N", help="only the listener's CPU (share of one "
+                        "core) with N associations open and sending nothing, and with none, embedded")
     args = parser.parse_args()
+    if args.idle:
+        with tempfile.TemporaryDirectory(prefix="bench-listener-") as tmp:
+            for run in range(1, args.rounds + 1):
+                r = bench_idle(Path(tmp), args.idle, run=run)
+                print(f"[round {run}] listener CPU, share of one core: {r['none']:.1%} with no association open, "
+                      f"{r['open']:.1%} with {args.idle} open and idle", flush=True)
+        return
     # SIGTERM as an exit, so each run's finally stops its listener and Celery workers: workers left running would
     # take the next run's tasks from the same Redis database
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -42,7 +42,7 @@ from pydicom.filereader import read_partial
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification
 
-from dicomrx import diskspace, dispatch
+from dicomrx import diskspace, dispatch, reactor
 from dicomrx.models import AllowedCallingAE, ListenerStatus, RefusedObject
 from dicomrx.parse import _raw
 from dicomrx.qr import QRHandlers
@@ -495,8 +495,7 @@ class Listener:
                         "admin page): any calling AE title may store objects")
         ctx = self.ssl_context()
         self.ae = self.make_ae()
-        self.server = self.ae.start_server((self.bind, self.port), block=False, ssl_context=ctx,
-                                           evt_handlers=self.handlers())
+        self.server = reactor.serve(self.ae, (self.bind, self.port), ssl_context=ctx, evt_handlers=self.handlers())
         self.port = self.server.server_address[1]
         log.info("DICOM listener %s on %s:%s%s, up to %s associations, images %s", self.ae_title, self.bind,
                  self.port, " (TLS)" if ctx else "", settings.DICOM_MAX_ASSOCIATIONS,
