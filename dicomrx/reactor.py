@@ -162,8 +162,8 @@ class WakeableAcceptor(Association):
     @classmethod
     def adopt(cls, assoc: Association) -> WakeableAcceptor:
         """Make the acceptor pynetdicom's request handler has just configured (contexts, AE titles, handlers, its
-        socket) one of these, before its threads start: a new DUL on the same socket and event queue, the timeouts set again (their
-        setters pass them to the DUL's timers)."""
+        socket) one of these, before its threads start: a new DUL on the same socket and event queue, and the
+        timeouts set again (their setters pass them to the DUL's timers)."""
         if assoc.is_alive() or assoc.dul.is_alive():
             raise RuntimeError("an association is adopted before it starts")
         first = assoc.dul
@@ -188,11 +188,13 @@ class WakeableAcceptor(Association):
         self._is_paused = False
         served = False
         while not self._kill:
+            # paused while waiting: another thread sending on this association (pynetdicom's send_* methods wait for
+            # _is_paused after closing the checkpoint) goes ahead at once, not at the next look; the reactor then
+            # stays at the checkpoint until that service is done with the DIMSE provider
+            self._is_paused = True
             if not served:
                 self.wakeup.wait(WAIT_S)
             self.wakeup.clear()
-            # paused while a service of this association uses the DIMSE provider itself (pynetdicom's checkpoint)
-            self._is_paused = True
             self._reactor_checkpoint.wait()
             self._is_paused = False
 

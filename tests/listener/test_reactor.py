@@ -3,13 +3,14 @@ millisecond, with pynetdicom's answers, releases, aborts and timeouts unchanged.
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
-from pynetdicom import AE
+from pynetdicom import AE, build_role
 from pynetdicom.sop_class import Verification
 
 from dicomrx import reactor
@@ -50,6 +51,34 @@ def test_each_answer_is_sent_when_ready_not_at_the_next_look(acceptor):
     # together): 40 echoes ~2 s; woken, a few ms each even on a loaded machine
     assert elapsed < 40 * reactor.WAIT_S / 2
     assert wait_for(lambda: not server.active_associations, timeout=5)
+
+
+def test_another_thread_sends_on_an_acceptor_without_waiting_for_its_next_look():
+    """pynetdicom's send_* methods, called on an acceptor from another thread (an SCP that reports or retrieves on
+    its own), first wait for the reactor to pause: a reactor waiting for work counts as paused."""
+    ae = AE(ae_title="REACTOR")
+    ae.add_supported_context(Verification, scu_role=True, scp_role=True)
+    server = reactor.serve(ae, ("127.0.0.1", 0))
+    scu = AE(ae_title="SCU")
+    scu.add_requested_context(Verification)
+    assoc = scu.associate("127.0.0.1", server.server_address[1], ae_title="REACTOR",
+                          ext_neg=[build_role(Verification, scu_role=True, scp_role=True)])
+    try:
+        assert assoc.is_established
+        assert wait_for(lambda: len(server.active_associations) == 1, timeout=5)
+        acceptor = server.active_associations[0]
+        took, statuses = [], []
+        for _ in range(10):
+            time.sleep(0.12)  # the reactor deep in its wait for work
+            started = time.monotonic()
+            statuses.append(acceptor.send_c_echo().Status)
+            took.append(time.monotonic() - started)
+    finally:
+        assoc.release()
+        server.shutdown()
+    assert statuses == [0] * 10
+    # had each echo waited for the reactor's next look: WAIT_S / 2 more at the median
+    assert statistics.median(took) < 0.4 * reactor.WAIT_S
 
 
 _HOLD = textwrap.dedent("""
