@@ -283,6 +283,15 @@ def base_env(data_dir: Path, senders: int) -> dict:
     return env
 
 
+def migrated_with_port(env: dict) -> int:
+    """The registry of ``env`` migrated, and a free port for the listener set in ``env``; returns the port."""
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True,
+                   capture_output=True)
+    port = free_port()
+    env["DOSEREG_DICOM_PORT"] = str(port)
+    return port
+
+
 class Postgres:
     """A fresh database on DATABASE_URL's server and a flushed Redis database for one production run."""
 
@@ -352,10 +361,7 @@ def bench_listener(files, senders, work: Path, *, ingest: bool = True, run: int 
         query = _sqlite_query(data_dir / "dosereg.sqlite3")
     procs: list[subprocess.Popen] = []
     try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True,
-                       capture_output=True)
-        port = free_port()
-        env["DOSEREG_DICOM_PORT"] = str(port)
+        port = migrated_with_port(env)
         log = open(data_dir / "listener.log", "wb")
         names = [f"bench{n}-{os.getpid()}@{socket.gethostname()}" for n in range(workers)]
         for name in names:
@@ -421,10 +427,7 @@ def bench_idle(work: Path, associations: int, seconds: float = 10.0, run: int = 
     data_dir = work / f"dosereg-data-idle-{associations}-{run}"
     data_dir.mkdir()
     env = base_env(data_dir, associations)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True,
-                   capture_output=True)
-    port = free_port()
-    env["DOSEREG_DICOM_PORT"] = str(port)
+    port = migrated_with_port(env)
     with open(data_dir / "listener.log", "wb") as log:
         listener = subprocess.Popen([sys.executable, "manage.py", "dicom_listen", "--skip-checks"], cwd=REPO, env=env,
                                     stdout=log, stderr=log, start_new_session=True)

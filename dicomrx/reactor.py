@@ -41,7 +41,7 @@ class WakeableDUL(DULServiceProvider):
     """pynetdicom's DUL service provider with a reactor that sleeps until the peer sends, the association queues a
     PDU (``send_pdu``) or stops it (``kill_dul``, ``stop_dul``), or ``WAIT_S`` passes."""
 
-    def __init__(self, assoc: Association) -> None:
+    def __init__(self, assoc: WakeableAcceptor) -> None:
         super().__init__(assoc)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -124,9 +124,9 @@ class WakeableDUL(DULServiceProvider):
                     continue
                 self.state_machine.do_action(event)
                 idle = False
-                _wake(assoc)
+                assoc.wakeup.set()
         finally:
-            _wake(assoc)
+            assoc.wakeup.set()
             self._wake_r.close()
             self._wake_w.close()
 
@@ -145,12 +145,6 @@ class WakeableDUL(DULServiceProvider):
         assoc.is_established = False
         assoc._kill = True
         self._kill_thread = True
-
-
-def _wake(assoc) -> None:
-    wakeup = getattr(assoc, "wakeup", None)
-    if wakeup is not None:
-        wakeup.set()
 
 
 class WakeableAcceptor(Association):
